@@ -1,0 +1,41 @@
+//! `mailwave init`: a commented configuration and the folders mailwave uses.
+
+use std::path::PathBuf;
+
+use super::{BadInput, exit};
+use crate::config::TEMPLATE;
+
+const BANK_HOLIDAYS: &str = include_str!("../../schedules/uk-bank-holidays.json");
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where to create mailwave.toml, schedules/ and state/.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<i32> {
+    let config = args.dir.join("mailwave.toml");
+    if config.exists() {
+        return Err(BadInput(format!(
+            "{} already exists; it was not changed (remove it first to start again)",
+            config.display()
+        ))
+        .into());
+    }
+    std::fs::create_dir_all(args.dir.join("schedules"))?;
+    std::fs::create_dir_all(args.dir.join("state"))?;
+    let holidays = args.dir.join("schedules/uk-bank-holidays.json");
+    if !holidays.exists() {
+        std::fs::write(&holidays, BANK_HOLIDAYS)?;
+    }
+    std::fs::write(&config, TEMPLATE)?;
+    println!("wrote {}", config.display());
+    println!(
+        "created {}/ and {}/",
+        args.dir.join("schedules").display(),
+        args.dir.join("state").display()
+    );
+    println!("next: edit [tenant] and [migration], then `mailwave inventory import mailboxes.csv`");
+    Ok(exit::OK)
+}

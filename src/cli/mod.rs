@@ -1,0 +1,168 @@
+//! The command line: one file per subcommand. Errors are typed inside the library; here they become
+//! one readable message and a documented exit code.
+
+mod init;
+mod inventory;
+mod mailbox;
+mod plan;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit codes (README documents them).
+pub mod exit {
+    /// Finished, or stopped cleanly.
+    pub const OK: i32 = 0;
+    /// A fatal error (service unreachable, damaged state database, ...).
+    pub const FAILURE: i32 = 1;
+    /// Bad input: command line, configuration, CSV or plan file. Nothing was changed.
+    pub const BAD_INPUT: i32 = 2;
+    /// The run finished, but some mailboxes need the operator (failed permanently, held, ...).
+    pub const NEEDS_ATTENTION: i32 = 3;
+    /// Another mailwave holds the state database.
+    pub const LOCKED: i32 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailwave",
+    version,
+    about = "Plan, run and track bulk mailbox migrations into Exchange Online",
+    long_about = "mailwave plans mailbox moves into waves on a calendar, drives Exchange Online's move \
+requests at the rate the service accepts, remembers every step in a SQLite state database, and reports \
+where the estate stands.\n\nStart with `mailwave init`, then `mailwave inventory import`, `mailwave plan` \
+and `mailwave run`. `mailwave demo` runs the whole job against the built-in simulator."
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "mailwave.toml",
+        env = "MAILWAVE_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// State database.
+    #[arg(
+        long,
+        global = true,
+        default_value = "state/mailwave.db",
+        env = "MAILWAVE_STATE"
+    )]
+    pub state: PathBuf,
+    /// Log line format on standard error (or --log-file).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Also write logs to this file (appended).
+    #[arg(long, global = true)]
+    pub log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a commented mailwave.toml and create schedules/ and state/.
+    Init(init::Args),
+    /// Import and inspect the mailbox inventory.
+    #[command(subcommand)]
+    Inventory(inventory::Command),
+    /// Batch the inventory into waves on the calendar, write them under schedules/, and load them.
+    Plan(plan::Args),
+    /// Where the estate stands: counts per wave and state, failures, the next wave.
+    Status(status::Args),
+    /// One mailbox: facts, state and history.
+    #[command(subcommand)]
+    Mailbox(mailbox::Command),
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MAILWAVE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let file = cli.log_file.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| eprintln!("mailwave: cannot open log file {}: {e}", p.display()))
+            .ok()
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = match (cli.log_format, file) {
+        (LogFormat::Json, Some(f)) => builder
+            .json()
+            .with_writer(std::sync::Mutex::new(f))
+            .try_init(),
+        (LogFormat::Json, None) => builder.json().with_writer(std::io::stderr).try_init(),
+        (LogFormat::Text, Some(f)) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .try_init(),
+        (LogFormat::Text, None) => builder.with_writer(std::io::stderr).try_init(),
+    };
+    let _ = result;
+}
+
+/// The exit code an error maps to.
+pub fn exit_code(error: &anyhow::Error) -> i32 {
+    use crate::store::StoreError;
+    for cause in error.chain() {
+        if cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::inventory::InventoryError>()
+            || cause.is::<crate::plan::CalendarError>()
+            || cause.is::<crate::plan::files::PlanFileError>()
+            || cause.is::<crate::plan::PlanError>()
+            || cause.is::<BadInput>()
+        {
+            return exit::BAD_INPUT;
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return match e {
+                StoreError::PlanRow { .. }
+                | StoreError::PlanFile(_)
+                | StoreError::UnknownMailbox(_) => exit::BAD_INPUT,
+                StoreError::Locked(_) => exit::LOCKED,
+                _ => exit::FAILURE,
+            };
+        }
+    }
+    exit::FAILURE
+}
+
+/// A usage problem the command line parser cannot see (a file that already exists, a bad date).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mailwave: {e:#}");
+            exit_code(&e)
+        }
+    }
+}
+
+pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Inventory(c) => inventory::run(cli, c),
+        Command::Plan(a) => plan::run(cli, a),
+        Command::Status(a) => status::run(cli, a),
+        Command::Mailbox(c) => mailbox::run(cli, c),
+    }
+}

@@ -1,0 +1,116 @@
+//! `mailwave plan`: inventory + calendar -> waves, written under schedules/<name>/ and loaded into the
+//! state database.
+
+use std::path::PathBuf;
+
+use jiff::civil::Date;
+
+use super::{BadInput, Cli, exit};
+use crate::config::Config;
+use crate::plan::{self, Calendar, files};
+use crate::store::Store;
+use crate::store::lock::RunLock;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Plan name: the folder under schedules/ (default: plan-<start date>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// First day that may have a cut-over, YYYY-MM-DD (default: tomorrow, in the plan's time zone).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Where plans are written (default: schedules/ next to the configuration file).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the plan files only; do not load them into the state database.
+    #[arg(long)]
+    pub no_load: bool,
+    /// Load an existing plan folder (for example after editing its batch CSVs) instead of planning.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["name", "start", "no_load"])]
+    pub load: Option<PathBuf>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.')
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
+    if let Some(dir) = &args.load {
+        let _lock = RunLock::acquire(&cli.state, "mailwave plan --load")?;
+        let mut store = Store::open(&cli.state)?;
+        let report = store.load_plan(dir, jiff::Timestamp::now())?;
+        print_load(&report);
+        return Ok(exit::OK);
+    }
+    let config = Config::load(&cli.config)?;
+    let calendar = Calendar::from_schedule(&config.schedule)?;
+    let start: Date = match &args.start {
+        Some(s) => s
+            .parse()
+            .map_err(|_| BadInput(format!("--start: {s:?} is not a date (YYYY-MM-DD)")))?,
+        None => jiff::Zoned::now()
+            .with_time_zone(calendar.timezone.clone())
+            .date()
+            .tomorrow()?,
+    };
+    let name = args.name.clone().unwrap_or_else(|| format!("plan-{start}"));
+    if !valid_name(&name) {
+        return Err(BadInput(format!(
+            "--name: {name:?} must be 1-64 letters, digits, '-', '_' or '.' (it becomes a folder name)"
+        ))
+        .into());
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        cli.config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .join("schedules")
+    });
+    let dir = out.join(&name);
+
+    let _lock = (!args.no_load)
+        .then(|| RunLock::acquire(&cli.state, "mailwave plan"))
+        .transpose()?;
+    let store = Store::open_read_only(&cli.state)?;
+    let (inv, _) = store.load_inventory()?;
+    drop(store);
+    let plan = plan::build(&inv, &calendar, start, &name)?;
+    files::write(&plan, &dir)?;
+    print!("{}", files::summary_table(&plan));
+    println!("plan written to {}", dir.display());
+    if !args.no_load {
+        let mut store = Store::open(&cli.state)?;
+        let report = store.load_plan(&dir, jiff::Timestamp::now())?;
+        print_load(&report);
+    }
+    Ok(exit::OK)
+}
+
+fn print_load(report: &crate::store::LoadReport) {
+    if report.unchanged {
+        println!("the state database already holds this plan: nothing changed");
+        return;
+    }
+    println!(
+        "loaded into the state database: {} waves, {} mailboxes added, {} moved to another wave, {} dropped",
+        report.waves, report.added, report.moved, report.dropped
+    );
+    if !report.in_flight.is_empty() {
+        println!(
+            "{} mailbox(es) are already in flight and stay in their wave:",
+            report.in_flight.len()
+        );
+        for (address, state, wave) in report.in_flight.iter().take(20) {
+            println!("  {address} ({state}) stays in {wave}");
+        }
+        if report.in_flight.len() > 20 {
+            println!("  ... and {} more", report.in_flight.len() - 20);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `mailwave status`: counts per wave and state, failures by class, the next wave.
+
+use super::{Cli, exit};
+use crate::store::Store;
+use crate::store::status::Status;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print the stable JSON form (documented in README).
+    #[arg(long)]
+    pub json: bool,
+    /// Only this wave (its id, for example mw-2026-12-01).
+    #[arg(long)]
+    pub wave: Option<String>,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
+    let store = Store::open_read_only(&cli.state)?;
+    let status = store.status(jiff::Timestamp::now(), args.wave.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(exit::OK)
+}
+
+const COLUMNS: [(&str, &str); 10] = [
+    ("planned", "planned"),
+    ("submitted", "submit"),
+    ("syncing", "syncing"),
+    ("synced", "synced"),
+    ("completing", "cutover"),
+    ("completed", "done"),
+    ("completed_with_warning", "warn"),
+    ("failed", "failed"),
+    ("held", "held"),
+    ("skipped", "skipped"),
+];
+
+pub fn render(status: &Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan {}  ·  {} mailboxes",
+        status.plan.as_deref().unwrap_or("(none loaded)"),
+        status.mailboxes
+    );
+    let _ = write!(out, "{:<14} {:>7}", "wave", "total");
+    for (_, short) in COLUMNS {
+        let _ = write!(out, " {short:>8}");
+    }
+    let _ = writeln!(out);
+    for w in &status.waves {
+        let _ = write!(out, "{:<14} {:>7}", w.id, w.total);
+        for (name, _) in COLUMNS {
+            let _ = write!(out, " {:>8}", w.states[name]);
+        }
+        let _ = writeln!(out);
+    }
+    let _ = write!(out, "{:<14} {:>7}", "all", status.mailboxes);
+    for (name, _) in COLUMNS {
+        let _ = write!(out, " {:>8}", status.totals[name]);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "failures: {} transient, {} permanent, {} needing approval",
+        status.failures["transient"],
+        status.failures["permanent"],
+        status.failures["needs_approval"]
+    );
+    match &status.next_wave {
+        Some(n) => {
+            let _ = writeln!(
+                out,
+                "next wave: {} ({} mailboxes) cuts over from {}",
+                n.id, n.mailboxes, n.window_start
+            );
+        }
+        None => {
+            let _ = writeln!(out, "next wave: none");
+        }
+    }
+    for w in &status.waves {
+        if let Some(o) = &w.oldest_unsynced {
+            let _ = writeln!(
+                out,
+                "{}: oldest not yet synced: {} ({}, since {})",
+                w.id, o.address, o.state, o.since
+            );
+        }
+    }
+    out
+}

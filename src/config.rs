@@ -1,0 +1,540 @@
+//! `mailwave.toml`: the operator's configuration.
+//!
+//! Every value mailwave validates itself is read as `toml::Spanned` so that an error can name the file,
+//! the line and the key, the way an operator fixing the file needs it.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The commented template `mailwave init` writes.
+pub const TEMPLATE: &str = include_str!("config_template.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the configuration: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{path}, line {line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; relative paths inside it are resolved against its folder.
+    pub path: PathBuf,
+    pub tenant: Tenant,
+    pub endpoints: Endpoints,
+    pub migration: Migration,
+    pub schedule: Schedule,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tenant {
+    pub id: String,
+    pub client_id: String,
+    /// Name of the environment variable that holds the client secret. The secret itself is never
+    /// in the file.
+    pub client_secret_env: Option<String>,
+    pub certificate: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub authority: String,
+    pub exchange: String,
+    pub graph: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            authority: "https://login.microsoftonline.com".into(),
+            exchange: "https://outlook.office365.com".into(),
+            graph: "https://graph.microsoft.com".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Migration {
+    pub remote_host_name: String,
+    pub target_delivery_domain: String,
+    pub source_endpoint: Option<String>,
+}
+
+/// A daily cut-over window in local time. `end <= start` means it ends the next day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: Time,
+    pub end: Time,
+}
+
+impl Window {
+    pub fn crosses_midnight(&self) -> bool {
+        self.end <= self.start
+    }
+
+    pub fn parse(text: &str) -> Result<Window, String> {
+        let (a, b) = text
+            .split_once('-')
+            .ok_or_else(|| format!("expected \"HH:MM-HH:MM\", got {text:?}"))?;
+        let parse = |s: &str| -> Result<Time, String> {
+            let s = s.trim();
+            let (h, m) = s
+                .split_once(':')
+                .ok_or_else(|| format!("{s:?} is not a time of day (HH:MM)"))?;
+            let h: i8 = h
+                .parse()
+                .map_err(|_| format!("{s:?} is not a time of day (HH:MM)"))?;
+            let m: i8 = m
+                .parse()
+                .map_err(|_| format!("{s:?} is not a time of day (HH:MM)"))?;
+            if !(0..=23).contains(&h) || !(0..=59).contains(&m) {
+                return Err(format!("{s:?} is not a time of day (00:00 to 23:59)"));
+            }
+            Ok(Time::constant(h, m, 0, 0))
+        };
+        let window = Window {
+            start: parse(a)?,
+            end: parse(b)?,
+        };
+        if window.start == window.end {
+            return Err(format!("{text:?} is empty: start and end are the same"));
+        }
+        Ok(window)
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start.hour(),
+            self.start.minute(),
+            self.end.hour(),
+            self.end.minute()
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub timezone_name: String,
+    pub timezone: TimeZone,
+    pub weekday_capacity: u64,
+    pub weekend_capacity: u64,
+    pub weekday_bytes: Option<u64>,
+    pub weekend_bytes: Option<u64>,
+    pub cutover_window: Window,
+    pub prestage_days: u32,
+    pub blackout: BTreeSet<Date>,
+    pub bank_holidays: Option<PathBuf>,
+    /// GOV.UK division to read from the bank-holiday file.
+    pub bank_holiday_division: String,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            timezone_name: "Europe/London".into(),
+            timezone: TimeZone::get("Europe/London")
+                .expect("bundled tz database has Europe/London"),
+            weekday_capacity: 22_000,
+            weekend_capacity: 83_000,
+            weekday_bytes: None,
+            weekend_bytes: None,
+            cutover_window: Window {
+                start: Time::constant(20, 0, 0, 0),
+                end: Time::constant(6, 0, 0, 0),
+            },
+            prestage_days: 7,
+            blackout: BTreeSet::new(),
+            bank_holidays: None,
+            bank_holiday_division: "england-and-wales".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: PathBuf::from("mailwave.toml"),
+            tenant: Tenant::default(),
+            endpoints: Endpoints::default(),
+            migration: Migration::default(),
+            schedule: Schedule::default(),
+        }
+    }
+}
+
+// ---- the file as written -------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    tenant: RawTenant,
+    #[serde(default)]
+    endpoints: RawEndpoints,
+    #[serde(default)]
+    migration: RawMigration,
+    #[serde(default)]
+    schedule: RawSchedule,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    id: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<Spanned<String>>,
+    certificate: Option<String>,
+    /// Refused with a clear message: secrets do not belong in the file.
+    client_secret: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoints {
+    authority: Option<Spanned<String>>,
+    exchange: Option<Spanned<String>>,
+    graph: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMigration {
+    remote_host_name: Option<String>,
+    target_delivery_domain: Option<String>,
+    source_endpoint: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    timezone: Option<Spanned<String>>,
+    weekday_capacity: Option<Spanned<i64>>,
+    weekend_capacity: Option<Spanned<i64>>,
+    weekday_bytes: Option<Spanned<i64>>,
+    weekend_bytes: Option<Spanned<i64>>,
+    cutover_window: Option<Spanned<String>>,
+    prestage_days: Option<Spanned<i64>>,
+    blackout: Option<Vec<Spanned<String>>>,
+    bank_holidays: Option<String>,
+    bank_holiday_division: Option<String>,
+}
+
+/// 1-based line of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn count(&self, v: &Option<Spanned<i64>>, key: &str) -> Result<Option<u64>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) if *s.get_ref() < 0 => Err(self.invalid(
+                s.span(),
+                key,
+                format!("must be zero or more, got {}", s.get_ref()),
+            )),
+            Some(s) => Ok(Some(*s.get_ref() as u64)),
+        }
+    }
+
+    fn url(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        match v {
+            None => Ok(default.to_string()),
+            Some(s) => {
+                let u = s.get_ref().trim_end_matches('/');
+                if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() < 9 {
+                    return Err(self.invalid(
+                        s.span(),
+                        key,
+                        format!("{u:?} is not an http(s) URL"),
+                    ));
+                }
+                Ok(u.to_string())
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates configuration text; `path` is used for messages and to resolve relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let cx = Ctx { path, text };
+        let defaults = Schedule::default();
+
+        if let Some(secret) = &raw.tenant.client_secret {
+            return Err(cx.invalid(
+                secret.span(),
+                "tenant.client_secret",
+                "secrets are not read from the config file; put the secret in an environment \
+                 variable and name it with client_secret_env",
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let tenant = Tenant {
+            id: raw.tenant.id.unwrap_or_default(),
+            client_id: raw.tenant.client_id.unwrap_or_default(),
+            client_secret_env: raw.tenant.client_secret_env.map(|s| s.into_inner()),
+            certificate: raw.tenant.certificate.map(|c| base.join(c)),
+        };
+        let d = Endpoints::default();
+        let endpoints = Endpoints {
+            authority: cx.url(
+                &raw.endpoints.authority,
+                "endpoints.authority",
+                &d.authority,
+            )?,
+            exchange: cx.url(&raw.endpoints.exchange, "endpoints.exchange", &d.exchange)?,
+            graph: cx.url(&raw.endpoints.graph, "endpoints.graph", &d.graph)?,
+        };
+        let migration = Migration {
+            remote_host_name: raw.migration.remote_host_name.unwrap_or_default(),
+            target_delivery_domain: raw.migration.target_delivery_domain.unwrap_or_default(),
+            source_endpoint: raw.migration.source_endpoint,
+        };
+
+        let s = raw.schedule;
+        let (timezone_name, timezone) = match &s.timezone {
+            None => (defaults.timezone_name.clone(), defaults.timezone.clone()),
+            Some(tz) => match TimeZone::get(tz.get_ref()) {
+                Ok(zone) => (tz.get_ref().clone(), zone),
+                Err(_) => {
+                    return Err(cx.invalid(
+                        tz.span(),
+                        "schedule.timezone",
+                        format!(
+                            "{:?} is not an IANA time zone (for example \"Europe/London\")",
+                            tz.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
+        let cutover_window = match &s.cutover_window {
+            None => defaults.cutover_window,
+            Some(w) => Window::parse(w.get_ref())
+                .map_err(|m| cx.invalid(w.span(), "schedule.cutover_window", m))?,
+        };
+        let weekday_capacity = cx
+            .count(&s.weekday_capacity, "schedule.weekday_capacity")?
+            .unwrap_or(defaults.weekday_capacity);
+        let weekend_capacity = cx
+            .count(&s.weekend_capacity, "schedule.weekend_capacity")?
+            .unwrap_or(defaults.weekend_capacity);
+        if weekday_capacity == 0 && weekend_capacity == 0 {
+            let span = s
+                .weekday_capacity
+                .as_ref()
+                .or(s.weekend_capacity.as_ref())
+                .map(|v| v.span())
+                .unwrap_or(0..0);
+            return Err(cx.invalid(
+                span,
+                "schedule.weekday_capacity",
+                "weekday and weekend capacity are both zero: no wave could ever be planned",
+            ));
+        }
+        let weekday_bytes = cx.count(&s.weekday_bytes, "schedule.weekday_bytes")?;
+        let weekend_bytes = cx.count(&s.weekend_bytes, "schedule.weekend_bytes")?;
+        let prestage_days = match &s.prestage_days {
+            None => defaults.prestage_days,
+            Some(v) if !(0..=90).contains(v.get_ref()) => {
+                return Err(cx.invalid(
+                    v.span(),
+                    "schedule.prestage_days",
+                    format!("must be between 0 and 90 days, got {}", v.get_ref()),
+                ));
+            }
+            Some(v) => *v.get_ref() as u32,
+        };
+        let mut blackout = BTreeSet::new();
+        for day in s.blackout.iter().flatten() {
+            let date: Date = day.get_ref().parse().map_err(|_| {
+                cx.invalid(
+                    day.span(),
+                    "schedule.blackout",
+                    format!("{:?} is not a date (YYYY-MM-DD)", day.get_ref()),
+                )
+            })?;
+            blackout.insert(date);
+        }
+        let schedule = Schedule {
+            timezone_name,
+            timezone,
+            weekday_capacity,
+            weekend_capacity,
+            weekday_bytes,
+            weekend_bytes,
+            cutover_window,
+            prestage_days,
+            blackout,
+            bank_holidays: s.bank_holidays.map(|p| base.join(p)),
+            bank_holiday_division: s
+                .bank_holiday_division
+                .unwrap_or(defaults.bank_holiday_division),
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            tenant,
+            endpoints,
+            migration,
+            schedule,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("mailwave.toml"), text)
+    }
+
+    #[test]
+    fn template_is_valid_and_matches_defaults() {
+        let c = parse(TEMPLATE).unwrap();
+        assert_eq!(c.schedule.weekday_capacity, 22_000);
+        assert_eq!(c.schedule.weekend_capacity, 83_000);
+        assert_eq!(c.schedule.cutover_window.to_string(), "20:00-06:00");
+        assert!(c.schedule.cutover_window.crosses_midnight());
+        assert_eq!(c.schedule.timezone_name, "Europe/London");
+        assert_eq!(
+            c.tenant.client_secret_env.as_deref(),
+            Some("MAILWAVE_CLIENT_SECRET")
+        );
+        assert_eq!(c.endpoints.exchange, "https://outlook.office365.com");
+        assert!(
+            c.schedule
+                .blackout
+                .contains(&jiff::civil::date(2026, 12, 24))
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e =
+            parse("[schedule]\ntimezone = \"Europe/London\"\nweekday_capacty = 5\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("weekday_capacty"), "{msg}");
+    }
+
+    #[test]
+    fn bad_timezone_window_and_capacity_are_named() {
+        let e = parse("[schedule]\n\ntimezone = \"Europe/Londn\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { line: 3, key, .. } if key == "schedule.timezone"),
+            "{e}"
+        );
+
+        let e = parse("[schedule]\ncutover_window = \"25:00-06:00\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { line: 2, key, .. } if key == "schedule.cutover_window"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("25:00"));
+
+        let e = parse("[schedule]\nweekday_capacity = 10\nweekend_capacity = -5\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { line: 3, key, .. } if key == "schedule.weekend_capacity"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secret_in_file_is_refused_without_echoing_it() {
+        let e = parse("[tenant]\nclient_secret = \"hunter2-very-secret\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("client_secret_env"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn window_parsing() {
+        let w = Window::parse("09:30-17:00").unwrap();
+        assert!(!w.crosses_midnight());
+        assert!(Window::parse("20:00-20:00").is_err());
+        assert!(Window::parse("20:60-06:00").is_err());
+        assert!(Window::parse("2000-0600").is_err());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let c = Config::parse(
+            Path::new("/srv/mw/mailwave.toml"),
+            "[schedule]\nbank_holidays = \"schedules/uk.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.schedule.bank_holidays.unwrap(),
+            PathBuf::from("/srv/mw/schedules/uk.json")
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The mailbox inventory: CSV import (Microsoft batch CSV, Graph's mailbox usage report, mailwave's
+//! richer form), delegate permissions, validation and affinity groups.
+
+pub mod address;
+pub mod groups;
+mod read;
+pub mod summary;
+pub mod synth;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use read::{ImportOptions, read_delegates, read_mailboxes};
+
+/// One mailbox as the inventory knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub address: String,
+    pub display_name: Option<String>,
+    pub size_bytes: u64,
+    pub item_count: u64,
+    /// Index into [`Inventory::organisations`].
+    pub organisation: Option<u32>,
+    /// Index into [`Inventory::databases`].
+    pub source_database: Option<u32>,
+    /// Lower moves first; `None` sorts after every given priority.
+    pub priority: Option<i64>,
+    pub pilot: bool,
+    pub exclude: bool,
+    pub has_archive: bool,
+}
+
+/// A validated inventory: mailboxes, delegation edges between them, and the affinity groups those
+/// edges make.
+#[derive(Debug, Default, Clone)]
+pub struct Inventory {
+    pub mailboxes: Vec<Mailbox>,
+    pub organisations: Vec<String>,
+    pub databases: Vec<String>,
+    /// Distinct, undirected delegation edges `(a, b)` with `a < b`, as mailbox indices.
+    pub delegations: Vec<(u32, u32)>,
+    /// Affinity group of each mailbox (a dense id; singleton mailboxes have their own).
+    pub group_of: Vec<u32>,
+    /// Mailboxes with more delegation edges than the threshold: kept out of grouping.
+    pub service_accounts: Vec<u32>,
+    /// Rows of the usage report marked deleted, skipped on import.
+    pub deleted_skipped: u64,
+}
+
+impl Inventory {
+    pub fn organisation_name(&self, m: &Mailbox) -> Option<&str> {
+        m.organisation
+            .map(|i| self.organisations[i as usize].as_str())
+    }
+
+    pub fn database_name(&self, m: &Mailbox) -> Option<&str> {
+        m.source_database
+            .map(|i| self.databases[i as usize].as_str())
+    }
+
+    /// Index of every mailbox by lower-cased address.
+    pub fn index_by_address(&self) -> HashMap<String, u32> {
+        self.mailboxes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.address.to_ascii_lowercase(), i as u32))
+            .collect()
+    }
+}
+
+/// Interns repeated strings (organisations, databases) as small ids.
+#[derive(Default)]
+pub(crate) struct Interner {
+    pub names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        i
+    }
+}
+
+/// A problem with one row (or the header) of an input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    /// The column as named in the file's header, or the expected name when it is missing.
+    pub column: String,
+    pub message: String,
+    /// The row as read, for the rejected-rows report.
+    pub raw: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the file is empty (expected a header row and at least one mailbox)", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}, line 1: no {wanted} column in the header (found: {found})", path.display())]
+    MissingColumn {
+        path: PathBuf,
+        wanted: String,
+        found: String,
+    },
+    #[error("{}", format_rejections(path, errors, *total))]
+    Rejected {
+        path: PathBuf,
+        /// The first few errors, in file order.
+        errors: Vec<RowError>,
+        total: usize,
+    },
+}
+
+fn format_rejections(path: &Path, errors: &[RowError], total: usize) -> String {
+    let mut out = format!(
+        "{}: {total} row(s) rejected; nothing was imported (use --skip-invalid to import the rest)",
+        path.display()
+    );
+    for e in errors {
+        out.push_str(&format!(
+            "\n  {}, line {}, column {}: {}",
+            path.display(),
+            e.line,
+            e.column,
+            e.message
+        ));
+    }
+    if total > errors.len() {
+        out.push_str(&format!("\n  ... and {} more", total - errors.len()));
+    }
+    out
+}
+
+/// How many row errors an all-or-nothing failure shows before "... and N more".
+pub const ERRORS_SHOWN: usize = 20;

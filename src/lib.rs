@@ -1,0 +1,10 @@
+//! mailwave: orchestrates bulk mailbox migrations into Exchange Online.
+//!
+//! The binary is a thin shell over this library: [`cli::main`] parses the command line and calls the
+//! modules below, so integration tests can drive the same code in-process.
+
+pub mod cli;
+pub mod config;
+pub mod inventory;
+pub mod plan;
+pub mod store;

@@ -1,0 +1,439 @@
+//! The state store: SQLite, the single source of truth for where every mailbox stands.
+//!
+//! One writer at a time (the run lock, and inside a run the writer thread); any number of readers
+//! with read-only connections, which WAL mode never blocks.
+
+mod inventory;
+pub mod lifecycle;
+pub mod lock;
+mod plan_load;
+pub mod status;
+pub mod writer;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+pub use inventory::ReplaceReport;
+pub use lifecycle::{FailureClass, State};
+pub use plan_load::LoadReport;
+
+/// Schema migrations, applied in order on open. `PRAGMA user_version` holds the last one applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: not a mailwave state database (not an SQLite file); refusing to touch it", path.display())]
+    NotSqlite { path: PathBuf },
+    #[error("{}: the state database is damaged ({message}); it was not changed. Restore it from a backup or move it aside", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("{}: written by a newer mailwave (schema {found}; this one knows up to {known}); upgrade mailwave", path.display())]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{}: no state database here; import an inventory first (`mailwave inventory import`)", path.display())]
+    Missing { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Locked(String),
+    #[error("illegal transition for {mailbox}: {from} -> {to}")]
+    IllegalTransition {
+        mailbox: String,
+        from: String,
+        to: State,
+    },
+    #[error("no mailbox {0} in the state database")]
+    UnknownMailbox(String),
+    #[error(transparent)]
+    PlanFile(#[from] crate::plan::files::PlanFileError),
+    #[error("{file}, line {line}: {message}")]
+    PlanRow {
+        file: String,
+        line: u64,
+        message: String,
+    },
+    #[error("state commit failed: {0}")]
+    CommitFailed(String),
+    #[error("the state writer has stopped")]
+    WriterGone,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch: how the store keeps time.
+pub fn millis(ts: jiff::Timestamp) -> i64 {
+    ts.as_millisecond()
+}
+
+pub fn from_millis(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match e.sqlite_error_code() {
+        Some(DatabaseCorrupt) | Some(NotADatabase) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+/// Refuses anything at `path` that is not an SQLite file, before SQLite may write to it.
+fn check_header(path: &Path) -> Result<bool> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::File::open(path) {
+        Ok(mut f) => {
+            let mut head = [0u8; 16];
+            let mut read = 0;
+            while read < 16 {
+                let n = f.read(&mut head[read..]).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                read += n;
+            }
+            if read == 0 {
+                return Ok(true); // an empty file: SQLite treats it as a new database
+            }
+            if read < 16 || &head != SQLITE_HEADER {
+                return Err(StoreError::NotSqlite {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Creates the database file readable by its owner only: it names every mailbox in the estate.
+fn create_private(path: &Path) -> Result<()> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn configure(conn: &Connection, path: &Path, write: bool) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if write {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| classify(path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
+    Ok(())
+}
+
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify(path, e))
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found = schema_version(conn, path)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).map_err(|e| classify(path, e))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A connection to the state database.
+pub struct Store {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database for writing and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !check_header(path)? {
+            create_private(path)?;
+        }
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify(path, e))?;
+        configure(&conn, path, true)?;
+        migrate(&mut conn, path)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    /// Opens an existing database for reading only (status, watch, reports). An older schema is
+    /// migrated first, through a short write connection.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !check_header(path)? {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open = || {
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| classify(path, e))
+        };
+        let conn = open()?;
+        let found = schema_version(&conn, path)?;
+        if found != SCHEMA_VERSION {
+            drop(conn);
+            drop(Store::open(path)?);
+            let conn = open()?;
+            configure(&conn, path, false)?;
+            return Ok(Store {
+                path: path.to_path_buf(),
+                conn,
+            });
+        }
+        configure(&conn, path, false)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// SQLite's own consistency check; `ok` when the file is sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    pub fn mailbox_id(&self, address: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM mailboxes WHERE address = ?1",
+                params![address],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records the start of a run (or any command that changes the store).
+    pub fn begin_run(&self, command: &str, now: jiff::Timestamp) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (started_at, host, pid, command) VALUES (?1, ?2, ?3, ?4)",
+            params![millis(now), lock::host_name(), std::process::id(), command],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn end_run(
+        &self,
+        run: i64,
+        now: jiff::Timestamp,
+        outcome: &str,
+        summary: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET ended_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
+            params![run, millis(now), outcome, summary],
+        )?;
+        Ok(())
+    }
+}
+
+/// Applies one transition inside an open transaction: checks it against the lifecycle table, updates
+/// the mailbox's state row and appends its event. Every write path goes through here.
+pub(crate) fn write_transition(
+    tx: &Connection,
+    t: &writer::Transition,
+    from: State,
+    run: Option<i64>,
+) -> Result<()> {
+    if !from.can_become(t.to) {
+        let mailbox = tx
+            .query_row(
+                "SELECT address FROM mailboxes WHERE id = ?1",
+                [t.mailbox],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap_or_else(|_| format!("mailbox #{}", t.mailbox));
+        return Err(StoreError::IllegalTransition {
+            mailbox,
+            from: from.name().into(),
+            to: t.to,
+        });
+    }
+    let (class, error) = match &t.failure {
+        Some((c, msg)) => (Some(c.name()), Some(msg.as_str())),
+        None => (None, None),
+    };
+    let at = t.at;
+    let mut update = tx.prepare_cached(
+        "UPDATE mailbox_state SET state = ?2, updated_at = ?3,
+            attempts = attempts + ?4,
+            failure_class = CASE WHEN ?2 = 7 THEN ?5 ELSE NULL END,
+            last_error = COALESCE(?6, last_error),
+            request_id = COALESCE(?7, request_id),
+            submitted_at = CASE WHEN ?2 = 1 THEN ?3 ELSE submitted_at END,
+            synced_at = CASE WHEN ?2 = 3 AND synced_at IS NULL THEN ?3 ELSE synced_at END,
+            completed_at = CASE WHEN ?2 IN (5, 6) THEN ?3 ELSE completed_at END
+         WHERE mailbox_id = ?1",
+    )?;
+    update.execute(params![
+        t.mailbox,
+        t.to.code(),
+        at,
+        i64::from(t.to == State::Submitted),
+        class,
+        error,
+        t.request_id
+    ])?;
+    let mut event = tx.prepare_cached(
+        "INSERT INTO events (at, mailbox_id, from_state, to_state, cause, detail, correlation, run_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    event.execute(params![
+        at,
+        t.mailbox,
+        from.code(),
+        t.to.code(),
+        t.cause,
+        t.detail.as_deref().or(error),
+        t.correlation.as_ref().map(|c| c.as_slice()),
+        run
+    ])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_non_sqlite_files_and_leaves_them_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailwave.db");
+        std::fs::write(&path, b"this is a spreadsheet, not a database").unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::NotSqlite { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"this is a spreadsheet, not a database"
+        );
+    }
+
+    #[test]
+    fn refuses_a_damaged_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailwave.db");
+        drop(Store::open(&path).unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        for b in bytes.iter_mut().skip(100) {
+            *b = 0xA5;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "never overwritten");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_database_is_private_and_migrated() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/mailwave.db");
+        let store = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(schema_version(store.conn(), &path).unwrap(), SCHEMA_VERSION);
+        let journal: String = store
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailwave.db");
+        let store = Store::open(&path).unwrap();
+        store
+            .conn()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(store);
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+    }
+
+    #[test]
+    fn events_are_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db")).unwrap();
+        store
+            .conn()
+            .execute(
+                "INSERT INTO events (at, mailbox_id, to_state, cause) VALUES (1, 1, 0, 'x')",
+                [],
+            )
+            .unwrap();
+        assert!(
+            store
+                .conn()
+                .execute("UPDATE events SET cause = 'y'", [])
+                .is_err()
+        );
+        assert!(store.conn().execute("DELETE FROM events", []).is_err());
+    }
+}

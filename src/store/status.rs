@@ -1,0 +1,325 @@
+//! Read-side queries: `status` and `mailbox show`. They run on read-only connections.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::lifecycle::ALL_STATES;
+use super::{Result, State, Store, StoreError, from_millis, millis};
+
+/// Counts per state, every state present (zero when none), in lifecycle order.
+pub type StateCounts = BTreeMap<&'static str, u64>;
+
+fn empty_counts() -> StateCounts {
+    ALL_STATES.iter().map(|s| (s.name(), 0)).collect()
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Oldest {
+    pub address: String,
+    pub state: State,
+    /// When it was submitted (RFC 3339, UTC).
+    pub since: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WaveStatus {
+    pub id: String,
+    pub seq: i64,
+    pub date: String,
+    pub pilot: bool,
+    pub capacity: i64,
+    pub window_start: String,
+    pub window_end: String,
+    pub prestage_start: String,
+    pub total: u64,
+    pub states: StateCounts,
+    /// For a wave with work in flight: its oldest mailbox not yet synced.
+    pub oldest_unsynced: Option<Oldest>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NextWave {
+    pub id: String,
+    pub window_start: String,
+    pub mailboxes: u64,
+}
+
+/// What `mailwave status --json` prints. Field names and meanings are stable (README documents them).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Status {
+    pub format: u32,
+    pub generated_at: String,
+    pub plan: Option<String>,
+    pub mailboxes: u64,
+    pub totals: StateCounts,
+    pub failures: BTreeMap<&'static str, u64>,
+    pub next_wave: Option<NextWave>,
+    pub waves: Vec<WaveStatus>,
+}
+
+impl Store {
+    /// The estate's status at `now`; with `wave`, only that wave is listed.
+    pub fn status(&self, now: jiff::Timestamp, wave: Option<&str>) -> Result<Status> {
+        let conn = self.conn();
+        let plan: Option<String> = conn
+            .query_row("SELECT name FROM plans WHERE current = 1", [], |r| r.get(0))
+            .optional()?;
+        let mut counts: BTreeMap<i64, StateCounts> = BTreeMap::new();
+        let mut totals = empty_counts();
+        let mut q = conn.prepare(
+            "SELECT wave_id, state, COUNT(*) FROM mailbox_state GROUP BY wave_id, state",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            let (w, s, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let state = State::from_code(s).unwrap_or(State::Failed);
+            *counts
+                .entry(w)
+                .or_insert_with(empty_counts)
+                .get_mut(state.name())
+                .unwrap() += n as u64;
+            *totals.get_mut(state.name()).unwrap() += n as u64;
+        }
+        let mut failures: BTreeMap<&'static str, u64> =
+            [("transient", 0), ("permanent", 0), ("needs_approval", 0)]
+                .into_iter()
+                .collect();
+        let mut q = conn.prepare(
+            "SELECT COALESCE(failure_class, 'permanent'), COUNT(*) FROM mailbox_state WHERE state = 7 GROUP BY 1",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            let class: String = r.get(0)?;
+            let n: i64 = r.get(1)?;
+            if let Some(c) = super::FailureClass::from_name(&class) {
+                *failures.entry(c.name()).or_default() += n as u64;
+            }
+        }
+
+        let now_ms = millis(now);
+        let mut waves = Vec::new();
+        let mut next_wave = None;
+        let mut q = conn.prepare(
+            "SELECT id, name, seq, local_date, pilot, capacity, window_start, window_end, prestage_start
+             FROM waves w WHERE EXISTS (SELECT 1 FROM mailbox_state s WHERE s.wave_id = w.id)
+             ORDER BY window_start",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let name: String = r.get(1)?;
+            let start: i64 = r.get(6)?;
+            let states = counts.remove(&id).unwrap_or_else(empty_counts);
+            let total: u64 = states.values().sum();
+            if next_wave.is_none() && start > now_ms {
+                next_wave = Some(NextWave {
+                    id: name.clone(),
+                    window_start: from_millis(start).to_string(),
+                    mailboxes: total,
+                });
+            }
+            if wave.is_some_and(|w| w != name) {
+                continue;
+            }
+            let unsynced = states["submitted"] + states["syncing"];
+            let oldest_unsynced = if unsynced > 0 {
+                conn.query_row(
+                    "SELECT m.address, s.state, s.submitted_at FROM mailbox_state s
+                     JOIN mailboxes m ON m.id = s.mailbox_id
+                     WHERE s.wave_id = ?1 AND s.state IN (1, 2)
+                     ORDER BY s.submitted_at LIMIT 1",
+                    [id],
+                    |r| {
+                        Ok(Oldest {
+                            address: r.get(0)?,
+                            state: State::from_code(r.get(1)?).unwrap_or(State::Submitted),
+                            since: r
+                                .get::<_, Option<i64>>(2)?
+                                .map(|t| from_millis(t).to_string())
+                                .unwrap_or_default(),
+                        })
+                    },
+                )
+                .optional()?
+            } else {
+                None
+            };
+            waves.push(WaveStatus {
+                id: name,
+                seq: r.get(2)?,
+                date: r.get(3)?,
+                pilot: r.get(4)?,
+                capacity: r.get(5)?,
+                window_start: from_millis(start).to_string(),
+                window_end: from_millis(r.get(7)?).to_string(),
+                prestage_start: from_millis(r.get(8)?).to_string(),
+                total,
+                states,
+                oldest_unsynced,
+            });
+        }
+        if let Some(w) = wave
+            && waves.is_empty()
+        {
+            return Err(StoreError::UnknownMailbox(format!("wave {w}")));
+        }
+        Ok(Status {
+            format: 1,
+            generated_at: now.to_string(),
+            plan,
+            mailboxes: totals.values().sum(),
+            totals,
+            failures,
+            next_wave,
+            waves,
+        })
+    }
+
+    /// One mailbox's facts, state and full history.
+    pub fn mailbox_report(&self, address: &str) -> Result<MailboxReport> {
+        let conn = self.conn();
+        let facts = conn
+            .query_row(
+                "SELECT id, address, display_name, size_bytes, item_count, organisation, source_database,
+                        priority, pilot, exclude, group_id, service_account
+                 FROM mailboxes WHERE address = ?1",
+                [address],
+                |r| {
+                    Ok(MailboxReport {
+                        id: r.get(0)?,
+                        address: r.get(1)?,
+                        display_name: r.get(2)?,
+                        size_bytes: r.get(3)?,
+                        item_count: r.get(4)?,
+                        organisation: r.get(5)?,
+                        source_database: r.get(6)?,
+                        priority: r.get(7)?,
+                        pilot: r.get(8)?,
+                        exclude: r.get(9)?,
+                        group_id: r.get(10)?,
+                        service_account: r.get(11)?,
+                        group_size: 0,
+                        wave: None,
+                        state: None,
+                        attempts: 0,
+                        failure_class: None,
+                        last_error: None,
+                        request_id: None,
+                        status_detail: None,
+                        percent: None,
+                        events: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut report) = facts else {
+            return Err(StoreError::UnknownMailbox(address.to_string()));
+        };
+        report.group_size = conn.query_row(
+            "SELECT COUNT(*) FROM mailboxes WHERE group_id = ?1 AND exclude = 0",
+            [report.group_id],
+            |r| r.get(0),
+        )?;
+        if let Some((wave, state, attempts, class, error, request, detail, percent)) = conn
+            .query_row(
+                "SELECT w.name, s.state, s.attempts, s.failure_class, s.last_error, s.request_id, s.status_detail, s.percent
+                 FROM mailbox_state s JOIN waves w ON w.id = s.wave_id WHERE s.mailbox_id = ?1",
+                [report.id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
+                    ))
+                },
+            )
+            .optional()?
+        {
+            report.wave = Some(wave);
+            report.state = State::from_code(state);
+            report.attempts = attempts;
+            report.failure_class = class;
+            report.last_error = error;
+            report.request_id = request;
+            report.status_detail = detail;
+            report.percent = percent;
+        }
+        let mut q = conn.prepare(
+            "SELECT at, from_state, to_state, cause, detail, correlation FROM events WHERE mailbox_id = ?1 ORDER BY id",
+        )?;
+        report.events = q
+            .query_map(params![report.id], |r| {
+                let correlation: Option<Vec<u8>> = r.get(5)?;
+                Ok(EventRow {
+                    at: from_millis(r.get(0)?).to_string(),
+                    from: r.get::<_, Option<i64>>(1)?.and_then(State::from_code),
+                    to: State::from_code(r.get(2)?).unwrap_or(State::Failed),
+                    cause: r.get(3)?,
+                    detail: r.get(4)?,
+                    correlation: correlation.as_deref().map(format_guid),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(report)
+    }
+}
+
+/// A GUID's 16 bytes as the service prints it.
+pub fn format_guid(bytes: &[u8]) -> String {
+    if bytes.len() != 16 {
+        return bytes.iter().map(|b| format!("{b:02x}")).collect();
+    }
+    let h: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    )
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventRow {
+    pub at: String,
+    pub from: Option<State>,
+    pub to: State,
+    pub cause: String,
+    pub detail: Option<String>,
+    pub correlation: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MailboxReport {
+    #[serde(skip)]
+    pub id: i64,
+    pub address: String,
+    pub display_name: Option<String>,
+    pub size_bytes: i64,
+    pub item_count: i64,
+    pub organisation: Option<String>,
+    pub source_database: Option<String>,
+    pub priority: Option<i64>,
+    pub pilot: bool,
+    pub exclude: bool,
+    pub group_id: i64,
+    pub group_size: i64,
+    pub service_account: bool,
+    pub wave: Option<String>,
+    pub state: Option<State>,
+    pub attempts: i64,
+    pub failure_class: Option<String>,
+    pub last_error: Option<String>,
+    pub request_id: Option<String>,
+    pub status_detail: Option<String>,
+    pub percent: Option<i64>,
+    pub events: Vec<EventRow>,
+}

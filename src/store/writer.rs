@@ -1,0 +1,355 @@
+//! The one writer. A dedicated thread owns the write connection and applies commands sent over a
+//! bounded channel, many per transaction: it takes what is waiting (up to a batch limit), commits, and
+//! only then acknowledges. A caller that holds an acknowledgement knows the change is on disk (WAL,
+//! synchronous=NORMAL: durable across a process kill; a power cut may lose the last commits).
+//!
+//! The writer keeps every mailbox's state in memory so that checking a transition against the
+//! lifecycle costs no read.
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use rusqlite::params;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{FailureClass, Result, State, Store, StoreError, write_transition};
+
+/// A state change for one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub mailbox: i64,
+    pub to: State,
+    pub cause: &'static str,
+    pub detail: Option<String>,
+    /// The API call's `client-request-id` (a GUID, 16 bytes).
+    pub correlation: Option<[u8; 16]>,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub failure: Option<(FailureClass, String)>,
+    /// The move request's identity on the service.
+    pub request_id: Option<String>,
+}
+
+impl Transition {
+    pub fn new(mailbox: i64, to: State, cause: &'static str, at: i64) -> Transition {
+        Transition {
+            mailbox,
+            to,
+            cause,
+            detail: None,
+            correlation: None,
+            at,
+            failure: None,
+            request_id: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn correlation(mut self, id: [u8; 16]) -> Self {
+        self.correlation = Some(id);
+        self
+    }
+
+    pub fn failure(mut self, class: FailureClass, message: impl Into<String>) -> Self {
+        self.failure = Some((class, message.into()));
+        self
+    }
+
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Transition(Transition),
+    /// An event that is not a state change (for example a cut-over moved to the next wave).
+    Note {
+        mailbox: i64,
+        cause: &'static str,
+        detail: String,
+        at: i64,
+        correlation: Option<[u8; 16]>,
+    },
+    /// Progress from the service; no event.
+    Progress {
+        mailbox: i64,
+        status_detail: Option<String>,
+        percent: Option<i64>,
+        at: i64,
+    },
+    /// Moves a mailbox to another wave, with a note event.
+    Reschedule {
+        mailbox: i64,
+        wave: i64,
+        detail: String,
+        at: i64,
+    },
+    /// A call about to create or change something on the service; replies with the intent id.
+    Intent {
+        mailbox: i64,
+        operation: &'static str,
+        correlation: [u8; 16],
+        at: i64,
+    },
+    /// What came of an intent.
+    Resolve {
+        intent: i64,
+        outcome: String,
+        at: i64,
+    },
+    /// Replies once everything sent before it is committed.
+    Flush,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Done,
+    Intent(i64),
+}
+
+type Ack = oneshot::Sender<Result<Reply>>;
+
+struct Envelope {
+    command: Command,
+    ack: Option<Ack>,
+}
+
+/// How many commands may wait for the writer; senders wait when it is full.
+pub const CHANNEL_CAPACITY: usize = 65_536;
+/// The most commands in one transaction, which bounds how long an acknowledgement waits.
+pub const BATCH_LIMIT: usize = 20_000;
+
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Envelope>,
+}
+
+impl WriterHandle {
+    /// Applies a command and waits until it is committed.
+    pub async fn apply(&self, command: Command) -> Result<Reply> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Envelope {
+                command,
+                ack: Some(ack),
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Queues a command without waiting for it (a failure is logged by the writer).
+    pub async fn submit(&self, command: Command) -> Result<()> {
+        self.tx
+            .send(Envelope { command, ack: None })
+            .await
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Blocking form of [`apply`](Self::apply), for threads outside the async runtime.
+    pub fn apply_blocking(&self, command: Command) -> Result<Reply> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .blocking_send(Envelope {
+                command,
+                ack: Some(ack),
+            })
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Blocking form of [`submit`](Self::submit).
+    pub fn submit_blocking(&self, command: Command) -> Result<()> {
+        self.tx
+            .blocking_send(Envelope { command, ack: None })
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        self.apply(Command::Flush).await.map(|_| ())
+    }
+
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.apply_blocking(Command::Flush).map(|_| ())
+    }
+}
+
+/// Starts the writer thread on the database at `path`. It stops when every handle is dropped, after
+/// committing what it was sent.
+pub fn spawn(path: &Path, run: Option<i64>) -> Result<(WriterHandle, JoinHandle<Result<()>>)> {
+    let store = Store::open(path)?;
+    let states = load_states(&store)?;
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let thread = std::thread::Builder::new()
+        .name("mailwave-writer".into())
+        .spawn(move || Writer { store, states, run }.run(rx))
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok((WriterHandle { tx }, thread))
+}
+
+fn load_states(store: &Store) -> Result<Vec<u8>> {
+    let max: i64 = store.conn.query_row(
+        "SELECT COALESCE(MAX(mailbox_id), 0) FROM mailbox_state",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut states = vec![u8::MAX; max as usize + 1];
+    let mut q = store
+        .conn
+        .prepare("SELECT mailbox_id, state FROM mailbox_state")?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let state: i64 = r.get(1)?;
+        states[id as usize] = state as u8;
+    }
+    Ok(states)
+}
+
+struct Writer {
+    store: Store,
+    /// State code per mailbox id; `u8::MAX` for a mailbox without a plan.
+    states: Vec<u8>,
+    run: Option<i64>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> Result<()> {
+        let mut batch: Vec<(Option<Ack>, Result<Reply>)> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let tx = self.store.conn.transaction()?;
+            let mut next = Some(first);
+            while let Some(envelope) = next.take() {
+                let result = apply(&tx, &mut self.states, envelope.command, self.run);
+                batch.push((envelope.ack, result));
+                if batch.len() < BATCH_LIMIT {
+                    next = rx.try_recv().ok();
+                }
+            }
+            let committed = tx.commit();
+            if let Err(e) = &committed {
+                // The in-memory states may be ahead of the database now: read them again.
+                tracing::error!(error = %e, "state commit failed");
+                self.states = load_states(&self.store)?;
+            }
+            for (ack, result) in batch.drain(..) {
+                let result = match (&committed, result) {
+                    (Err(e), _) => Err(StoreError::CommitFailed(e.to_string())),
+                    (Ok(()), r) => r,
+                };
+                match ack {
+                    Some(ack) => {
+                        let _ = ack.send(result);
+                    }
+                    None => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "state change refused");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn state_of(states: &[u8], mailbox: i64) -> Option<State> {
+    states
+        .get(usize::try_from(mailbox).ok()?)
+        .and_then(|&c| State::from_code(c as i64))
+}
+
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    states: &mut [u8],
+    command: Command,
+    run: Option<i64>,
+) -> Result<Reply> {
+    match command {
+        Command::Transition(t) => {
+            let from = state_of(states, t.mailbox)
+                .ok_or_else(|| StoreError::UnknownMailbox(format!("#{}", t.mailbox)))?;
+            write_transition(tx, &t, from, run)?;
+            states[t.mailbox as usize] = t.to.code();
+            Ok(Reply::Done)
+        }
+        Command::Note {
+            mailbox,
+            cause,
+            detail,
+            at,
+            correlation,
+        } => {
+            let state = state_of(states, mailbox)
+                .ok_or_else(|| StoreError::UnknownMailbox(format!("#{mailbox}")))?;
+            tx.prepare_cached(
+                "INSERT INTO events (at, mailbox_id, from_state, to_state, cause, detail, correlation, run_id)
+                 VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![at, mailbox, state.code(), cause, detail, correlation.as_ref().map(|c| c.as_slice()), run])?;
+            Ok(Reply::Done)
+        }
+        Command::Progress {
+            mailbox,
+            status_detail,
+            percent,
+            at,
+        } => {
+            tx.prepare_cached(
+                "UPDATE mailbox_state SET status_detail = ?2, percent = ?3, updated_at = ?4 WHERE mailbox_id = ?1",
+            )?
+            .execute(params![mailbox, status_detail, percent, at])?;
+            Ok(Reply::Done)
+        }
+        Command::Reschedule {
+            mailbox,
+            wave,
+            detail,
+            at,
+        } => {
+            let state = state_of(states, mailbox)
+                .ok_or_else(|| StoreError::UnknownMailbox(format!("#{mailbox}")))?;
+            tx.prepare_cached(
+                "UPDATE mailbox_state SET wave_id = ?2, updated_at = ?3 WHERE mailbox_id = ?1",
+            )?
+            .execute(params![mailbox, wave, at])?;
+            tx.prepare_cached(
+                "INSERT INTO events (at, mailbox_id, from_state, to_state, cause, detail, run_id)
+                 VALUES (?1, ?2, ?3, ?3, 'reschedule', ?4, ?5)",
+            )?
+            .execute(params![at, mailbox, state.code(), detail, run])?;
+            Ok(Reply::Done)
+        }
+        Command::Intent {
+            mailbox,
+            operation,
+            correlation,
+            at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO intents (mailbox_id, operation, correlation, created_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![mailbox, operation, correlation.as_slice(), at, run])?;
+            Ok(Reply::Intent(tx.last_insert_rowid()))
+        }
+        Command::Resolve {
+            intent,
+            outcome,
+            at,
+        } => {
+            tx.prepare_cached("UPDATE intents SET resolved_at = ?2, outcome = ?3 WHERE id = ?1 AND resolved_at IS NULL")?
+                .execute(params![intent, at, outcome])?;
+            Ok(Reply::Done)
+        }
+        Command::Flush => Ok(Reply::Done),
+    }
+}
