@@ -1,0 +1,418 @@
+//! The binary as an operator uses it: init, inventory import, plan, status, mailbox show, and the bad
+//! inputs that must be refused with file, line and field named, a non-zero exit, and no change to the
+//! state database.
+
+use crate::helpers::*;
+
+const BAD_INPUT: i32 = 2;
+
+#[test]
+fn init_writes_a_valid_config_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["init", "--dir", "site"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = dir.path().join("site/mailwave.toml");
+    assert!(
+        dir.path()
+            .join("site/schedules/uk-bank-holidays.json")
+            .exists()
+    );
+    assert!(dir.path().join("site/state").is_dir());
+    let parsed = mailwave::config::Config::load(&config).unwrap();
+    assert_eq!(parsed.schedule.weekday_capacity, 22_000);
+
+    std::fs::write(&config, "# mine\n").unwrap();
+    let out = run(&["init", "--dir", "site"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+}
+
+#[test]
+fn help_reads_well() {
+    let p = Project::new(SMALL_CONFIG);
+    let out = p.run(&["--help"]);
+    let text = stdout(&out);
+    for cmd in ["init", "inventory", "plan", "status", "mailbox"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+    assert!(text.contains("--state"), "{text}");
+}
+
+#[test]
+fn import_summarises_groups_and_service_accounts() {
+    let p = Project::new(SMALL_CONFIG);
+    let out = p.run(&[
+        "inventory",
+        "import",
+        fixture("estate.csv").to_str().unwrap(),
+        "--delegates",
+        fixture("delegates.csv").to_str().unwrap(),
+        "--service-account-threshold",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("mailboxes        8 (1 excluded, 1 pilot)"),
+        "{text}"
+    );
+    assert!(text.contains("organisations    3"), "{text}");
+    // carol has two edges, over the threshold of one: a service account, so bob and dave are apart.
+    assert!(
+        text.contains("service accounts 1 left out of grouping: carol@contoso.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("largest group    2 mailboxes (includes grace@contoso.com)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn graph_report_and_batch_csv_import_as_they_are() {
+    let p = Project::new(SMALL_CONFIG);
+    let out = p.run(&[
+        "inventory",
+        "import",
+        fixture("graph-usage.csv").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("deleted, skipped 1"),
+        "{}",
+        stdout(&out)
+    );
+    let out = p.run(&["mailbox", "show", "ALICE@contoso.com", "--json"]);
+    let alice: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(alice["size_bytes"], 2147483648u64);
+    assert_eq!(alice["item_count"], 15230);
+    assert_eq!(alice["display_name"], "Alice Smith");
+
+    let out = p.run(&[
+        "inventory",
+        "import",
+        fixture("batch.csv").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Re-import keeps known mailboxes (updated in place) and removes unplanned ones no longer listed.
+    assert!(
+        stdout(&out).contains("1 new, 2 updated, 0 removed"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Runs an import expected to fail and checks the message and that the database did not change.
+fn refused(p: &Project, args: &[&str], expect: &[&str]) {
+    let before = std::fs::read(p.db()).ok();
+    let out = p.run(args);
+    assert_eq!(out.status.code(), Some(BAD_INPUT), "{}", stderr(&out));
+    let err = stderr(&out);
+    for e in expect {
+        assert!(err.contains(e), "expected {e:?} in: {err}");
+    }
+    assert_eq!(
+        std::fs::read(p.db()).ok(),
+        before,
+        "the state database changed"
+    );
+}
+
+#[test]
+fn bad_inventories_are_refused_naming_file_line_and_column() {
+    let p = Project::new(SMALL_CONFIG);
+    let f = |n: &str| fixture(n).to_str().unwrap().to_string();
+    // No database yet: a refused import must not even create one.
+    refused(
+        &p,
+        &["inventory", "import", &f("bad-size.csv")],
+        &["bad-size.csv", "line 3, column SizeBytes", "\"lots\""],
+    );
+    assert!(!p.db().exists());
+    refused(
+        &p,
+        &["inventory", "import", &f("bad-address.csv")],
+        &["line 3, column EmailAddress", "no @"],
+    );
+    refused(
+        &p,
+        &["inventory", "import", &f("duplicate.csv")],
+        &["line 3, column EmailAddress", "duplicate of line 2"],
+    );
+    refused(
+        &p,
+        &["inventory", "import", &f("missing-column.csv")],
+        &["missing-column.csv, line 1", "EmailAddress"],
+    );
+    refused(
+        &p,
+        &["inventory", "import", &f("empty.csv")],
+        &["empty.csv", "empty"],
+    );
+
+    // With a database in place, a refused import leaves it byte for byte.
+    let ok = p.run(&["inventory", "import", &f("estate.csv")]);
+    assert!(ok.status.success());
+    refused(
+        &p,
+        &[
+            "inventory",
+            "import",
+            &f("estate.csv"),
+            "--delegates",
+            &f("delegates-unknown.csv"),
+        ],
+        &[
+            "delegates-unknown.csv",
+            "line 2, column Delegate",
+            "zara@contoso.com is not in the inventory",
+        ],
+    );
+}
+
+#[test]
+fn skip_invalid_imports_the_rest_and_reports_the_rejects() {
+    let p = Project::new(SMALL_CONFIG);
+    let out = p.run(&[
+        "inventory",
+        "import",
+        fixture("bad-size.csv").to_str().unwrap(),
+        "--skip-invalid",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(p.path("state/inventory-rejected.csv")).unwrap();
+    assert!(
+        report.starts_with("file,line,column,reason,row\n"),
+        "{report}"
+    );
+    assert!(report.contains(",3,SizeBytes,"), "{report}");
+    assert!(report.contains("\"bob@contoso.com,lots\""), "{report}");
+}
+
+#[test]
+fn bad_config_is_refused_with_line_and_key() {
+    let p = Project::new(&SMALL_CONFIG.replace(
+        "cutover_window = \"20:00-06:00\"",
+        "cutover_window = \"25:00-06:00\"",
+    ));
+    assert!(
+        p.run(&[
+            "inventory",
+            "import",
+            fixture("estate.csv").to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let before = std::fs::read(p.db()).unwrap();
+    let out = p.run(&["plan", "--start", "2026-12-01"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    let err = stderr(&out);
+    assert!(
+        err.contains("mailwave.toml, line 14: schedule.cutover_window"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(p.db()).unwrap(), before);
+
+    let p = Project::new(&SMALL_CONFIG.replace(
+        "weekend_capacity = 5",
+        "weekend_capacity = 5\nweekday_bytes = -1",
+    ));
+    let out = p.run(&["plan"]);
+    assert!(
+        stderr(&out).contains("line 14: schedule.weekday_bytes: must be zero or more"),
+        "{}",
+        stderr(&out)
+    );
+    let p = Project::new(&SMALL_CONFIG.replace("[schedule]", "[schedule]\nwindow = 1"));
+    let out = p.run(&["plan"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    assert!(
+        stderr(&out).contains("line 11") && stderr(&out).contains("window"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plan_keeps_groups_together_respects_the_calendar_and_is_reproducible() {
+    let p = Project::new(SMALL_CONFIG);
+    let out = p.run(&[
+        "inventory",
+        "import",
+        fixture("estate.csv").to_str().unwrap(),
+        "--delegates",
+        fixture("delegates.csv").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = p.run(&["plan", "--start", "2026-12-22", "--name", "xmas"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path("schedules/xmas/plan.json")).unwrap())
+            .unwrap();
+    let waves = plan["waves"].as_array().unwrap();
+    let ids: Vec<&str> = waves.iter().map(|w| w["id"].as_str().unwrap()).collect();
+    // Pilot (alice) alone on the 22nd; the 24th is a blackout and the 25th Christmas Day.
+    assert_eq!(
+        ids,
+        ["mw-2026-12-22", "mw-2026-12-23", "mw-2026-12-26"],
+        "{table}"
+    );
+    assert_eq!(waves[0]["pilot"], true);
+    assert_eq!(waves[0]["mailboxes"], 1);
+    assert_eq!(waves[0]["window_start_utc"], "2026-12-22T20:00:00Z");
+    assert_eq!(waves[0]["prestage_start_utc"], "2026-12-15T20:00:00Z");
+    // bob-carol-dave are one group of three (weekday capacity 3); grace-heidi a group of two.
+    let batch = |id: &str| {
+        std::fs::read_to_string(p.path(&format!("schedules/xmas/{id}.b001.csv"))).unwrap()
+    };
+    let w2 = batch("mw-2026-12-23");
+    assert!(w2.starts_with("EmailAddress\n"));
+    for m in ["bob@", "carol@", "dave@"] {
+        assert!(w2.contains(m), "{w2}");
+    }
+    let w3 = batch("mw-2026-12-26");
+    for m in ["grace@", "heidi@", "erin@"] {
+        assert!(w3.contains(m), "{w3}");
+    }
+    assert!(
+        !table.contains("frank"),
+        "excluded mailboxes are not planned"
+    );
+    assert!(table.contains("total 7 mailboxes"), "{table}");
+
+    // Same input, byte-identical output; loading it again changes nothing.
+    let first = folder_bytes(&p.path("schedules/xmas"));
+    let out = p.run(&["plan", "--start", "2026-12-22", "--name", "xmas"]);
+    assert!(
+        stdout(&out).contains("already holds this plan"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(folder_bytes(&p.path("schedules/xmas")), first);
+}
+
+#[test]
+fn a_window_across_the_autumn_clock_change_is_eleven_hours() {
+    let p = Project::new(SMALL_CONFIG);
+    assert!(
+        p.run(&[
+            "inventory",
+            "import",
+            fixture("batch.csv").to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let out = p.run(&["plan", "--start", "2026-10-24", "--name", "dst"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("the clocks change during this window"),
+        "{}",
+        stdout(&out)
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path("schedules/dst/plan.json")).unwrap()).unwrap();
+    let w = &plan["waves"][0];
+    assert_eq!(
+        w["window_start"],
+        "2026-10-24T20:00:00+01:00[Europe/London]"
+    );
+    assert_eq!(w["window_end"], "2026-10-25T06:00:00+00:00[Europe/London]");
+    assert_eq!(w["window_end_utc"], "2026-10-25T06:00:00Z");
+}
+
+#[test]
+fn status_and_mailbox_show_after_planning() {
+    let p = Project::new(SMALL_CONFIG);
+    assert!(
+        p.run(&[
+            "inventory",
+            "import",
+            fixture("estate.csv").to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        p.run(&["plan", "--start", "2027-01-04", "--name", "jan"])
+            .status
+            .success()
+    );
+    let out = p.run(&["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["format"], 1);
+    assert_eq!(s["plan"], "jan");
+    assert_eq!(s["mailboxes"], 7);
+    assert_eq!(s["totals"]["planned"], 7);
+    assert_eq!(s["failures"]["permanent"], 0);
+    assert_eq!(s["waves"][0]["id"], "mw-2027-01-04");
+    let out = p.run(&["status", "--wave", "mw-2027-01-05"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mw-2027-01-05"));
+
+    let out = p.run(&["mailbox", "show", "carol@contoso.com"]);
+    let text = stdout(&out);
+    assert!(text.contains("state           planned"), "{text}");
+    assert!(text.contains("-> planned  plan: mw-2027-01-0"), "{text}");
+    let out = p.run(&["mailbox", "show", "nobody@contoso.com"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+}
+
+#[test]
+fn a_second_writer_is_refused_naming_the_holder() {
+    let p = Project::new(SMALL_CONFIG);
+    assert!(
+        p.run(&[
+            "inventory",
+            "import",
+            fixture("estate.csv").to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let lock = mailwave::store::lock::RunLock::acquire(&p.db(), "mailwave run").unwrap();
+    let out = p.run(&["plan", "--start", "2027-01-04"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr(&out);
+    assert!(
+        err.contains("in use by another mailwave: mailwave run on host"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    drop(lock);
+    assert!(p.run(&["plan", "--start", "2027-01-04"]).status.success());
+}
+
+#[test]
+fn a_non_sqlite_state_file_is_refused_and_kept() {
+    let p = Project::new(SMALL_CONFIG);
+    std::fs::create_dir_all(p.path("state")).unwrap();
+    std::fs::write(p.db(), "not a database").unwrap();
+    let out = p.run(&[
+        "inventory",
+        "import",
+        fixture("estate.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a mailwave state database"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(p.db()).unwrap(), b"not a database");
+}

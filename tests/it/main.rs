@@ -1,0 +1,6 @@
+//! Integration tests: the real binary, a real SQLite file, the simulator on loopback.
+
+mod cli;
+mod crash;
+mod helpers;
+mod store;

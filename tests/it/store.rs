@@ -1,0 +1,345 @@
+//! The state store through its library API: the writer, the lifecycle, plan loading and status.
+
+use jiff::civil::date;
+use mailwave::plan::{self, Calendar, files};
+use mailwave::store::writer::{self, Command, Reply, Transition};
+use mailwave::store::{State, Store, StoreError};
+
+use crate::helpers::*;
+
+fn config(weekday: u32, weekend: u32) -> String {
+    SMALL_CONFIG
+        .replace(
+            "weekday_capacity = 3",
+            &format!("weekday_capacity = {weekday}"),
+        )
+        .replace(
+            "weekend_capacity = 5",
+            &format!("weekend_capacity = {weekend}"),
+        )
+}
+
+fn ids_in_wave(store: &Store, wave: &str) -> Vec<i64> {
+    let mut q = store
+        .conn()
+        .prepare("SELECT s.mailbox_id FROM mailbox_state s JOIN waves w ON w.id = s.wave_id WHERE w.name = ?1 ORDER BY s.seq")
+        .unwrap();
+    q.query_map([wave], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn state(store: &Store, id: i64) -> State {
+    let code: i64 = store
+        .conn()
+        .query_row(
+            "SELECT state FROM mailbox_state WHERE mailbox_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    State::from_code(code).unwrap()
+}
+
+#[test]
+fn writer_acknowledges_only_what_is_committed_with_its_event() {
+    let p = Project::new(&config(50, 100));
+    let plan = planned_estate(&p, 300, date(2027, 1, 4));
+    let reader = Store::open_read_only(&p.db()).unwrap();
+    let first = ids_in_wave(&reader, &plan.waves[0].id)[0];
+
+    let (handle, thread) = writer::spawn(&p.db(), None).unwrap();
+    let t = Transition::new(first, State::Submitted, "submit", 1_000)
+        .correlation([7u8; 16])
+        .request_id("req-1");
+    assert_eq!(
+        handle.apply_blocking(Command::Transition(t)).unwrap(),
+        Reply::Done
+    );
+    // Visible to an independent reader the moment it is acknowledged.
+    assert_eq!(state(&reader, first), State::Submitted);
+    let (from, to, cause, corr): (i64, i64, String, Vec<u8>) = reader
+        .conn()
+        .query_row(
+            "SELECT from_state, to_state, cause, correlation FROM events WHERE mailbox_id = ?1 ORDER BY id DESC LIMIT 1",
+            [first],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (from, to, cause.as_str(), corr),
+        (0, 1, "submit", vec![7u8; 16])
+    );
+
+    // Illegal: submitted -> completed is fine, but completed -> syncing is not; nor planned -> synced.
+    let second = ids_in_wave(&reader, &plan.waves[0].id)[1];
+    let err = handle
+        .apply_blocking(Command::Transition(Transition::new(
+            second,
+            State::Synced,
+            "poll",
+            2_000,
+        )))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IllegalTransition { from: ref f, to: State::Synced, .. } if f == "planned"),
+        "{err}"
+    );
+    assert_eq!(
+        state(&reader, second),
+        State::Planned,
+        "nothing written for a refused transition"
+    );
+    let events: i64 = reader
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE mailbox_id = ?1",
+            [second],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1, "only the plan event");
+
+    // Intents and their outcomes.
+    let Reply::Intent(intent) = handle
+        .apply_blocking(Command::Intent {
+            mailbox: second,
+            operation: "create",
+            correlation: [9u8; 16],
+            at: 3_000,
+        })
+        .unwrap()
+    else {
+        panic!("expected an intent id")
+    };
+    let open: i64 = reader
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM intents WHERE resolved_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 1);
+    handle
+        .apply_blocking(Command::Resolve {
+            intent,
+            outcome: "created".into(),
+            at: 3_100,
+        })
+        .unwrap();
+    let open: i64 = reader
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM intents WHERE resolved_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 0);
+    drop(handle);
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn many_unacknowledged_commands_all_land_in_order() {
+    let p = Project::new(&config(500, 1000));
+    planned_estate(&p, 2_000, date(2027, 1, 4));
+    let ids: Vec<i64> = {
+        let store = Store::open_read_only(&p.db()).unwrap();
+        let mut q = store
+            .conn()
+            .prepare("SELECT mailbox_id FROM mailbox_state")
+            .unwrap();
+        q.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        ids.len() > 1_950,
+        "a few synthetic mailboxes are excluded, not more"
+    );
+    let (handle, thread) = writer::spawn(&p.db(), Some(1)).unwrap();
+    let path = [
+        State::Submitted,
+        State::Syncing,
+        State::Synced,
+        State::Completing,
+        State::Completed,
+    ];
+    for (step, to) in path.iter().enumerate() {
+        for &id in &ids {
+            handle
+                .submit_blocking(Command::Transition(Transition::new(
+                    id,
+                    *to,
+                    "test",
+                    step as i64,
+                )))
+                .unwrap();
+        }
+    }
+    handle.flush_blocking().unwrap();
+    drop(handle);
+    thread.join().unwrap().unwrap();
+    let store = Store::open_read_only(&p.db()).unwrap();
+    let completed: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM mailbox_state WHERE state = 5",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(completed as usize, ids.len());
+    let events: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        events as usize,
+        ids.len() * 6,
+        "one plan event and five transitions each"
+    );
+}
+
+#[test]
+fn revised_plan_moves_only_mailboxes_that_have_not_started() {
+    let p = Project::new(&config(50, 100));
+    let plan_a = planned_estate(&p, 300, date(2027, 1, 4));
+    let mut store = Store::open(&p.db()).unwrap();
+    // The first bulk wave (the first wave is the pilot's).
+    let bulk = &plan_a.waves[1];
+    assert!(!bulk.pilot);
+    let wave1 = ids_in_wave(&store, &bulk.id);
+    let started = &wave1[..5];
+    let (handle, thread) = writer::spawn(&p.db(), None).unwrap();
+    for &id in started {
+        handle
+            .apply_blocking(Command::Transition(Transition::new(
+                id,
+                State::Submitted,
+                "submit",
+                10,
+            )))
+            .unwrap();
+    }
+    drop(handle);
+    thread.join().unwrap().unwrap();
+
+    // The same plan again: nothing changes.
+    let report = store
+        .load_plan(&p.path("schedules/test"), jiff::Timestamp::now())
+        .unwrap();
+    assert!(report.unchanged);
+
+    // A revised plan starting a week later puts every mailbox in another wave.
+    let (inv, _) = store.load_inventory().unwrap();
+    let calendar = Calendar::from_schedule(&p.config().schedule).unwrap();
+    let plan_b = plan::build(&inv, &calendar, date(2027, 1, 11), "later").unwrap();
+    let dir = p.path("schedules/later");
+    files::write(&plan_b, &dir).unwrap();
+    let report = store.load_plan(&dir, jiff::Timestamp::now()).unwrap();
+    assert!(!report.unchanged);
+    assert_eq!(report.in_flight.len(), 5, "{:?}", report.in_flight);
+    assert!(
+        report
+            .in_flight
+            .iter()
+            .all(|(_, s, w)| *s == State::Submitted && *w == bulk.id)
+    );
+    let planned = plan_a.mailboxes - 5;
+    assert_eq!(report.moved, planned);
+    for &id in started {
+        assert_eq!(state(&store, id), State::Submitted);
+        assert!(ids_in_wave(&store, &bulk.id).contains(&id));
+    }
+    assert!(!ids_in_wave(&store, &bulk.id).contains(&wave1[10]));
+    let replans: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE cause = 'replan'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(replans as u64, planned);
+    // Loading it twice is idempotent too.
+    assert!(
+        store
+            .load_plan(&dir, jiff::Timestamp::now())
+            .unwrap()
+            .unchanged
+    );
+}
+
+#[test]
+fn a_plan_row_outside_the_inventory_is_refused_with_file_and_line() {
+    let p = Project::new(&config(50, 100));
+    let plan = planned_estate(&p, 100, date(2027, 1, 4));
+    let dir = p.path("schedules/test");
+    let batch = dir.join(&plan.waves[1].batches[0]);
+    let mut text = std::fs::read_to_string(&batch).unwrap();
+    text.push_str("stranger@nowhere.example\n");
+    std::fs::write(&batch, text).unwrap();
+    let lines = std::fs::read_to_string(&batch).unwrap().lines().count();
+    let mut store = Store::open(&p.db()).unwrap();
+    let before: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    let err = store
+        .load_plan(&dir, jiff::Timestamp::now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{}, line {lines}: stranger@nowhere.example is not in the inventory",
+            plan.waves[1].batches[0]
+        )),
+        "{err}"
+    );
+    let after: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn status_counts_waves_states_and_failures() {
+    let p = Project::new(&config(50, 100));
+    let plan = planned_estate(&p, 300, date(2027, 1, 4));
+    let store = Store::open_read_only(&p.db()).unwrap();
+    let wave1 = ids_in_wave(&store, &plan.waves[0].id);
+    let (handle, thread) = writer::spawn(&p.db(), None).unwrap();
+    let go = |id, to, at| {
+        handle
+            .apply_blocking(Command::Transition(Transition::new(id, to, "t", at)))
+            .unwrap();
+    };
+    go(wave1[0], State::Submitted, 1_000);
+    go(wave1[1], State::Submitted, 2_000);
+    go(wave1[1], State::Syncing, 3_000);
+    go(wave1[2], State::Submitted, 500);
+    go(wave1[2], State::Failed, 600);
+    drop(handle);
+    thread.join().unwrap().unwrap();
+    let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+    let s = store.status(now, None).unwrap();
+    assert_eq!(s.mailboxes, plan.mailboxes);
+    assert_eq!(s.totals["submitted"], 1);
+    assert_eq!(s.totals["syncing"], 1);
+    assert_eq!(
+        s.failures["permanent"], 1,
+        "a failure without a class counts as permanent"
+    );
+    let w = &s.waves[0];
+    assert_eq!(w.id, plan.waves[0].id);
+    let oldest = w.oldest_unsynced.as_ref().unwrap();
+    assert_eq!(oldest.state, State::Submitted);
+    assert_eq!(oldest.since, "1970-01-01T00:00:01Z");
+    assert_eq!(s.next_wave.as_ref().unwrap().id, plan.waves[0].id);
+}
