@@ -3,11 +3,12 @@
 
 pub mod address;
 pub mod groups;
+pub mod index;
 mod read;
 pub mod summary;
 pub mod synth;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 
 pub use read::{ImportOptions, read_delegates, read_mailboxes};
@@ -58,13 +59,20 @@ impl Inventory {
             .map(|i| self.databases[i as usize].as_str())
     }
 
-    /// Index of every mailbox by lower-cased address.
-    pub fn index_by_address(&self) -> HashMap<String, u32> {
-        self.mailboxes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.address.to_ascii_lowercase(), i as u32))
-            .collect()
+    /// Index of every mailbox by address, ignoring case.
+    pub fn index_by_address(&self) -> index::AddressIndex {
+        let mut index = index::AddressIndex::with_capacity(self.mailboxes.len());
+        for (i, m) in self.mailboxes.iter().enumerate() {
+            index.insert(&m.address, i as u32, |j| {
+                &self.mailboxes[j as usize].address
+            });
+        }
+        index
+    }
+
+    /// The mailbox with this address (any case).
+    pub fn find(&self, index: &index::AddressIndex, address: &str) -> Option<u32> {
+        index.get(address, |j| &self.mailboxes[j as usize].address)
     }
 }
 

@@ -2,7 +2,6 @@
 //! ignoring spaces and punctuation, so Microsoft's batch CSV, Graph's usage report and mailwave's own
 //! form all import as they are.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -95,7 +94,8 @@ fn open(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), InventoryError>
     let file = File::open(path).map_err(io)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
+        .buffer_capacity(1 << 20)
         .from_reader(file);
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
@@ -167,7 +167,8 @@ pub fn read_mailboxes(
     let mut inv = Inventory::default();
     let mut orgs = Interner::default();
     let mut dbs = Interner::default();
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut seen = super::index::AddressIndex::default();
+    let mut lines: Vec<u64> = Vec::new();
     let mut rejected = Vec::new();
     let mut record = csv::StringRecord::new();
 
@@ -179,10 +180,10 @@ pub fn read_mailboxes(
                 continue;
             }
         };
-        if record.iter().all(str::is_empty) {
+        if record.iter().all(|f| f.trim().is_empty()) {
             continue; // a blank line at the end of a hand-edited file
         }
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
+        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").trim();
         let fail = |col: usize, message: String| RowError {
             line,
             column: header(col),
@@ -230,18 +231,20 @@ pub fn read_mailboxes(
         match result {
             Ok(None) => inv.deleted_skipped += 1,
             Ok(Some(m)) => {
-                let key = m.address.to_ascii_lowercase();
-                if let Some(first) = seen.get(&key) {
-                    rejected.push(fail(
+                let next = inv.mailboxes.len() as u32;
+                let mailboxes = &inv.mailboxes;
+                match seen.insert(&m.address, next, |j| &mailboxes[j as usize].address) {
+                    Some(first) => rejected.push(fail(
                         addr_col,
                         format!(
-                            "{} is a duplicate of line {first} (addresses are case-insensitive)",
-                            m.address
+                            "{} is a duplicate of line {} (addresses are case-insensitive)",
+                            m.address, lines[first as usize]
                         ),
-                    ));
-                } else {
-                    seen.insert(key, line);
-                    inv.mailboxes.push(m);
+                    )),
+                    None => {
+                        lines.push(line);
+                        inv.mailboxes.push(m);
+                    }
                 }
             }
             Err(e) => rejected.push(e),
@@ -287,7 +290,6 @@ pub fn read_delegates(
     let mut edges = Vec::new();
     let mut rejected = Vec::new();
     let mut record = csv::StringRecord::new();
-    let mut key = String::new();
     while let Some(row) = next_row(&mut reader, &mut record) {
         let line = match row {
             Ok(line) => line,
@@ -296,18 +298,15 @@ pub fn read_delegates(
                 continue;
             }
         };
-        if record.iter().all(str::is_empty) {
+        if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
         let mut ends = [0u32; 2];
         let mut ok = true;
         for (slot, col) in [(0, mcol), (1, dcol)] {
-            let value = record.get(col).unwrap_or("");
-            key.clear();
-            key.push_str(value);
-            key.make_ascii_lowercase();
-            match index.get(key.as_str()) {
-                Some(&i) => ends[slot] = i,
+            let value = record.get(col).unwrap_or("").trim();
+            match inv.find(&index, value) {
+                Some(i) => ends[slot] = i,
                 None => {
                     let message = match address::check(value) {
                         Err(m) => m,

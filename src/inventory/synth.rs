@@ -95,7 +95,7 @@ pub fn generate(spec: &EstateSpec) -> Inventory {
             for k in 1..team as u32 {
                 edges.push((base + k - 1, base + k));
             }
-            for _ in 0..team / 2 {
+            for _ in 0..team {
                 let a = base + rng.random_range(0..team as u32);
                 let b = base + rng.random_range(0..team as u32);
                 if a != b {

@@ -83,8 +83,9 @@ pub struct PlanDir {
     pub plan: Plan,
     /// SHA-256 over plan.json and every batch file, in order: the same files give the same digest.
     pub digest: String,
-    /// Where each address came from, for error messages: (wave index, address, file, line).
-    pub rows: Vec<(usize, String, String, u64)>,
+    /// Where each address came from, for error messages, in the order of the waves' addresses:
+    /// (index into the wave's `batches`, line).
+    pub rows: Vec<(u32, u64)>,
 }
 
 pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
@@ -108,9 +109,9 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
     let mut hasher = Sha256::new();
     hasher.update(&bytes);
     let mut rows = Vec::new();
-    for (w, wave) in plan.waves.iter_mut().enumerate() {
+    for wave in plan.waves.iter_mut() {
         wave.addresses.clear();
-        for batch in &wave.batches {
+        for (b, batch) in wave.batches.iter().enumerate() {
             let path = dir.join(batch);
             let content = std::fs::read(&path).map_err(io(&path))?;
             hasher.update(batch.as_bytes());
@@ -141,7 +142,7 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
                     continue;
                 };
                 wave.addresses.push(address.to_string());
-                rows.push((w, address.to_string(), batch.clone(), line));
+                rows.push((b as u32, line));
             }
         }
     }

@@ -38,7 +38,35 @@ impl Store {
         let service: std::collections::HashSet<u32> =
             inv.service_accounts.iter().copied().collect();
         let mut ids = Vec::with_capacity(inv.mailboxes.len());
-        {
+        let fresh = before == 0;
+        if fresh {
+            // First import into an empty store: plain inserts with ids in file order, much faster
+            // than the upsert below for millions of rows.
+            let mut insert = tx.prepare(
+                "INSERT INTO mailboxes (id, address, display_name, size_bytes, item_count, organisation,
+                    source_database, priority, pilot, exclude, has_archive, group_id, service_account)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for (i, m) in inv.mailboxes.iter().enumerate() {
+                let id = i as i64 + 1;
+                insert.execute(params![
+                    id,
+                    m.address,
+                    m.display_name,
+                    m.size_bytes as i64,
+                    m.item_count as i64,
+                    inv.organisation_name(m),
+                    inv.database_name(m),
+                    m.priority,
+                    m.pilot,
+                    m.exclude,
+                    m.has_archive,
+                    inv.group_of.get(i).copied().unwrap_or(i as u32),
+                    service.contains(&(i as u32)),
+                ])?;
+                ids.push(id);
+            }
+        } else {
             let mut upsert = tx.prepare(
                 "INSERT INTO mailboxes (address, display_name, size_bytes, item_count, organisation,
                     source_database, priority, pilot, exclude, has_archive, group_id, service_account)
@@ -75,32 +103,44 @@ impl Store {
                 ids.push(id);
             }
         }
-        let retained: Vec<String> = {
+        let mut retained = Vec::new();
+        let mut removed = 0;
+        if !fresh {
             let mut q = tx.prepare(
                 "SELECT m.address FROM mailboxes m JOIN mailbox_state s ON s.mailbox_id = m.id
                  WHERE m.id NOT IN (SELECT id FROM import_seen) ORDER BY m.address",
             )?;
-            q.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
-        };
-        tx.execute(
-            "UPDATE mailboxes SET exclude = 1 WHERE id NOT IN (SELECT id FROM import_seen)
-               AND id IN (SELECT mailbox_id FROM mailbox_state)",
-            [],
-        )?;
-        tx.execute("DELETE FROM delegations", [])?;
-        let removed = tx.execute(
-            "DELETE FROM mailboxes WHERE id NOT IN (SELECT id FROM import_seen)
-               AND id NOT IN (SELECT mailbox_id FROM mailbox_state)
-               AND id NOT IN (SELECT mailbox_id FROM intents)",
-            [],
-        )? as u64;
+            retained = q
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            tx.execute(
+                "UPDATE mailboxes SET exclude = 1 WHERE id NOT IN (SELECT id FROM import_seen)
+                   AND id IN (SELECT mailbox_id FROM mailbox_state)",
+                [],
+            )?;
+            tx.execute("DELETE FROM delegations", [])?;
+            removed = tx.execute(
+                "DELETE FROM mailboxes WHERE id NOT IN (SELECT id FROM import_seen)
+                   AND id NOT IN (SELECT mailbox_id FROM mailbox_state)
+                   AND id NOT IN (SELECT mailbox_id FROM intents)",
+                [],
+            )? as u64;
+        }
         {
-            let mut edge =
-                tx.prepare("INSERT OR IGNORE INTO delegations (a, b) VALUES (?1, ?2)")?;
-            for &(a, b) in &inv.delegations {
-                let (x, y) = (ids[a as usize], ids[b as usize]);
-                edge.execute(params![x.min(y), x.max(y)])?;
+            let mut edges: Vec<(i64, i64)> = inv
+                .delegations
+                .iter()
+                .map(|&(a, b)| {
+                    let (x, y) = (ids[a as usize], ids[b as usize]);
+                    (x.min(y), x.max(y))
+                })
+                .collect();
+            // In key order the inserts are appends to the b-tree.
+            edges.sort_unstable();
+            edges.dedup();
+            let mut edge = tx.prepare("INSERT INTO delegations (a, b) VALUES (?1, ?2)")?;
+            for (a, b) in edges {
+                edge.execute(params![a, b])?;
             }
         }
         tx.execute(

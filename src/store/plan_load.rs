@@ -9,6 +9,7 @@ use rusqlite::params;
 
 use super::writer::Transition;
 use super::{Result, State, Store, StoreError, millis, write_transition};
+use crate::inventory::index::AddressIndex;
 use crate::plan::files;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,29 +106,35 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?
         };
 
-        let ids: HashMap<String, i64> = {
+        // Every mailbox by address (any case), and where each one stands now.
+        let mailboxes: Vec<(i64, String)> = {
             let mut q = tx.prepare("SELECT id, address FROM mailboxes")?;
-            q.query_map([], |r| {
-                Ok((r.get::<_, String>(1)?.to_ascii_lowercase(), r.get(0)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
         };
-        let mut existing: HashMap<i64, (State, i64)> = {
+        let mut index = AddressIndex::with_capacity(mailboxes.len());
+        for (i, (_, address)) in mailboxes.iter().enumerate() {
+            index.insert(address, i as u32, |j| &mailboxes[j as usize].1);
+        }
+        let max_id = mailboxes.iter().map(|m| m.0).max().unwrap_or(0) as usize;
+        const NONE: u8 = u8::MAX;
+        let mut existing: Vec<(u8, i64)> = vec![(NONE, 0); max_id + 1];
+        {
             let mut q = tx.prepare("SELECT mailbox_id, state, wave_id FROM mailbox_state")?;
-            q.query_map([], |r| {
-                let state = State::from_code(r.get(1)?).unwrap_or(State::Failed);
-                Ok((r.get(0)?, (state, r.get(2)?)))
-            })?
-            .collect::<rusqlite::Result<_>>()?
-        };
+            let mut rows = q.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                existing[id as usize] = (r.get::<_, i64>(1)? as u8, r.get(2)?);
+            }
+        }
 
         let mut report = LoadReport {
             plan_id,
             waves: wave_ids.len() as u64,
             ..Default::default()
         };
-        let mut seen: HashMap<i64, (String, u64)> = HashMap::with_capacity(pd.rows.len());
-        let mut seq_in_wave = vec![0i64; wave_ids.len()];
+        // For each mailbox id, the plan row (1-based) that placed it.
+        let mut placed_by = vec![0u32; max_id + 1];
         {
             let mut insert = tx.prepare(
                 "INSERT INTO mailbox_state (mailbox_id, wave_id, seq, state, updated_at) VALUES (?1, ?2, ?3, 0, ?4)",
@@ -137,81 +144,96 @@ impl Store {
             )?;
             let mut reassign =
                 tx.prepare("UPDATE mailbox_state SET wave_id = ?2, seq = ?3, updated_at = ?4 WHERE mailbox_id = ?1")?;
-            for (w, address, file, line) in &pd.rows {
-                let Some(&id) = ids.get(&address.to_ascii_lowercase()) else {
-                    return Err(StoreError::PlanRow {
-                        file: file.clone(),
-                        line: *line,
-                        message: format!("{address} is not in the inventory"),
-                    });
-                };
-                if let Some((other_file, other_line)) = seen.insert(id, (file.clone(), *line)) {
-                    return Err(StoreError::PlanRow {
-                        file: file.clone(),
-                        line: *line,
-                        message: format!(
-                            "{address} is already planned at {other_file}, line {other_line}"
-                        ),
-                    });
-                }
-                let wave = wave_ids[*w];
-                seq_in_wave[*w] += 1;
-                let seq = seq_in_wave[*w];
-                let wave_name = &pd.plan.waves[*w].id;
-                match existing.remove(&id) {
-                    None => {
-                        insert.execute(params![id, wave, seq, at])?;
-                        event.execute(params![
-                            at,
-                            id,
-                            None::<i64>,
-                            State::Planned.code(),
-                            "plan",
-                            wave_name
-                        ])?;
-                        report.added += 1;
+            let mut row = 0usize;
+            for (w, plan_wave) in pd.plan.waves.iter().enumerate() {
+                let wave = wave_ids[w];
+                let wave_name = &plan_wave.id;
+                for (seq, address) in plan_wave.addresses.iter().enumerate() {
+                    let (batch, line) = pd.rows[row];
+                    row += 1;
+                    let file = || plan_wave.batches[batch as usize].clone();
+                    let Some(i) = index.get(address, |j| &mailboxes[j as usize].1) else {
+                        return Err(StoreError::PlanRow {
+                            file: file(),
+                            line,
+                            message: format!("{address} is not in the inventory"),
+                        });
+                    };
+                    let id = mailboxes[i as usize].0;
+                    if placed_by[id as usize] != 0 {
+                        let (other_wave, other_batch, other_line) =
+                            locate(&pd, placed_by[id as usize] as usize - 1);
+                        return Err(StoreError::PlanRow {
+                            file: file(),
+                            line,
+                            message: format!(
+                                "{address} is already planned at {}, line {other_line}",
+                                pd.plan.waves[other_wave].batches[other_batch as usize]
+                            ),
+                        });
                     }
-                    Some((state, current)) if current == wave => {
-                        reassign.execute(params![id, wave, seq, at])?;
-                        if state == State::Skipped {
-                            let t = Transition::new(id, State::Planned, "plan", at)
-                                .detail(wave_name.clone());
-                            write_transition(&tx, &t, state, None)?;
-                            report.added += 1;
-                        }
-                    }
-                    Some((state @ (State::Planned | State::Skipped), current)) => {
-                        reassign.execute(params![id, wave, seq, at])?;
-                        let detail = format!("{} -> {wave_name}", wave_names[&current]);
-                        if state == State::Skipped {
-                            let t = Transition::new(id, State::Planned, "plan", at).detail(detail);
-                            write_transition(&tx, &t, state, None)?;
-                        } else {
-                            // Not a transition: the mailbox stays planned, in another wave.
+                    placed_by[id as usize] = row as u32;
+                    let seq = seq as i64 + 1;
+                    let (code, current) = std::mem::replace(&mut existing[id as usize], (NONE, 0));
+                    let state = (code != NONE)
+                        .then(|| State::from_code(code as i64).unwrap_or(State::Failed));
+                    match state {
+                        None => {
+                            insert.execute(params![id, wave, seq, at])?;
                             event.execute(params![
                                 at,
                                 id,
-                                state.code(),
-                                state.code(),
-                                "replan",
-                                detail
+                                None::<i64>,
+                                State::Planned.code(),
+                                "plan",
+                                wave_name
                             ])?;
+                            report.added += 1;
                         }
-                        report.moved += 1;
-                    }
-                    Some((state, current)) => {
-                        report.in_flight.push((
-                            address.clone(),
-                            state,
-                            wave_names[&current].clone(),
-                        ));
+                        Some(state) if current == wave => {
+                            reassign.execute(params![id, wave, seq, at])?;
+                            if state == State::Skipped {
+                                let t = Transition::new(id, State::Planned, "plan", at)
+                                    .detail(wave_name.clone());
+                                write_transition(&tx, &t, state, None)?;
+                                report.added += 1;
+                            }
+                        }
+                        Some(state @ (State::Planned | State::Skipped)) => {
+                            reassign.execute(params![id, wave, seq, at])?;
+                            let detail = format!("{} -> {wave_name}", wave_names[&current]);
+                            if state == State::Skipped {
+                                let t =
+                                    Transition::new(id, State::Planned, "plan", at).detail(detail);
+                                write_transition(&tx, &t, state, None)?;
+                            } else {
+                                // Not a transition: the mailbox stays planned, in another wave.
+                                event.execute(params![
+                                    at,
+                                    id,
+                                    state.code(),
+                                    state.code(),
+                                    "replan",
+                                    detail
+                                ])?;
+                            }
+                            report.moved += 1;
+                        }
+                        Some(state) => {
+                            report.in_flight.push((
+                                address.clone(),
+                                state,
+                                wave_names[&current].clone(),
+                            ));
+                        }
                     }
                 }
             }
         }
         // Planned mailboxes the new plan leaves out will not move: skipped, with the reason.
-        for (id, (state, _)) in existing {
-            if state == State::Planned {
+        for (id, &(code, _)) in existing.iter().enumerate() {
+            if code == State::Planned.code() {
+                let (id, state) = (id as i64, State::Planned);
                 let t = Transition::new(id, State::Skipped, "plan", at)
                     .detail("not in the current plan");
                 write_transition(&tx, &t, state, None)?;
@@ -222,4 +244,17 @@ impl Store {
         tx.commit()?;
         Ok(report)
     }
+}
+
+/// The (wave, batch, line) of the `k`-th plan row.
+fn locate(pd: &files::PlanDir, k: usize) -> (usize, u32, u64) {
+    let mut first = 0;
+    for (w, wave) in pd.plan.waves.iter().enumerate() {
+        if k < first + wave.addresses.len() {
+            let (batch, line) = pd.rows[k];
+            return (w, batch, line);
+        }
+        first += wave.addresses.len();
+    }
+    (0, 0, 0)
 }

@@ -1,0 +1,38 @@
+//! Helpers shared by the benchmark binaries (included with `mod common;`).
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+/// Peak resident memory of this process so far, in bytes (Linux `VmHWM`).
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+pub fn timed<T>(label: &str, f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    let took = start.elapsed();
+    println!("{label:<44} {:>8.2} s", took.as_secs_f64());
+    (out, took)
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Mailbox count from `MAILWAVE_BENCH_MAILBOXES`, default the NHSmail estate.
+pub fn estate_size() -> usize {
+    std::env::var("MAILWAVE_BENCH_MAILBOXES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_100_000)
+}
