@@ -57,6 +57,8 @@ pub struct Tenant {
     /// in the file.
     pub client_secret_env: Option<String>,
     pub certificate: Option<PathBuf>,
+    /// Signature of certificate client assertions: PS256 (default) or RS256.
+    pub assertion_algorithm: crate::auth::Algorithm,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +213,7 @@ struct RawTenant {
     client_id: Option<String>,
     client_secret_env: Option<Spanned<String>>,
     certificate: Option<String>,
+    assertion_algorithm: Option<Spanned<String>>,
     /// Refused with a clear message: secrets do not belong in the file.
     client_secret: Option<Spanned<toml::Value>>,
 }
@@ -337,7 +340,22 @@ impl Config {
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
+        let assertion_algorithm = match &raw.tenant.assertion_algorithm {
+            None => crate::auth::Algorithm::Ps256,
+            Some(a) => match a.get_ref().as_str() {
+                "PS256" => crate::auth::Algorithm::Ps256,
+                "RS256" => crate::auth::Algorithm::Rs256,
+                other => {
+                    return Err(cx.invalid(
+                        a.span(),
+                        "tenant.assertion_algorithm",
+                        format!("{other:?} is not PS256 or RS256"),
+                    ));
+                }
+            },
+        };
         let tenant = Tenant {
+            assertion_algorithm,
             id: raw.tenant.id.unwrap_or_default(),
             client_id: raw.tenant.client_id.unwrap_or_default(),
             client_secret_env: raw.tenant.client_secret_env.map(|s| s.into_inner()),

@@ -3,8 +3,13 @@
 //! The binary is a thin shell over this library: [`cli::main`] parses the command line and calls the
 //! modules below, so integration tests can drive the same code in-process.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod directory;
+pub mod engine;
+pub mod exchange;
 pub mod inventory;
 pub mod plan;
+pub mod sim;
 pub mod store;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Cli, exit};
+use super::{BadInput, Cli, exit};
 use crate::inventory::summary::ImportSummary;
 use crate::inventory::{self, ImportOptions, RowError, groups};
 use crate::store::Store;
@@ -17,7 +17,15 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     /// The mailbox CSV. Columns are found by header name.
-    pub mailboxes: PathBuf,
+    #[arg(required_unless_present = "from_graph", conflicts_with = "from_graph")]
+    pub mailboxes: Option<PathBuf>,
+    /// Import Microsoft Graph's mailbox usage report instead of a file (needs [tenant] and a
+    /// credential; Reports.Read.All).
+    #[arg(long)]
+    pub from_graph: bool,
+    /// Report period for --from-graph.
+    #[arg(long, default_value = "D7", value_parser = ["D7", "D30", "D90", "D180"])]
+    pub period: String,
     /// Delegate permissions CSV (columns Mailbox and Delegate).
     #[arg(long)]
     pub delegates: Option<PathBuf>,
@@ -57,13 +65,49 @@ fn write_rejected(path: &Path, rows: &[(&Path, &RowError)]) -> anyhow::Result<()
     Ok(())
 }
 
+/// Downloads the usage report to `state/graph-mailbox-usage-<period>.csv` and returns its path.
+fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
+    use crate::directory::Directory;
+    let config = crate::config::Config::load(&cli.config)?;
+    let credential = crate::auth::Credential::from_config(&config.tenant)?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()?;
+    let clock = crate::engine::Clock::real();
+    let tokens = std::sync::Arc::new(crate::auth::TokenProvider::new(
+        http, &config, credential, clock,
+    ));
+    let graph = crate::directory::graph::GraphDirectory::new(&config.endpoints.graph, tokens)
+        .map_err(BadInput)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let csv = runtime.block_on(graph.mailbox_usage_report(period))?;
+    inventory::check_not_concealed(&csv).map_err(BadInput)?;
+    let dir = cli
+        .state
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("graph-mailbox-usage-{period}.csv"));
+    std::fs::write(&path, csv)?;
+    println!(
+        "downloaded the {period} mailbox usage report to {}",
+        path.display()
+    );
+    Ok(path)
+}
+
 fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     let opts = ImportOptions {
         skip_invalid: args.skip_invalid,
         service_account_threshold: args.service_account_threshold,
     };
+    let mailboxes = match &args.mailboxes {
+        Some(path) => path.clone(),
+        None => fetch_usage_report(cli, &args.period)?,
+    };
     // Everything is read and validated before the state database is opened: bad input changes nothing.
-    let (mut inv, rejected_mailboxes) = inventory::read_mailboxes(&args.mailboxes, &opts)?;
+    let (mut inv, rejected_mailboxes) = inventory::read_mailboxes(&mailboxes, &opts)?;
     let rejected_delegates = match &args.delegates {
         Some(path) => inventory::read_delegates(path, &mut inv, &opts)?,
         None => Vec::new(),
@@ -75,8 +119,8 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     let _lock = RunLock::acquire(&cli.state, "mailwave inventory import")?;
     let mut store = Store::open(&cli.state)?;
     let source = match &args.delegates {
-        Some(d) => format!("{} + {}", args.mailboxes.display(), d.display()),
-        None => args.mailboxes.display().to_string(),
+        Some(d) => format!("{} + {}", mailboxes.display(), d.display()),
+        None => mailboxes.display().to_string(),
     };
     let report = store.replace_inventory(
         &inv,
@@ -110,7 +154,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         });
         let rows: Vec<(&Path, &RowError)> = rejected_mailboxes
             .iter()
-            .map(|e| (args.mailboxes.as_path(), e))
+            .map(|e| (mailboxes.as_path(), e))
             .chain(
                 rejected_delegates
                     .iter()

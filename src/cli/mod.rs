@@ -5,6 +5,7 @@ mod init;
 mod inventory;
 mod mailbox;
 mod plan;
+mod sim;
 mod status;
 
 use std::path::PathBuf;
@@ -82,6 +83,31 @@ pub enum Command {
     /// One mailbox: facts, state and history.
     #[command(subcommand)]
     Mailbox(mailbox::Command),
+    /// The built-in simulator of Exchange Online, Graph and Entra ID.
+    #[command(subcommand)]
+    Sim(sim::Command),
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -164,5 +190,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Plan(a) => plan::run(cli, a),
         Command::Status(a) => status::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
+        Command::Sim(c) => sim::run(c),
     }
 }

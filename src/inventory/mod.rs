@@ -151,5 +151,38 @@ fn format_rejections(path: &Path, errors: &[RowError], total: usize) -> String {
     out
 }
 
+/// Refuses a usage report whose names are concealed: with `displayConcealedNames` on, Graph replaces
+/// every user principal name with a hash, and nothing can be migrated by hash.
+pub fn check_not_concealed(csv: &[u8]) -> Result<(), String> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv);
+    let Ok(headers) = reader.headers().cloned() else {
+        return Ok(());
+    };
+    let Some(col) = headers
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("User Principal Name"))
+    else {
+        return Ok(());
+    };
+    let (mut rows, mut hashed) = (0, 0);
+    for record in reader.records().take(200).flatten() {
+        let upn = record.get(col).unwrap_or("").trim();
+        rows += 1;
+        if !upn.contains('@') && upn.len() >= 16 && upn.chars().all(|c| c.is_ascii_hexdigit()) {
+            hashed += 1;
+        }
+    }
+    if rows > 0 && hashed * 2 > rows {
+        return Err(format!(
+            "the mailbox usage report has concealed (hashed) user names ({hashed} of the first {rows} rows), so \
+             its mailboxes cannot be matched to addresses. A Global or Reports administrator can show real \
+             names by setting Graph's admin/reportSettings displayConcealedNames to false (Microsoft 365 admin \
+             center: Settings > Org settings > Reports > \"Display concealed user, group, and site names in all \
+             reports\" off), then import again."
+        ));
+    }
+    Ok(())
+}
+
 /// How many row errors an all-or-nothing failure shows before "... and N more".
 pub const ERRORS_SHOWN: usize = 20;

@@ -1,0 +1,438 @@
+//! Entra ID client-credentials tokens: one per resource (Exchange, Graph), cached and renewed before
+//! they expire. The credential is a client secret read from an environment variable, or a certificate
+//! whose private key signs a client-assertion JWT. A secret never reaches a log, an error or the store:
+//! it lives in [`Secret`], which prints as `***`, and every Entra message is scrubbed of it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use jiff::{SignedDuration, Timestamp};
+use rsa::RsaPrivateKey;
+use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use crate::engine::Clock;
+
+/// A secret value. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    #[default]
+    Ps256,
+    Rs256,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ps256 => "PS256",
+            Algorithm::Rs256 => "RS256",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub enum Credential {
+    Secret(Secret),
+    Certificate {
+        key: Arc<RsaPrivateKey>,
+        /// The certificate, DER.
+        certificate: Arc<Vec<u8>>,
+        algorithm: Algorithm,
+    },
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Secret(_) => f.write_str("Credential::Secret(***)"),
+            Credential::Certificate { algorithm, .. } => {
+                write!(f, "Credential::Certificate({})", algorithm.name())
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign-in refused by Entra ID: {code}: {description}")]
+    Entra { code: String, description: String },
+    #[error("cannot reach the token endpoint {url}: {message}")]
+    Network { url: String, message: String },
+    #[error("credential: {0}")]
+    Credential(String),
+}
+
+/// The blocks of a PEM file: (label, DER bytes).
+pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + 11..];
+        let Some(label_end) = after.find("-----") else {
+            break;
+        };
+        let label = after[..label_end].to_string();
+        let body_start = label_end + 5;
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = after[body_start..].find(&end_marker) else {
+            break;
+        };
+        let b64: String = after[body_start..body_start + end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) {
+            out.push((label, der));
+        }
+        rest = &after[body_start + end + end_marker.len()..];
+    }
+    out
+}
+
+/// `x5t#S256`: base64url of the SHA-256 of the certificate's DER.
+pub fn thumbprint_s256(certificate_der: &[u8]) -> String {
+    B64URL.encode(Sha256::digest(certificate_der))
+}
+
+impl Credential {
+    /// The credential the configuration names: its certificate if it has one, else the secret in
+    /// the environment variable `client_secret_env`.
+    pub fn from_config(tenant: &crate::config::Tenant) -> Result<Credential, AuthError> {
+        if let Some(path) = &tenant.certificate {
+            return Credential::from_pem_file(path, tenant.assertion_algorithm);
+        }
+        match &tenant.client_secret_env {
+            Some(var) => Credential::from_env(var),
+            None => Err(AuthError::Credential(
+                "[tenant] names no credential: set client_secret_env or certificate".into(),
+            )),
+        }
+    }
+
+    /// Reads the secret from the environment variable `var`.
+    pub fn from_env(var: &str) -> Result<Credential, AuthError> {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Credential::Secret(Secret::new(v))),
+            _ => Err(AuthError::Credential(format!(
+                "the environment variable {var} (tenant.client_secret_env) is not set"
+            ))),
+        }
+    }
+
+    /// Reads a PEM file holding the private key (PKCS#8 or PKCS#1) and the certificate.
+    pub fn from_pem_file(path: &Path, algorithm: Algorithm) -> Result<Credential, AuthError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AuthError::Credential(format!("{}: {e}", path.display())))?;
+        Credential::from_pem(&text, algorithm)
+            .map_err(|e| AuthError::Credential(format!("{}: {e}", path.display())))
+    }
+
+    pub fn from_pem(text: &str, algorithm: Algorithm) -> Result<Credential, String> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::pkcs8::DecodePrivateKey;
+        let blocks = pem_blocks(text);
+        let key = blocks
+            .iter()
+            .find_map(|(label, der)| match label.as_str() {
+                "PRIVATE KEY" => {
+                    Some(RsaPrivateKey::from_pkcs8_der(der).map_err(|e| e.to_string()))
+                }
+                "RSA PRIVATE KEY" => {
+                    Some(RsaPrivateKey::from_pkcs1_der(der).map_err(|e| e.to_string()))
+                }
+                _ => None,
+            })
+            .ok_or("no RSA private key in the PEM file")??;
+        let certificate = blocks
+            .into_iter()
+            .find(|(label, _)| label == "CERTIFICATE")
+            .map(|(_, der)| der)
+            .ok_or("no certificate in the PEM file")?;
+        Ok(Credential::Certificate {
+            key: Arc::new(key),
+            certificate: Arc::new(certificate),
+            algorithm,
+        })
+    }
+
+    /// The client-assertion JWT for `token_url`, valid for ten minutes from `now`.
+    pub fn assertion(&self, client_id: &str, token_url: &str, now: Timestamp) -> Option<String> {
+        let Credential::Certificate {
+            key,
+            certificate,
+            algorithm,
+        } = self
+        else {
+            return None;
+        };
+        let header = serde_json::json!({
+            "alg": algorithm.name(),
+            "typ": "JWT",
+            "x5t#S256": thumbprint_s256(certificate),
+        });
+        let nbf = now.as_second();
+        let claims = serde_json::json!({
+            "aud": token_url,
+            "iss": client_id,
+            "sub": client_id,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": nbf,
+            "iat": nbf,
+            "exp": nbf + 600,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            B64URL.encode(header.to_string()),
+            B64URL.encode(claims.to_string())
+        );
+        let signature = match algorithm {
+            Algorithm::Ps256 => {
+                let signer = rsa::pss::BlindedSigningKey::<Sha256>::new((**key).clone());
+                signer
+                    .sign_with_rng(&mut rsa::rand_core::OsRng, signing_input.as_bytes())
+                    .to_vec()
+            }
+            Algorithm::Rs256 => {
+                let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new((**key).clone());
+                signer.sign(signing_input.as_bytes()).to_vec()
+            }
+        };
+        Some(format!("{signing_input}.{}", B64URL.encode(signature)))
+    }
+}
+
+/// Which API a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Exchange,
+    Graph,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: i64,
+}
+
+#[derive(Deserialize)]
+struct EntraError {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+struct Cached {
+    token: Secret,
+    expires_at: Timestamp,
+}
+
+/// Renew this long before a token expires.
+pub const RENEW_BEFORE: SignedDuration = SignedDuration::from_mins(5);
+
+/// Tokens for the APIs, from `{authority}/{tenant}/oauth2/v2.0/token`.
+pub struct TokenProvider {
+    http: reqwest::Client,
+    authority: String,
+    tenant: String,
+    client_id: String,
+    credential: Credential,
+    /// The resource id (scope without `/.default`) for each API.
+    resources: HashMap<Resource, String>,
+    clock: Clock,
+    cache: Mutex<HashMap<Resource, Cached>>,
+}
+
+impl TokenProvider {
+    pub fn new(
+        http: reqwest::Client,
+        config: &crate::config::Config,
+        credential: Credential,
+        clock: Clock,
+    ) -> TokenProvider {
+        let resources = [
+            (Resource::Exchange, config.endpoints.exchange.clone()),
+            (Resource::Graph, config.endpoints.graph.clone()),
+        ]
+        .into_iter()
+        .collect();
+        TokenProvider {
+            http,
+            authority: config.endpoints.authority.clone(),
+            tenant: config.tenant.id.clone(),
+            client_id: config.tenant.client_id.clone(),
+            credential,
+            resources,
+            clock,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant)
+    }
+
+    /// A valid token for `resource`, from the cache unless it is within [`RENEW_BEFORE`] of expiry.
+    pub async fn token(&self, resource: Resource) -> Result<Secret, AuthError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.get(&resource)
+            && c.expires_at.duration_since(self.clock.now()) > RENEW_BEFORE
+        {
+            return Ok(c.token.clone());
+        }
+        let fresh = self.fetch(resource).await?;
+        let token = fresh.token.clone();
+        cache.insert(resource, fresh);
+        Ok(token)
+    }
+
+    /// Drops the cached token and fetches a new one (after a 401).
+    pub async fn renew(&self, resource: Resource) -> Result<Secret, AuthError> {
+        let mut cache = self.cache.lock().await;
+        let fresh = self.fetch(resource).await?;
+        let token = fresh.token.clone();
+        cache.insert(resource, fresh);
+        Ok(token)
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match &self.credential {
+            Credential::Secret(s) if !s.expose().is_empty() => text.replace(s.expose(), "***"),
+            _ => text.to_string(),
+        }
+    }
+
+    async fn fetch(&self, resource: Resource) -> Result<Cached, AuthError> {
+        let url = self.token_url();
+        let scope = format!("{}/.default", self.resources[&resource]);
+        let now = self.clock.now();
+        let mut form: Vec<(&str, String)> = vec![
+            ("client_id", self.client_id.clone()),
+            ("scope", scope),
+            ("grant_type", "client_credentials".into()),
+        ];
+        match &self.credential {
+            Credential::Secret(s) => form.push(("client_secret", s.expose().to_string())),
+            Credential::Certificate { .. } => {
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push((
+                    "client_assertion",
+                    self.credential
+                        .assertion(&self.client_id, &url, now)
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+        let response =
+            self.http
+                .post(&url)
+                .form(&form)
+                .send()
+                .await
+                .map_err(|e| AuthError::Network {
+                    url: url.clone(),
+                    message: self.scrub(&e.without_url().to_string()),
+                })?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| AuthError::Network {
+            url: url.clone(),
+            message: self.scrub(&e.to_string()),
+        })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<EntraError>(&body) {
+                Ok(e) => {
+                    // "AADSTS7000215: Invalid client secret provided. ..." -> code and description.
+                    let description = self.scrub(&e.error_description);
+                    let code = description
+                        .split(':')
+                        .next()
+                        .filter(|c| c.starts_with("AADSTS"))
+                        .map(str::to_string)
+                        .unwrap_or(e.error.clone());
+                    AuthError::Entra {
+                        code,
+                        description: format!(
+                            "{} ({})",
+                            description.lines().next().unwrap_or(""),
+                            e.error
+                        ),
+                    }
+                }
+                Err(_) => AuthError::Entra {
+                    code: format!("HTTP {}", status.as_u16()),
+                    description: self.scrub(&body.chars().take(300).collect::<String>()),
+                },
+            });
+        }
+        let parsed: TokenResponse =
+            serde_json::from_str(&body).map_err(|e| AuthError::Network {
+                url,
+                message: format!("unreadable token response: {e}"),
+            })?;
+        Ok(Cached {
+            token: Secret::new(parsed.access_token),
+            expires_at: now + SignedDuration::from_secs(parsed.expires_in.max(0)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(
+            format!("{:?}", Credential::Secret(s)),
+            "Credential::Secret(***)"
+        );
+    }
+
+    #[test]
+    fn pem_blocks_are_found_in_order() {
+        let text = "junk\n-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nAwQF\n-----END CERTIFICATE-----\n";
+        let blocks = pem_blocks(text);
+        assert_eq!(
+            blocks,
+            vec![
+                ("PRIVATE KEY".into(), vec![0, 1, 2]),
+                ("CERTIFICATE".into(), vec![3, 4, 5])
+            ]
+        );
+    }
+}

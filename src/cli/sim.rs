@@ -1,0 +1,71 @@
+//! `mailwave sim serve`: the simulator over HTTP on loopback, for rehearsals and tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{BadInput, exit};
+use crate::engine::{Clock, ClockSpec};
+use crate::sim::{Profile, Simulator};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Serve the simulated token endpoint, InvokeCommand and Graph over HTTP.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the address taken is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seed: the same seed replays the same behaviour.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Simulated time to start at (RFC 3339; default now).
+    #[arg(long)]
+    pub start: Option<jiff::Timestamp>,
+    /// Profile (TOML) with the service's knobs; defaults behave like a busy tenant.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// A shared clock (`scaled:<speed>:<real origin>:<sim origin>`), so another process can follow
+    /// the same accelerated time. Overrides --speed and --start.
+    #[arg(long, hide = true)]
+    pub clock: Option<ClockSpec>,
+}
+
+pub fn run(command: &Command) -> anyhow::Result<i32> {
+    let Command::Serve(args) = command;
+    let profile = match &args.profile {
+        Some(p) => Profile::load(p).map_err(BadInput)?,
+        None => Profile::default(),
+    };
+    if args.speed.is_nan() || args.speed <= 0.0 {
+        return Err(BadInput(format!("--speed must be above zero, got {}", args.speed)).into());
+    }
+    let spec = args.clock.unwrap_or_else(|| {
+        let now = jiff::Timestamp::now();
+        ClockSpec {
+            speed: args.speed,
+            real_origin: now,
+            sim_origin: args.start.unwrap_or(now),
+        }
+    });
+    let clock = Clock::from_spec(spec);
+    let sim = Arc::new(Simulator::new(profile, args.seed, clock).map_err(BadInput)?);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        println!("mailwave simulator listening on http://{addr}");
+        println!("clock {spec}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        crate::sim::http::serve(sim, listener, super::shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(exit::OK)
+}

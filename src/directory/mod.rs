@@ -1,0 +1,199 @@
+//! Microsoft Graph, behind [`Directory`]: users, the mailbox usage report, Exchange Online licences,
+//! and notification mail. [`graph::GraphDirectory`] talks to Graph (graph-rs-sdk);
+//! [`local::LocalDirectory`] to the in-process simulator.
+
+pub mod graph;
+pub mod local;
+
+use std::future::Future;
+
+use serde_json::Value;
+
+pub use crate::exchange::ServiceError;
+
+/// Exchange Online service plans: EXCHANGE_S_ENTERPRISE and EXCHANGE_S_STANDARD.
+pub const EXCHANGE_PLANS: [&str; 2] = [
+    "efb87545-963c-4e0d-99df-69c6916d9eb0",
+    "9aaf7827-d63c-4b61-89c3-182f06f82e5c",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub user_principal_name: String,
+    pub mail: Option<String>,
+    pub account_enabled: bool,
+    /// (skuId, disabled service plan ids)
+    pub licences: Vec<(String, Vec<String>)>,
+}
+
+impl User {
+    pub fn from_json(v: &Value) -> User {
+        User {
+            id: v["id"].as_str().unwrap_or("").to_string(),
+            user_principal_name: v["userPrincipalName"].as_str().unwrap_or("").to_string(),
+            mail: v["mail"].as_str().map(str::to_string),
+            account_enabled: v["accountEnabled"].as_bool().unwrap_or(true),
+            licences: v["assignedLicenses"]
+                .as_array()
+                .map(|ls| {
+                    ls.iter()
+                        .map(|l| {
+                            (
+                                l["skuId"].as_str().unwrap_or("").to_string(),
+                                l["disabledPlans"]
+                                    .as_array()
+                                    .map(|d| {
+                                        d.iter()
+                                            .filter_map(|x| x.as_str().map(str::to_string))
+                                            .collect()
+                                    })
+                                    .unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A subscribed SKU and the service plans in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sku {
+    pub sku_id: String,
+    pub part_number: String,
+    pub enabled: u64,
+    pub consumed: u64,
+    pub service_plans: Vec<String>,
+}
+
+impl Sku {
+    pub fn from_json(v: &Value) -> Sku {
+        Sku {
+            sku_id: v["skuId"].as_str().unwrap_or("").to_string(),
+            part_number: v["skuPartNumber"].as_str().unwrap_or("").to_string(),
+            enabled: v["prepaidUnits"]["enabled"].as_u64().unwrap_or(0),
+            consumed: v["consumedUnits"].as_u64().unwrap_or(0),
+            service_plans: v["servicePlans"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|x| x["servicePlanId"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn includes_exchange(&self) -> bool {
+        self.service_plans
+            .iter()
+            .any(|p| EXCHANGE_PLANS.contains(&p.as_str()))
+    }
+}
+
+/// Whether `user` holds a licence whose SKU carries an Exchange Online plan that is not disabled.
+pub fn has_exchange_licence(user: &User, skus: &[Sku]) -> bool {
+    user.licences.iter().any(|(sku_id, disabled)| {
+        skus.iter().any(|s| {
+            &s.sku_id == sku_id
+                && s.service_plans
+                    .iter()
+                    .any(|p| EXCHANGE_PLANS.contains(&p.as_str()) && !disabled.contains(p))
+        })
+    })
+}
+
+type Res<T> = Result<T, ServiceError>;
+
+pub trait Directory: Send + Sync + 'static {
+    /// Every user (all pages).
+    fn list_users(&self) -> impl Future<Output = Res<Vec<User>>> + Send;
+    /// The mailbox usage report CSV for `period` (D7, D30, D90, D180).
+    fn mailbox_usage_report(&self, period: &str) -> impl Future<Output = Res<Vec<u8>>> + Send;
+    fn subscribed_skus(&self) -> impl Future<Output = Res<Vec<Sku>>> + Send;
+    fn get_user(&self, user: &str) -> impl Future<Output = Res<User>> + Send;
+    fn assign_licence(&self, user: &str, sku_id: &str) -> impl Future<Output = Res<()>> + Send;
+    /// Sends a plain-text message as `sender` (a mailbox the app may send as).
+    fn send_mail(
+        &self,
+        sender: &str,
+        to: &[String],
+        subject: &str,
+        body: &str,
+    ) -> impl Future<Output = Res<()>> + Send;
+}
+
+/// Checks a user's Exchange Online licence and assigns `sku_id` when there is none.
+/// Returns whether a licence was assigned.
+pub async fn ensure_exchange_licence<D: Directory>(
+    dir: &D,
+    user: &str,
+    skus: &[Sku],
+    sku_id: &str,
+) -> Res<bool> {
+    let u = dir.get_user(user).await?;
+    if has_exchange_licence(&u, skus) {
+        return Ok(false);
+    }
+    dir.assign_licence(user, sku_id).await?;
+    Ok(true)
+}
+
+/// The body of `sendMail`.
+pub fn mail_body(to: &[String], subject: &str, body: &str) -> Value {
+    serde_json::json!({
+        "message": {
+            "subject": subject,
+            "body": {"contentType": "Text", "content": body},
+            "toRecipients": to.iter().map(|a| serde_json::json!({"emailAddress": {"address": a}})).collect::<Vec<_>>(),
+        },
+        "saveToSentItems": false,
+    })
+}
+
+/// Classifies a failed Graph answer.
+pub fn classify(status: u16, body: Option<&Value>, retry_after: Option<&str>) -> ServiceError {
+    let message = body
+        .and_then(|b| b["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.map(|b| b.to_string()).unwrap_or_default());
+    match status {
+        429 => ServiceError::Throttled {
+            retry_after: crate::exchange::error::retry_after(retry_after)
+                .unwrap_or(std::time::Duration::from_secs(10)),
+        },
+        0 | 500..=599 => ServiceError::Transient { status, message },
+        401 => ServiceError::Auth { message },
+        403 => ServiceError::Permanent {
+            status,
+            message: format!("access denied (check the app's Graph permissions): {message}"),
+        },
+        404 => ServiceError::NotFound { message },
+        400 => ServiceError::BadRequest { message },
+        _ => ServiceError::Permanent { status, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn licence_needs_an_enabled_exchange_plan() {
+        let skus = vec![Sku::from_json(
+            &json!({"skuId": "E3", "servicePlans": [{"servicePlanId": EXCHANGE_PLANS[0]}]}),
+        )];
+        let user = |disabled: Vec<&str>| {
+            User::from_json(&json!({"id": "1", "userPrincipalName": "a@b.org",
+            "assignedLicenses": [{"skuId": "E3", "disabledPlans": disabled}]}))
+        };
+        assert!(has_exchange_licence(&user(vec![]), &skus));
+        assert!(!has_exchange_licence(&user(vec![EXCHANGE_PLANS[0]]), &skus));
+        assert!(!has_exchange_licence(
+            &User::from_json(&json!({"id": "2"})),
+            &skus
+        ));
+    }
+}

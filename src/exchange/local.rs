@@ -1,0 +1,61 @@
+//! InvokeCommand straight into the in-process simulator: the same bodies, pages and errors as over
+//! HTTP, without sockets or tokens. `mailwave demo` and the engine tests use it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Call, Failure, Page, Transport};
+use crate::sim::Simulator;
+
+pub struct LocalTransport {
+    sim: Arc<Simulator>,
+    page_size: usize,
+}
+
+impl LocalTransport {
+    pub fn new(sim: Arc<Simulator>) -> LocalTransport {
+        LocalTransport {
+            sim,
+            page_size: 1000,
+        }
+    }
+
+    pub fn simulator(&self) -> &Arc<Simulator> {
+        &self.sim
+    }
+}
+
+impl Transport for LocalTransport {
+    async fn post(
+        &self,
+        _call: &Call,
+        cmdlet: &str,
+        body: &Value,
+        next_link: Option<&str>,
+    ) -> Result<Page, Failure> {
+        let params = body["CmdletInput"]["Parameters"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let offset = next_link
+            .and_then(|l| l.strip_prefix("local:"))
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        match self.sim.invoke(cmdlet, &params, offset, self.page_size) {
+            Ok(ok) => {
+                let served = self.page_size.min(self.sim.profile().max_page_size);
+                Ok(Page {
+                    next_link: ok.more.then(|| format!("local:{}", offset + served)),
+                    value: ok.value,
+                    warnings: ok.warnings,
+                })
+            }
+            Err(fault) => Err(Failure {
+                status: fault.status,
+                body: fault.body,
+                retry_after: fault.retry_after.map(|s| format!("{s}")),
+            }),
+        }
+    }
+}

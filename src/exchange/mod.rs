@@ -1,0 +1,513 @@
+//! Exchange Online's move cmdlets, behind [`MoveService`]. One client ([`ExchangeClient`]) builds the
+//! InvokeCommand bodies, follows `@odata.nextLink`, parses the answers and classifies errors; a
+//! [`Transport`] carries the bodies: over HTTPS ([`rest::RestTransport`]) or straight into the
+//! in-process simulator ([`local::LocalTransport`]).
+
+pub mod error;
+pub mod local;
+pub mod rest;
+
+use std::future::Future;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value, json};
+
+use crate::engine::Clock;
+pub use error::ServiceError;
+
+/// One API call's context: the `client-request-id` it carries (also written to the event log), and,
+/// for a request that mailwave created, when, so that a 404 moments later reads as replication lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    pub correlation: uuid::Uuid,
+    pub created_at: Option<Timestamp>,
+}
+
+impl Call {
+    pub fn new() -> Call {
+        Call {
+            correlation: uuid::Uuid::new_v4(),
+            created_at: None,
+        }
+    }
+
+    pub fn with_correlation(correlation: [u8; 16]) -> Call {
+        Call {
+            correlation: uuid::Uuid::from_bytes(correlation),
+            created_at: None,
+        }
+    }
+
+    pub fn created_at(mut self, at: Option<Timestamp>) -> Call {
+        self.created_at = at;
+        self
+    }
+}
+
+impl Default for Call {
+    fn default() -> Self {
+        Call::new()
+    }
+}
+
+/// How long after a create a 404 is taken for replication lag.
+pub const REPLICATION_GRACE: SignedDuration = SignedDuration::from_mins(15);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveStatus {
+    Queued,
+    InProgress,
+    Synced,
+    AutoSuspended,
+    Suspended,
+    CompletionInProgress,
+    Completed,
+    CompletedWithWarning,
+    CompletedWithSkippedItems,
+    Failed,
+    Retrying,
+    Other(String),
+}
+
+impl MoveStatus {
+    pub fn parse(s: &str) -> MoveStatus {
+        match s {
+            "Queued" => MoveStatus::Queued,
+            "InProgress" => MoveStatus::InProgress,
+            "Synced" => MoveStatus::Synced,
+            "AutoSuspended" => MoveStatus::AutoSuspended,
+            "Suspended" => MoveStatus::Suspended,
+            "CompletionInProgress" => MoveStatus::CompletionInProgress,
+            "Completed" => MoveStatus::Completed,
+            "CompletedWithWarning" => MoveStatus::CompletedWithWarning,
+            "CompletedWithSkippedItems" => MoveStatus::CompletedWithSkippedItems,
+            "Failed" => MoveStatus::Failed,
+            "Retrying" => MoveStatus::Retrying,
+            other => MoveStatus::Other(other.to_string()),
+        }
+    }
+}
+
+/// What `New-MoveRequest` needs for a remote onboarding move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMove {
+    pub identity: String,
+    pub batch_name: String,
+    pub complete_after: Timestamp,
+    pub remote_host_name: String,
+    pub target_delivery_domain: String,
+    pub source_endpoint: Option<String>,
+}
+
+/// A move request as `Get-MoveRequest` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoveRequest {
+    pub identity: String,
+    pub display_name: String,
+    pub exchange_guid: String,
+    pub status: MoveStatus,
+    pub status_detail: String,
+    pub batch_name: String,
+    pub complete_after: Option<Timestamp>,
+}
+
+/// `Get-MoveRequestStatistics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoveStatistics {
+    pub request: MoveRequest,
+    pub percent_complete: Option<u32>,
+    pub bytes_transferred: Option<u64>,
+    pub total_mailbox_size: Option<u64>,
+    pub total_item_count: Option<u64>,
+    pub items_transferred: Option<u64>,
+    pub message: String,
+    pub failure_type: Option<String>,
+    pub failure_timestamp: Option<String>,
+    pub sync_stage: Option<String>,
+    /// Perfect, Good, Investigate or Poor.
+    pub data_consistency_score: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointLimits {
+    pub max_concurrent_migrations: u32,
+    pub max_concurrent_incremental_syncs: u32,
+}
+
+type Res<T> = Result<T, ServiceError>;
+
+/// The move operations the engine needs.
+pub trait MoveService: Send + Sync + 'static {
+    fn create(
+        &self,
+        call: Call,
+        request: &NewMove,
+    ) -> impl Future<Output = Res<MoveRequest>> + Send;
+    /// Every request of a batch (all pages).
+    fn list_batch(
+        &self,
+        call: Call,
+        batch: &str,
+    ) -> impl Future<Output = Res<Vec<MoveRequest>>> + Send;
+    fn get(&self, call: Call, identity: &str) -> impl Future<Output = Res<MoveRequest>> + Send;
+    fn statistics(
+        &self,
+        call: Call,
+        identity: &str,
+    ) -> impl Future<Output = Res<MoveStatistics>> + Send;
+    fn set_complete_after(
+        &self,
+        call: Call,
+        identity: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Res<()>> + Send;
+    fn approve_skipped_items(
+        &self,
+        call: Call,
+        identity: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Res<()>> + Send;
+    fn resume(&self, call: Call, identity: &str) -> impl Future<Output = Res<()>> + Send;
+    fn suspend(&self, call: Call, identity: &str) -> impl Future<Output = Res<()>> + Send;
+    fn remove(&self, call: Call, identity: &str) -> impl Future<Output = Res<()>> + Send;
+    fn endpoint_limits(
+        &self,
+        call: Call,
+        endpoint: Option<&str>,
+    ) -> impl Future<Output = Res<EndpointLimits>> + Send;
+}
+
+/// A page of an InvokeCommand answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub value: Vec<Value>,
+    pub next_link: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// A failed InvokeCommand answer, before classification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// 0 when the request never got an answer (network).
+    pub status: u16,
+    pub body: Option<Value>,
+    pub retry_after: Option<String>,
+}
+
+/// Carries one InvokeCommand body to the service (or to `next_link`, for the pages after the first).
+pub trait Transport: Send + Sync + 'static {
+    fn post(
+        &self,
+        call: &Call,
+        cmdlet: &str,
+        body: &Value,
+        next_link: Option<&str>,
+    ) -> impl Future<Output = Result<Page, Failure>> + Send;
+}
+
+/// DateTime parameters: UTC, `yyyy-MM-ddTHH:mm:ss.fffffffZ`.
+pub fn format_datetime(t: Timestamp) -> String {
+    let base = t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let ticks = t.subsec_nanosecond().max(0) / 100;
+    format!("{base}.{ticks:07}Z")
+}
+
+/// The byte count inside a ByteQuantifiedSize (`"1.234 GB (1,325,000,000 bytes)"`); plain numbers too.
+pub fn parse_byte_quantified(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let s = v.as_str()?;
+    let inner = match (s.rfind('('), s.rfind(" bytes)")) {
+        (Some(open), Some(close)) if open < close => &s[open + 1..close],
+        _ => s,
+    };
+    inner.replace(',', "").trim().parse().ok()
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn time(v: &Value, key: &str) -> Option<Timestamp> {
+    let s = v.get(key)?.as_str()?;
+    s.parse().ok().or_else(|| format!("{s}Z").parse().ok())
+}
+
+pub fn parse_request(v: &Value) -> MoveRequest {
+    MoveRequest {
+        identity: text(v, "Identity"),
+        display_name: text(v, "DisplayName"),
+        exchange_guid: text(v, "ExchangeGuid"),
+        status: MoveStatus::parse(&text(v, "Status")),
+        status_detail: text(v, "StatusDetail"),
+        batch_name: text(v, "BatchName"),
+        complete_after: time(v, "CompleteAfter"),
+    }
+}
+
+pub fn parse_statistics(v: &Value) -> MoveStatistics {
+    let opt = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    MoveStatistics {
+        request: parse_request(v),
+        percent_complete: v
+            .get("PercentComplete")
+            .and_then(Value::as_u64)
+            .map(|p| p as u32),
+        bytes_transferred: v.get("BytesTransferred").and_then(parse_byte_quantified),
+        total_mailbox_size: v.get("TotalMailboxSize").and_then(parse_byte_quantified),
+        total_item_count: v.get("TotalMailboxItemCount").and_then(Value::as_u64),
+        items_transferred: v.get("ItemsTransferred").and_then(Value::as_u64),
+        message: text(v, "Message"),
+        failure_type: opt("FailureType"),
+        failure_timestamp: opt("FailureTimestamp"),
+        sync_stage: opt("SyncStage"),
+        data_consistency_score: opt("DataConsistencyScore"),
+    }
+}
+
+/// The cmdlet body: `{"CmdletInput":{"CmdletName":..., "Parameters":{...}}}`.
+pub fn cmdlet_body(cmdlet: &str, parameters: Map<String, Value>) -> Value {
+    json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}})
+}
+
+/// The one [`MoveService`] implementation, over any transport.
+pub struct ExchangeClient<T> {
+    transport: T,
+    clock: Clock,
+}
+
+impl<T: Transport> ExchangeClient<T> {
+    pub fn new(transport: T, clock: Clock) -> ExchangeClient<T> {
+        ExchangeClient { transport, clock }
+    }
+
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Runs any cmdlet and gathers every page of its answer.
+    pub async fn invoke_raw(
+        &self,
+        call: Call,
+        cmdlet: &str,
+        parameters: Map<String, Value>,
+    ) -> Res<Vec<Value>> {
+        self.invoke(&call, cmdlet, parameters).await
+    }
+
+    /// Runs a cmdlet and gathers every page.
+    async fn invoke(
+        &self,
+        call: &Call,
+        cmdlet: &str,
+        parameters: Map<String, Value>,
+    ) -> Res<Vec<Value>> {
+        let body = cmdlet_body(cmdlet, parameters);
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            match self
+                .transport
+                .post(call, cmdlet, &body, next.as_deref())
+                .await
+            {
+                Ok(page) => {
+                    for w in &page.warnings {
+                        tracing::debug!(cmdlet, warning = %w, "service warning");
+                    }
+                    out.extend(page.value);
+                    match page.next_link {
+                        Some(link) => next = Some(link),
+                        None => return Ok(out),
+                    }
+                }
+                Err(f) => {
+                    let recent = call
+                        .created_at
+                        .is_some_and(|c| self.clock.now().duration_since(c) < REPLICATION_GRACE);
+                    let error = if f.status == 0 {
+                        ServiceError::Transient {
+                            status: 0,
+                            message: f
+                                .body
+                                .as_ref()
+                                .map(|b| error::reason(b).1)
+                                .unwrap_or_default(),
+                        }
+                    } else {
+                        error::classify(
+                            f.status,
+                            f.body.as_ref(),
+                            f.retry_after.as_deref(),
+                            cmdlet,
+                            recent,
+                        )
+                    };
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    async fn identity_cmdlet(
+        &self,
+        call: Call,
+        cmdlet: &str,
+        identity: &str,
+        extra: &[(&str, Value)],
+    ) -> Res<()> {
+        let mut p = Map::new();
+        p.insert("Identity".into(), json!(identity));
+        for (k, v) in extra {
+            p.insert((*k).into(), v.clone());
+        }
+        self.invoke(&call, cmdlet, p).await.map(|_| ())
+    }
+}
+
+fn first(values: Vec<Value>, what: &str) -> Res<Value> {
+    values
+        .into_iter()
+        .next()
+        .ok_or_else(|| ServiceError::Permanent {
+            status: 200,
+            message: format!("{what} answered with no object"),
+        })
+}
+
+impl<T: Transport> MoveService for ExchangeClient<T> {
+    async fn create(&self, call: Call, r: &NewMove) -> Res<MoveRequest> {
+        let mut p = Map::new();
+        p.insert("Identity".into(), json!(r.identity));
+        p.insert("Remote".into(), json!(true));
+        p.insert("RemoteHostName".into(), json!(r.remote_host_name));
+        p.insert(
+            "TargetDeliveryDomain".into(),
+            json!(r.target_delivery_domain),
+        );
+        p.insert("BatchName".into(), json!(r.batch_name));
+        p.insert(
+            "CompleteAfter".into(),
+            json!(format_datetime(r.complete_after)),
+        );
+        if let Some(e) = &r.source_endpoint {
+            p.insert("SourceEndpoint".into(), json!(e));
+        }
+        let v = self.invoke(&call, "New-MoveRequest", p).await?;
+        Ok(parse_request(&first(v, "New-MoveRequest")?))
+    }
+
+    async fn list_batch(&self, call: Call, batch: &str) -> Res<Vec<MoveRequest>> {
+        let mut p = Map::new();
+        p.insert("BatchName".into(), json!(batch));
+        p.insert("ResultSize".into(), json!("Unlimited"));
+        let v = self.invoke(&call, "Get-MoveRequest", p).await?;
+        Ok(v.iter().map(parse_request).collect())
+    }
+
+    async fn get(&self, call: Call, identity: &str) -> Res<MoveRequest> {
+        let mut p = Map::new();
+        p.insert("Identity".into(), json!(identity));
+        let v = self.invoke(&call, "Get-MoveRequest", p).await?;
+        Ok(parse_request(&first(v, "Get-MoveRequest")?))
+    }
+
+    async fn statistics(&self, call: Call, identity: &str) -> Res<MoveStatistics> {
+        let mut p = Map::new();
+        p.insert("Identity".into(), json!(identity));
+        let v = self.invoke(&call, "Get-MoveRequestStatistics", p).await?;
+        Ok(parse_statistics(&first(v, "Get-MoveRequestStatistics")?))
+    }
+
+    async fn set_complete_after(&self, call: Call, identity: &str, at: Timestamp) -> Res<()> {
+        self.identity_cmdlet(
+            call,
+            "Set-MoveRequest",
+            identity,
+            &[("CompleteAfter", json!(format_datetime(at)))],
+        )
+        .await
+    }
+
+    async fn approve_skipped_items(&self, call: Call, identity: &str, at: Timestamp) -> Res<()> {
+        self.identity_cmdlet(
+            call,
+            "Set-MoveRequest",
+            identity,
+            &[("SkippedItemApprovalTime", json!(format_datetime(at)))],
+        )
+        .await
+    }
+
+    async fn resume(&self, call: Call, identity: &str) -> Res<()> {
+        self.identity_cmdlet(call, "Resume-MoveRequest", identity, &[])
+            .await
+    }
+
+    async fn suspend(&self, call: Call, identity: &str) -> Res<()> {
+        self.identity_cmdlet(call, "Suspend-MoveRequest", identity, &[])
+            .await
+    }
+
+    async fn remove(&self, call: Call, identity: &str) -> Res<()> {
+        self.identity_cmdlet(
+            call,
+            "Remove-MoveRequest",
+            identity,
+            &[("Confirm", json!(false))],
+        )
+        .await
+    }
+
+    async fn endpoint_limits(&self, call: Call, endpoint: Option<&str>) -> Res<EndpointLimits> {
+        let mut p = Map::new();
+        if let Some(e) = endpoint {
+            p.insert("Identity".into(), json!(e));
+        }
+        let v = first(
+            self.invoke(&call, "Get-MigrationEndpoint", p).await?,
+            "Get-MigrationEndpoint",
+        )?;
+        let n = |k: &str| {
+            v.get(k).and_then(|x| {
+                x.as_u64()
+                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            })
+        };
+        Ok(EndpointLimits {
+            max_concurrent_migrations: n("MaxConcurrentMigrations").unwrap_or(100) as u32,
+            max_concurrent_incremental_syncs: n("MaxConcurrentIncrementalSyncs").unwrap_or(20)
+                as u32,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_have_seven_fraction_digits() {
+        let t: Timestamp = "2027-01-04T20:00:00Z".parse().unwrap();
+        assert_eq!(format_datetime(t), "2027-01-04T20:00:00.0000000Z");
+        let t: Timestamp = "2027-01-04T20:00:00.1234567Z".parse().unwrap();
+        assert_eq!(format_datetime(t), "2027-01-04T20:00:00.1234567Z");
+    }
+
+    #[test]
+    fn byte_quantified_sizes() {
+        assert_eq!(
+            parse_byte_quantified(&json!("1.234 GB (1,325,000,000 bytes)")),
+            Some(1_325_000_000)
+        );
+        assert_eq!(parse_byte_quantified(&json!("0 B (0 bytes)")), Some(0));
+        assert_eq!(parse_byte_quantified(&json!(42)), Some(42));
+        assert_eq!(parse_byte_quantified(&json!("unlimited")), None);
+    }
+}

@@ -1,0 +1,310 @@
+//! The simulated Microsoft Graph directory: users, the mailbox usage report, licences and mail.
+
+use std::collections::{HashMap, VecDeque};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Profile, ServiceFault};
+use crate::inventory::synth;
+
+/// Office 365 E3 (ENTERPRISEPACK).
+pub const E3_SKU: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+pub const EXCHANGE_S_ENTERPRISE: &str = "efb87545-963c-4e0d-99df-69c6916d9eb0";
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub upn: String,
+    pub display_name: String,
+    pub enabled: bool,
+    pub licences: Vec<String>,
+    pub size: u64,
+    pub items: u64,
+    pub has_archive: bool,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DirectoryStats {
+    pub throttled: u64,
+    pub report_downloads: u64,
+    /// Downloads of the report CSV that carried an Authorization header (a client must not send one).
+    pub report_downloads_with_authorization: u64,
+    pub licences_assigned: u64,
+    pub mails_sent: u64,
+}
+
+pub struct Directory {
+    pub users: Vec<User>,
+    reports: HashMap<String, String>,
+    sends: HashMap<String, VecDeque<Timestamp>>,
+    conceal: bool,
+    mail_per_minute: u32,
+    refresh_date: jiff::civil::Date,
+    pub sent: Vec<(String, usize, String)>,
+    pub stats: DirectoryStats,
+}
+
+fn graph_error(status: u16, code: &str, message: &str) -> ServiceFault {
+    ServiceFault {
+        status,
+        body: Some(json!({"error": {"code": code, "message": message,
+            "innerError": {"request-id": uuid::Uuid::new_v4().to_string()}}})),
+        retry_after: None,
+    }
+}
+
+fn hashed(s: &str) -> String {
+    Sha256::digest(s.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+impl Directory {
+    pub fn new(profile: &Profile, now: Timestamp) -> Directory {
+        let estate = synth::generate(&synth::EstateSpec::new(
+            profile.directory_users,
+            profile.directory_seed,
+        ));
+        let users = estate
+            .mailboxes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let n = (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
+                    ^ profile.directory_seed as u128;
+                let b = n.to_be_bytes();
+                let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                User {
+                    id: format!(
+                        "{}-{}-{}-{}-{}",
+                        &h[0..8],
+                        &h[8..12],
+                        &h[12..16],
+                        &h[16..20],
+                        &h[20..32]
+                    ),
+                    display_name: format!("User {i:07}"),
+                    upn: m.address.clone(),
+                    enabled: true,
+                    // One user in thirty has no Exchange licence yet.
+                    licences: if i % 30 == 29 {
+                        vec![]
+                    } else {
+                        vec![E3_SKU.to_string()]
+                    },
+                    size: m.size_bytes,
+                    items: m.item_count,
+                    has_archive: m.has_archive,
+                    deleted: i % 100 == 99,
+                }
+            })
+            .collect();
+        Directory {
+            users,
+            reports: HashMap::new(),
+            sends: HashMap::new(),
+            conceal: profile.conceal_names,
+            mail_per_minute: profile.mail_per_minute,
+            refresh_date: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
+            sent: Vec::new(),
+            stats: DirectoryStats::default(),
+        }
+    }
+
+    fn user_json(u: &User) -> Value {
+        json!({
+            "id": u.id,
+            "userPrincipalName": u.upn,
+            "mail": u.upn,
+            "accountEnabled": u.enabled,
+            "assignedLicenses": u.licences.iter().map(|s| json!({"skuId": s, "disabledPlans": []})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `GET /v1.0/users` page.
+    pub fn users_page(&self, skip: usize, top: usize) -> (Vec<Value>, bool) {
+        let live: Vec<&User> = self.users.iter().filter(|u| !u.deleted).collect();
+        let page = live
+            .iter()
+            .skip(skip)
+            .take(top)
+            .map(|u| Self::user_json(u))
+            .collect();
+        (page, skip + top < live.len())
+    }
+
+    /// Builds the mailbox usage report and returns the download token it is kept under.
+    pub fn prepare_report(&mut self, period: &str) -> Result<String, ServiceFault> {
+        let days = match period {
+            "D7" => 7,
+            "D30" => 30,
+            "D90" => 90,
+            "D180" => 180,
+            _ => {
+                return Err(graph_error(
+                    400,
+                    "BadRequest",
+                    &format!("Invalid period '{period}'. Valid values are D7, D30, D90 and D180."),
+                ));
+            }
+        };
+        let mut csv = String::from(
+            "\u{feff}Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Created Date,Last Activity Date,Item Count,Storage Used (Byte),Issue Warning Quota (Byte),Prohibit Send Quota (Byte),Prohibit Send/Receive Quota (Byte),Deleted Item Count,Deleted Item Size (Byte),Deleted Item Quota (Byte),Has Archive,Report Period\r\n",
+        );
+        for u in &self.users {
+            let (upn, name) = if self.conceal {
+                (hashed(&u.upn), hashed(&u.display_name))
+            } else {
+                (u.upn.clone(), u.display_name.clone())
+            };
+            csv.push_str(&format!(
+                "{},{upn},{name},{},{},2019-03-01,{},{},{},52613349376,53687091200,53687091200,{},{},32212254720,{},{days}\r\n",
+                self.refresh_date,
+                if u.deleted { "True" } else { "False" },
+                if u.deleted { "2026-10-01" } else { "" },
+                self.refresh_date,
+                u.items,
+                u.size,
+                u.items / 50,
+                u.size / 100,
+                if u.has_archive { "True" } else { "False" },
+            ));
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        self.reports.insert(token.clone(), csv);
+        Ok(token)
+    }
+
+    /// The report behind a download token (one download each, like the real short-lived URL).
+    pub fn download(&mut self, token: &str, had_authorization: bool) -> Option<String> {
+        let csv = self.reports.remove(token)?;
+        self.stats.report_downloads += 1;
+        if had_authorization {
+            self.stats.report_downloads_with_authorization += 1;
+        }
+        Some(csv)
+    }
+
+    pub fn subscribed_skus(&self) -> Value {
+        let consumed = self
+            .users
+            .iter()
+            .filter(|u| u.licences.iter().any(|l| l == E3_SKU))
+            .count();
+        json!({"value": [{
+            "skuId": E3_SKU,
+            "skuPartNumber": "ENTERPRISEPACK",
+            "consumedUnits": consumed,
+            "prepaidUnits": {"enabled": consumed + 500, "suspended": 0, "warning": 0},
+            "servicePlans": [
+                {"servicePlanId": EXCHANGE_S_ENTERPRISE, "servicePlanName": "EXCHANGE_S_ENTERPRISE", "provisioningStatus": "Success", "appliesTo": "User"},
+                {"servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72", "servicePlanName": "SHAREPOINTENTERPRISE", "provisioningStatus": "Success", "appliesTo": "User"}
+            ]
+        }]})
+    }
+
+    fn find_user(&mut self, key: &str) -> Option<&mut User> {
+        self.users
+            .iter_mut()
+            .find(|u| !u.deleted && (u.id == key || u.upn.eq_ignore_ascii_case(key)))
+    }
+
+    /// `GET /v1.0/users/{id|upn}`.
+    pub fn get_user(&mut self, key: &str) -> Result<Value, ServiceFault> {
+        self.find_user(key).map(|u| Self::user_json(u)).ok_or_else(|| {
+            graph_error(404, "Request_ResourceNotFound", &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."))
+        })
+    }
+
+    /// `POST /v1.0/users/{id|upn}/assignLicense`.
+    pub fn assign_license(&mut self, key: &str, body: &Value) -> Result<Value, ServiceFault> {
+        let add: Vec<String> = body["addLicenses"]
+            .as_array()
+            .ok_or_else(|| {
+                graph_error(
+                    400,
+                    "Request_BadRequest",
+                    "The addLicenses property is required.",
+                )
+            })?
+            .iter()
+            .filter_map(|l| l["skuId"].as_str().map(str::to_string))
+            .collect();
+        if let Some(bad) = add.iter().find(|s| s.as_str() != E3_SKU) {
+            return Err(graph_error(
+                400,
+                "Request_BadRequest",
+                &format!("License {bad} does not correspond to a valid company License."),
+            ));
+        }
+        let user = self.find_user(key).ok_or_else(|| {
+            graph_error(404, "Request_ResourceNotFound", &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."))
+        })?;
+        for sku in add {
+            if !user.licences.contains(&sku) {
+                user.licences.push(sku);
+            }
+        }
+        let v = Self::user_json(user);
+        self.stats.licences_assigned += 1;
+        Ok(v)
+    }
+
+    /// `POST /v1.0/users/{sender}/sendMail`: 30 messages a minute per sender, as Exchange Online allows.
+    pub fn send_mail(
+        &mut self,
+        now: Timestamp,
+        sender: &str,
+        body: &Value,
+    ) -> Result<(), ServiceFault> {
+        let subject = body["message"]["subject"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let recipients = body["message"]["toRecipients"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        if recipients == 0 {
+            return Err(graph_error(
+                400,
+                "ErrorInvalidRecipients",
+                "At least one recipient isn't valid.",
+            ));
+        }
+        if self.find_user(sender).is_none() {
+            return Err(graph_error(
+                404,
+                "ErrorInvalidUser",
+                &format!("The requested user '{sender}' is invalid."),
+            ));
+        }
+        let window = self.sends.entry(sender.to_ascii_lowercase()).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= SignedDuration::from_mins(1))
+        {
+            window.pop_front();
+        }
+        if window.len() as u32 >= self.mail_per_minute {
+            let oldest = *window.front().expect("non-empty window");
+            let wait = 60.0 - now.duration_since(oldest).as_secs_f64();
+            let mut fault = graph_error(
+                429,
+                "ApplicationThrottled",
+                "Application is over its MailboxConcurrency limit.",
+            );
+            fault.retry_after = Some(wait.max(0.1));
+            self.stats.throttled += 1;
+            return Err(fault);
+        }
+        window.push_back(now);
+        self.sent.push((sender.to_string(), recipients, subject));
+        self.stats.mails_sent += 1;
+        Ok(())
+    }
+}
