@@ -47,6 +47,75 @@ pub struct Config {
     pub endpoints: Endpoints,
     pub migration: Migration,
     pub schedule: Schedule,
+    pub run: Run,
+    pub notify: Notify,
+}
+
+/// Whether the completer approves skipped items (Data Consistency Score) so a move can complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DcsApproval {
+    /// Never: any move that asks for approval waits for the operator.
+    Never,
+    /// Only moves graded Good; Investigate waits for the operator.
+    GoodOnly,
+    /// Good and Investigate.
+    Investigate,
+}
+
+/// `[run]`: how hard and how often the engine works.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Moves submitted and still copying at once, at most (further capped by the endpoint's
+    /// MaxConcurrentMigrations times two, read from the service).
+    pub max_in_flight: u64,
+    /// Exchange requests a second, sustained, and at once.
+    pub requests_per_second: f64,
+    pub burst: u32,
+    /// API calls in flight at once.
+    pub max_parallel_calls: usize,
+    /// Resume-MoveRequest attempts for a transiently failed move before it is left to the operator.
+    pub resume_attempts: u32,
+    /// Wait before the first resume; doubles each attempt.
+    pub resume_backoff: jiff::SignedDuration,
+    pub dcs_approval: DcsApproval,
+    /// How often a wave's batch is listed while it pre-stages, and around its cut-over.
+    pub prestage_poll: jiff::SignedDuration,
+    pub cutover_poll: jiff::SignedDuration,
+    /// This long before a window ends, every mailbox of the wave not yet cutting over is moved to
+    /// the next wave, so that no cut-over starts after the window.
+    pub cutover_margin: jiff::SignedDuration,
+    /// Restricts when move requests are created (local time); any time when unset.
+    pub prestage_window: Option<Window>,
+    /// How long in-flight calls may take to finish after a stop signal.
+    pub stop_grace: std::time::Duration,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            max_in_flight: 2_000,
+            requests_per_second: 10.0,
+            burst: 20,
+            max_parallel_calls: 8,
+            resume_attempts: 5,
+            resume_backoff: jiff::SignedDuration::from_mins(15),
+            dcs_approval: DcsApproval::GoodOnly,
+            prestage_poll: jiff::SignedDuration::from_mins(30),
+            cutover_poll: jiff::SignedDuration::from_mins(5),
+            cutover_margin: jiff::SignedDuration::from_mins(30),
+            prestage_window: None,
+            stop_grace: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[notify]`: where the run's summary goes.
+#[derive(Debug, Clone, Default)]
+pub struct Notify {
+    /// A Teams or Slack incoming webhook. It holds a token: it is never logged.
+    pub webhook_url: Option<crate::auth::Secret>,
+    /// Post as soon as this many mailboxes have failed in a run (0: only at the end).
+    pub failure_threshold: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -187,6 +256,8 @@ impl Default for Config {
             endpoints: Endpoints::default(),
             migration: Migration::default(),
             schedule: Schedule::default(),
+            run: Run::default(),
+            notify: Notify::default(),
         }
     }
 }
@@ -204,6 +275,35 @@ struct RawConfig {
     migration: RawMigration,
     #[serde(default)]
     schedule: RawSchedule,
+    #[serde(default)]
+    run: RawRun,
+    #[serde(default)]
+    notify: RawNotify,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    max_in_flight: Option<Spanned<i64>>,
+    requests_per_second: Option<Spanned<f64>>,
+    burst: Option<Spanned<i64>>,
+    max_parallel_calls: Option<Spanned<i64>>,
+    resume_attempts: Option<Spanned<i64>>,
+    resume_backoff: Option<Spanned<String>>,
+    dcs_approval: Option<Spanned<String>>,
+    prestage_poll: Option<Spanned<String>>,
+    cutover_poll: Option<Spanned<String>>,
+    cutover_margin: Option<Spanned<String>>,
+    prestage_window: Option<Spanned<String>>,
+    stop_grace: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    webhook_url: Option<Spanned<String>>,
+    webhook_url_env: Option<String>,
+    failure_threshold: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -282,6 +382,45 @@ impl Ctx<'_> {
                 format!("must be zero or more, got {}", s.get_ref()),
             )),
             Some(s) => Ok(Some(*s.get_ref() as u64)),
+        }
+    }
+
+    fn duration(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: jiff::SignedDuration,
+    ) -> Result<jiff::SignedDuration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => match s.get_ref().parse::<jiff::SignedDuration>() {
+                Ok(d) if d.is_positive() => Ok(d),
+                _ => Err(self.invalid(
+                    s.span(),
+                    key,
+                    format!(
+                        "{:?} is not a positive duration (for example \"30m\", \"2h\", \"90s\")",
+                        s.get_ref()
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn positive(
+        &self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() <= 0 => Err(self.invalid(
+                s.span(),
+                key,
+                format!("must be 1 or more, got {}", s.get_ref()),
+            )),
+            Some(s) => Ok(*s.get_ref() as u64),
         }
     }
 
@@ -457,12 +596,123 @@ impl Config {
                 .bank_holiday_division
                 .unwrap_or(defaults.bank_holiday_division),
         };
+        let r = raw.run;
+        let d = Run::default();
+        let requests_per_second = match &r.requests_per_second {
+            None => d.requests_per_second,
+            Some(v) if !(*v.get_ref() > 0.0 && v.get_ref().is_finite()) => {
+                return Err(cx.invalid(
+                    v.span(),
+                    "run.requests_per_second",
+                    format!("must be above zero, got {}", v.get_ref()),
+                ));
+            }
+            Some(v) => *v.get_ref(),
+        };
+        let dcs_approval = match &r.dcs_approval {
+            None => d.dcs_approval,
+            Some(v) => match v.get_ref().as_str() {
+                "never" => DcsApproval::Never,
+                "good-only" => DcsApproval::GoodOnly,
+                "investigate" => DcsApproval::Investigate,
+                other => {
+                    return Err(cx.invalid(
+                        v.span(),
+                        "run.dcs_approval",
+                        format!("{other:?} is not never, good-only or investigate"),
+                    ));
+                }
+            },
+        };
+        let prestage_window = match &r.prestage_window {
+            None => None,
+            Some(w) => Some(
+                Window::parse(w.get_ref())
+                    .map_err(|m| cx.invalid(w.span(), "run.prestage_window", m))?,
+            ),
+        };
+        let run = Run {
+            max_in_flight: cx.positive(&r.max_in_flight, "run.max_in_flight", d.max_in_flight)?,
+            requests_per_second,
+            burst: cx.positive(&r.burst, "run.burst", d.burst as u64)? as u32,
+            max_parallel_calls: cx.positive(
+                &r.max_parallel_calls,
+                "run.max_parallel_calls",
+                d.max_parallel_calls as u64,
+            )? as usize,
+            resume_attempts: match &r.resume_attempts {
+                Some(v) if *v.get_ref() < 0 => {
+                    return Err(cx.invalid(
+                        v.span(),
+                        "run.resume_attempts",
+                        format!("must be zero or more, got {}", v.get_ref()),
+                    ));
+                }
+                Some(v) => *v.get_ref() as u32,
+                None => d.resume_attempts,
+            },
+            resume_backoff: cx.duration(
+                &r.resume_backoff,
+                "run.resume_backoff",
+                d.resume_backoff,
+            )?,
+            dcs_approval,
+            prestage_poll: cx.duration(&r.prestage_poll, "run.prestage_poll", d.prestage_poll)?,
+            cutover_poll: cx.duration(&r.cutover_poll, "run.cutover_poll", d.cutover_poll)?,
+            cutover_margin: cx.duration(
+                &r.cutover_margin,
+                "run.cutover_margin",
+                d.cutover_margin,
+            )?,
+            prestage_window,
+            stop_grace: cx
+                .duration(
+                    &r.stop_grace,
+                    "run.stop_grace",
+                    jiff::SignedDuration::from_secs(60),
+                )?
+                .unsigned_abs(),
+        };
+        let n = raw.notify;
+        let webhook_url = match (&n.webhook_url, &n.webhook_url_env) {
+            (Some(u), _) => {
+                if !u.get_ref().starts_with("https://") && !u.get_ref().starts_with("http://") {
+                    return Err(cx.invalid(
+                        u.span(),
+                        "notify.webhook_url",
+                        "is not an http(s) URL",
+                    ));
+                }
+                Some(crate::auth::Secret::new(u.get_ref().clone()))
+            }
+            (None, Some(var)) => std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(crate::auth::Secret::new),
+            (None, None) => None,
+        };
+        let notify = Notify {
+            webhook_url,
+            failure_threshold: match &n.failure_threshold {
+                Some(v) if *v.get_ref() < 0 => {
+                    return Err(cx.invalid(
+                        v.span(),
+                        "notify.failure_threshold",
+                        "must be zero or more",
+                    ));
+                }
+                Some(v) => *v.get_ref() as u64,
+                None => 0,
+            },
+        };
         Ok(Config {
             path: path.to_path_buf(),
             tenant,
             endpoints,
             migration,
             schedule,
+            run,
+            notify,
         })
     }
 }
@@ -532,6 +782,26 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("client_secret_env"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn run_and_notify_sections() {
+        let c = parse("[run]\nrequests_per_second = 2.5\ncutover_margin = \"45m\"\ndcs_approval = \"investigate\"\n[notify]\nwebhook_url = \"https://hooks.example/abc\"\nfailure_threshold = 10\n").unwrap();
+        assert_eq!(c.run.requests_per_second, 2.5);
+        assert_eq!(c.run.cutover_margin, jiff::SignedDuration::from_mins(45));
+        assert_eq!(c.run.dcs_approval, DcsApproval::Investigate);
+        assert_eq!(c.notify.failure_threshold, 10);
+        assert_eq!(format!("{:?}", c.notify.webhook_url), "Some(***)");
+        let e = parse("[run]\ncutover_poll = \"soon\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { line: 2, key, .. } if key == "run.cutover_poll"),
+            "{e}"
+        );
+        let e = parse("[run]\n\ndcs_approval = \"always\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { line: 3, key, .. } if key == "run.dcs_approval"),
+            "{e}"
+        );
     }
 
     #[test]

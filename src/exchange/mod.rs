@@ -167,6 +167,14 @@ pub trait MoveService: Send + Sync + 'static {
         identity: &str,
         at: Timestamp,
     ) -> impl Future<Output = Res<()>> + Send;
+    /// Moves a request to another batch and cut-over (`Set-MoveRequest -BatchName -CompleteAfter`).
+    fn reschedule(
+        &self,
+        call: Call,
+        identity: &str,
+        batch: &str,
+        complete_after: Timestamp,
+    ) -> impl Future<Output = Res<()>> + Send;
     fn resume(&self, call: Call, identity: &str) -> impl Future<Output = Res<()>> + Send;
     fn suspend(&self, call: Call, identity: &str) -> impl Future<Output = Res<()>> + Send;
     fn remove(&self, call: Call, identity: &str) -> impl Future<Output = Res<()>> + Send;
@@ -441,6 +449,25 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
             "Set-MoveRequest",
             identity,
             &[("SkippedItemApprovalTime", json!(format_datetime(at)))],
+        )
+        .await
+    }
+
+    async fn reschedule(
+        &self,
+        call: Call,
+        identity: &str,
+        batch: &str,
+        complete_after: Timestamp,
+    ) -> Res<()> {
+        self.identity_cmdlet(
+            call,
+            "Set-MoveRequest",
+            identity,
+            &[
+                ("BatchName", json!(batch)),
+                ("CompleteAfter", json!(format_datetime(complete_after))),
+            ],
         )
         .await
     }

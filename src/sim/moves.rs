@@ -954,6 +954,25 @@ impl MoveService {
         if let Some(Value::Bool(b)) = params.get("SuspendWhenReadyToComplete") {
             m.suspend_when_ready = *b;
         }
+        if let Some(batch) = params.get("BatchName").and_then(Value::as_str) {
+            let old = m.batch;
+            let new = match self.batch_index.get(batch) {
+                Some(&b) => b,
+                None => {
+                    let b = self.batches.len() as u32;
+                    self.batches.push(batch.to_string());
+                    self.batch_index.insert(batch.to_string(), b);
+                    self.by_batch.push(Vec::new());
+                    b
+                }
+            };
+            if new != old {
+                self.moves[id as usize].batch = new;
+                self.by_batch[old as usize].retain(|&x| x != id);
+                self.by_batch[new as usize].push(id);
+            }
+        }
+        let m = &mut self.moves[id as usize];
         if m.status == Status::Synced {
             self.maybe_queue_completion(id, now);
         }
@@ -1453,6 +1472,41 @@ mod tests {
         assert_eq!(
             status_of(&mut sim, t("2027-01-03T06:00:00Z"), "gail@contoso.com"),
             "Completed"
+        );
+    }
+
+    #[test]
+    fn set_move_request_moves_a_request_to_another_batch() {
+        let start = t("2027-01-01T12:00:00Z");
+        let mut sim = MoveService::new(
+            Profile {
+                replication_lag_seconds: 0.0,
+                ..quiet()
+            },
+            1,
+            start,
+        );
+        create(&mut sim, start, "hal@contoso.com", "2027-01-04T20:00:00Z").unwrap();
+        sim.run(start, "Set-MoveRequest", &params(json!({"Identity": "hal@contoso.com", "BatchName": "mw-2027-01-05", "CompleteAfter": "2027-01-05T20:00:00Z"})), 0, 1)
+            .unwrap();
+        let list = |sim: &mut MoveService, b: &str| {
+            sim.run(
+                start,
+                "Get-MoveRequest",
+                &params(json!({"BatchName": b})),
+                0,
+                10,
+            )
+            .unwrap()
+            .0
+            .len()
+        };
+        assert_eq!(
+            (
+                list(&mut sim, "mw-2027-01-04"),
+                list(&mut sim, "mw-2027-01-05")
+            ),
+            (0, 1)
         );
     }
 

@@ -7,6 +7,7 @@ mod inventory;
 pub mod lifecycle;
 pub mod lock;
 mod plan_load;
+pub mod run_view;
 pub mod status;
 pub mod writer;
 
@@ -334,7 +335,8 @@ pub(crate) fn write_transition(
         t.mailbox,
         t.to.code(),
         at,
-        i64::from(t.to == State::Submitted),
+        // Attempts: every submission, and every resume of a failed move.
+        i64::from(t.to == State::Submitted || t.cause == "resume"),
         class,
         error,
         t.request_id

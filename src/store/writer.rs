@@ -103,6 +103,13 @@ pub enum Command {
         outcome: String,
         at: i64,
     },
+    /// Changes a failed mailbox's class and message (no state change), with a note event.
+    Reclassify {
+        mailbox: i64,
+        class: FailureClass,
+        message: String,
+        at: i64,
+    },
     /// Replies once everything sent before it is committed.
     Flush,
 }
@@ -128,28 +135,59 @@ pub const BATCH_LIMIT: usize = 20_000;
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Envelope>,
+    paused_time: bool,
 }
 
 impl WriterHandle {
+    /// For runs on tokio's paused clock: waits for the writer on the blocking pool, which stops
+    /// tokio from jumping simulated time forward while the store is busy.
+    pub fn for_paused_time(mut self) -> WriterHandle {
+        self.paused_time = true;
+        self
+    }
+
     /// Applies a command and waits until it is committed.
     pub async fn apply(&self, command: Command) -> Result<Reply> {
         let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Envelope {
-                command,
-                ack: Some(ack),
-            })
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
+        self.send(Envelope {
+            command,
+            ack: Some(ack),
+        })
+        .await?;
+        if self.paused_time {
+            return tokio::task::spawn_blocking(move || rx.blocking_recv())
+                .await
+                .map_err(|_| StoreError::WriterGone)?
+                .map_err(|_| StoreError::WriterGone)?;
+        }
         rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    async fn send(&self, envelope: Envelope) -> Result<()> {
+        if self.paused_time {
+            match self.tx.try_send(envelope) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::WriterGone),
+                Err(mpsc::error::TrySendError::Full(envelope)) => {
+                    let tx = self.tx.clone();
+                    return tokio::task::spawn_blocking(move || tx.blocking_send(envelope).is_ok())
+                        .await
+                        .ok()
+                        .filter(|sent| *sent)
+                        .map(|_| ())
+                        .ok_or(StoreError::WriterGone);
+                }
+            }
+        }
+        self.tx
+            .send(envelope)
+            .await
+            .map_err(|_| StoreError::WriterGone)
     }
 
     /// Queues a command without waiting for it (a failure is logged by the writer).
     pub async fn submit(&self, command: Command) -> Result<()> {
-        self.tx
-            .send(Envelope { command, ack: None })
-            .await
-            .map_err(|_| StoreError::WriterGone)
+        self.send(Envelope { command, ack: None }).await
     }
 
     /// Blocking form of [`apply`](Self::apply), for threads outside the async runtime.
@@ -193,7 +231,13 @@ pub fn spawn(path: &Path, run: Option<i64>) -> Result<(WriterHandle, JoinHandle<
             path: path.to_path_buf(),
             source,
         })?;
-    Ok((WriterHandle { tx }, thread))
+    Ok((
+        WriterHandle {
+            tx,
+            paused_time: false,
+        },
+        thread,
+    ))
 }
 
 fn load_states(store: &Store) -> Result<Vec<u8>> {
@@ -348,6 +392,31 @@ fn apply(
         } => {
             tx.prepare_cached("UPDATE intents SET resolved_at = ?2, outcome = ?3 WHERE id = ?1 AND resolved_at IS NULL")?
                 .execute(params![intent, at, outcome])?;
+            Ok(Reply::Done)
+        }
+        Command::Reclassify {
+            mailbox,
+            class,
+            message,
+            at,
+        } => {
+            let state = state_of(states, mailbox)
+                .ok_or_else(|| StoreError::UnknownMailbox(format!("#{mailbox}")))?;
+            tx.prepare_cached(
+                "UPDATE mailbox_state SET failure_class = ?2, last_error = ?3, updated_at = ?4 WHERE mailbox_id = ?1",
+            )?
+            .execute(params![mailbox, class.name(), message, at])?;
+            tx.prepare_cached(
+                "INSERT INTO events (at, mailbox_id, from_state, to_state, cause, detail, run_id)
+                 VALUES (?1, ?2, ?3, ?3, 'reclassify', ?4, ?5)",
+            )?
+            .execute(params![
+                at,
+                mailbox,
+                state.code(),
+                format!("{}: {message}", class.name()),
+                run
+            ])?;
             Ok(Reply::Done)
         }
         Command::Flush => Ok(Reply::Done),

@@ -3,5 +3,6 @@
 mod cli;
 mod contract;
 mod crash;
+mod engine;
 mod helpers;
 mod store;

@@ -1,0 +1,269 @@
+//! The run's view of the estate, owned by the coordinator alone. Compact (about a hundred bytes a
+//! mailbox), with per-state counters kept up to date on every change so that no decision needs a
+//! scan of every mailbox.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use jiff::Timestamp;
+
+use crate::store::lifecycle::ALL_STATES;
+use crate::store::run_view::{MailboxRow, WaveRow};
+use crate::store::{FailureClass, State};
+
+#[derive(Debug, Clone)]
+pub struct Wave {
+    pub db_id: i64,
+    pub name: String,
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
+    pub prestage_start: Timestamp,
+    /// Mailbox indices in plan order (pilot, priority, databases interleaved).
+    pub members: Vec<u32>,
+    /// Next member to consider for submission.
+    pub submit_cursor: usize,
+    pub next_poll: Option<Timestamp>,
+    pub listing: bool,
+    /// The end-of-window push has been done.
+    pub pushed: bool,
+    pub in_scope: bool,
+    /// Open create intents waiting for this wave's listing.
+    pub reconciling: bool,
+    /// Members of this wave per state.
+    pub counts: [u32; 10],
+}
+
+impl Wave {
+    pub fn count(&self, s: State) -> u32 {
+        self.counts[s.code() as usize]
+    }
+
+    /// Members with a move request the service is still working on.
+    pub fn active(&self) -> u32 {
+        [
+            State::Submitted,
+            State::Syncing,
+            State::Synced,
+            State::Completing,
+            State::Failed,
+        ]
+        .iter()
+        .map(|&s| self.count(s))
+        .sum()
+    }
+
+    /// Members that would need their cut-over moved if the window closed now.
+    pub fn unready(&self) -> u32 {
+        [
+            State::Planned,
+            State::Submitted,
+            State::Syncing,
+            State::Synced,
+            State::Failed,
+        ]
+        .iter()
+        .map(|&s| self.count(s))
+        .sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub id: i64,
+    pub address: Box<str>,
+    pub wave: u32,
+    pub state: State,
+    pub class: Option<FailureClass>,
+    /// Times this mailbox was submitted or resumed.
+    pub attempts: u16,
+    /// The move request's ExchangeGuid, once known.
+    pub guid: Option<u128>,
+    /// Unix ms of the last submission (0: never).
+    pub submitted_at: i64,
+    /// A job for this mailbox is in flight.
+    pub busy: bool,
+    /// DCS checked in the current window.
+    pub checked: bool,
+}
+
+/// An open create intent: (intent id, correlation, created at).
+pub type Intent = (i64, [u8; 16], Timestamp);
+
+pub struct RunState {
+    pub waves: Vec<Wave>,
+    pub mailboxes: Vec<Mailbox>,
+    pub by_id: HashMap<i64, u32>,
+    pub counts: [u64; 10],
+    /// Mailboxes being created right now (count towards in-flight).
+    pub creating: u64,
+    pub intents: HashMap<u32, Intent>,
+    /// (due unix ms, mailbox), soonest first.
+    pub resumes: BinaryHeap<std::cmp::Reverse<(i64, u32)>>,
+    pub stats_queue: VecDeque<u32>,
+    pub get_queue: VecDeque<u32>,
+    pub approvals: VecDeque<u32>,
+    /// (mailbox, target wave)
+    pub reschedules: VecDeque<(u32, u32)>,
+    /// Reschedules waiting for a request to replicate: (due unix ms, mailbox, target wave).
+    pub later: BinaryHeap<std::cmp::Reverse<(i64, u32, u32)>>,
+}
+
+pub fn parse_guid(s: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
+}
+
+impl RunState {
+    pub fn load(
+        waves: Vec<WaveRow>,
+        scope: Option<&[String]>,
+        mut each: impl FnMut(&mut dyn FnMut(MailboxRow)),
+    ) -> RunState {
+        let wave_index: HashMap<i64, u32> = waves
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.id, i as u32))
+            .collect();
+        let mut state = RunState {
+            waves: waves
+                .into_iter()
+                .map(|w| Wave {
+                    in_scope: scope.is_none_or(|s| s.contains(&w.name)),
+                    db_id: w.id,
+                    name: w.name,
+                    window_start: w.window_start,
+                    window_end: w.window_end,
+                    prestage_start: w.prestage_start,
+                    members: Vec::new(),
+                    submit_cursor: 0,
+                    next_poll: None,
+                    listing: false,
+                    pushed: false,
+                    reconciling: false,
+                    counts: [0; 10],
+                })
+                .collect(),
+            mailboxes: Vec::new(),
+            by_id: HashMap::new(),
+            counts: [0; 10],
+            creating: 0,
+            intents: HashMap::new(),
+            resumes: BinaryHeap::new(),
+            stats_queue: VecDeque::new(),
+            get_queue: VecDeque::new(),
+            approvals: VecDeque::new(),
+            reschedules: VecDeque::new(),
+            later: BinaryHeap::new(),
+        };
+        each(&mut |row: MailboxRow| {
+            let Some(&w) = wave_index.get(&row.wave_id) else {
+                return;
+            };
+            if !state.waves[w as usize].in_scope {
+                return;
+            }
+            let idx = state.mailboxes.len() as u32;
+            state.counts[row.state.code() as usize] += 1;
+            state.waves[w as usize].counts[row.state.code() as usize] += 1;
+            state.by_id.insert(row.id, idx);
+            state.waves[w as usize].members.push(idx);
+            state.mailboxes.push(Mailbox {
+                id: row.id,
+                address: row.address.into_boxed_str(),
+                wave: w,
+                state: row.state,
+                class: row.failure_class,
+                attempts: row.attempts.clamp(0, u16::MAX as i64) as u16,
+                guid: row.request_id.as_deref().and_then(parse_guid),
+                submitted_at: row.submitted_at.map(|t| t.as_millisecond()).unwrap_or(0),
+                busy: false,
+                checked: false,
+            });
+        });
+        state
+    }
+
+    pub fn count(&self, s: State) -> u64 {
+        self.counts[s.code() as usize]
+    }
+
+    /// Moves submitted and still copying, plus creates in flight.
+    /// When the mailbox's request was created (for telling replication lag from absence).
+    pub fn created_at(&self, idx: u32) -> Option<Timestamp> {
+        let m = &self.mailboxes[idx as usize];
+        (m.submitted_at > 0)
+            .then(|| Timestamp::from_millisecond(m.submitted_at).ok())
+            .flatten()
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.count(State::Submitted) + self.count(State::Syncing) + self.creating
+    }
+
+    /// Records a new state in the view (the caller writes it to the store).
+    pub fn set_state(&mut self, idx: u32, to: State) {
+        let m = &mut self.mailboxes[idx as usize];
+        self.counts[m.state.code() as usize] -= 1;
+        self.counts[to.code() as usize] += 1;
+        let w = &mut self.waves[m.wave as usize];
+        w.counts[m.state.code() as usize] -= 1;
+        w.counts[to.code() as usize] += 1;
+        m.state = to;
+        if to != State::Failed {
+            m.class = None;
+        }
+    }
+
+    /// Work remains: mailboxes not yet finished and not waiting for the operator.
+    pub fn unfinished(&self) -> u64 {
+        [
+            State::Planned,
+            State::Submitted,
+            State::Syncing,
+            State::Synced,
+            State::Completing,
+        ]
+        .iter()
+        .map(|&s| self.count(s))
+        .sum::<u64>()
+            + self.resumes.len() as u64
+    }
+
+    /// Mailboxes the operator must look at.
+    pub fn attention(&self) -> u64 {
+        self.count(State::Failed) + self.count(State::Held)
+            - self.resumes.len().min(self.count(State::Failed) as usize) as u64
+    }
+
+    pub fn counts_by_name(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        ALL_STATES
+            .iter()
+            .map(|s| (s.name(), self.count(*s)))
+            .collect()
+    }
+
+    /// Moves a mailbox to another wave in the view.
+    pub fn move_to_wave(&mut self, idx: u32, to: u32) {
+        let m = &mut self.mailboxes[idx as usize];
+        let code = m.state.code() as usize;
+        if m.wave == to {
+            return;
+        }
+        self.waves[m.wave as usize].counts[code] -= 1;
+        self.waves[to as usize].counts[code] += 1;
+        m.wave = to;
+        m.checked = false;
+        self.waves[to as usize].members.push(idx);
+    }
+
+    /// The first wave after `w` whose window starts after `not_before`.
+    pub fn next_wave(&self, w: u32, not_before: Timestamp) -> Option<u32> {
+        let after = self.waves[w as usize].window_start;
+        self.waves
+            .iter()
+            .enumerate()
+            .filter(|(i, x)| {
+                *i as u32 != w && x.window_start > after && x.window_start > not_before
+            })
+            .min_by_key(|(_, x)| x.window_start)
+            .map(|(i, _)| i as u32)
+    }
+}

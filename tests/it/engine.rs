@@ -1,0 +1,223 @@
+//! The run engine end to end against the in-process simulator, on tokio's paused clock so that weeks
+//! of waves run in seconds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::civil::date;
+use jiff::{SignedDuration, Timestamp};
+use mailwave::engine::Clock;
+use mailwave::engine::run::{self, RunContext, RunOptions, RunSummary};
+use mailwave::exchange::ExchangeClient;
+use mailwave::exchange::local::LocalTransport;
+use mailwave::sim::{Profile, Simulator};
+use mailwave::store::{Store, writer};
+
+use crate::helpers::*;
+
+pub fn busy_profile() -> Profile {
+    Profile {
+        max_concurrent_migrations: 300,
+        throughput_gb_per_hour: 3_000.0,
+        max_concurrent_completions: 400,
+        finalization_minutes: 8.0,
+        stall_share: 0.05,
+        transient_failure_share: 0.03,
+        permanent_failure_share: 0.005,
+        dcs_investigate_share: 0.01,
+        dcs_poor_share: 0.005,
+        replication_lag_seconds: 30.0,
+        injected_5xx_share: 0.005,
+        exchange_requests_per_second: 20.0,
+        exchange_burst: 40,
+        ..Profile::default()
+    }
+}
+
+pub fn engine_config(weekday: u32, weekend: u32, extra: &str) -> String {
+    format!(
+        "{}\n[run]\nrequests_per_second = 25\nburst = 40\nmax_parallel_calls = 16\nresume_backoff = \"10m\"\n\
+         dcs_approval = \"investigate\"\n{extra}\n",
+        SMALL_CONFIG
+            .replace(
+                "weekday_capacity = 3",
+                &format!("weekday_capacity = {weekday}")
+            )
+            .replace(
+                "weekend_capacity = 5",
+                &format!("weekend_capacity = {weekend}")
+            )
+            .replace("prestage_days = 7", "prestage_days = 2")
+    )
+}
+
+pub struct Outcome {
+    pub summary: RunSummary,
+    pub sim: Arc<Simulator>,
+    pub plan: mailwave::plan::Plan,
+}
+
+/// Plans `n` mailboxes from `start` and runs them to the end on the paused clock.
+pub async fn run_to_end(
+    p: &Project,
+    n: usize,
+    start: jiff::civil::Date,
+    profile: Profile,
+    options: RunOptions,
+) -> Outcome {
+    let plan = planned_estate(p, n, start);
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let sim = Arc::new(Simulator::new(profile, 5, clock).unwrap());
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let config = p.config();
+    let (writer, thread) = writer::spawn(&p.db(), None).unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let summary = run::run(RunContext {
+        service,
+        store_path: p.db(),
+        writer: writer.for_paused_time(),
+        clock,
+        run: config.run.clone(),
+        migration: config.migration.clone(),
+        options,
+        stop,
+        progress: None,
+        on_failures: None,
+    })
+    .await
+    .unwrap();
+    thread.join().unwrap().unwrap();
+    Outcome { summary, sim, plan }
+}
+
+/// Checks that no move started its cut-over outside the window of the wave it belonged to then
+/// (identified by its CompleteAfter, which is that wave's window start).
+/// (identity, CompleteAfter, when its cut-over started) of one move on the service.
+pub type Cutover = (String, Option<Timestamp>, Option<Timestamp>);
+
+pub fn assert_cutovers_inside_windows(
+    windows: &HashMap<Timestamp, Timestamp>,
+    moves: &[Cutover],
+) -> usize {
+    let mut checked = 0;
+    for (who, complete_after, started) in moves {
+        let (Some(after), Some(started)) = (complete_after, started) else {
+            continue;
+        };
+        let end = windows
+            .get(after)
+            .unwrap_or_else(|| panic!("{who}: CompleteAfter {after} is no wave's window start"));
+        assert!(
+            started >= after && started < end,
+            "{who}: cut over at {started}, outside {after}..{end}"
+        );
+        checked += 1;
+    }
+    checked
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_multi_week_plan_runs_to_completion_with_everything_switched_on() {
+    let p = Project::new(&engine_config(180, 400, ""));
+    let out = run_to_end(
+        &p,
+        4_000,
+        date(2027, 1, 4),
+        busy_profile(),
+        RunOptions::default(),
+    )
+    .await;
+    let s = &out.summary;
+    assert_eq!(s.outcome, "finished", "{s:#?}");
+    let weeks = (out.plan.waves.last().unwrap().date - out.plan.waves[0].date).get_days();
+    assert!(weeks >= 14, "a multi-week plan: {weeks} days");
+
+    // Every mailbox completed, or listed for the operator with a reason.
+    let store = Store::open_read_only(&p.db()).unwrap();
+    let mut q = store
+        .conn()
+        .prepare("SELECT m.address, s.state, s.last_error FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id")
+        .unwrap();
+    let rows: Vec<(String, i64, Option<String>)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len() as u64, out.plan.mailboxes);
+    let mut attention = 0;
+    for (address, state, error) in &rows {
+        match state {
+            5 | 6 => {}
+            7 | 8 => {
+                attention += 1;
+                assert!(
+                    error.as_deref().is_some_and(|e| !e.is_empty()),
+                    "{address} needs attention without a reason"
+                );
+            }
+            other => panic!("{address} ended in state {other}"),
+        }
+    }
+    assert!(
+        attention > 0,
+        "permanent failures and Poor scores were switched on"
+    );
+    let failed = rows.iter().filter(|r| r.1 == 7).count();
+    assert!(
+        failed > 0,
+        "permanent failures stay failed, with their reason, in their wave"
+    );
+    assert!(attention < rows.len() / 20, "{attention} need attention");
+
+    // Exactly one successful New-MoveRequest per mailbox.
+    let (creates, moves): (Vec<u32>, Vec<Cutover>) = out.sim.with_moves(|m| {
+        m.moves()
+            .iter()
+            .map(|mv| {
+                (
+                    mv.creates,
+                    (
+                        mv.identity.clone(),
+                        mv.complete_after,
+                        mv.completion_started,
+                    ),
+                )
+            })
+            .unzip()
+    });
+    assert!(creates.iter().all(|&c| c == 1));
+    assert_eq!(
+        moves.len() as u64,
+        out.plan.mailboxes,
+        "one request per mailbox, none lost, none doubled"
+    );
+
+    // No cut-over outside its window.
+    let windows: HashMap<Timestamp, Timestamp> = out
+        .plan
+        .waves
+        .iter()
+        .map(|w| (w.window_start_utc, w.window_end_utc))
+        .collect();
+    let checked = assert_cutovers_inside_windows(&windows, &moves);
+    assert!(checked as u64 > out.plan.mailboxes * 9 / 10);
+
+    // The service was busy at the edges, and the engine coped.
+    let stats = out.sim.stats();
+    assert!(
+        stats.throttled > 0,
+        "the request budget was reached: {stats:?}"
+    );
+    assert!(stats.injected_faults > 0);
+    assert!(
+        s.api_calls["Resume-MoveRequest"]["ok"] > 0,
+        "transient failures were resumed"
+    );
+    assert!(
+        s.api_calls["Set-MoveRequest"]["ok"] > 0,
+        "Investigate scores were approved"
+    );
+    let per_mailbox = s.api_calls_total as f64 / out.plan.mailboxes as f64;
+    assert!(per_mailbox < 4.0, "{per_mailbox} calls a mailbox");
+}
