@@ -13,3 +13,4 @@ pub mod inventory;
 pub mod plan;
 pub mod sim;
 pub mod store;
+pub mod ui;

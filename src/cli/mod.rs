@@ -1,10 +1,13 @@
 //! The command line: one file per subcommand. Errors are typed inside the library; here they become
 //! one readable message and a documented exit code.
 
+mod demo;
 mod init;
 mod inventory;
 mod mailbox;
 mod plan;
+mod report;
+pub mod run;
 mod sim;
 mod status;
 
@@ -71,6 +74,8 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the whole job on a synthetic estate against the built-in simulator (no setup needed).
+    Demo(demo::Args),
     /// Write a commented mailwave.toml and create schedules/ and state/.
     Init(init::Args),
     /// Import and inspect the mailbox inventory.
@@ -78,8 +83,12 @@ pub enum Command {
     Inventory(inventory::Command),
     /// Batch the inventory into waves on the calendar, write them under schedules/, and load them.
     Plan(plan::Args),
+    /// Work the due waves: create move requests, follow them, cut over inside the windows.
+    Run(run::Args),
     /// Where the estate stands: counts per wave and state, failures, the next wave.
     Status(status::Args),
+    /// A Markdown report to hand on: every wave, and every mailbox that needs attention and why.
+    Report(report::Args),
     /// One mailbox: facts, state and history.
     #[command(subcommand)]
     Mailbox(mailbox::Command),
@@ -123,7 +132,8 @@ fn init_logging(cli: &Cli) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match (cli.log_format, file) {
         (LogFormat::Json, Some(f)) => builder
             .json()
@@ -185,10 +195,13 @@ pub fn main() -> i32 {
 
 pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
+        Command::Demo(a) => demo::run(cli, a),
         Command::Init(a) => init::run(a),
         Command::Inventory(c) => inventory::run(cli, c),
         Command::Plan(a) => plan::run(cli, a),
+        Command::Run(a) => run::run(cli, a),
         Command::Status(a) => status::run(cli, a),
+        Command::Report(a) => report::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
         Command::Sim(c) => sim::run(c),
     }

@@ -22,34 +22,43 @@ use crate::store::writer::{Command, Reply, WriterHandle};
 #[derive(Debug, Default)]
 pub struct Gate {
     until_ms: AtomicI64,
+    /// Simulated milliseconds the API has been paused (the union of the pauses, not per worker).
+    paused_ms: AtomicU64,
 }
 
 impl Gate {
-    pub fn pause_until(&self, until: Timestamp) {
-        self.until_ms
-            .fetch_max(until.as_millisecond(), Ordering::SeqCst);
+    pub fn pause_until(&self, now: Timestamp, until: Timestamp) {
+        let new = until.as_millisecond();
+        let old = self.until_ms.fetch_max(new, Ordering::SeqCst);
+        let from = old.max(now.as_millisecond());
+        if new > from {
+            self.paused_ms
+                .fetch_add((new - from) as u64, Ordering::Relaxed);
+        }
     }
 
-    /// Waits until the gate is open; returns how long it waited (simulated time).
-    pub async fn wait(&self, clock: Clock) -> SignedDuration {
-        let start = clock.now();
+    pub fn paused(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.paused_ms.load(Ordering::Relaxed))
+    }
+
+    /// Waits until the gate is open.
+    pub async fn wait(&self, clock: Clock) {
         loop {
-            let until =
-                Timestamp::from_millisecond(self.until_ms.load(Ordering::SeqCst)).unwrap_or(start);
+            let until = Timestamp::from_millisecond(self.until_ms.load(Ordering::SeqCst))
+                .unwrap_or(Timestamp::MIN);
             if clock.now() >= until {
-                return clock.now().duration_since(start);
+                return;
             }
             clock.sleep_until(until).await;
         }
     }
 }
 
-/// API calls by cmdlet and outcome, and time spent throttled.
+/// API calls by cmdlet and outcome.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub calls: Mutex<BTreeMap<(String, String), u64>>,
     pub throttled: AtomicU64,
-    pub throttled_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -122,12 +131,7 @@ impl<S: MoveService> Executor<S> {
         let attempt = || async {
             let mut throttles = 0;
             loop {
-                let waited = self.gate.wait(clock).await;
-                if waited.is_positive() {
-                    self.metrics
-                        .throttled_ms
-                        .fetch_add(waited.as_millis().max(0) as u64, Ordering::Relaxed);
-                }
+                self.gate.wait(clock).await;
                 limits::acquire(&self.limiter, clock).await;
                 let result = f().await;
                 self.metrics.record(cmdlet, outcome_label(&result));
@@ -139,7 +143,8 @@ impl<S: MoveService> Executor<S> {
                         self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
                         let wait = SignedDuration::try_from(retry_after)
                             .unwrap_or(SignedDuration::from_secs(5));
-                        self.gate.pause_until(clock.now() + wait);
+                        let now = clock.now();
+                        self.gate.pause_until(now, now + wait);
                     }
                     other => return other,
                 }

@@ -1354,12 +1354,7 @@ impl<S: MoveService> Coordinator<S> {
                 .metrics
                 .throttled
                 .load(std::sync::atomic::Ordering::Relaxed),
-            throttled_seconds: self
-                .exec
-                .metrics
-                .throttled_ms
-                .load(std::sync::atomic::Ordering::Relaxed) as f64
-                / 1000.0,
+            throttled_seconds: self.exec.gate.paused().as_secs_f64(),
             attention: self.st.count(State::Failed) + self.st.count(State::Held),
         }
     }

@@ -323,3 +323,55 @@ pub struct MailboxReport {
     pub percent: Option<i64>,
     pub events: Vec<EventRow>,
 }
+
+/// A mailbox that needs the operator.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AttentionRow {
+    pub address: String,
+    pub wave: String,
+    pub state: State,
+    pub class: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Store {
+    /// Mailboxes that failed or are held, by wave (at most `limit`), and how many there are in all.
+    pub fn attention(&self, limit: usize) -> Result<(u64, Vec<AttentionRow>)> {
+        let conn = self.conn();
+        let total: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM mailbox_state WHERE state IN (7, 8)",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut q = conn.prepare(
+            "SELECT m.address, w.name, s.state, s.failure_class, s.last_error
+             FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
+             WHERE s.state IN (7, 8) ORDER BY w.window_start, m.address LIMIT ?1",
+        )?;
+        let rows = q
+            .query_map([limit as i64], |r| {
+                Ok(AttentionRow {
+                    address: r.get(0)?,
+                    wave: r.get(1)?,
+                    state: State::from_code(r.get(2)?).unwrap_or(State::Failed),
+                    class: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((total as u64, rows))
+    }
+
+    /// The summary the last finished run stored.
+    pub fn last_run(&self) -> Result<Option<(i64, String, String, String)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, command, COALESCE(outcome, ''), COALESCE(summary, '{}') FROM runs
+                 WHERE ended_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?)
+    }
+}

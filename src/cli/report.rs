@@ -1,0 +1,26 @@
+//! `mailwave report`: a Markdown report to hand on.
+
+use std::path::PathBuf;
+
+use super::{Cli, exit};
+use crate::store::Store;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Write the report here instead of printing it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
+    let store = Store::open_read_only(&cli.state)?;
+    let text = crate::ui::report::markdown(&store, jiff::Timestamp::now())?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text)?;
+            println!("report written to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
+}

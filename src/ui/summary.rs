@@ -1,0 +1,104 @@
+//! The run summary as an operator reads it in the morning.
+
+use std::fmt::Write;
+
+use crate::engine::run::RunSummary;
+use crate::store::status::AttentionRow;
+
+pub fn render(
+    s: &RunSummary,
+    attention_total: u64,
+    attention: &[AttentionRow],
+    real_seconds: f64,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {} ({} to {}, {:.1} simulated hours, {:.1} s)",
+        s.outcome, s.started, s.ended, s.simulated_hours, real_seconds
+    );
+    if let Some(f) = &s.fatal {
+        let _ = writeln!(out, "FATAL: {f}");
+    }
+    let states: Vec<String> = s
+        .states
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(out, "mailboxes {}: {}", s.mailboxes, states.join(", "));
+    let _ = writeln!(
+        out,
+        "cut over this run {} ({:.0} an hour of simulated time{}); cut-overs moved to a later wave {}",
+        s.completed_this_run,
+        s.completed_per_hour,
+        if real_seconds > 0.0 {
+            format!(
+                ", {:.0} a real second",
+                s.completed_this_run as f64 / real_seconds
+            )
+        } else {
+            String::new()
+        },
+        s.rescheduled
+    );
+    let _ = writeln!(
+        out,
+        "API calls {} ({}), 429s {}, {:.0} s throttled",
+        s.api_calls_total,
+        s.calls_per_completed_mailbox
+            .map(|c| format!("{c:.2} a mailbox cut over"))
+            .unwrap_or_else(|| "none cut over".into()),
+        s.throttled,
+        s.throttled_seconds
+    );
+    for (cmdlet, outcomes) in &s.api_calls {
+        let parts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+        let _ = writeln!(out, "  {cmdlet:<27} {}", parts.join(", "));
+    }
+    if attention_total > 0 {
+        let _ = writeln!(out, "{attention_total} mailbox(es) need attention:");
+        for a in attention {
+            let _ = writeln!(
+                out,
+                "  {} ({}, {}{}): {}",
+                a.address,
+                a.wave,
+                a.state,
+                a.class
+                    .as_deref()
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default(),
+                a.reason.as_deref().unwrap_or("-")
+            );
+        }
+        if attention_total > attention.len() as u64 {
+            let _ = writeln!(
+                out,
+                "  ... and {} more (mailwave report lists them all)",
+                attention_total - attention.len() as u64
+            );
+        }
+    } else {
+        let _ = writeln!(out, "no mailbox needs attention");
+    }
+    out
+}
+
+/// The text of a webhook message (Teams and Slack both read `text`).
+pub fn webhook_text(s: &RunSummary, attention_total: u64) -> String {
+    let done = s.states.get("completed").copied().unwrap_or(0)
+        + s.states.get("completed_with_warning").copied().unwrap_or(0);
+    format!(
+        "mailwave run {}: {done} of {} mailboxes cut over ({} this run), {attention_total} need attention, {} API calls, {} throttled.{}",
+        s.outcome,
+        s.mailboxes,
+        s.completed_this_run,
+        s.api_calls_total,
+        s.throttled,
+        s.fatal
+            .as_deref()
+            .map(|f| format!(" Fatal: {f}"))
+            .unwrap_or_default()
+    )
+}
