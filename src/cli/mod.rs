@@ -162,6 +162,11 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
         {
             return exit::BAD_INPUT;
         }
+        if let Some(crate::auth::AuthError::Credential(_)) =
+            cause.downcast_ref::<crate::auth::AuthError>()
+        {
+            return exit::BAD_INPUT;
+        }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return match e {
                 StoreError::PlanRow { .. }

@@ -416,3 +416,49 @@ fn a_non_sqlite_state_file_is_refused_and_kept() {
     );
     assert_eq!(std::fs::read(p.db()).unwrap(), b"not a database");
 }
+
+#[test]
+fn a_second_run_is_refused_while_one_holds_the_lock() {
+    let p = Project::new(SMALL_CONFIG);
+    assert!(
+        p.run(&[
+            "inventory",
+            "import",
+            fixture("estate.csv").to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert!(p.run(&["plan", "--start", "2027-01-04"]).status.success());
+    let holder = mailwave::store::lock::RunLock::acquire(&p.db(), "mailwave run").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(["run", "--once"])
+        .current_dir(p.dir.path())
+        .env("MAILWAVE_TEST_SECRET", "x")
+        .env("MAILWAVE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("in use by another mailwave: mailwave run on host"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    drop(holder);
+}
+
+#[test]
+fn run_without_a_credential_is_bad_input() {
+    let p = Project::new(SMALL_CONFIG);
+    let out = p.run(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    assert!(
+        stderr(&out).contains("MAILWAVE_TEST_SECRET"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -221,3 +221,95 @@ async fn a_multi_week_plan_runs_to_completion_with_everything_switched_on() {
     let per_mailbox = s.api_calls_total as f64 / out.plan.mailboxes as f64;
     assert!(per_mailbox < 4.0, "{per_mailbox} calls a mailbox");
 }
+
+fn cutovers(sim: &Simulator) -> Vec<Cutover> {
+    sim.with_moves(|m| {
+        m.moves()
+            .iter()
+            .map(|mv| {
+                (
+                    mv.identity.clone(),
+                    mv.complete_after,
+                    mv.completion_started,
+                )
+            })
+            .collect()
+    })
+}
+
+fn windows(plan: &mailwave::plan::Plan) -> HashMap<Timestamp, Timestamp> {
+    plan.waves
+        .iter()
+        .map(|w| (w.window_start_utc, w.window_end_utc))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_across_the_clock_change_cuts_over_in_its_eleven_hours() {
+    let p = Project::new(&engine_config(250, 250, ""));
+    let profile = Profile {
+        dcs_poor_share: 0.0,
+        permanent_failure_share: 0.0,
+        ..busy_profile()
+    };
+    let out = run_to_end(&p, 700, date(2026, 10, 23), profile, RunOptions::default()).await;
+    assert_eq!(out.summary.outcome, "finished");
+    let autumn = out
+        .plan
+        .waves
+        .iter()
+        .find(|w| w.id == "mw-2026-10-24")
+        .unwrap();
+    assert_eq!(autumn.window_start_utc.to_string(), "2026-10-24T19:00:00Z");
+    assert_eq!(autumn.window_end_utc.to_string(), "2026-10-25T06:00:00Z");
+    let moves = cutovers(&out.sim);
+    let in_autumn = moves
+        .iter()
+        .filter(|m| m.1 == Some(autumn.window_start_utc) && m.2.is_some())
+        .count();
+    assert!(in_autumn > 200, "{in_autumn} cut over in the DST window");
+    assert_cutovers_inside_windows(&windows(&out.plan), &moves);
+}
+
+#[tokio::test(start_paused = true)]
+async fn mailboxes_that_miss_their_window_move_to_the_next_wave_with_the_reason() {
+    // No pre-staging and slow copies: part of each wave cannot be ready before its window closes.
+    let config = engine_config(180, 180, "").replace("prestage_days = 2", "prestage_days = 0");
+    let p = Project::new(&config);
+    let profile = Profile {
+        max_concurrent_migrations: 100,
+        base_move_minutes: 300.0,
+        dcs_poor_share: 0.0,
+        permanent_failure_share: 0.0,
+        ..busy_profile()
+    };
+    let out = run_to_end(&p, 700, date(2027, 3, 1), profile, RunOptions::default()).await;
+    let s = &out.summary;
+    assert!(s.rescheduled > 0, "{s:#?}");
+    let store = Store::open_read_only(&p.db()).unwrap();
+    let detail: String = store
+        .conn()
+        .query_row(
+            "SELECT detail FROM events WHERE cause = 'reschedule' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        detail.contains("when its window closed); cut-over moved to mw-2027-03-0"),
+        "{detail}"
+    );
+    let moved: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(DISTINCT mailbox_id) FROM events WHERE cause = 'reschedule'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(moved > 0);
+    // Nobody cut over late; everyone got there in a later window.
+    let checked = assert_cutovers_inside_windows(&windows(&out.plan), &cutovers(&out.sim));
+    let done = s.states["completed"] + s.states["completed_with_warning"];
+    assert!(done as usize >= checked && done > 600, "{s:#?}");
+}

@@ -3,6 +3,7 @@
 mod cli;
 mod contract;
 mod crash;
+mod crash_run;
 mod engine;
 mod helpers;
 mod store;
