@@ -60,10 +60,12 @@ pub fn run(command: &Command) -> anyhow::Result<i32> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let addr = listener.local_addr()?;
-        println!("mailwave simulator listening on http://{addr}");
-        println!("clock {spec}");
+        // Whoever started us may stop reading: a closed stdout must not take the server down.
         use std::io::Write;
-        std::io::stdout().flush()?;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "mailwave simulator listening on http://{addr}");
+        let _ = writeln!(out, "clock {spec}");
+        let _ = out.flush();
         crate::sim::http::serve(sim, listener, super::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;

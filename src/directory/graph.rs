@@ -35,6 +35,15 @@ pub struct GraphDirectory {
     client: Mutex<Option<(Secret, GraphClient)>>,
 }
 
+fn token_error(e: crate::auth::AuthError) -> ServiceError {
+    match e {
+        crate::auth::AuthError::Network { .. } => network(e),
+        _ => ServiceError::Auth {
+            message: e.to_string(),
+        },
+    }
+}
+
 fn network(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Transient {
         status: 0,
@@ -69,9 +78,7 @@ impl GraphDirectory {
         } else {
             self.tokens.token(Resource::Graph).await
         }
-        .map_err(|e| ServiceError::Auth {
-            message: e.to_string(),
-        })?;
+        .map_err(token_error)?;
         let mut cached = self.client.lock().await;
         if let Some((t, c)) = cached.as_ref()
             && *t == token
@@ -196,9 +203,7 @@ impl Directory for GraphDirectory {
             } else {
                 self.tokens.token(Resource::Graph).await
             }
-            .map_err(|e| ServiceError::Auth {
-                message: e.to_string(),
-            })?;
+            .map_err(token_error)?;
             let response = self
                 .http
                 .get(&url)

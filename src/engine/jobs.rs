@@ -180,9 +180,11 @@ pub enum Job {
         mailbox_id: i64,
         request: NewMove,
     },
+    /// A wave's batch; with `only`, just the requests in that status.
     List {
         wave: u32,
         batch: String,
+        only: Option<&'static str>,
     },
     Get {
         mailbox: u32,
@@ -225,6 +227,7 @@ pub enum Outcome {
     },
     Listed {
         wave: u32,
+        filtered: bool,
         result: Result<Vec<MoveRequest>, ServiceError>,
     },
     Got {
@@ -305,11 +308,17 @@ impl<S: MoveService> Executor<S> {
                     result,
                 }
             }
-            Job::List { wave, batch } => {
+            Job::List { wave, batch, only } => {
                 let result = self
-                    .call("Get-MoveRequest", || svc.list_batch(Call::new(), &batch))
+                    .call("Get-MoveRequest", || {
+                        svc.list_batch(Call::new(), &batch, only)
+                    })
                     .await;
-                Outcome::Listed { wave, result }
+                Outcome::Listed {
+                    wave,
+                    filtered: only.is_some(),
+                    result,
+                }
             }
             Job::Get {
                 mailbox,

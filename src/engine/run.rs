@@ -511,10 +511,15 @@ impl<S: MoveService> Coordinator<S> {
             if wave.in_scope && !wave.listing && wave.next_poll.is_some_and(|p| p <= now) {
                 wave.listing = true;
                 wave.next_poll = None;
+                // Pre-staged and far from its window, a wave only needs watching for failures.
+                let copying = wave.count(State::Submitted) + wave.count(State::Syncing);
+                let near = now >= wave.window_start - self.cfg.cutover_poll * 2;
+                let only = (copying == 0 && !near && !wave.reconciling).then_some("Failed");
                 let batch = wave.name.clone();
                 self.dispatch(Job::List {
                     wave: w as u32,
                     batch,
+                    only,
                 });
             }
         }
@@ -897,9 +902,31 @@ impl<S: MoveService> Coordinator<S> {
                     self.schedule_poll(w, now);
                 }
             }
-            Outcome::Listed { wave: w, result } => {
+            Outcome::Listed {
+                wave: w,
+                filtered,
+                result,
+            } => {
                 self.st.waves[w as usize].listing = false;
                 match result {
+                    Ok(requests) if filtered => {
+                        for req in &requests {
+                            let m = &self.st.mailboxes;
+                            let found = parse_guid(&req.exchange_guid).and_then(|g| {
+                                self.st.waves[w as usize]
+                                    .members
+                                    .iter()
+                                    .copied()
+                                    .find(|&i| m[i as usize].guid == Some(g))
+                            });
+                            if let Some(idx) = found
+                                && !self.st.mailboxes[idx as usize].busy
+                            {
+                                self.follow(idx, req, "poll", now).await?;
+                            }
+                        }
+                        self.schedule_poll(w, now);
+                    }
                     Ok(requests) => self.reconcile_listing(w, requests, now).await?,
                     Err(e) => {
                         if !self.service_failure(&e) {
@@ -1228,18 +1255,22 @@ impl<S: MoveService> Coordinator<S> {
                 continue;
             }
             self.follow(idx, req, "poll", now).await?;
-            // Still synced well into its window: find out why (data consistency, approval).
-            let m = &self.st.mailboxes[idx as usize];
-            if window_open
-                && m.state == State::Synced
-                && !m.checked
-                && !m.busy
-                && now >= self.st.waves[w as usize].window_start + self.cfg.cutover_poll
-            {
+        }
+        // Still synced in an open window while the service cuts over nothing more of this wave: those
+        // mailboxes are held back (data consistency, approval). Ask about them, once a window.
+        let wave = &self.st.waves[w as usize];
+        if window_open
+            && wave.count(State::Completing) == 0
+            && wave.count(State::Synced) > 0
+            && now >= wave.window_start + self.cfg.cutover_poll
+        {
+            for &idx in &members {
                 let m = &mut self.st.mailboxes[idx as usize];
-                m.checked = true;
-                m.busy = true;
-                self.st.stats_queue.push_back(idx);
+                if m.state == State::Synced && !m.checked && !m.busy && m.wave == w {
+                    m.checked = true;
+                    m.busy = true;
+                    self.st.stats_queue.push_back(idx);
+                }
             }
         }
         // Requests that should be there but are not.

@@ -144,10 +144,13 @@ pub trait MoveService: Send + Sync + 'static {
         request: &NewMove,
     ) -> impl Future<Output = Res<MoveRequest>> + Send;
     /// Every request of a batch (all pages).
+    /// The requests of a batch (all pages); only those with `status` when given
+    /// (`Get-MoveRequest -BatchName -Status`).
     fn list_batch(
         &self,
         call: Call,
         batch: &str,
+        status: Option<&str>,
     ) -> impl Future<Output = Res<Vec<MoveRequest>>> + Send;
     fn get(&self, call: Call, identity: &str) -> impl Future<Output = Res<MoveRequest>> + Send;
     fn statistics(
@@ -411,9 +414,17 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
         Ok(parse_request(&first(v, "New-MoveRequest")?))
     }
 
-    async fn list_batch(&self, call: Call, batch: &str) -> Res<Vec<MoveRequest>> {
+    async fn list_batch(
+        &self,
+        call: Call,
+        batch: &str,
+        status: Option<&str>,
+    ) -> Res<Vec<MoveRequest>> {
         let mut p = Map::new();
         p.insert("BatchName".into(), json!(batch));
+        if let Some(s) = status {
+            p.insert("Status".into(), json!(s));
+        }
         p.insert("ResultSize".into(), json!("Unlimited"));
         let v = self.invoke(&call, "Get-MoveRequest", p).await?;
         Ok(v.iter().map(parse_request).collect())

@@ -68,7 +68,11 @@ impl Transport for RestTransport {
             } else {
                 self.tokens.token(Resource::Exchange).await
             }
-            .map_err(|e| failure(401, e.to_string()))?;
+            .map_err(|e| match e {
+                // Not reaching Entra ID is a network problem; only its refusal is an auth failure.
+                crate::auth::AuthError::Network { .. } => failure(0, e.to_string()),
+                _ => failure(401, e.to_string()),
+            })?;
             let response = self
                 .http
                 .post(url)

@@ -245,16 +245,7 @@ pub fn byte_quantified(bytes: u64) -> String {
 }
 
 fn guid_string(g: u128) -> String {
-    let b = g.to_be_bytes();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::from_u128(g).hyphenated().to_string()
 }
 
 /// Event times are kept to the millisecond, as the heap orders them.
@@ -806,32 +797,36 @@ impl MoveService {
                     bad_request("Cannot convert value to type Unlimited`1[System.UInt32].")
                 })?,
         };
-        let ids: Box<dyn Iterator<Item = u32>> =
-            match params.get("BatchName").and_then(Value::as_str) {
-                Some(b) => match self.batch_index.get(b) {
-                    Some(&bi) => Box::new(self.by_batch[bi as usize].clone().into_iter()),
-                    None => Box::new(std::iter::empty()),
-                },
-                None => Box::new(0..self.moves.len() as u32),
-            };
-        let matching: Vec<u32> = ids
+        let all: Vec<u32>;
+        let ids: &[u32] = match params.get("BatchName").and_then(Value::as_str) {
+            Some(b) => match self.batch_index.get(b) {
+                Some(&bi) => &self.by_batch[bi as usize],
+                None => &[],
+            },
+            None => {
+                all = (0..self.moves.len() as u32).collect();
+                &all
+            }
+        };
+        // One page: walk the matches up to the page's end, and one more to know if more follow.
+        let mut matching = ids
+            .iter()
+            .copied()
             .filter(|&id| {
                 self.visible(id) && status.is_none_or(|s| self.moves[id as usize].status == s)
             })
             .take(result_size)
-            .collect();
-        let warnings = if params.get("ResultSize").is_none() && matching.len() == 1000 {
+            .skip(offset);
+        let page_ids: Vec<u32> = matching.by_ref().take(limit).collect();
+        let more = matching.next().is_some();
+        let truncated =
+            params.get("ResultSize").is_none() && offset + page_ids.len() == 1000 && !more;
+        let warnings = if truncated {
             vec!["By default, only the first 1000 items are returned. Use the ResultSize parameter to specify the number of items returned. To return all items, specify \"-ResultSize Unlimited\".".to_string()]
         } else {
             vec![]
         };
-        let page: Vec<Value> = matching
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|&id| self.request_json(id))
-            .collect();
-        let more = offset + limit < matching.len();
+        let page: Vec<Value> = page_ids.iter().map(|&id| self.request_json(id)).collect();
         Ok((page, more, warnings))
     }
 

@@ -119,13 +119,21 @@ async fn create_list_pages_and_statistics() {
         );
     }
     // 120 requests over pages of 50: the client follows @odata.nextLink to the end.
-    let all = ex.list_batch(Call::new(), "mw-2027-01-04").await.unwrap();
+    let all = ex
+        .list_batch(Call::new(), "mw-2027-01-04", None)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 120);
     assert_eq!(
         h.sim.stats().by_cmdlet["Get-MoveRequest"].0,
         3,
         "three pages"
     );
+    let failed = ex
+        .list_batch(Call::new(), "mw-2027-01-04", Some("Failed"))
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "no failures in a quiet profile");
     let stats = ex
         .statistics(Call::new(), "user7@contoso.com")
         .await

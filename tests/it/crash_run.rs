@@ -65,14 +65,15 @@ exchange_requests_per_second = 1000.0
 exchange_burst = 1000
 "#;
 
-fn start_run(p: &Project, clock: &str) -> Child {
+fn start_run(p: &Project, clock: &str, round: usize) -> Child {
+    let log = std::fs::File::create(p.path(&format!("run-{round}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_mailwave"))
         .args(["run", "--clock", clock])
         .current_dir(p.dir.path())
         .env("MW_CRASH_SECRET", "crash-test-secret")
         .env("MAILWAVE_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -118,11 +119,8 @@ fn killed_runs_resume_without_duplicates_losses_or_late_cutovers() {
         .env("MAILWAVE_LOG", "warn")
         .spawn()
         .unwrap();
-    let first = BufReader::new(sim.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
     let base = first
         .strip_prefix("mailwave simulator listening on ")
         .unwrap()
@@ -133,9 +131,14 @@ fn killed_runs_resume_without_duplicates_losses_or_late_cutovers() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut kills = 0;
     for round in 0..9 {
-        let mut child = start_run(&p, &clock);
+        let mut child = start_run(&p, &clock, round);
         std::thread::sleep(Duration::from_millis(rng.random_range(300..2_500)));
-        if child.try_wait().unwrap().is_some() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(p.path(&format!("run-{round}.log"))).unwrap();
+            assert!(
+                matches!(status.code(), Some(0) | Some(3)),
+                "round {round} exited by itself: {status:?}\n{log}"
+            );
             break; // it finished before we could kill it
         }
         if round == 4 {
@@ -158,7 +161,7 @@ fn killed_runs_resume_without_duplicates_losses_or_late_cutovers() {
     assert!(kills >= 5, "killed {kills} times");
 
     // The last run goes to the end.
-    let mut last = start_run(&p, &clock);
+    let mut last = start_run(&p, &clock, 99);
     let status = wait_with_deadline(&mut last, Duration::from_secs(180));
     let mut out = String::new();
     std::io::Read::read_to_string(last.stdout.as_mut().unwrap(), &mut out).unwrap();

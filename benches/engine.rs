@@ -1,0 +1,223 @@
+//! The run engine at NHSmail scale, end to end on tokio's paused clock against the in-process
+//! simulator. Run: `cargo bench --bench engine` (MAILWAVE_BENCH_MAILBOXES to change the size).
+//! Targets: the whole estate in under 10 minutes of wall time; at most 4 API calls a migrated mailbox;
+//! at least 95% of the simulator's cut-over capacity used in each window (or every mailbox of the
+//! wave cut over, when the wave is smaller than the capacity); under 1% of calls answered 429 with
+//! the rate limit set to the simulator's budget; under 1 GB of memory.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::*;
+use jiff::{SignedDuration, Timestamp};
+use mailwave::config::Config;
+use mailwave::engine::Clock;
+use mailwave::engine::run::{self, RunContext, RunOptions};
+use mailwave::exchange::{ExchangeClient, local::LocalTransport};
+use mailwave::inventory::{groups, summary::ImportSummary, synth};
+use mailwave::plan::{self, Calendar, files};
+use mailwave::sim::{Profile, Simulator};
+use mailwave::store::{Store, writer};
+
+/// The simulated service's request budget, and mailwave's limit set to it.
+const BUDGET: f64 = 20.0;
+const BURST: u32 = 40;
+/// Finalisation slots and their mean length: the service's cut-over capacity.
+const COMPLETIONS: u32 = 1_200;
+const FINALIZE_MINUTES: f64 = 8.0;
+
+fn main() {
+    let n = estate_size();
+    let work = tempfile::tempdir().expect("temp dir");
+    let config_path = work.path().join("mailwave.toml");
+    std::fs::create_dir_all(work.path().join("schedules")).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules/uk-bank-holidays.json"),
+        work.path().join("schedules/uk-bank-holidays.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        &config_path,
+        format!(
+            "[migration]\nremote_host_name = \"hybrid.contoso.com\"\ntarget_delivery_domain = \"contoso.mail.onmicrosoft.com\"\n\
+             [schedule]\nbank_holidays = \"schedules/uk-bank-holidays.json\"\n\
+             [run]\nrequests_per_second = {BUDGET}\nburst = {BURST}\nmax_parallel_calls = 64\nmax_in_flight = 1000000\ncutover_poll = \"15m\"\n"
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&config_path).unwrap();
+    let db = work.path().join("state/mailwave.db");
+
+    let (plan, _) = timed("setup: generate, import and plan (not the engine)", || {
+        let mut inv = synth::generate(&synth::EstateSpec::new(n, 2026));
+        groups::assign(&mut inv, 50);
+        let mut store = Store::open(&db).unwrap();
+        let summary = ImportSummary::of(&inv, 0);
+        store
+            .replace_inventory(
+                &inv,
+                "bench",
+                0,
+                &serde_json::to_string(&summary).unwrap(),
+                Timestamp::now(),
+            )
+            .unwrap();
+        drop(inv);
+        let (inv, _) = store.load_inventory().unwrap();
+        let calendar = Calendar::from_schedule(&config.schedule).unwrap();
+        let plan = plan::build(&inv, &calendar, jiff::civil::date(2027, 1, 4), "bench").unwrap();
+        let dir = work.path().join("schedules/bench");
+        files::write(&plan, &dir).unwrap();
+        store.load_plan(&dir, Timestamp::now()).unwrap();
+        plan
+    });
+    println!(
+        "plan: {} mailboxes in {} waves, {} to {}",
+        plan.mailboxes,
+        plan.waves.len(),
+        plan.waves[0].date,
+        plan.last_date().unwrap()
+    );
+
+    let profile = Profile {
+        max_concurrent_migrations: 1_000_000,
+        throughput_gb_per_hour: 1e9,
+        max_concurrent_completions: COMPLETIONS,
+        finalization_minutes: FINALIZE_MINUTES,
+        stall_share: 0.0,
+        transient_failure_share: 0.0,
+        permanent_failure_share: 0.0,
+        dcs_investigate_share: 0.0,
+        dcs_poor_share: 0.0,
+        completed_with_warning_share: 0.0,
+        completed_with_skipped_items_share: 0.0,
+        injected_5xx_share: 0.0,
+        exchange_requests_per_second: BUDGET,
+        exchange_burst: BURST,
+        ..Profile::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let rss_before = peak_rss();
+    let started = Instant::now();
+    let (summary, sim) = runtime.block_on(async {
+        let clock = Clock::tokio(origin, 1.0);
+        let sim = Arc::new(Simulator::new(profile, 3, clock).unwrap());
+        let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+        let (writer, thread) = writer::spawn(&db, None).unwrap();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let summary = run::run(RunContext {
+            service,
+            store_path: db.clone(),
+            writer: writer.for_paused_time(),
+            clock,
+            run: config.run.clone(),
+            migration: config.migration.clone(),
+            options: RunOptions::default(),
+            stop,
+            progress: None,
+            on_failures: None,
+        })
+        .await
+        .unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap().unwrap())
+            .await
+            .unwrap();
+        (summary, sim)
+    });
+    let wall = started.elapsed();
+    let peak = peak_rss();
+    println!(
+        "engine run: {:.1} s wall for {:.0} simulated hours ({})",
+        wall.as_secs_f64(),
+        summary.simulated_hours,
+        summary.outcome
+    );
+
+    // Cut-over capacity used in each window.
+    let capacity: HashMap<Timestamp, u64> = plan
+        .waves
+        .iter()
+        .map(|w| {
+            let minutes = w
+                .window_end_utc
+                .duration_since(w.window_start_utc)
+                .as_secs_f64()
+                / 60.0;
+            (
+                w.window_start_utc,
+                (COMPLETIONS as f64 * minutes / FINALIZE_MINUTES) as u64,
+            )
+        })
+        .collect();
+    let ends: HashMap<Timestamp, Timestamp> = plan
+        .waves
+        .iter()
+        .map(|w| (w.window_start_utc, w.window_end_utc))
+        .collect();
+    let sizes: HashMap<Timestamp, u64> = plan
+        .waves
+        .iter()
+        .map(|w| (w.window_start_utc, w.mailboxes))
+        .collect();
+    let mut cut: HashMap<Timestamp, u64> = HashMap::new();
+    let mut late = 0;
+    sim.with_moves(|m| {
+        for mv in m.moves() {
+            if let (Some(after), Some(started)) = (mv.complete_after, mv.completion_started) {
+                if started >= after && started < ends[&after] {
+                    *cut.entry(after).or_default() += 1;
+                } else {
+                    late += 1;
+                }
+            }
+        }
+    });
+    let mut worst = f64::MAX;
+    for (start, size) in &sizes {
+        let expected = (*size).min(capacity[start]) as f64;
+        let used = cut.get(start).copied().unwrap_or(0) as f64 / expected.max(1.0);
+        worst = worst.min(used);
+    }
+    let stats = sim.stats();
+    let calls: u64 = stats.by_cmdlet.values().map(|(ok, err)| ok + err).sum();
+    let throttled_share = stats.throttled as f64 / calls.max(1) as f64;
+    let migrated = summary.states["completed"] + summary.states["completed_with_warning"];
+    let per_mailbox = summary.api_calls_total as f64 / migrated.max(1) as f64;
+    println!(
+        "migrated {migrated} of {}; cut-overs outside their window {late}",
+        plan.mailboxes
+    );
+    println!(
+        "API calls {} = {per_mailbox:.2} a migrated mailbox; 429s {} = {:.3}%",
+        summary.api_calls_total,
+        stats.throttled,
+        throttled_share * 100.0
+    );
+    for (cmdlet, outcomes) in &summary.api_calls {
+        println!("  {cmdlet:<27} {outcomes:?}");
+    }
+    println!(
+        "least-used window: {:.1}% of min(wave, cut-over capacity)",
+        worst * 100.0
+    );
+    println!(
+        "peak memory {:.0} MiB (before the run {:.0} MiB)",
+        mib(peak),
+        mib(rss_before)
+    );
+    println!(
+        "RESULT engine: {n} mailboxes, {:.1} s wall, {per_mailbox:.2} calls/mailbox, {:.3}% 429, worst window {:.1}%, peak {:.0} MiB",
+        wall.as_secs_f64(),
+        throttled_share * 100.0,
+        worst * 100.0,
+        mib(peak)
+    );
+}
