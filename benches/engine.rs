@@ -113,6 +113,23 @@ fn main() {
         let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
         let (writer, thread) = writer::spawn(&db, None).unwrap();
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let (progress_tx, progress_rx) = tokio::sync::watch::channel(run::Snapshot::default());
+        // Progress every 10 s of wall time, from a plain thread (the runtime's clock is paused).
+        std::thread::spawn(move || {
+            while progress_rx.has_changed().is_ok() {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                let s = progress_rx.borrow().clone();
+                eprintln!(
+                    "  .. {} wave {:?} done {} synced {} in flight {} calls {}",
+                    s.now.map(|t| t.to_string()).unwrap_or_default(),
+                    s.current_wave,
+                    s.counts[5] + s.counts[6],
+                    s.counts[3],
+                    s.in_flight,
+                    s.calls
+                );
+            }
+        });
         let summary = run::run(RunContext {
             service,
             store_path: db.clone(),
@@ -122,7 +139,7 @@ fn main() {
             migration: config.migration.clone(),
             options: RunOptions::default(),
             stop,
-            progress: None,
+            progress: Some(progress_tx),
             on_failures: None,
         })
         .await

@@ -1,7 +1,6 @@
 //! Jobs: one API call each (the executor), with the run's rate limit, the shared throttle gate and
 //! retries of transient errors. A job never changes the run's state: it returns an [`Outcome`] and the
-//! coordinator decides. The one write a job makes is a create's intent, which must be on disk before
-//! the call that creates.
+//! coordinator decides (and records a create's intent before the job is dispatched).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -16,7 +15,6 @@ use super::limits::{self, Limiter};
 use crate::exchange::{
     Call, EndpointLimits, MoveRequest, MoveService, MoveStatistics, NewMove, ServiceError,
 };
-use crate::store::writer::{Command, Reply, WriterHandle};
 
 /// Pauses every worker on one API until a 429's Retry-After has passed.
 #[derive(Debug, Default)]
@@ -99,7 +97,6 @@ pub struct Executor<S> {
     pub limiter: Arc<Limiter>,
     pub gate: Arc<Gate>,
     pub metrics: Arc<Metrics>,
-    pub writer: WriterHandle,
 }
 
 impl<S> Clone for Executor<S> {
@@ -110,7 +107,6 @@ impl<S> Clone for Executor<S> {
             limiter: self.limiter.clone(),
             gate: self.gate.clone(),
             metrics: self.metrics.clone(),
-            writer: self.writer.clone(),
         }
     }
 }
@@ -174,10 +170,11 @@ pub enum Job {
     Endpoint {
         name: Option<String>,
     },
-    /// `mailbox_id` is the store's id, for the intent.
+    /// A create whose intent (`intent`, with its `client-request-id`) is already on disk.
     Create {
         mailbox: u32,
-        mailbox_id: i64,
+        intent: i64,
+        correlation: [u8; 16],
         request: NewMove,
     },
     /// A wave's batch; with `only`, just the requests in that status.
@@ -268,52 +265,41 @@ impl<S: MoveService> Executor<S> {
             }
             Job::Create {
                 mailbox,
-                mailbox_id,
+                intent,
+                correlation,
                 request,
             } => {
-                let correlation = *uuid::Uuid::new_v4().as_bytes();
-                let at = self.clock.now().as_millisecond();
-                // The intent must be on disk before the call that creates.
-                let intent = self
-                    .writer
-                    .apply(Command::Intent {
-                        mailbox: mailbox_id,
-                        operation: "create",
-                        correlation,
-                        at,
-                    })
-                    .await;
-                let intent = match intent {
-                    Ok(Reply::Intent(id)) => Ok((id, correlation)),
-                    Ok(other) => Err(format!("unexpected reply {other:?}")),
-                    Err(e) => Err(e.to_string()),
-                };
-                if intent.is_err() {
-                    return Outcome::Created {
-                        mailbox,
-                        intent,
-                        result: Err(ServiceError::Transient {
-                            status: 0,
-                            message: "not sent: the intent was not recorded".into(),
-                        }),
-                    };
-                }
                 let call = Call::with_correlation(correlation);
                 let result = self
                     .call("New-MoveRequest", || svc.create(call, &request))
                     .await;
                 Outcome::Created {
                     mailbox,
-                    intent,
+                    intent: Ok((intent, correlation)),
                     result,
                 }
             }
             Job::List { wave, batch, only } => {
-                let result = self
-                    .call("Get-MoveRequest", || {
-                        svc.list_batch(Call::new(), &batch, only)
-                    })
-                    .await;
+                // Page by page, each page under the rate limit; a throttled page is retried alone.
+                let mut out = Vec::new();
+                let mut next: Option<String> = None;
+                let result = loop {
+                    let page = self
+                        .call("Get-MoveRequest", || {
+                            svc.list_page(Call::new(), &batch, only, next.as_deref())
+                        })
+                        .await;
+                    match page {
+                        Ok((requests, link)) => {
+                            out.extend(requests);
+                            match link {
+                                Some(l) => next = Some(l),
+                                None => break Ok(out),
+                            }
+                        }
+                        Err(e) => break Err(e),
+                    }
+                };
                 Outcome::Listed {
                     wave,
                     filtered: only.is_some(),

@@ -189,7 +189,6 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
             limiter,
             gate: Arc::new(Gate::default()),
             metrics: Arc::new(Metrics::default()),
-            writer: ctx.writer.clone(),
         },
         jobs: JoinSet::new(),
         in_flight_cap: ctx.run.max_in_flight,
@@ -356,9 +355,17 @@ impl<S: MoveService> Coordinator<S> {
         self.cfg.max_parallel_calls.saturating_sub(self.jobs.len())
     }
 
-    /// When something next becomes due.
+    /// When something next becomes due. With every call slot busy nothing new can start, so the next
+    /// thing that matters is a job finishing (which wakes the loop by itself).
     fn next_wake(&self, now: Timestamp) -> Timestamp {
         let mut wake = now + SignedDuration::from_hours(6);
+        if self.slots() == 0 {
+            return self
+                .options
+                .until
+                .map_or(wake, |u| wake.min(u))
+                .max(now + SignedDuration::from_millis(1));
+        }
         for w in self.st.waves.iter().filter(|w| w.in_scope) {
             if let Some(p) = w.next_poll.filter(|_| !w.listing) {
                 wake = wake.min(p);
@@ -524,20 +531,26 @@ impl<S: MoveService> Coordinator<S> {
             }
         }
         // Submitter: nothing new while earlier creates are being reconciled.
-        if !self.reconciling() {
-            self.submit(now);
+        if !self.reconciling()
+            && let Err(e) = self.submit(now).await
+        {
+            self.fatal.get_or_insert(format!("state database: {e}"));
         }
         self.jobs.len() - before
     }
 
-    fn submit(&mut self, now: Timestamp) {
+    /// The submitter: picks the next mailboxes of every due wave, records their create intents in
+    /// one commit, then dispatches the creates.
+    async fn submit(&mut self, now: Timestamp) -> Result<(), StoreError> {
         let tz = jiff::tz::TimeZone::UTC;
         if self.cfg.prestage_window.is_some()
             && !self.in_prestage_window(now, &self.local_tz().unwrap_or(tz))
         {
-            return;
+            return Ok(());
         }
-        for w in 0..self.st.waves.len() {
+        let mut picked: Vec<(u32, NewMove)> = Vec::new();
+        let room = self.slots();
+        'waves: for w in 0..self.st.waves.len() {
             let wave = &self.st.waves[w];
             if !wave.in_scope
                 || wave.prestage_start > now
@@ -547,8 +560,10 @@ impl<S: MoveService> Coordinator<S> {
                 continue;
             }
             loop {
-                if self.slots() == 0 || self.st.in_flight() >= self.in_flight_cap {
-                    return;
+                if picked.len() >= room
+                    || self.st.in_flight() + picked.len() as u64 >= self.in_flight_cap
+                {
+                    break 'waves;
                 }
                 let wave = &mut self.st.waves[w];
                 let Some(&idx) = wave.members.get(wave.submit_cursor) else {
@@ -560,24 +575,66 @@ impl<S: MoveService> Coordinator<S> {
                     continue;
                 }
                 m.busy = true;
-                self.st.creating += 1;
                 let wave = &self.st.waves[w];
-                let request = NewMove {
-                    identity: m.address.to_string(),
-                    batch_name: wave.name.clone(),
-                    complete_after: wave.window_start,
-                    remote_host_name: self.migration.remote_host_name.clone(),
-                    target_delivery_domain: self.migration.target_delivery_domain.clone(),
-                    source_endpoint: self.migration.source_endpoint.clone(),
-                };
-                let mailbox_id = m.id;
-                self.dispatch(Job::Create {
-                    mailbox: idx,
-                    mailbox_id,
-                    request,
-                });
+                picked.push((
+                    idx,
+                    NewMove {
+                        identity: m.address.to_string(),
+                        batch_name: wave.name.clone(),
+                        complete_after: wave.window_start,
+                        remote_host_name: self.migration.remote_host_name.clone(),
+                        target_delivery_domain: self.migration.target_delivery_domain.clone(),
+                        source_endpoint: self.migration.source_endpoint.clone(),
+                    },
+                ));
             }
         }
+        if picked.is_empty() {
+            return Ok(());
+        }
+        // The intents must be on disk before the calls that create.
+        let calls: Vec<(i64, [u8; 16])> = picked
+            .iter()
+            .map(|(idx, _)| {
+                (
+                    self.st.mailboxes[*idx as usize].id,
+                    *uuid::Uuid::new_v4().as_bytes(),
+                )
+            })
+            .collect();
+        let reply = self
+            .writer
+            .apply(Command::Intents {
+                operation: "create",
+                calls: calls.clone(),
+                at: ms(now),
+            })
+            .await;
+        let ids = match reply {
+            Ok(crate::store::writer::Reply::Intents(ids)) => ids,
+            Ok(_) | Err(_) => {
+                for (idx, _) in &picked {
+                    self.st.mailboxes[*idx as usize].busy = false;
+                }
+                let e = reply
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "unexpected reply".into());
+                self.fatal
+                    .get_or_insert(format!("could not record create intents: {e}"));
+                return Ok(());
+            }
+        };
+        for (((idx, request), (_, correlation)), intent) in picked.into_iter().zip(calls).zip(ids) {
+            self.st.creating += 1;
+            self.dispatch(Job::Create {
+                mailbox: idx,
+                intent,
+                correlation,
+                request,
+            });
+        }
+        Ok(())
     }
 
     fn local_tz(&self) -> Option<jiff::tz::TimeZone> {

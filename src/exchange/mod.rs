@@ -152,6 +152,15 @@ pub trait MoveService: Send + Sync + 'static {
         batch: &str,
         status: Option<&str>,
     ) -> impl Future<Output = Res<Vec<MoveRequest>>> + Send;
+    /// One page of a batch listing: the requests, and the link to the next page. A caller that
+    /// paces its requests (or resumes after a 429) pages with this instead of `list_batch`.
+    fn list_page(
+        &self,
+        call: Call,
+        batch: &str,
+        status: Option<&str>,
+        next: Option<&str>,
+    ) -> impl Future<Output = Res<(Vec<MoveRequest>, Option<String>)>> + Send;
     fn get(&self, call: Call, identity: &str) -> impl Future<Output = Res<MoveRequest>> + Send;
     fn statistics(
         &self,
@@ -312,6 +321,47 @@ impl<T: Transport> ExchangeClient<T> {
         self.invoke(&call, cmdlet, parameters).await
     }
 
+    /// One page of a cmdlet's answer (`next`: the `@odata.nextLink` of the page before).
+    async fn invoke_page(
+        &self,
+        call: &Call,
+        cmdlet: &str,
+        body: &Value,
+        next: Option<&str>,
+    ) -> Res<Page> {
+        match self.transport.post(call, cmdlet, body, next).await {
+            Ok(page) => {
+                for w in &page.warnings {
+                    tracing::debug!(cmdlet, warning = %w, "service warning");
+                }
+                Ok(page)
+            }
+            Err(f) => {
+                let recent = call
+                    .created_at
+                    .is_some_and(|c| self.clock.now().duration_since(c) < REPLICATION_GRACE);
+                Err(if f.status == 0 {
+                    ServiceError::Transient {
+                        status: 0,
+                        message: f
+                            .body
+                            .as_ref()
+                            .map(|b| error::reason(b).1)
+                            .unwrap_or_default(),
+                    }
+                } else {
+                    error::classify(
+                        f.status,
+                        f.body.as_ref(),
+                        f.retry_after.as_deref(),
+                        cmdlet,
+                        recent,
+                    )
+                })
+            }
+        }
+    }
+
     /// Runs a cmdlet and gathers every page.
     async fn invoke(
         &self,
@@ -323,45 +373,13 @@ impl<T: Transport> ExchangeClient<T> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            match self
-                .transport
-                .post(call, cmdlet, &body, next.as_deref())
-                .await
-            {
-                Ok(page) => {
-                    for w in &page.warnings {
-                        tracing::debug!(cmdlet, warning = %w, "service warning");
-                    }
-                    out.extend(page.value);
-                    match page.next_link {
-                        Some(link) => next = Some(link),
-                        None => return Ok(out),
-                    }
-                }
-                Err(f) => {
-                    let recent = call
-                        .created_at
-                        .is_some_and(|c| self.clock.now().duration_since(c) < REPLICATION_GRACE);
-                    let error = if f.status == 0 {
-                        ServiceError::Transient {
-                            status: 0,
-                            message: f
-                                .body
-                                .as_ref()
-                                .map(|b| error::reason(b).1)
-                                .unwrap_or_default(),
-                        }
-                    } else {
-                        error::classify(
-                            f.status,
-                            f.body.as_ref(),
-                            f.retry_after.as_deref(),
-                            cmdlet,
-                            recent,
-                        )
-                    };
-                    return Err(error);
-                }
+            let page = self
+                .invoke_page(call, cmdlet, &body, next.as_deref())
+                .await?;
+            out.extend(page.value);
+            match page.next_link {
+                Some(link) => next = Some(link),
+                None => return Ok(out),
             }
         }
     }
@@ -428,6 +446,29 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
         p.insert("ResultSize".into(), json!("Unlimited"));
         let v = self.invoke(&call, "Get-MoveRequest", p).await?;
         Ok(v.iter().map(parse_request).collect())
+    }
+
+    async fn list_page(
+        &self,
+        call: Call,
+        batch: &str,
+        status: Option<&str>,
+        next: Option<&str>,
+    ) -> Res<(Vec<MoveRequest>, Option<String>)> {
+        let mut p = Map::new();
+        p.insert("BatchName".into(), json!(batch));
+        p.insert("ResultSize".into(), json!("Unlimited"));
+        if let Some(s) = status {
+            p.insert("Status".into(), json!(s));
+        }
+        let body = cmdlet_body("Get-MoveRequest", p);
+        let page = self
+            .invoke_page(&call, "Get-MoveRequest", &body, next)
+            .await?;
+        Ok((
+            page.value.iter().map(parse_request).collect(),
+            page.next_link,
+        ))
     }
 
     async fn get(&self, call: Call, identity: &str) -> Res<MoveRequest> {

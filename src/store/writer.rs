@@ -97,6 +97,13 @@ pub enum Command {
         correlation: [u8; 16],
         at: i64,
     },
+    /// Several intents in one go; replies with their ids, in order.
+    Intents {
+        operation: &'static str,
+        /// (mailbox, correlation)
+        calls: Vec<(i64, [u8; 16])>,
+        at: i64,
+    },
     /// What came of an intent.
     Resolve {
         intent: i64,
@@ -118,6 +125,7 @@ pub enum Command {
 pub enum Reply {
     Done,
     Intent(i64),
+    Intents(Vec<i64>),
 }
 
 type Ack = oneshot::Sender<Result<Reply>>;
@@ -393,6 +401,21 @@ fn apply(
             tx.prepare_cached("UPDATE intents SET resolved_at = ?2, outcome = ?3 WHERE id = ?1 AND resolved_at IS NULL")?
                 .execute(params![intent, at, outcome])?;
             Ok(Reply::Done)
+        }
+        Command::Intents {
+            operation,
+            calls,
+            at,
+        } => {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO intents (mailbox_id, operation, correlation, created_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut ids = Vec::with_capacity(calls.len());
+            for (mailbox, correlation) in calls {
+                insert.execute(params![mailbox, operation, correlation.as_slice(), at, run])?;
+                ids.push(tx.last_insert_rowid());
+            }
+            Ok(Reply::Intents(ids))
         }
         Command::Reclassify {
             mailbox,
