@@ -137,6 +137,7 @@ fn main() {
             clock,
             run: config.run.clone(),
             migration: config.migration.clone(),
+            timezone: config.schedule.timezone.clone(),
             options: RunOptions::default(),
             stop,
             progress: Some(progress_tx),

@@ -145,6 +145,7 @@ pub async fn drive<S: MoveService>(
         clock,
         run: config.run.clone(),
         migration: config.migration.clone(),
+        timezone: config.schedule.timezone.clone(),
         options,
         stop: stop_rx,
         progress: Some(progress_tx),

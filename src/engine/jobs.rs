@@ -219,7 +219,8 @@ pub enum Outcome {
     Endpoint(Result<EndpointLimits, ServiceError>),
     Created {
         mailbox: u32,
-        intent: Result<(i64, [u8; 16]), String>,
+        /// The intent recorded before the call, and the call's correlation id.
+        intent: (i64, [u8; 16]),
         result: Result<MoveRequest, ServiceError>,
     },
     Listed {
@@ -275,7 +276,7 @@ impl<S: MoveService> Executor<S> {
                     .await;
                 Outcome::Created {
                     mailbox,
-                    intent: Ok((intent, correlation)),
+                    intent: (intent, correlation),
                     result,
                 }
             }

@@ -88,6 +88,8 @@ pub struct RunContext<S: MoveService> {
     pub clock: Clock,
     pub run: config::Run,
     pub migration: config::Migration,
+    /// The plan's time zone (`schedule.timezone`), for local-time settings such as the pre-stage window.
+    pub timezone: jiff::tz::TimeZone,
     pub options: RunOptions,
     /// Becomes true when the operator asks the run to stop.
     pub stop: watch::Receiver<bool>,
@@ -102,6 +104,7 @@ struct Coordinator<S: MoveService> {
     jobs: JoinSet<Outcome>,
     cfg: config::Run,
     migration: config::Migration,
+    timezone: jiff::tz::TimeZone,
     clock: Clock,
     writer: WriterHandle,
     options: RunOptions,
@@ -113,6 +116,16 @@ struct Coordinator<S: MoveService> {
     rescheduled: u64,
     progress: Option<watch::Sender<Snapshot>>,
     on_failures: Option<FailureAlarm>,
+}
+
+/// Whether `now` falls in a daily local-time window (which may cross midnight) in `tz`.
+fn in_local_window(window: config::Window, now: Timestamp, tz: &jiff::tz::TimeZone) -> bool {
+    let t = now.to_zoned(tz.clone()).time();
+    if window.crosses_midnight() {
+        t >= window.start || t < window.end
+    } else {
+        t >= window.start && t < window.end
+    }
 }
 
 /// How long to wait before asking again about a request that has not replicated yet.
@@ -194,6 +207,7 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
         in_flight_cap: ctx.run.max_in_flight,
         cfg: ctx.run,
         migration: ctx.migration,
+        timezone: ctx.timezone,
         clock: ctx.clock,
         writer: ctx.writer,
         options: ctx.options,
@@ -396,16 +410,10 @@ impl<S: MoveService> Coordinator<S> {
         w.window_end - self.cfg.cutover_margin - SignedDuration::from_secs_f64(calls)
     }
 
-    fn in_prestage_window(&self, now: Timestamp, tz: &jiff::tz::TimeZone) -> bool {
-        let Some(window) = self.cfg.prestage_window else {
-            return true;
-        };
-        let t = now.to_zoned(tz.clone()).time();
-        if window.crosses_midnight() {
-            t >= window.start || t < window.end
-        } else {
-            t >= window.start && t < window.end
-        }
+    fn in_prestage_window(&self, now: Timestamp) -> bool {
+        self.cfg
+            .prestage_window
+            .is_none_or(|w| in_local_window(w, now, &self.timezone))
     }
 
     /// Decides and dispatches what is due now; returns how many jobs it started.
@@ -458,8 +466,7 @@ impl<S: MoveService> Coordinator<S> {
         while self.slots() > 0
             && let Some(idx) = self.st.approvals.pop_front()
         {
-            let identity = self.st.mailboxes[idx as usize].address.to_string();
-            let created_at = self.st.created_at(idx);
+            let (identity, created_at) = self.st.identity(idx);
             self.dispatch(Job::Approve {
                 mailbox: idx,
                 identity,
@@ -469,11 +476,7 @@ impl<S: MoveService> Coordinator<S> {
         while self.slots() > 0
             && let Some(idx) = self.st.get_queue.pop_front()
         {
-            let m = &self.st.mailboxes[idx as usize];
-            let created_at = (m.submitted_at > 0)
-                .then(|| Timestamp::from_millisecond(m.submitted_at).ok())
-                .flatten();
-            let identity = m.address.to_string();
+            let (identity, created_at) = self.st.identity(idx);
             self.dispatch(Job::Get {
                 mailbox: idx,
                 identity,
@@ -483,8 +486,7 @@ impl<S: MoveService> Coordinator<S> {
         while self.slots() > 0
             && let Some(idx) = self.st.stats_queue.pop_front()
         {
-            let identity = self.st.mailboxes[idx as usize].address.to_string();
-            let created_at = self.st.created_at(idx);
+            let (identity, created_at) = self.st.identity(idx);
             self.dispatch(Job::Stats {
                 mailbox: idx,
                 identity,
@@ -542,10 +544,7 @@ impl<S: MoveService> Coordinator<S> {
     /// The submitter: picks the next mailboxes of every due wave, records their create intents in
     /// one commit, then dispatches the creates.
     async fn submit(&mut self, now: Timestamp) -> Result<(), StoreError> {
-        let tz = jiff::tz::TimeZone::UTC;
-        if self.cfg.prestage_window.is_some()
-            && !self.in_prestage_window(now, &self.local_tz().unwrap_or(tz))
-        {
+        if !self.in_prestage_window(now) {
             return Ok(());
         }
         let mut picked: Vec<(u32, NewMove)> = Vec::new();
@@ -635,12 +634,6 @@ impl<S: MoveService> Coordinator<S> {
             });
         }
         Ok(())
-    }
-
-    fn local_tz(&self) -> Option<jiff::tz::TimeZone> {
-        // The plan's zone is stored with the plan; the prestage window is read in Europe/London unless
-        // the environment says otherwise (TZ), which matches the default schedule.
-        jiff::tz::TimeZone::get("Europe/London").ok()
     }
 
     /// The completer at a window's close: every mailbox not cutting over moves to the next wave.
@@ -892,14 +885,7 @@ impl<S: MoveService> Coordinator<S> {
             } => {
                 self.st.creating -= 1;
                 self.st.mailboxes[idx as usize].busy = false;
-                let (intent_id, correlation) = match intent {
-                    Ok(i) => i,
-                    Err(e) => {
-                        self.fatal
-                            .get_or_insert(format!("could not record a create intent: {e}"));
-                        return Ok(());
-                    }
-                };
+                let (intent_id, correlation) = intent;
                 self.st.intents.insert(idx, (intent_id, correlation, now));
                 let id = self.st.mailboxes[idx as usize].id;
                 let w = self.st.mailboxes[idx as usize].wave;
@@ -1445,5 +1431,25 @@ impl<S: MoveService> Coordinator<S> {
             throttled_seconds: self.exec.gate.paused().as_secs_f64(),
             attention: self.st.count(State::Failed) + self.st.count(State::Held),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prestage_window_is_read_in_the_schedules_zone() {
+        let window = config::Window::parse("18:00-08:00").unwrap();
+        let new_york = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
+        // 14:00 in New York is 19:00 in London: outside the window there, inside it here.
+        let t: Timestamp = "2027-01-05T19:00:00Z".parse().unwrap();
+        assert!(!in_local_window(window, t, &new_york));
+        assert!(in_local_window(window, t, &london));
+        let t: Timestamp = "2027-01-05T02:00:00Z".parse().unwrap(); // 21:00 in New York
+        assert!(in_local_window(window, t, &new_york));
+        let day = config::Window::parse("09:00-17:00").unwrap();
+        assert!(!in_local_window(day, t, &new_york));
     }
 }

@@ -194,6 +194,14 @@ impl RunState {
             .flatten()
     }
 
+    /// What an identity call needs: the address, and when the request was created.
+    pub fn identity(&self, idx: u32) -> (String, Option<Timestamp>) {
+        (
+            self.mailboxes[idx as usize].address.to_string(),
+            self.created_at(idx),
+        )
+    }
+
     pub fn in_flight(&self) -> u64 {
         self.count(State::Submitted) + self.count(State::Syncing) + self.creating
     }
@@ -225,12 +233,6 @@ impl RunState {
         .map(|&s| self.count(s))
         .sum::<u64>()
             + self.resumes.len() as u64
-    }
-
-    /// Mailboxes the operator must look at.
-    pub fn attention(&self) -> u64 {
-        self.count(State::Failed) + self.count(State::Held)
-            - self.resumes.len().min(self.count(State::Failed) as usize) as u64
     }
 
     pub fn counts_by_name(&self) -> std::collections::BTreeMap<&'static str, u64> {

@@ -80,6 +80,7 @@ pub async fn run_to_end(
         clock,
         run: config.run.clone(),
         migration: config.migration.clone(),
+        timezone: config.schedule.timezone.clone(),
         options,
         stop,
         progress: None,
