@@ -189,7 +189,7 @@ fn main() {
     let mut late = 0;
     sim.with_moves(|m| {
         for mv in m.moves() {
-            if let (Some(after), Some(started)) = (mv.complete_after, mv.completion_started) {
+            if let (Some(after), Some(started)) = (mv.complete_after(), mv.completion_started()) {
                 if started >= after && started < ends[&after] {
                     *cut.entry(after).or_default() += 1;
                 } else {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Call, Failure, Page, Transport};
-use crate::sim::Simulator;
+use crate::sim::{Cursor, Simulator};
 
 pub struct LocalTransport {
     sim: Arc<Simulator>,
@@ -38,19 +38,16 @@ impl Transport for LocalTransport {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        let offset = next_link
+        let cursor = next_link
             .and_then(|l| l.strip_prefix("local:"))
-            .and_then(|o| o.parse().ok())
-            .unwrap_or(0);
-        match self.sim.invoke(cmdlet, &params, offset, self.page_size) {
-            Ok(ok) => {
-                let served = self.page_size.min(self.sim.profile().max_page_size);
-                Ok(Page {
-                    next_link: ok.more.then(|| format!("local:{}", offset + served)),
-                    value: ok.value,
-                    warnings: ok.warnings,
-                })
-            }
+            .and_then(Cursor::parse)
+            .unwrap_or_default();
+        match self.sim.invoke(cmdlet, &params, cursor, self.page_size) {
+            Ok(ok) => Ok(Page {
+                next_link: ok.next.map(|c| format!("local:{}", c.token())),
+                value: ok.value,
+                warnings: ok.warnings,
+            }),
             Err(fault) => Err(Failure {
                 status: fault.status,
                 body: fault.body,

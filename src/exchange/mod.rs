@@ -10,6 +10,7 @@ pub mod rest;
 use std::future::Future;
 
 use jiff::{SignedDuration, Timestamp};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::engine::Clock;
@@ -197,12 +198,23 @@ pub trait MoveService: Send + Sync + 'static {
     ) -> impl Future<Output = Res<EndpointLimits>> + Send;
 }
 
-/// A page of an InvokeCommand answer.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A page of an InvokeCommand answer. `value` stays JSON text until the caller reads it into the
+/// type it wants, so a page of a thousand move requests is parsed once, straight into records.
+#[derive(Debug)]
 pub struct Page {
-    pub value: Vec<Value>,
+    pub value: Box<RawValue>,
     pub next_link: Option<String>,
     pub warnings: Vec<String>,
+}
+
+impl Page {
+    /// The value array read as `T`s; an answer that does not read is the service's fault (502).
+    pub fn read<T: serde::de::DeserializeOwned>(&self, cmdlet: &str) -> Res<Vec<T>> {
+        serde_json::from_str(self.value.get()).map_err(|e| ServiceError::Transient {
+            status: 502,
+            message: format!("unreadable {cmdlet} answer: {e}"),
+        })
+    }
 }
 
 /// A failed InvokeCommand answer, before classification.
@@ -249,21 +261,97 @@ fn text(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
-fn time(v: &Value, key: &str) -> Option<Timestamp> {
-    let s = v.get(key)?.as_str()?;
+/// A move request as the service writes it. Read straight from the answer's text; a field that is
+/// missing or not a string reads as empty, as the service leaves out what does not apply.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct WireRequest {
+    #[serde(deserialize_with = "lenient_text")]
+    identity: String,
+    #[serde(deserialize_with = "lenient_text")]
+    display_name: String,
+    #[serde(deserialize_with = "lenient_text")]
+    exchange_guid: String,
+    #[serde(deserialize_with = "lenient_text")]
+    status: String,
+    #[serde(deserialize_with = "lenient_text")]
+    status_detail: String,
+    #[serde(deserialize_with = "lenient_text")]
+    batch_name: String,
+    #[serde(deserialize_with = "lenient_text")]
+    complete_after: String,
+}
+
+impl From<WireRequest> for MoveRequest {
+    fn from(w: WireRequest) -> MoveRequest {
+        MoveRequest {
+            status: MoveStatus::parse(&w.status),
+            complete_after: parse_time(&w.complete_after),
+            identity: w.identity,
+            display_name: w.display_name,
+            exchange_guid: w.exchange_guid,
+            status_detail: w.status_detail,
+            batch_name: w.batch_name,
+        }
+    }
+}
+
+/// A string field; anything else (null, a number, an object) reads as empty.
+fn lenient_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_unit<E>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_none<E>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+            d.deserialize_any(Text)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<String, A::Error> {
+            while a.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(String::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<String, A::Error> {
+            while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(String::new())
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+fn parse_time(s: &str) -> Option<Timestamp> {
     s.parse().ok().or_else(|| format!("{s}Z").parse().ok())
 }
 
 pub fn parse_request(v: &Value) -> MoveRequest {
-    MoveRequest {
-        identity: text(v, "Identity"),
-        display_name: text(v, "DisplayName"),
-        exchange_guid: text(v, "ExchangeGuid"),
-        status: MoveStatus::parse(&text(v, "Status")),
-        status_detail: text(v, "StatusDetail"),
-        batch_name: text(v, "BatchName"),
-        complete_after: time(v, "CompleteAfter"),
-    }
+    <WireRequest as serde::Deserialize>::deserialize(v)
+        .unwrap_or_default()
+        .into()
 }
 
 pub fn parse_statistics(v: &Value) -> MoveStatistics {
@@ -376,7 +464,7 @@ impl<T: Transport> ExchangeClient<T> {
             let page = self
                 .invoke_page(call, cmdlet, &body, next.as_deref())
                 .await?;
-            out.extend(page.value);
+            out.extend(page.read::<Value>(cmdlet)?);
             match page.next_link {
                 Some(link) => next = Some(link),
                 None => return Ok(out),
@@ -444,8 +532,23 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
             p.insert("Status".into(), json!(s));
         }
         p.insert("ResultSize".into(), json!("Unlimited"));
-        let v = self.invoke(&call, "Get-MoveRequest", p).await?;
-        Ok(v.iter().map(parse_request).collect())
+        let body = cmdlet_body("Get-MoveRequest", p);
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .invoke_page(&call, "Get-MoveRequest", &body, next.as_deref())
+                .await?;
+            out.extend(
+                page.read::<WireRequest>("Get-MoveRequest")?
+                    .into_iter()
+                    .map(MoveRequest::from),
+            );
+            match page.next_link {
+                Some(link) => next = Some(link),
+                None => return Ok(out),
+            }
+        }
     }
 
     async fn list_page(
@@ -466,7 +569,10 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
             .invoke_page(&call, "Get-MoveRequest", &body, next)
             .await?;
         Ok((
-            page.value.iter().map(parse_request).collect(),
+            page.read::<WireRequest>("Get-MoveRequest")?
+                .into_iter()
+                .map(MoveRequest::from)
+                .collect(),
             page.next_link,
         ))
     }

@@ -102,19 +102,16 @@ impl Transport for RestTransport {
                 .await
                 .map_err(|e| failure(0, e.without_url().to_string()))?;
             if (200..300).contains(&status) {
-                let v: Value = serde_json::from_slice(&bytes)
+                let v: Envelope = serde_json::from_slice(&bytes)
                     .map_err(|e| failure(502, format!("unreadable answer: {e}")))?;
                 return Ok(Page {
-                    value: v["value"].as_array().cloned().unwrap_or_default(),
-                    next_link: v["@odata.nextLink"].as_str().map(str::to_string),
-                    warnings: v["@adminapi.warnings"]
-                        .as_array()
-                        .map(|w| {
-                            w.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    value: v.value.unwrap_or_else(empty_array),
+                    next_link: v.next_link,
+                    warnings: v
+                        .warnings
+                        .into_iter()
+                        .filter_map(|w| w.as_str().map(str::to_string))
+                        .collect(),
                 });
             }
             let body = if bytes.is_empty() {
@@ -131,4 +128,18 @@ impl Transport for RestTransport {
             });
         }
     }
+}
+
+/// An InvokeCommand success. `value` is kept as text: the client reads it into the records it needs.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    value: Option<Box<serde_json::value::RawValue>>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(rename = "@adminapi.warnings", default)]
+    warnings: Vec<Value>,
+}
+
+fn empty_array() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("[]".into()).expect("[] is JSON")
 }

@@ -133,28 +133,22 @@ async fn invoke_command(
             &headers,
         );
     };
-    let offset: usize = query
+    let cursor = query
         .get("$skiptoken")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+        .and_then(|s| super::Cursor::parse(s))
+        .unwrap_or_default();
     let size = page_size(&headers);
-    match sim.invoke(&cmdlet, &params, offset, size) {
+    match sim.invoke(&cmdlet, &params, cursor, size) {
         Ok(ok) => {
             let base = format!("{}/adminapi/beta/{tenant}", base_url(&headers));
-            let mut body = json!({
-                "@odata.context": format!("{base}/$metadata#Collection(Exchange.GenericHashTable)"),
-                "value": ok.value,
-            });
-            if ok.more {
-                let served = size.min(sim.profile().max_page_size);
-                body["@odata.nextLink"] = json!(format!(
-                    "{base}/InvokeCommand?$skiptoken={}",
-                    offset + served
-                ));
-            }
-            if !ok.warnings.is_empty() {
-                body["@adminapi.warnings"] = json!(ok.warnings);
-            }
+            let body = Success {
+                context: format!("{base}/$metadata#Collection(Exchange.GenericHashTable)"),
+                value: &ok.value,
+                next_link: ok
+                    .next
+                    .map(|next| format!("{base}/InvokeCommand?$skiptoken={}", next.token())),
+                warnings: &ok.warnings,
+            };
             let mut response = axum::Json(body).into_response();
             echo_request_id(&mut response, &headers);
             response
@@ -284,12 +278,17 @@ async fn sim_moves(State(sim): Shared) -> Response {
         m.moves()
             .iter()
             .map(|mv| {
+                let identity = m.identity_of(mv);
                 json!({
-                    "identity": mv.identity,
+                    "identity": if mv.is_removed() {
+                        format!("removed:{}:{identity}", mv.guid)
+                    } else {
+                        identity.to_string()
+                    },
                     "status": mv.status.name(),
                     "creates": mv.creates,
-                    "complete_after": mv.complete_after.map(|t| t.to_string()),
-                    "completion_started": mv.completion_started.map(|t| t.to_string()),
+                    "complete_after": mv.complete_after().map(|t| t.to_string()),
+                    "completion_started": mv.completion_started().map(|t| t.to_string()),
                 })
             })
             .collect()
@@ -337,4 +336,19 @@ pub async fn start(
         let _ = serve(sim, listener, std::future::pending()).await;
     });
     Ok((local, task))
+}
+
+/// An InvokeCommand success as the service writes it.
+#[derive(serde::Serialize)]
+struct Success<'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    value: &'a serde_json::value::RawValue,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    #[serde(
+        rename = "@adminapi.warnings",
+        skip_serializing_if = "<[String]>::is_empty"
+    )]
+    warnings: &'a [String],
 }

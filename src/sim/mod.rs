@@ -17,16 +17,8 @@ use serde_json::{Map, Value};
 
 use crate::engine::Clock;
 use crate::engine::limits::{self, Limiter};
-pub use moves::{CallStats, ServiceFault};
+pub use moves::{Answer, CallStats, Cursor, ServiceFault};
 pub use profile::Profile;
-
-/// What one InvokeCommand call answered.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InvokeOk {
-    pub value: Vec<Value>,
-    pub more: bool,
-    pub warnings: Vec<String>,
-}
 
 struct Inner {
     moves: moves::MoveService,
@@ -103,9 +95,9 @@ impl Simulator {
         &self,
         cmdlet: &str,
         params: &Map<String, Value>,
-        offset: usize,
+        cursor: Cursor,
         limit: usize,
-    ) -> Result<InvokeOk, ServiceFault> {
+    ) -> Result<Answer, ServiceFault> {
         let mut inner = self.lock();
         if let Some(fault) = self.throttled(&self.exchange_budget) {
             inner.moves.stats.throttled += 1;
@@ -122,16 +114,12 @@ impl Simulator {
         let limit = limit.clamp(1, self.profile.max_page_size);
         let result = inner
             .moves
-            .run(self.clock.now(), cmdlet, params, offset, limit);
+            .run(self.clock.now(), cmdlet, params, cursor, limit);
         if gateway_timeout {
             inner.moves.stats.injected_faults += 1;
             return Err(transient_fault(504));
         }
-        result.map(|(value, more, warnings)| InvokeOk {
-            value,
-            more,
-            warnings,
-        })
+        result
     }
 
     /// Read access to the simulated move service (tests, reports).

@@ -179,9 +179,9 @@ async fn a_multi_week_plan_runs_to_completion_with_everything_switched_on() {
                 (
                     mv.creates,
                     (
-                        mv.identity.clone(),
-                        mv.complete_after,
-                        mv.completion_started,
+                        m.identity_of(mv).to_string(),
+                        mv.complete_after(),
+                        mv.completion_started(),
                     ),
                 )
             })
@@ -229,9 +229,9 @@ fn cutovers(sim: &Simulator) -> Vec<Cutover> {
             .iter()
             .map(|mv| {
                 (
-                    mv.identity.clone(),
-                    mv.complete_after,
-                    mv.completion_started,
+                    m.identity_of(mv).to_string(),
+                    mv.complete_after(),
+                    mv.completion_started(),
                 )
             })
             .collect()
