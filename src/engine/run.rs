@@ -549,6 +549,12 @@ impl<S: MoveService> Coordinator<S> {
         }
         let mut picked: Vec<(u32, NewMove)> = Vec::new();
         let room = self.slots();
+        // Creates are paced by the rate limit, so there is no hurry to fill a single free slot:
+        // wait until a handful are free and record their intents in one commit.
+        let handful = (self.cfg.max_parallel_calls / 4).clamp(1, 32);
+        if room < handful && self.st.creating > 0 {
+            return Ok(());
+        }
         'waves: for w in 0..self.st.waves.len() {
             let wave = &self.st.waves[w];
             if !wave.in_scope
@@ -1263,24 +1269,33 @@ impl<S: MoveService> Coordinator<S> {
             .copied()
             .filter(|&i| self.st.mailboxes[i as usize].wave == w)
             .collect();
+        // Members by request guid and by address, as positions in `members` (so that what this
+        // costs follows the wave's size, not the estate's).
         let mut by_guid: HashMap<u128, u32> = HashMap::with_capacity(members.len());
         let mut index = AddressIndex::with_capacity(members.len());
-        for &i in &members {
+        for (pos, &i) in members.iter().enumerate() {
             let m = &self.st.mailboxes[i as usize];
             if let Some(g) = m.guid {
-                by_guid.insert(g, i);
+                by_guid.insert(g, pos as u32);
             }
-            let mailboxes = &self.st.mailboxes;
-            index.insert(&m.address, i, |j| &mailboxes[j as usize].address);
+            let (mailboxes, members) = (&self.st.mailboxes, &members);
+            index.insert(&m.address, pos as u32, |p| {
+                &mailboxes[members[p as usize] as usize].address
+            });
         }
-        let mut seen = vec![false; self.st.mailboxes.len().min(u32::MAX as usize)];
+        let mut seen = vec![false; members.len()];
         let window_open = now >= self.st.waves[w as usize].window_start;
         for req in &requests {
             let found = parse_guid(&req.exchange_guid)
                 .and_then(|g| by_guid.get(&g).copied())
-                .or_else(|| index.get(&req.identity, |j| &self.st.mailboxes[j as usize].address));
-            let Some(idx) = found else { continue };
-            seen[idx as usize] = true;
+                .or_else(|| {
+                    index.get(&req.identity, |p| {
+                        &self.st.mailboxes[members[p as usize] as usize].address
+                    })
+                });
+            let Some(pos) = found else { continue };
+            seen[pos as usize] = true;
+            let idx = members[pos as usize];
             if self.st.intents.contains_key(&idx)
                 && self.st.mailboxes[idx as usize].state == State::Planned
             {
@@ -1317,10 +1332,7 @@ impl<S: MoveService> Coordinator<S> {
             }
         }
         // Requests that should be there but are not.
-        for &idx in &members {
-            if seen[idx as usize] {
-                continue;
-            }
+        for (&idx, _) in members.iter().zip(&seen).filter(|(_, seen)| !**seen) {
             let m = &self.st.mailboxes[idx as usize];
             if let Some(&(_, _, created)) = self.st.intents.get(&idx) {
                 if now.duration_since(created) >= REPLICATION_GRACE {
