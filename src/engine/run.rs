@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use super::clock::Clock;
 use super::jobs::{Executor, Gate, Job, Metrics, Outcome};
 use super::limits;
-use super::state::{RunState, parse_guid};
+use super::state::{Guid, RunState, parse_guid};
 use crate::config::{self, DcsApproval};
 use crate::exchange::{
     MoveRequest, MoveService, MoveStatistics, MoveStatus, NewMove, REPLICATION_GRACE, ServiceError,
@@ -236,8 +236,9 @@ impl<S: MoveService> Coordinator<S> {
         intents: Vec<crate::store::run_view::OpenIntent>,
         now: Timestamp,
     ) -> Result<(), EngineError> {
+        let indices = self.st.indices_of(intents.iter().map(|i| i.mailbox_id));
         for intent in intents {
-            let Some(&idx) = self.st.by_id.get(&intent.mailbox_id) else {
+            let Some(&idx) = indices.get(&intent.mailbox_id) else {
                 continue; // outside this run's scope: a later run reconciles it
             };
             if intent.operation != "create" {
@@ -456,7 +457,7 @@ impl<S: MoveService> Coordinator<S> {
             let job = Job::Reschedule {
                 mailbox: idx,
                 to_wave: to,
-                identity: m.address.to_string(),
+                identity: self.st.address(idx).to_string(),
                 batch,
                 complete_after,
                 created_at: self.st.created_at(idx),
@@ -503,7 +504,7 @@ impl<S: MoveService> Coordinator<S> {
                 continue;
             }
             m.busy = true;
-            let identity = m.address.to_string();
+            let identity = self.st.address(idx).to_string();
             let created_at = self.st.created_at(idx);
             self.dispatch(Job::Resume {
                 mailbox: idx,
@@ -584,7 +585,7 @@ impl<S: MoveService> Coordinator<S> {
                 picked.push((
                     idx,
                     NewMove {
-                        identity: m.address.to_string(),
+                        identity: self.st.address(idx).to_string(),
                         batch_name: wave.name.clone(),
                         complete_after: wave.window_start,
                         remote_host_name: self.migration.remote_host_name.clone(),
@@ -759,9 +760,9 @@ impl<S: MoveService> Coordinator<S> {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let m = &self.st.mailboxes[idx as usize];
-        if m.guid.is_none() {
+        if m.guid.get().is_none() {
             let guid = parse_guid(&req.exchange_guid);
-            self.st.mailboxes[idx as usize].guid = guid;
+            self.st.mailboxes[idx as usize].guid = Guid::of(guid);
         }
         let m = &self.st.mailboxes[idx as usize];
         let (id, current) = (m.id, m.state);
@@ -898,7 +899,7 @@ impl<S: MoveService> Coordinator<S> {
                 match result {
                     Ok(req) => {
                         let m = &mut self.st.mailboxes[idx as usize];
-                        m.guid = parse_guid(&req.exchange_guid);
+                        m.guid = Guid::of(parse_guid(&req.exchange_guid));
                         m.submitted_at = ms(now);
                         let t = tr(id, State::Submitted, "submit")
                             .correlation(correlation)
@@ -933,7 +934,7 @@ impl<S: MoveService> Coordinator<S> {
                     Err(e @ (ServiceError::Transient { .. } | ServiceError::Throttled { .. })) => {
                         // The request may or may not exist (a 504 comes after the work is done):
                         // reconcile by listing the batch before anything is sent again.
-                        tracing::warn!(mailbox = %self.st.mailboxes[idx as usize].address, error = %e, "create outcome unknown; reconciling");
+                        tracing::warn!(mailbox = %self.st.address(idx), error = %e, "create outcome unknown; reconciling");
                         self.st.mailboxes[idx as usize].busy = true;
                         let wave = &mut self.st.waves[w as usize];
                         wave.reconciling = true;
@@ -966,7 +967,7 @@ impl<S: MoveService> Coordinator<S> {
                                     .members
                                     .iter()
                                     .copied()
-                                    .find(|&i| m[i as usize].guid == Some(g))
+                                    .find(|&i| m[i as usize].guid.get() == Some(g))
                             });
                             if let Some(idx) = found
                                 && !self.st.mailboxes[idx as usize].busy
@@ -1150,7 +1151,7 @@ impl<S: MoveService> Coordinator<S> {
                 let t = tr(id, State::Planned, "reconcile")
                     .detail("no move request on the service: will be created again");
                 self.transition(idx, t, now).await?;
-                self.st.mailboxes[idx as usize].guid = None;
+                self.st.mailboxes[idx as usize].guid = Guid::default();
                 self.st.waves[w as usize].submit_cursor = 0;
             }
             State::Syncing | State::Synced | State::Held => {
@@ -1275,12 +1276,12 @@ impl<S: MoveService> Coordinator<S> {
         let mut index = AddressIndex::with_capacity(members.len());
         for (pos, &i) in members.iter().enumerate() {
             let m = &self.st.mailboxes[i as usize];
-            if let Some(g) = m.guid {
+            if let Some(g) = m.guid.get() {
                 by_guid.insert(g, pos as u32);
             }
-            let (mailboxes, members) = (&self.st.mailboxes, &members);
-            index.insert(&m.address, pos as u32, |p| {
-                &mailboxes[members[p as usize] as usize].address
+            let (st, members) = (&self.st, &members);
+            index.insert(st.address(i), pos as u32, |p| {
+                st.address(members[p as usize])
             });
         }
         let mut seen = vec![false; members.len()];
@@ -1288,11 +1289,7 @@ impl<S: MoveService> Coordinator<S> {
         for req in &requests {
             let found = parse_guid(&req.exchange_guid)
                 .and_then(|g| by_guid.get(&g).copied())
-                .or_else(|| {
-                    index.get(&req.identity, |p| {
-                        &self.st.mailboxes[members[p as usize] as usize].address
-                    })
-                });
+                .or_else(|| index.get(&req.identity, |p| self.st.address(members[p as usize])));
             let Some(pos) = found else { continue };
             seen[pos as usize] = true;
             let idx = members[pos as usize];

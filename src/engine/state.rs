@@ -66,17 +66,35 @@ impl Wave {
     }
 }
 
+/// A request's ExchangeGuid in two words: 8-byte aligned and without an `Option` tag, which keeps
+/// [`Mailbox`] at 56 bytes. All zeros means not known yet (no request has that guid).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Guid([u64; 2]);
+
+impl Guid {
+    pub fn of(g: Option<u128>) -> Guid {
+        let g = g.unwrap_or(0);
+        Guid([(g >> 64) as u64, g as u64])
+    }
+
+    pub fn get(self) -> Option<u128> {
+        let g = ((self.0[0] as u128) << 64) | self.0[1] as u128;
+        (g != 0).then_some(g)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     pub id: i64,
-    pub address: Box<str>,
+    /// The address's place in [`RunState::addresses`].
+    address: (u32, u32),
     pub wave: u32,
     pub state: State,
     pub class: Option<FailureClass>,
     /// Times this mailbox was submitted or resumed.
     pub attempts: u16,
     /// The move request's ExchangeGuid, once known.
-    pub guid: Option<u128>,
+    pub guid: Guid,
     /// Unix ms of the last submission (0: never).
     pub submitted_at: i64,
     /// A job for this mailbox is in flight.
@@ -91,7 +109,8 @@ pub type Intent = (i64, [u8; 16], Timestamp);
 pub struct RunState {
     pub waves: Vec<Wave>,
     pub mailboxes: Vec<Mailbox>,
-    pub by_id: HashMap<i64, u32>,
+    /// Every mailbox's address, back to back (one allocation instead of millions).
+    addresses: String,
     pub counts: [u64; 10],
     /// Mailboxes being created right now (count towards in-flight).
     pub creating: u64,
@@ -142,7 +161,7 @@ impl RunState {
                 })
                 .collect(),
             mailboxes: Vec::new(),
-            by_id: HashMap::new(),
+            addresses: String::new(),
             counts: [0; 10],
             creating: 0,
             intents: HashMap::new(),
@@ -163,22 +182,41 @@ impl RunState {
             let idx = state.mailboxes.len() as u32;
             state.counts[row.state.code() as usize] += 1;
             state.waves[w as usize].counts[row.state.code() as usize] += 1;
-            state.by_id.insert(row.id, idx);
             state.waves[w as usize].members.push(idx);
+            let address = (state.addresses.len() as u32, row.address.len() as u32);
+            state.addresses.push_str(&row.address);
             state.mailboxes.push(Mailbox {
                 id: row.id,
-                address: row.address.into_boxed_str(),
+                address,
                 wave: w,
                 state: row.state,
                 class: row.failure_class,
                 attempts: row.attempts.clamp(0, u16::MAX as i64) as u16,
-                guid: row.request_id.as_deref().and_then(parse_guid),
+                guid: Guid::of(row.request_id.as_deref().and_then(parse_guid)),
                 submitted_at: row.submitted_at.map(|t| t.as_millisecond()).unwrap_or(0),
                 busy: false,
                 checked: false,
             });
         });
+        state.mailboxes.shrink_to_fit();
+        state.addresses.shrink_to_fit();
         state
+    }
+
+    pub fn address(&self, idx: u32) -> &str {
+        let (at, len) = self.mailboxes[idx as usize].address;
+        &self.addresses[at as usize..(at + len) as usize]
+    }
+
+    /// The run's mailboxes among database ids `ids`: id -> index (one pass over the estate).
+    pub fn indices_of(&self, ids: impl IntoIterator<Item = i64>) -> HashMap<i64, u32> {
+        let wanted: std::collections::HashSet<i64> = ids.into_iter().collect();
+        self.mailboxes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| wanted.contains(&m.id))
+            .map(|(i, m)| (m.id, i as u32))
+            .collect()
     }
 
     pub fn count(&self, s: State) -> u64 {
@@ -196,10 +234,7 @@ impl RunState {
 
     /// What an identity call needs: the address, and when the request was created.
     pub fn identity(&self, idx: u32) -> (String, Option<Timestamp>) {
-        (
-            self.mailboxes[idx as usize].address.to_string(),
-            self.created_at(idx),
-        )
+        (self.address(idx).to_string(), self.created_at(idx))
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -267,5 +302,29 @@ impl RunState {
             })
             .min_by_key(|(_, x)| x.window_start)
             .map(|(i, _)| i as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guid_survives_its_two_words_and_zero_means_unknown() {
+        let g = parse_guid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+        assert_eq!(Guid::of(g).get(), g);
+        let high = Some(u128::MAX - 1);
+        assert_eq!(Guid::of(high).get(), high);
+        assert_eq!(Guid::of(None).get(), None);
+        assert_eq!(Guid::default().get(), None);
+    }
+
+    #[test]
+    fn a_mailbox_stays_small_enough_for_two_million() {
+        assert!(
+            std::mem::size_of::<Mailbox>() <= 56,
+            "{}",
+            std::mem::size_of::<Mailbox>()
+        );
     }
 }
