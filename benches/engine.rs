@@ -220,10 +220,12 @@ fn main() {
         "least-used window: {:.1}% of min(wave, cut-over capacity)",
         worst * 100.0
     );
+    let sim_heap = sim.with_moves(|m| m.heap_bytes()) as u64;
     println!(
-        "peak memory {:.0} MiB (before the run {:.0} MiB)",
+        "peak memory {:.0} MiB (before the run {:.0} MiB), of which the simulator's records about {:.0} MiB",
         mib(peak),
-        mib(rss_before)
+        mib(rss_before),
+        mib(sim_heap)
     );
     println!(
         "RESULT engine: {n} mailboxes, {:.1} s wall, {per_mailbox:.2} calls/mailbox, {:.3}% 429, worst window {:.1}%, peak {:.0} MiB",

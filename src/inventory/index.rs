@@ -68,6 +68,12 @@ impl AddressIndex {
             .find(|&i| address_of(i).eq_ignore_ascii_case(address))
     }
 
+    /// About how many bytes the table holds on the heap (buckets of key, entry and control byte).
+    pub fn heap_bytes(&self) -> usize {
+        let buckets = (self.map.capacity() * 8 / 7).next_power_of_two();
+        buckets * (std::mem::size_of::<(u64, u32)>() + 1) + self.spill.capacity() * 4
+    }
+
     pub fn len(&self) -> usize {
         self.map.len() + self.spill.len()
     }

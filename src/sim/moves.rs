@@ -1307,6 +1307,21 @@ impl MoveService {
     pub fn copying(&self) -> u32 {
         self.copying
     }
+
+    /// About how many bytes of the simulated service's are in memory (benchmarks report mailwave's
+    /// share apart). Counts what the vectors hold, not their spare room, which is never touched.
+    pub fn heap_bytes(&self) -> usize {
+        self.moves.len() * std::mem::size_of::<Move>()
+            + self.names.len()
+            + self.index.heap_bytes()
+            + self
+                .by_batch
+                .iter()
+                .map(|b| b.capacity() * 4)
+                .sum::<usize>()
+            + self.events.capacity() * std::mem::size_of::<(Ms, Event, u32)>()
+            + (self.copy_queue.capacity() + self.completion_queue.capacity()) * 4
+    }
 }
 
 #[derive(serde::Serialize)]
