@@ -10,6 +10,7 @@ mod report;
 pub mod run;
 mod sim;
 mod status;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -87,6 +88,8 @@ pub enum Command {
     Run(run::Args),
     /// Where the estate stands: counts per wave and state, failures, the next wave.
     Status(status::Args),
+    /// A live dashboard of the estate, refreshed from the state database (q quits).
+    Watch(watch::Args),
     /// A Markdown report to hand on: every wave, and every mailbox that needs attention and why.
     Report(report::Args),
     /// One mailbox: facts, state and history.
@@ -206,6 +209,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Plan(a) => plan::run(cli, a),
         Command::Run(a) => run::run(cli, a),
         Command::Status(a) => status::run(cli, a),
+        Command::Watch(a) => watch::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
         Command::Sim(c) => sim::run(c),

@@ -32,6 +32,26 @@ pub fn lock_path(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
+/// Who holds the lock on `db` now, as its holder wrote it ("run on host h, pid n, since t"), read
+/// without touching the lock. A name left behind by a process on this host that is gone is ignored.
+pub fn holder(db: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(lock_path(db)).ok()?;
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let on_this_host = text.contains(&format!("on host {}, ", host_name()));
+    let pid = text
+        .split(", pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.trim().parse::<u32>().ok());
+    match pid {
+        Some(pid) if on_this_host && !Path::new(&format!("/proc/{pid}")).exists() => None,
+        _ => Some(text.to_string()),
+    }
+}
+
 impl RunLock {
     /// Takes the lock for `db`, or fails naming who holds it.
     pub fn acquire(db: &Path, command: &str) -> Result<RunLock> {

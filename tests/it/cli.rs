@@ -371,6 +371,38 @@ fn status_and_mailbox_show_after_planning() {
 }
 
 #[test]
+fn watch_draws_a_frame_as_text_and_needs_a_terminal_otherwise() {
+    let p = Project::new(SMALL_CONFIG);
+    assert!(
+        p.run(&[
+            "inventory",
+            "import",
+            fixture("estate.csv").to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        p.run(&["plan", "--start", "2027-01-04", "--name", "jan"])
+            .status
+            .success()
+    );
+    let out = p.run(&["watch", "--once", "--width", "140", "--height", "24"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("plan jan · 7 mailboxes"), "{text}");
+    assert!(text.contains("0 of 7 (0.0%)"), "{text}");
+    assert!(text.contains("mw-2027-01-04"), "{text}");
+    assert!(text.contains("no run in progress"), "{text}");
+    assert!(text.lines().count() <= 24, "{text}");
+
+    // Under a test, stdout is a pipe: the live dashboard says so instead of drawing.
+    let out = p.run(&["watch"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    assert!(stderr(&out).contains("watch --once"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_second_writer_is_refused_naming_the_holder() {
     let p = Project::new(SMALL_CONFIG);
     assert!(
