@@ -36,3 +36,36 @@ pub fn estate_size() -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_100_000)
 }
+
+/// Generates the synthetic estate of `n` mailboxes, imports it into `<work>/state/mailwave.db`,
+/// plans it from 2027-01-04 under `schedule`, writes `<work>/schedules/bench/` and loads it.
+pub fn estate_with_plan(
+    work: &std::path::Path,
+    n: usize,
+    schedule: &mailwave::config::Schedule,
+) -> mailwave::plan::Plan {
+    use mailwave::inventory::{groups, summary::ImportSummary, synth};
+    use mailwave::plan::{self, Calendar, files};
+    use mailwave::store::Store;
+    let mut inv = synth::generate(&synth::EstateSpec::new(n, 2026));
+    groups::assign(&mut inv, 50);
+    let mut store = Store::open(&work.join("state/mailwave.db")).unwrap();
+    let summary = ImportSummary::of(&inv, 0);
+    store
+        .replace_inventory(
+            &inv,
+            "bench",
+            0,
+            &serde_json::to_string(&summary).unwrap(),
+            jiff::Timestamp::now(),
+        )
+        .unwrap();
+    drop(inv);
+    let (inv, _) = store.load_inventory().unwrap();
+    let calendar = Calendar::from_schedule(schedule).unwrap();
+    let plan = plan::build(&inv, &calendar, jiff::civil::date(2027, 1, 4), "bench").unwrap();
+    let dir = work.join("schedules/bench");
+    files::write(&plan, &dir).unwrap();
+    store.load_plan(&dir, jiff::Timestamp::now()).unwrap();
+    plan
+}

@@ -17,10 +17,9 @@ use mailwave::config::Config;
 use mailwave::engine::Clock;
 use mailwave::engine::run::{self, RunContext, RunOptions};
 use mailwave::exchange::{ExchangeClient, local::LocalTransport};
-use mailwave::inventory::{groups, summary::ImportSummary, synth};
-use mailwave::plan::{self, Calendar, Plan, files};
+use mailwave::plan::Plan;
 use mailwave::sim::{Profile, Simulator};
-use mailwave::store::{Store, writer};
+use mailwave::store::writer;
 
 /// The simulated service's request budget, and mailwave's limit set to it.
 const BUDGET: f64 = 20.0;
@@ -239,25 +238,5 @@ fn main() {
 /// The child process's part: generate the estate, import it, plan it and load the plan.
 fn setup(work: &std::path::Path, n: usize) {
     let config = Config::load(&work.join("mailwave.toml")).unwrap();
-    let db = work.join("state/mailwave.db");
-    let mut inv = synth::generate(&synth::EstateSpec::new(n, 2026));
-    groups::assign(&mut inv, 50);
-    let mut store = Store::open(&db).unwrap();
-    let summary = ImportSummary::of(&inv, 0);
-    store
-        .replace_inventory(
-            &inv,
-            "bench",
-            0,
-            &serde_json::to_string(&summary).unwrap(),
-            Timestamp::now(),
-        )
-        .unwrap();
-    drop(inv);
-    let (inv, _) = store.load_inventory().unwrap();
-    let calendar = Calendar::from_schedule(&config.schedule).unwrap();
-    let plan = plan::build(&inv, &calendar, jiff::civil::date(2027, 1, 4), "bench").unwrap();
-    let dir = work.join("schedules/bench");
-    files::write(&plan, &dir).unwrap();
-    store.load_plan(&dir, Timestamp::now()).unwrap();
+    estate_with_plan(work, n, &config.schedule);
 }

@@ -9,8 +9,6 @@ use std::time::Instant;
 
 use common::*;
 use mailwave::config::Schedule;
-use mailwave::inventory::{groups, summary::ImportSummary, synth};
-use mailwave::plan::{self, Calendar, files};
 use mailwave::store::writer::{self, Command, Transition};
 use mailwave::store::{State, Store};
 
@@ -18,29 +16,7 @@ fn main() {
     let n = estate_size();
     let work = tempfile::tempdir().expect("temp dir");
     let db = work.path().join("state/mailwave.db");
-    let mut inv = synth::generate(&synth::EstateSpec::new(n, 2026));
-    groups::assign(&mut inv, 50);
-    {
-        let mut store = Store::open(&db).unwrap();
-        let summary = ImportSummary::of(&inv, 0);
-        store
-            .replace_inventory(
-                &inv,
-                "bench",
-                0,
-                &serde_json::to_string(&summary).unwrap(),
-                jiff::Timestamp::now(),
-            )
-            .unwrap();
-        let (inv, _) = store.load_inventory().unwrap();
-        let schedule = Schedule::default();
-        let calendar = Calendar::from_schedule(&schedule).unwrap();
-        let plan = plan::build(&inv, &calendar, jiff::civil::date(2027, 1, 4), "bench").unwrap();
-        let dir = work.path().join("schedules/bench");
-        files::write(&plan, &dir).unwrap();
-        store.load_plan(&dir, jiff::Timestamp::now()).unwrap();
-    }
-    drop(inv);
+    estate_with_plan(work.path(), n, &Schedule::default());
     let ids: Vec<i64> = {
         let store = Store::open_read_only(&db).unwrap();
         let mut q = store

@@ -227,6 +227,24 @@ impl Move {
         self.removed
     }
 
+    /// Copy work left at `at` (the current stretch of copying counted in).
+    fn copy_left_at(&self, at: Ms) -> Ms {
+        let done = if self.copy_started == NEVER {
+            0
+        } else {
+            at - self.copy_started
+        };
+        (self.copy_left - done).max(0)
+    }
+
+    /// Stops copying at `at` (failure, suspension), keeping the work left.
+    fn stop_copying(&mut self, at: Ms) {
+        self.copy_left = self.copy_left_at(at);
+        self.copy_started = NEVER;
+        self.copy_done_at = NEVER;
+        self.fail_at = NEVER;
+    }
+
     fn failure(&self) -> Option<(&'static str, &'static str)> {
         match self.failure {
             1 | 2 => Some(TRANSIENT_FAILURES[self.failure as usize - 1]),
@@ -305,14 +323,7 @@ fn parse_time(v: &Value) -> Option<Timestamp> {
 
 /// A ByteQuantifiedSize as the service prints it: `1.234 GB (1,325,000,000 bytes)`.
 pub fn byte_quantified(bytes: u64) -> String {
-    let s = bytes.to_string();
-    let mut grouped = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
+    let grouped = crate::ui::thousands(bytes);
     let (v, unit) = match bytes {
         b if b >= 1 << 30 => (b as f64 / (1u64 << 30) as f64, "GB"),
         b if b >= 1 << 20 => (b as f64 / (1u64 << 20) as f64, "MB"),
@@ -508,15 +519,7 @@ impl MoveService {
             Event::Fail if m.status == Status::InProgress && m.fail_at == at => {
                 self.copying -= 1;
                 let m = &mut self.moves[id as usize];
-                let done = if m.copy_started == NEVER {
-                    0
-                } else {
-                    at - m.copy_started
-                };
-                m.copy_left = (m.copy_left - done).max(0);
-                m.copy_started = NEVER;
-                m.copy_done_at = NEVER;
-                m.fail_at = NEVER;
+                m.stop_copying(at);
                 let permanent = m.planned_failure == Planned::Permanent;
                 // A transient failure happens once; a permanent one every time the move is resumed.
                 if m.planned_failure == Planned::Transient {
@@ -1022,13 +1025,7 @@ impl MoveService {
                 (100.0 * (1.0 - m.copy_left as f64 / total)) as u32 * 95 / 100
             }
             Status::InProgress | Status::Failed => {
-                let done = if m.copy_started == NEVER {
-                    0
-                } else {
-                    now - m.copy_started
-                };
-                let left = (m.copy_left - done).max(0);
-                ((1.0 - left as f64 / total) * 95.0) as u32
+                ((1.0 - m.copy_left_at(now) as f64 / total) * 95.0) as u32
             }
             Status::Synced | Status::AutoSuspended => 95,
             Status::CompletionInProgress => 98,
@@ -1212,15 +1209,7 @@ impl MoveService {
                 Ok(())
             }
             Status::InProgress => {
-                let done = if m.copy_started == NEVER {
-                    0
-                } else {
-                    now - m.copy_started
-                };
-                m.copy_left = (m.copy_left - done).max(0);
-                m.copy_started = NEVER;
-                m.copy_done_at = NEVER;
-                m.fail_at = NEVER;
+                m.stop_copying(now);
                 m.status = Status::Suspended;
                 m.detail = D_SUSPENDED;
                 self.copying -= 1;

@@ -8,6 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Table};
 
+use super::thousands;
 use crate::store::status::{Status, WaveStatus};
 
 /// What one frame shows.
@@ -31,19 +32,6 @@ fn count(states: &crate::store::status::StateCounts, names: &[&str]) -> u64 {
         .iter()
         .map(|n| states.get(n).copied().unwrap_or(0))
         .sum()
-}
-
-/// Groups digits in threes: 2095779 -> "2,095,779".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -334,21 +334,7 @@ fn a_window_across_the_autumn_clock_change_is_eleven_hours() {
 
 #[test]
 fn status_and_mailbox_show_after_planning() {
-    let p = Project::new(SMALL_CONFIG);
-    assert!(
-        p.run(&[
-            "inventory",
-            "import",
-            fixture("estate.csv").to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
-    assert!(
-        p.run(&["plan", "--start", "2027-01-04", "--name", "jan"])
-            .status
-            .success()
-    );
+    let p = planned_project();
     let out = p.run(&["status", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -372,21 +358,7 @@ fn status_and_mailbox_show_after_planning() {
 
 #[test]
 fn watch_draws_a_frame_as_text_and_needs_a_terminal_otherwise() {
-    let p = Project::new(SMALL_CONFIG);
-    assert!(
-        p.run(&[
-            "inventory",
-            "import",
-            fixture("estate.csv").to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
-    assert!(
-        p.run(&["plan", "--start", "2027-01-04", "--name", "jan"])
-            .status
-            .success()
-    );
+    let p = planned_project();
     let out = p.run(&["watch", "--once", "--width", "140", "--height", "24"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -493,4 +465,18 @@ fn run_without_a_credential_is_bad_input() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The small estate imported and planned from 2027-01-04 as "jan".
+fn planned_project() -> Project {
+    let p = Project::new(SMALL_CONFIG);
+    let out = p.run(&[
+        "inventory",
+        "import",
+        fixture("estate.csv").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = p.run(&["plan", "--start", "2027-01-04", "--name", "jan"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    p
 }
