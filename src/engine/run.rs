@@ -417,6 +417,20 @@ impl<S: MoveService> Coordinator<S> {
             .is_none_or(|w| in_local_window(w, now, &self.timezone))
     }
 
+    /// Dispatches a call for each mailbox at the front of a queue while call slots are free.
+    fn drain(
+        &mut self,
+        queue: fn(&mut RunState) -> &mut std::collections::VecDeque<u32>,
+        job: fn(u32, String, Option<Timestamp>) -> Job,
+    ) {
+        while self.slots() > 0
+            && let Some(idx) = queue(&mut self.st).pop_front()
+        {
+            let (identity, created_at) = self.st.identity(idx);
+            self.dispatch(job(idx, identity, created_at));
+        }
+    }
+
     /// Decides and dispatches what is due now; returns how many jobs it started.
     async fn plan(&mut self, now: Timestamp) -> usize {
         let before = self.jobs.len();
@@ -464,36 +478,30 @@ impl<S: MoveService> Coordinator<S> {
             };
             self.dispatch(job);
         }
-        while self.slots() > 0
-            && let Some(idx) = self.st.approvals.pop_front()
-        {
-            let (identity, created_at) = self.st.identity(idx);
-            self.dispatch(Job::Approve {
-                mailbox: idx,
+        self.drain(
+            |st| &mut st.approvals,
+            |mailbox, identity, created_at| Job::Approve {
+                mailbox,
                 identity,
                 created_at,
-            });
-        }
-        while self.slots() > 0
-            && let Some(idx) = self.st.get_queue.pop_front()
-        {
-            let (identity, created_at) = self.st.identity(idx);
-            self.dispatch(Job::Get {
-                mailbox: idx,
+            },
+        );
+        self.drain(
+            |st| &mut st.get_queue,
+            |mailbox, identity, created_at| Job::Get {
+                mailbox,
                 identity,
                 created_at,
-            });
-        }
-        while self.slots() > 0
-            && let Some(idx) = self.st.stats_queue.pop_front()
-        {
-            let (identity, created_at) = self.st.identity(idx);
-            self.dispatch(Job::Stats {
-                mailbox: idx,
+            },
+        );
+        self.drain(
+            |st| &mut st.stats_queue,
+            |mailbox, identity, created_at| Job::Stats {
+                mailbox,
                 identity,
                 created_at,
-            });
-        }
+            },
+        );
         while self.slots() > 0
             && let Some(&std::cmp::Reverse((due, idx))) = self.st.resumes.peek()
             && due <= ms(now)
