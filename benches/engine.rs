@@ -75,22 +75,13 @@ fn main() {
         plan.last_date().unwrap()
     );
 
+    // Ample in everything but the cut-over slots and the request budget, which are measured against.
     let profile = Profile {
-        max_concurrent_migrations: 1_000_000,
-        throughput_gb_per_hour: 1e9,
         max_concurrent_completions: COMPLETIONS,
         finalization_minutes: FINALIZE_MINUTES,
-        stall_share: 0.0,
-        transient_failure_share: 0.0,
-        permanent_failure_share: 0.0,
-        dcs_investigate_share: 0.0,
-        dcs_poor_share: 0.0,
-        completed_with_warning_share: 0.0,
-        completed_with_skipped_items_share: 0.0,
-        injected_5xx_share: 0.0,
         exchange_requests_per_second: BUDGET,
         exchange_burst: BURST,
-        ..Profile::default()
+        ..Profile::ample()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

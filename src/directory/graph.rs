@@ -117,11 +117,7 @@ impl GraphDirectory {
                 renew = true;
                 continue;
             }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string);
+            let retry_after = crate::exchange::rest::retry_after(&response);
             let bytes = response.bytes().await.map_err(network)?;
             let body: Option<Value> =
                 (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).unwrap_or(Value::Null));
@@ -240,11 +236,7 @@ impl Directory for GraphDirectory {
                 }
                 return Ok(bytes.to_vec());
             }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string);
+            let retry_after = crate::exchange::rest::retry_after(&response);
             let bytes = response.bytes().await.map_err(network)?;
             if (200..300).contains(&status) {
                 return Ok(bytes.to_vec());

@@ -450,13 +450,13 @@ impl<T: Transport> ExchangeClient<T> {
         }
     }
 
-    /// Runs a cmdlet and gathers every page.
-    async fn invoke(
+    /// Runs a cmdlet and gathers every page, read as `R`s.
+    async fn invoke<R: serde::de::DeserializeOwned>(
         &self,
         call: &Call,
         cmdlet: &str,
         parameters: Map<String, Value>,
-    ) -> Res<Vec<Value>> {
+    ) -> Res<Vec<R>> {
         let body = cmdlet_body(cmdlet, parameters);
         let mut out = Vec::new();
         let mut next: Option<String> = None;
@@ -464,7 +464,7 @@ impl<T: Transport> ExchangeClient<T> {
             let page = self
                 .invoke_page(call, cmdlet, &body, next.as_deref())
                 .await?;
-            out.extend(page.read::<Value>(cmdlet)?);
+            out.extend(page.read::<R>(cmdlet)?);
             match page.next_link {
                 Some(link) => next = Some(link),
                 None => return Ok(out),
@@ -484,7 +484,9 @@ impl<T: Transport> ExchangeClient<T> {
         for (k, v) in extra {
             p.insert((*k).into(), v.clone());
         }
-        self.invoke(&call, cmdlet, p).await.map(|_| ())
+        self.invoke::<serde::de::IgnoredAny>(&call, cmdlet, p)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -532,23 +534,8 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
             p.insert("Status".into(), json!(s));
         }
         p.insert("ResultSize".into(), json!("Unlimited"));
-        let body = cmdlet_body("Get-MoveRequest", p);
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .invoke_page(&call, "Get-MoveRequest", &body, next.as_deref())
-                .await?;
-            out.extend(
-                page.read::<WireRequest>("Get-MoveRequest")?
-                    .into_iter()
-                    .map(MoveRequest::from),
-            );
-            match page.next_link {
-                Some(link) => next = Some(link),
-                None => return Ok(out),
-            }
-        }
+        let requests: Vec<WireRequest> = self.invoke(&call, "Get-MoveRequest", p).await?;
+        Ok(requests.into_iter().map(MoveRequest::from).collect())
     }
 
     async fn list_page(

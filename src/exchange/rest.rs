@@ -44,6 +44,15 @@ impl RestTransport {
     }
 }
 
+/// A response's `Retry-After`, as the service wrote it (seconds, possibly fractional).
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+}
+
 fn failure(status: u16, message: impl Into<String>) -> Failure {
     Failure {
         status,
@@ -92,11 +101,7 @@ impl Transport for RestTransport {
                 renewed = true;
                 continue;
             }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string);
+            let retry_after = retry_after(&response);
             let bytes = response
                 .bytes()
                 .await

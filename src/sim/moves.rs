@@ -1428,16 +1428,7 @@ mod tests {
     }
 
     fn quiet() -> Profile {
-        Profile {
-            stall_share: 0.0,
-            transient_failure_share: 0.0,
-            permanent_failure_share: 0.0,
-            dcs_investigate_share: 0.0,
-            dcs_poor_share: 0.0,
-            completed_with_warning_share: 0.0,
-            completed_with_skipped_items_share: 0.0,
-            ..Profile::default()
-        }
+        Profile::default().without_failures()
     }
 
     #[test]

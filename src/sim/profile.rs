@@ -106,16 +106,27 @@ impl Profile {
             max_concurrent_migrations: 1_000_000,
             throughput_gb_per_hour: 1e9,
             max_concurrent_completions: 1_000_000,
+            exchange_requests_per_second: 1e9,
+            exchange_burst: 1_000_000,
+            replication_lag_seconds: 0.0,
+            ..Profile::default()
+        }
+        .without_failures()
+    }
+
+    /// The same service where every move goes through cleanly: no stalls, failures, injected
+    /// faults, data-consistency verdicts or completions with warnings.
+    pub fn without_failures(self) -> Profile {
+        Profile {
             stall_share: 0.0,
             transient_failure_share: 0.0,
             permanent_failure_share: 0.0,
             dcs_investigate_share: 0.0,
             dcs_poor_share: 0.0,
+            completed_with_warning_share: 0.0,
+            completed_with_skipped_items_share: 0.0,
             injected_5xx_share: 0.0,
-            exchange_requests_per_second: 1e9,
-            exchange_burst: 1_000_000,
-            replication_lag_seconds: 0.0,
-            ..Profile::default()
+            ..self
         }
     }
 

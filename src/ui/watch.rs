@@ -72,7 +72,7 @@ const STATES: [(&str, &str); 10] = [
     ("skipped", "skipped"),
 ];
 
-/// A wave is of interest while it has work left or its window is still to come.
+/// One wave's line: greyed when it is all cut over, yellow while some of it needs the operator.
 fn wave_row(w: &WaveStatus) -> Row<'static> {
     let done = count(&w.states, &DONE);
     let failed = count(&w.states, &["failed", "held"]);

@@ -73,17 +73,11 @@ fn secret() -> Credential {
 
 fn quiet() -> Profile {
     Profile {
-        stall_share: 0.0,
-        transient_failure_share: 0.0,
-        permanent_failure_share: 0.0,
-        injected_5xx_share: 0.0,
-        dcs_investigate_share: 0.0,
-        dcs_poor_share: 0.0,
         replication_lag_seconds: 0.0,
         exchange_requests_per_second: 10_000.0,
         exchange_burst: 10_000,
         client_secret: Some("s3cr3t-value".into()),
-        ..Profile::default()
+        ..Profile::default().without_failures()
     }
 }
 
