@@ -66,6 +66,8 @@ pub fn estate_with_plan(
     let plan = plan::build(&inv, &calendar, jiff::civil::date(2027, 1, 4), "bench").unwrap();
     let dir = work.join("schedules/bench");
     files::write(&plan, &dir).unwrap();
-    store.load_plan(&dir, jiff::Timestamp::now()).unwrap();
+    store
+        .load_plan(&files::read(&dir).unwrap(), jiff::Timestamp::now())
+        .unwrap();
     plan
 }

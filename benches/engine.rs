@@ -14,12 +14,13 @@ use std::time::Instant;
 use common::*;
 use jiff::{SignedDuration, Timestamp};
 use mailwave::config::Config;
-use mailwave::engine::Clock;
 use mailwave::engine::run::{self, RunContext, RunOptions};
-use mailwave::exchange::{ExchangeClient, local::LocalTransport};
+use mailwave::exchange::ExchangeClient;
 use mailwave::plan::Plan;
+use mailwave::sim::transport::LocalTransport;
 use mailwave::sim::{Profile, Simulator};
 use mailwave::store::writer;
+use mailwave::time::Clock;
 
 /// The simulated service's request budget, and mailwave's limit set to it.
 const BUDGET: f64 = 20.0;

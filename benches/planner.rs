@@ -72,7 +72,7 @@ fn main() {
     let (report, load) = timed("store: load the plan into the database", || {
         let mut store = Store::open(&db).expect("store");
         store
-            .load_plan(&dir, jiff::Timestamp::now())
+            .load_plan(&files::read(&dir).unwrap(), jiff::Timestamp::now())
             .expect("load plan")
     });
     let over = plan.waves.len() as f64 / plan.lower_bound_waves as f64 - 1.0;

@@ -113,7 +113,7 @@ impl Default for Run {
 #[derive(Debug, Clone, Default)]
 pub struct Notify {
     /// A Teams or Slack incoming webhook. It holds a token: it is never logged.
-    pub webhook_url: Option<crate::auth::Secret>,
+    pub webhook_url: Option<crate::secrets::Secret>,
     /// Post as soon as this many mailboxes have failed in a run (0: only at the end).
     pub failure_threshold: u64,
 }
@@ -127,7 +127,7 @@ pub struct Tenant {
     pub client_secret_env: Option<String>,
     pub certificate: Option<PathBuf>,
     /// Signature of certificate client assertions: PS256 (default) or RS256.
-    pub assertion_algorithm: crate::auth::Algorithm,
+    pub assertion_algorithm: crate::secrets::Algorithm,
 }
 
 #[derive(Debug, Clone)]
@@ -480,10 +480,10 @@ impl Config {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let assertion_algorithm = match &raw.tenant.assertion_algorithm {
-            None => crate::auth::Algorithm::Ps256,
+            None => crate::secrets::Algorithm::Ps256,
             Some(a) => match a.get_ref().as_str() {
-                "PS256" => crate::auth::Algorithm::Ps256,
-                "RS256" => crate::auth::Algorithm::Rs256,
+                "PS256" => crate::secrets::Algorithm::Ps256,
+                "RS256" => crate::secrets::Algorithm::Rs256,
                 other => {
                     return Err(cx.invalid(
                         a.span(),
@@ -683,12 +683,12 @@ impl Config {
                         "is not an http(s) URL",
                     ));
                 }
-                Some(crate::auth::Secret::new(u.get_ref().clone()))
+                Some(crate::secrets::Secret::new(u.get_ref().clone()))
             }
             (None, Some(var)) => std::env::var(var)
                 .ok()
                 .filter(|v| !v.is_empty())
-                .map(crate::auth::Secret::new),
+                .map(crate::secrets::Secret::new),
             (None, None) => None,
         };
         let notify = Notify {

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use super::{BadInput, Cli, exit};
 use crate::config::Config;
-use crate::engine::Clock;
 use crate::engine::run::RunOptions;
-use crate::exchange::{ExchangeClient, local::LocalTransport};
+use crate::exchange::ExchangeClient;
 use crate::inventory::summary::ImportSummary;
 use crate::inventory::{groups, synth};
 use crate::plan::{self, Calendar, files};
+use crate::sim::transport::LocalTransport;
 use crate::sim::{Profile, Simulator};
 use crate::store::Store;
 use crate::store::lock::RunLock;
+use crate::time::Clock;
 
 const MARKER: &str = ".mailwave-demo";
 
@@ -146,7 +147,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let plan = plan::build(&inv, &calendar, start, "demo")?;
     let plan_dir = dir.join("schedules/demo");
     files::write(&plan, &plan_dir)?;
-    store.load_plan(&plan_dir, jiff::Timestamp::now())?;
+    store.load_plan(&files::read(&plan_dir)?, jiff::Timestamp::now())?;
     print!("{}", files::summary_table(&plan));
     drop(store);
 

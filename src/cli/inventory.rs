@@ -73,7 +73,7 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()?;
-    let clock = crate::engine::Clock::real();
+    let clock = crate::time::Clock::real();
     let tokens = std::sync::Arc::new(crate::auth::TokenProvider::new(
         http, &config, credential, clock,
     ));

@@ -1,7 +1,7 @@
 //! `mailwave mailbox show`: one mailbox's facts, state and full history.
 
 use super::{Cli, exit};
-use crate::inventory::summary::human_bytes;
+use crate::format::human_bytes;
 use crate::store::Store;
 
 #[derive(clap::Subcommand, Debug)]

@@ -172,9 +172,7 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return match e {
-                StoreError::PlanRow { .. }
-                | StoreError::PlanFile(_)
-                | StoreError::UnknownMailbox(_) => exit::BAD_INPUT,
+                StoreError::PlanRow { .. } | StoreError::UnknownMailbox(_) => exit::BAD_INPUT,
                 StoreError::Locked(_) => exit::LOCKED,
                 _ => exit::FAILURE,
             };

@@ -43,7 +43,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if let Some(dir) = &args.load {
         let _lock = RunLock::acquire(&cli.state, "mailwave plan --load")?;
         let mut store = Store::open(&cli.state)?;
-        let report = store.load_plan(dir, jiff::Timestamp::now())?;
+        let report = store.load_plan(&files::read(dir)?, jiff::Timestamp::now())?;
         print_load(&report);
         return Ok(exit::OK);
     }
@@ -86,7 +86,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     println!("plan written to {}", dir.display());
     if !args.no_load {
         let mut store = Store::open(&cli.state)?;
-        let report = store.load_plan(&dir, jiff::Timestamp::now())?;
+        let report = store.load_plan(&files::read(&dir)?, jiff::Timestamp::now())?;
         print_load(&report);
     }
     Ok(exit::OK)

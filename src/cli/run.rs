@@ -7,14 +7,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{BadInput, Cli, exit};
-use crate::auth::{Credential, Secret, TokenProvider};
+use crate::auth::{Credential, TokenProvider};
 use crate::config::Config;
 use crate::engine::run::{self, RunContext, RunOptions, RunSummary};
-use crate::engine::{Clock, ClockSpec};
 use crate::exchange::{ExchangeClient, MoveService, rest::RestTransport};
+use crate::secrets::Secret;
 use crate::store::Store;
 use crate::store::lock::RunLock;
 use crate::store::writer;
+use crate::time::{Clock, ClockSpec};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{BadInput, exit};
-use crate::engine::{Clock, ClockSpec};
 use crate::sim::{Profile, Simulator};
+use crate::time::{Clock, ClockSpec};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {

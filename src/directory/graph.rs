@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::{Directory, Res, ServiceError, Sku, User, classify, mail_body};
-use crate::auth::{Resource, Secret, TokenProvider};
+use crate::auth::{Resource, TokenProvider};
+use crate::secrets::Secret;
 
 /// Hosts graph-rs-sdk accepts as Microsoft Graph endpoints.
 const MICROSOFT_HOSTS: [&str; 6] = [

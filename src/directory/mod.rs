@@ -1,9 +1,7 @@
 //! Microsoft Graph, behind [`Directory`]: users, the mailbox usage report, Exchange Online licences,
-//! and notification mail. [`graph::GraphDirectory`] talks to Graph (graph-rs-sdk);
-//! [`local::LocalDirectory`] to the in-process simulator.
+//! and notification mail. [`graph::GraphDirectory`] talks to Graph (graph-rs-sdk).
 
 pub mod graph;
-pub mod local;
 
 use std::future::Future;
 

@@ -10,11 +10,11 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use jiff::{SignedDuration, Timestamp};
 
-use super::clock::Clock;
-use super::limits::{self, Limiter};
 use crate::exchange::{
     Call, EndpointLimits, MoveRequest, MoveService, MoveStatistics, NewMove, ServiceError,
 };
+use crate::time::Clock;
+use crate::time::limits::{self, Limiter};
 
 /// Pauses every worker on one API until a 429's Retry-After has passed.
 #[derive(Debug, Default)]

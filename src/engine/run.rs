@@ -11,9 +11,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::clock::Clock;
 use super::jobs::{Executor, Gate, Job, Metrics, Outcome};
-use super::limits;
 use super::state::{Guid, RunState, parse_guid};
 use crate::config::{self, DcsApproval};
 use crate::exchange::{
@@ -22,6 +20,8 @@ use crate::exchange::{
 use crate::inventory::index::AddressIndex;
 use crate::store::writer::{Command, Transition, WriterHandle};
 use crate::store::{FailureClass, State, Store, StoreError};
+use crate::time::Clock;
+use crate::time::limits;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

@@ -1,10 +1,9 @@
 //! Exchange Online's move cmdlets, behind [`MoveService`]. One client ([`ExchangeClient`]) builds the
 //! InvokeCommand bodies, follows `@odata.nextLink`, parses the answers and classifies errors; a
-//! [`Transport`] carries the bodies: over HTTPS ([`rest::RestTransport`]) or straight into the
-//! in-process simulator ([`local::LocalTransport`]).
+//! [`Transport`] carries the bodies: over HTTPS ([`rest::RestTransport`]), or, from the simulator's
+//! side, straight into the in-process simulator (`sim::transport::LocalTransport`).
 
 pub mod error;
-pub mod local;
 pub mod rest;
 
 use std::future::Future;
@@ -13,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::engine::Clock;
+use crate::time::Clock;
 pub use error::ServiceError;
 
 /// One API call's context: the `client-request-id` it carries (also written to the event log), and,

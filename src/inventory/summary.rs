@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::format::human_bytes;
+
 use super::{Inventory, groups};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -75,22 +77,6 @@ impl ImportSummary {
     }
 }
 
-/// Bytes as an operator reads them: `1.23 GB` (decimal, as Exchange prints sizes).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
-}
-
 impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [p50, p90, p99, max] = self.size_percentiles;
@@ -153,17 +139,5 @@ impl fmt::Display for ImportSummary {
             writeln!(f)?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_read_like_exchange() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1_234_000_000), "1.23 GB");
-        assert_eq!(human_bytes(2_500_000_000_000), "2.50 TB");
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{BATCH_ROWS, PLAN_FORMAT, Plan};
-use crate::inventory::summary::human_bytes;
+use crate::format::human_bytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
@@ -80,6 +80,8 @@ pub fn write(plan: &Plan, dir: &Path) -> Result<(), PlanFileError> {
 /// A plan read back from its directory, with each wave's addresses from its batch CSVs.
 #[derive(Debug, Clone)]
 pub struct PlanDir {
+    /// The folder it was read from.
+    pub dir: PathBuf,
     pub plan: Plan,
     /// SHA-256 over plan.json and every batch file, in order: the same files give the same digest.
     pub digest: String,
@@ -150,7 +152,12 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
         let _ = write!(s, "{b:02x}");
         s
     });
-    Ok(PlanDir { plan, digest, rows })
+    Ok(PlanDir {
+        dir: dir.to_path_buf(),
+        plan,
+        digest,
+        rows,
+    })
 }
 
 /// The table `mailwave plan` prints.

@@ -8,6 +8,7 @@ pub mod http;
 pub mod identity;
 pub mod moves;
 mod profile;
+pub mod transport;
 
 use std::sync::Mutex;
 
@@ -15,8 +16,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 
-use crate::engine::Clock;
-use crate::engine::limits::{self, Limiter};
+use crate::time::Clock;
+use crate::time::limits::{self, Limiter};
 pub use moves::{Answer, CallStats, Cursor, ServiceFault};
 pub use profile::Profile;
 

@@ -59,8 +59,6 @@ pub enum StoreError {
     },
     #[error("no mailbox {0} in the state database")]
     UnknownMailbox(String),
-    #[error(transparent)]
-    PlanFile(#[from] crate::plan::files::PlanFileError),
     #[error("{file}, line {line}: {message}")]
     PlanRow {
         file: String,

@@ -3,7 +3,6 @@
 //! are listed.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use rusqlite::params;
 
@@ -40,8 +39,9 @@ impl Store {
             .optional()?)
     }
 
-    pub fn load_plan(&mut self, dir: &Path, now: jiff::Timestamp) -> Result<LoadReport> {
-        let pd = files::read(dir)?;
+    /// Loads a plan read from its folder (see [`files::read`]); the store itself never reads plan
+    /// files.
+    pub fn load_plan(&mut self, pd: &files::PlanDir, now: jiff::Timestamp) -> Result<LoadReport> {
         if let Some((id, _, digest)) = self.current_plan()?
             && digest == pd.digest
         {
@@ -57,7 +57,7 @@ impl Store {
         tx.execute("UPDATE plans SET current = 0 WHERE current = 1", [])?;
         tx.execute(
             "INSERT INTO plans (name, digest, dir, loaded_at, timezone, current) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-            params![pd.plan.name, pd.digest, dir.display().to_string(), at, pd.plan.timezone],
+            params![pd.plan.name, pd.digest, pd.dir.display().to_string(), at, pd.plan.timezone],
         )?;
         let plan_id = tx.last_insert_rowid();
 
@@ -162,7 +162,7 @@ impl Store {
                     let id = mailboxes[i as usize].0;
                     if placed_by[id as usize] != 0 {
                         let (other_wave, other_batch, other_line) =
-                            locate(&pd, placed_by[id as usize] as usize - 1);
+                            locate(pd, placed_by[id as usize] as usize - 1);
                         return Err(StoreError::PlanRow {
                             file: file(),
                             line,

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailwave::auth::{Algorithm, AuthError, Credential, Resource, Secret, TokenProvider};
+use mailwave::auth::{AuthError, Credential, Resource, TokenProvider};
 use mailwave::config::Config;
 use mailwave::directory::graph::GraphDirectory;
 use mailwave::directory::{Directory, ensure_exchange_licence};
-use mailwave::engine::Clock;
 use mailwave::exchange::rest::RestTransport;
 use mailwave::exchange::{Call, ExchangeClient, MoveService, MoveStatus, NewMove, ServiceError};
+use mailwave::secrets::{Algorithm, Secret};
 use mailwave::sim::{Profile, Simulator};
+use mailwave::time::Clock;
 use serde_json::{Map, json};
 
 use crate::helpers::fixture;

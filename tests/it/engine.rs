@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
-use mailwave::engine::Clock;
 use mailwave::engine::run::{self, RunContext, RunOptions, RunSummary};
 use mailwave::exchange::ExchangeClient;
-use mailwave::exchange::local::LocalTransport;
+use mailwave::sim::transport::LocalTransport;
 use mailwave::sim::{Profile, Simulator};
 use mailwave::store::{Store, writer};
+use mailwave::time::Clock;
 
 use crate::helpers::*;
 

@@ -104,7 +104,9 @@ pub fn planned_estate(project: &Project, n: usize, start: jiff::civil::Date) -> 
     let plan = plan::build(&inv, &calendar, start, "test").unwrap();
     let dir = project.path("schedules/test");
     files::write(&plan, &dir).unwrap();
-    store.load_plan(&dir, jiff::Timestamp::now()).unwrap();
+    store
+        .load_plan(&files::read(&dir).unwrap(), jiff::Timestamp::now())
+        .unwrap();
     plan
 }
 

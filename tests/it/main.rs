@@ -6,4 +6,5 @@ mod crash;
 mod crash_run;
 mod engine;
 mod helpers;
+mod layout;
 mod store;

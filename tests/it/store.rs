@@ -231,7 +231,10 @@ fn revised_plan_moves_only_mailboxes_that_have_not_started() {
 
     // The same plan again: nothing changes.
     let report = store
-        .load_plan(&p.path("schedules/test"), jiff::Timestamp::now())
+        .load_plan(
+            &files::read(&p.path("schedules/test")).unwrap(),
+            jiff::Timestamp::now(),
+        )
         .unwrap();
     assert!(report.unchanged);
 
@@ -241,7 +244,9 @@ fn revised_plan_moves_only_mailboxes_that_have_not_started() {
     let plan_b = plan::build(&inv, &calendar, date(2027, 1, 11), "later").unwrap();
     let dir = p.path("schedules/later");
     files::write(&plan_b, &dir).unwrap();
-    let report = store.load_plan(&dir, jiff::Timestamp::now()).unwrap();
+    let report = store
+        .load_plan(&files::read(&dir).unwrap(), jiff::Timestamp::now())
+        .unwrap();
     assert!(!report.unchanged);
     assert_eq!(report.in_flight.len(), 5, "{:?}", report.in_flight);
     assert!(
@@ -269,7 +274,7 @@ fn revised_plan_moves_only_mailboxes_that_have_not_started() {
     // Loading it twice is idempotent too.
     assert!(
         store
-            .load_plan(&dir, jiff::Timestamp::now())
+            .load_plan(&files::read(&dir).unwrap(), jiff::Timestamp::now())
             .unwrap()
             .unchanged
     );
@@ -291,7 +296,7 @@ fn a_plan_row_outside_the_inventory_is_refused_with_file_and_line() {
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
         .unwrap();
     let err = store
-        .load_plan(&dir, jiff::Timestamp::now())
+        .load_plan(&files::read(&dir).unwrap(), jiff::Timestamp::now())
         .unwrap_err()
         .to_string();
     assert!(

@@ -1,12 +1,14 @@
 //! InvokeCommand straight into the in-process simulator: the same bodies, pages and errors as over
-//! HTTP, without sockets or tokens. `mailwave demo` and the engine tests use it.
+//! HTTP, without sockets or tokens. `mailwave demo`, the engine tests and the benchmark use it. The
+//! simulator implements the client's transport trait from its side, so production code never
+//! imports the simulator.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Call, Failure, Page, Transport};
-use crate::sim::{Cursor, Simulator};
+use super::{Cursor, Simulator};
+use crate::exchange::{Call, Failure, Page, Transport};
 
 pub struct LocalTransport {
     sim: Arc<Simulator>,
