@@ -14,13 +14,14 @@ use std::time::Instant;
 use common::*;
 use jiff::{SignedDuration, Timestamp};
 use mailwave::config::Config;
-use mailwave::engine::run::{self, RunContext, RunOptions};
+use mailwave::engine::session::{self, Session};
+use mailwave::engine::{RunOptions, Snapshot};
 use mailwave::exchange::ExchangeClient;
 use mailwave::plan::Plan;
 use mailwave::sim::transport::LocalTransport;
 use mailwave::sim::{Profile, Simulator};
-use mailwave::store::writer;
 use mailwave::time::Clock;
+use tokio_util::sync::CancellationToken;
 
 /// The simulated service's request budget, and mailwave's limit set to it.
 const BUDGET: f64 = 20.0;
@@ -96,9 +97,7 @@ fn main() {
         let clock = Clock::tokio(origin, 1.0);
         let sim = Arc::new(Simulator::new(profile, 3, clock).unwrap());
         let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
-        let (writer, thread) = writer::spawn(&db, None).unwrap();
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let (progress_tx, progress_rx) = tokio::sync::watch::channel(run::Snapshot::default());
+        let (progress_tx, progress_rx) = tokio::sync::watch::channel(Snapshot::default());
         // Progress every 10 s of wall time, from a plain thread (the runtime's clock is paused).
         std::thread::spawn(move || {
             while progress_rx.has_changed().is_ok() {
@@ -115,25 +114,21 @@ fn main() {
                 );
             }
         });
-        let summary = run::run(RunContext {
+        let report = session::run(Session {
             service,
-            store_path: db.clone(),
-            writer: writer.for_paused_time(),
+            state: &db,
+            config: &config,
             clock,
-            run: config.run.clone(),
-            migration: config.migration.clone(),
-            timezone: config.schedule.timezone.clone(),
             options: RunOptions::default(),
-            stop,
+            command: "bench",
+            paused_time: true,
+            stop: CancellationToken::new(),
+            ending: CancellationToken::new(),
             progress: Some(progress_tx),
-            on_failures: None,
         })
         .await
         .unwrap();
-        tokio::task::spawn_blocking(move || thread.join().unwrap().unwrap())
-            .await
-            .unwrap();
-        (summary, sim)
+        (report.summary, sim)
     });
     let wall = started.elapsed();
     let peak = peak_rss();

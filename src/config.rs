@@ -88,6 +88,8 @@ pub struct Run {
     pub prestage_window: Option<Window>,
     /// How long in-flight calls may take to finish after a stop signal.
     pub stop_grace: std::time::Duration,
+    /// With no good answer from the service for this long, the run gives up (exit 5).
+    pub unreachable_timeout: jiff::SignedDuration,
 }
 
 impl Default for Run {
@@ -105,6 +107,7 @@ impl Default for Run {
             cutover_margin: jiff::SignedDuration::from_mins(30),
             prestage_window: None,
             stop_grace: std::time::Duration::from_secs(60),
+            unreachable_timeout: jiff::SignedDuration::from_mins(15),
         }
     }
 }
@@ -296,6 +299,7 @@ struct RawRun {
     cutover_margin: Option<Spanned<String>>,
     prestage_window: Option<Spanned<String>>,
     stop_grace: Option<Spanned<String>>,
+    unreachable_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -347,6 +351,18 @@ struct RawSchedule {
     blackout: Option<Vec<Spanned<String>>>,
     bank_holidays: Option<String>,
     bank_holiday_division: Option<String>,
+}
+
+/// A duration as the configuration writes it: "15m", "90s", "2h".
+pub fn format_duration(d: jiff::SignedDuration) -> String {
+    let s = d.as_secs();
+    if s != 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s != 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
 }
 
 /// 1-based line of a byte offset.
@@ -672,6 +688,11 @@ impl Config {
                     jiff::SignedDuration::from_secs(60),
                 )?
                 .unsigned_abs(),
+            unreachable_timeout: cx.duration(
+                &r.unreachable_timeout,
+                "run.unreachable_timeout",
+                d.unreachable_timeout,
+            )?,
         };
         let n = raw.notify;
         let webhook_url = match (&n.webhook_url, &n.webhook_url_env) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{BadInput, Cli, exit};
 use crate::config::Config;
-use crate::engine::run::RunOptions;
+use crate::engine::RunOptions;
 use crate::exchange::ExchangeClient;
 use crate::inventory::summary::ImportSummary;
 use crate::inventory::{groups, synth};
@@ -123,11 +123,11 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let state = dir.join("state/mailwave.db");
     let _lock = RunLock::acquire(&state, "mailwave demo")?;
 
-    println!("== a synthetic estate of {} mailboxes", args.mailboxes);
+    outln!("== a synthetic estate of {} mailboxes", args.mailboxes);
     let mut inv = synth::generate(&synth::EstateSpec::new(args.mailboxes, args.seed));
     groups::assign(&mut inv, 50);
     let summary = ImportSummary::of(&inv, 0);
-    print!("{summary}");
+    out!("{summary}");
     let mut store = Store::open(&state)?;
     store.replace_inventory(
         &inv,
@@ -137,7 +137,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         jiff::Timestamp::now(),
     )?;
 
-    println!("\n== the plan");
+    outln!("\n== the plan");
     let calendar = Calendar::from_schedule(&config.schedule)?;
     let start = jiff::Zoned::now()
         .with_time_zone(calendar.timezone.clone())
@@ -148,7 +148,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let plan_dir = dir.join("schedules/demo");
     files::write(&plan, &plan_dir)?;
     store.load_plan(&files::read(&plan_dir)?, jiff::Timestamp::now())?;
-    print!("{}", files::summary_table(&plan));
+    out!("{}", files::summary_table(&plan));
     drop(store);
 
     let first = plan
@@ -160,7 +160,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let origin = first - jiff::SignedDuration::from_hours(1);
     let span = last.duration_since(origin).as_secs_f64() + 6.0 * 3600.0;
     let speed = args.speed.unwrap_or((span / 45.0).max(1.0));
-    println!(
+    outln!(
         "\n== running against the built-in simulator, {speed:.0}x real time ({:.1} simulated days), throttling and failures on",
         span / 86_400.0
     );
@@ -168,21 +168,23 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let sim = Arc::new(Simulator::new(demo_profile(), args.seed, clock).map_err(BadInput)?);
     let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
     let runtime = tokio::runtime::Runtime::new()?;
-    let (summary, _) = runtime.block_on(super::run::drive(
+    let started = std::time::Instant::now();
+    let report = runtime.block_on(super::run::drive(
         service,
         &state,
         &config,
         clock,
         RunOptions::default(),
         "mailwave demo",
-        false,
-    ))?;
+    ));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let code = super::run::finish(report, started)?;
 
     let store = Store::open_read_only(&state)?;
     let report = dir.join("report.md");
     std::fs::write(&report, crate::ui::report::markdown(&store, clock.now())?)?;
     let stats = sim.stats();
-    println!(
+    outln!(
         "\nsimulator: {} New-MoveRequest accepted, {} answered 429, {} injected 503/504, {} duplicate creates refused",
         stats
             .by_cmdlet
@@ -193,17 +195,18 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         stats.injected_faults,
         stats.duplicate_creates
     );
-    println!("\nplan      {}", plan_dir.display());
-    println!("database  {}", state.display());
-    println!("report    {}", report.display());
-    println!(
+    outln!("\nplan      {}", plan_dir.display());
+    outln!("database  {}", state.display());
+    outln!("report    {}", report.display());
+    outln!(
         "look around: mailwave --config {} --state {} status",
         config_path.display(),
         state.display()
     );
-    Ok(if summary.fatal.is_some() {
-        exit::FAILURE
-    } else {
+    // Mailboxes that need attention are part of the demo (failures are switched on).
+    Ok(if code == exit::NEEDS_ATTENTION {
         exit::OK
+    } else {
+        code
     })
 }

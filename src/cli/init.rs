@@ -30,12 +30,12 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         std::fs::write(&holidays, BANK_HOLIDAYS)?;
     }
     std::fs::write(&config, TEMPLATE)?;
-    println!("wrote {}", config.display());
-    println!(
+    outln!("wrote {}", config.display());
+    outln!(
         "created {}/ and {}/",
         args.dir.join("schedules").display(),
         args.dir.join("state").display()
     );
-    println!("next: edit [tenant] and [migration], then `mailwave inventory import mailboxes.csv`");
+    outln!("next: edit [tenant] and [migration], then `mailwave inventory import mailboxes.csv`");
     Ok(exit::OK)
 }

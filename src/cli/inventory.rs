@@ -90,7 +90,7 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("graph-mailbox-usage-{period}.csv"));
     std::fs::write(&path, csv)?;
-    println!(
+    outln!(
         "downloaded the {period} mailbox usage report to {}",
         path.display()
     );
@@ -130,8 +130,8 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         jiff::Timestamp::now(),
     )?;
 
-    print!("{summary}");
-    println!(
+    out!("{summary}");
+    outln!(
         "stored in {}: {} new, {} updated, {} removed",
         cli.state.display(),
         report.inserted,
@@ -139,7 +139,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         report.removed
     );
     if !report.retained.is_empty() {
-        println!(
+        outln!(
             "{} mailbox(es) no longer in the inventory are already planned or moving; kept and excluded from the next plan (first: {})",
             report.retained.len(),
             report.retained[0]
@@ -162,7 +162,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
             )
             .collect();
         write_rejected(&path, &rows)?;
-        println!("{rejected} rejected row(s) written to {}", path.display());
+        outln!("{rejected} rejected row(s) written to {}", path.display());
     }
     Ok(exit::OK)
 }

@@ -21,10 +21,10 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
     let r = store.mailbox_report(address)?;
     if *json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(exit::OK);
     }
-    println!(
+    outln!(
         "{}{}",
         r.address,
         r.display_name
@@ -32,20 +32,20 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
             .map(|d| format!(" ({d})"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "  size            {} in {} items",
         human_bytes(r.size_bytes as u64),
         r.item_count
     );
-    println!(
+    outln!(
         "  organisation    {}",
         r.organisation.as_deref().unwrap_or("-")
     );
-    println!(
+    outln!(
         "  source database {}",
         r.source_database.as_deref().unwrap_or("-")
     );
-    println!(
+    outln!(
         "  priority        {}{}{}",
         r.priority
             .map(|p| p.to_string())
@@ -53,7 +53,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         if r.pilot { ", pilot" } else { "" },
         if r.exclude { ", excluded" } else { "" }
     );
-    println!(
+    outln!(
         "  affinity group  {} mailbox(es){}",
         r.group_size,
         if r.service_account {
@@ -64,31 +64,31 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     );
     match (&r.wave, r.state) {
         (Some(wave), Some(state)) => {
-            println!("  wave            {wave}");
-            println!("  state           {state} (attempts {})", r.attempts);
+            outln!("  wave            {wave}");
+            outln!("  state           {state} (attempts {})", r.attempts);
         }
-        _ => println!("  state           not planned"),
+        _ => outln!("  state           not planned"),
     }
     if let Some(d) = &r.status_detail {
-        println!(
+        outln!(
             "  service status  {d}{}",
             r.percent.map(|p| format!(", {p}%")).unwrap_or_default()
         );
     }
     if let Some(e) = &r.last_error {
-        println!(
+        outln!(
             "  last error      {} ({})",
             e,
             r.failure_class.as_deref().unwrap_or("-")
         );
     }
     if let Some(id) = &r.request_id {
-        println!("  move request    {id}");
+        outln!("  move request    {id}");
     }
-    println!("  history:");
+    outln!("  history:");
     for e in &r.events {
         let from = e.from.map(|s| s.name()).unwrap_or("-");
-        println!(
+        outln!(
             "    {}  {from} -> {}  {}{}{}",
             e.at,
             e.to,

@@ -1,6 +1,9 @@
 //! The command line: one file per subcommand. Errors are typed inside the library; here they become
 //! one readable message and a documented exit code.
 
+#[macro_use]
+mod out;
+
 mod demo;
 mod init;
 mod inventory;
@@ -28,6 +31,10 @@ pub mod exit {
     pub const NEEDS_ATTENTION: i32 = 3;
     /// Another mailwave holds the state database.
     pub const LOCKED: i32 = 4;
+    /// The service gave no good answer for `run.unreachable_timeout` (with `--once`: none at all).
+    pub const UNREACHABLE: i32 = 5;
+    /// Exited at once on a second stop signal.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Parser, Debug)]
@@ -63,8 +70,23 @@ pub struct Cli {
     /// Also write logs to this file (appended).
     #[arg(long, global = true)]
     pub log_file: Option<PathBuf>,
+    /// Follow an accelerated clock instead of the wall clock, for rehearsals against `mailwave sim
+    /// serve --speed`: the `scaled:...` value it prints. Every command that reads the time (plan,
+    /// run, status, watch, report) then agrees with the simulator.
+    #[arg(long, global = true, env = "MAILWAVE_CLOCK", value_name = "SPEC")]
+    pub clock: Option<crate::time::ClockSpec>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The clock every command reads: the wall clock, or the rehearsal's accelerated one.
+    pub fn clock(&self) -> crate::time::Clock {
+        match self.clock {
+            Some(spec) => crate::time::Clock::from_spec(spec),
+            None => crate::time::Clock::real(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,7 +152,7 @@ fn init_logging(cli: &Cli) {
             .create(true)
             .append(true)
             .open(p)
-            .map_err(|e| eprintln!("mailwave: cannot open log file {}: {e}", p.display()))
+            .map_err(|e| errln!("mailwave: cannot open log file {}: {e}", p.display()))
             .ok()
     });
     let builder = tracing_subscriber::fmt()
@@ -170,6 +192,11 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
         {
             return exit::BAD_INPUT;
         }
+        if let Some(crate::engine::session::SessionError::UnknownWave(_)) =
+            cause.downcast_ref::<crate::engine::session::SessionError>()
+        {
+            return exit::BAD_INPUT;
+        }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return match e {
                 StoreError::PlanRow { .. } | StoreError::UnknownMailbox(_) => exit::BAD_INPUT,
@@ -193,7 +220,7 @@ pub fn main() -> i32 {
     match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("mailwave: {e:#}");
+            errln!("mailwave: {e:#}");
             exit_code(&e)
         }
     }
@@ -210,6 +237,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Watch(a) => watch::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
-        Command::Sim(c) => sim::run(c),
+        Command::Sim(c) => sim::run(cli, c),
     }
 }

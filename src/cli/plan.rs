@@ -82,8 +82,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     drop(store);
     let plan = plan::build(&inv, &calendar, start, &name)?;
     files::write(&plan, &dir)?;
-    print!("{}", files::summary_table(&plan));
-    println!("plan written to {}", dir.display());
+    out!("{}", files::summary_table(&plan));
+    outln!("plan written to {}", dir.display());
     if !args.no_load {
         let mut store = Store::open(&cli.state)?;
         let report = store.load_plan(&files::read(&dir)?, jiff::Timestamp::now())?;
@@ -94,23 +94,26 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
 
 fn print_load(report: &crate::store::LoadReport) {
     if report.unchanged {
-        println!("the state database already holds this plan: nothing changed");
+        outln!("the state database already holds this plan: nothing changed");
         return;
     }
-    println!(
+    outln!(
         "loaded into the state database: {} waves, {} mailboxes added, {} moved to another wave, {} dropped",
-        report.waves, report.added, report.moved, report.dropped
+        report.waves,
+        report.added,
+        report.moved,
+        report.dropped
     );
     if !report.in_flight.is_empty() {
-        println!(
+        outln!(
             "{} mailbox(es) are already in flight and stay in their wave:",
             report.in_flight.len()
         );
         for (address, state, wave) in report.in_flight.iter().take(20) {
-            println!("  {address} ({state}) stays in {wave}");
+            outln!("  {address} ({state}) stays in {wave}");
         }
         if report.in_flight.len() > 20 {
-            println!("  ... and {} more", report.in_flight.len() - 20);
+            outln!("  ... and {} more", report.in_flight.len() - 20);
         }
     }
 }

@@ -18,9 +18,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     match &args.out {
         Some(path) => {
             std::fs::write(path, text)?;
-            println!("report written to {}", path.display());
+            outln!("report written to {}", path.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(exit::OK)
 }

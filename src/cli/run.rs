@@ -1,21 +1,19 @@
 //! `mailwave run`: work the due waves against Exchange Online (or whatever `[endpoints]` names).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
 
 use super::{BadInput, Cli, exit};
 use crate::auth::{Credential, TokenProvider};
 use crate::config::Config;
-use crate::engine::run::{self, RunContext, RunOptions, RunSummary};
+use crate::engine::session::{self, RunExit, Session, SessionError, SessionReport};
+use crate::engine::{RunOptions, Snapshot};
 use crate::exchange::{ExchangeClient, MoveService, rest::RestTransport};
-use crate::secrets::Secret;
-use crate::store::Store;
 use crate::store::lock::RunLock;
-use crate::store::writer;
-use crate::time::{Clock, ClockSpec};
+use crate::time::Clock;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -29,9 +27,6 @@ pub struct Args {
     /// Do what is due now, once, then exit (for cron).
     #[arg(long)]
     pub once: bool,
-    /// A shared accelerated clock, to follow `mailwave sim serve --clock` (rehearsals, tests).
-    #[arg(long, hide = true)]
-    pub clock: Option<ClockSpec>,
 }
 
 /// Parses `--until` in the plan's zone.
@@ -74,126 +69,110 @@ pub fn parse_until(
     ))
 }
 
-/// Posts a summary to the webhook; failures are logged, never fatal. The URL is never logged.
-pub async fn post_webhook(url: &Secret, text: String, summary: serde_json::Value) {
-    let body = serde_json::json!({"text": text, "summary": summary});
-    let result = reqwest::Client::new()
-        .post(url.expose())
-        .timeout(Duration::from_secs(30))
-        .json(&body)
-        .send()
-        .await;
-    match result {
-        Ok(r) if r.status().is_success() => tracing::info!("summary posted to the webhook"),
-        Ok(r) => tracing::warn!(
-            status = r.status().as_u16(),
-            "the webhook refused the summary"
-        ),
-        Err(e) => tracing::warn!(error = %e.without_url(), "could not post to the webhook"),
-    }
+/// The first stop signal asks the run to stop (calls on the wire get `run.stop_grace`); a second
+/// exits at once, which is safe too (the intents on disk let the next run settle what was in
+/// flight).
+async fn watch_signals(stop: CancellationToken) {
+    super::shutdown_signal().await;
+    tracing::warn!("stopping: letting calls in flight finish (signal again to exit at once)");
+    stop.cancel();
+    super::shutdown_signal().await;
+    errln!("mailwave: exiting at once; the next run settles what was in flight");
+    std::process::exit(exit::INTERRUPTED);
 }
 
-/// Runs the engine with everything around it; returns the summary and the exit code.
+/// Whatever the network or the disk does, a run that has begun to stop (a signal, `--until`, a fatal
+/// error) is gone within the grace and a bounded end (writer, summary, webhook).
+fn watchdog(stop: CancellationToken, ending: CancellationToken, grace: Duration) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = ending.cancelled() => {}
+        }
+        std::thread::spawn(move || {
+            std::thread::sleep(grace + Duration::from_secs(20));
+            errln!(
+                "mailwave: the run did not end within {}s of stopping; exiting (the next run settles what was in flight)",
+                (grace + Duration::from_secs(20)).as_secs()
+            );
+            std::process::exit(exit::FAILURE);
+        });
+    });
+}
+
+/// Runs a session with what the command line adds around it: signals, the watchdog, progress on
+/// standard error. Returns the report (printing is the caller's).
 pub async fn drive<S: MoveService>(
     service: Arc<S>,
-    state: &Path,
+    state: &std::path::Path,
     config: &Config,
     clock: Clock,
     options: RunOptions,
     command: &str,
-    paused_time: bool,
-) -> anyhow::Result<(RunSummary, i32)> {
-    let started = std::time::Instant::now();
-    let run_id = Store::open(state)?.begin_run(command, clock.now())?;
-    let (writer, writer_thread) = writer::spawn(state, Some(run_id))?;
-    let writer = if paused_time {
-        writer.for_paused_time()
-    } else {
-        writer
-    };
-
-    // First signal: stop starting work, finish what is in flight, summarise. Second: exit now (the
-    // intents on disk make that safe too).
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(async move {
-        super::shutdown_signal().await;
-        tracing::warn!("stopping: finishing calls in flight (signal again to exit at once)");
-        let _ = stop_tx.send(true);
-        super::shutdown_signal().await;
-        eprintln!("mailwave: exiting at once; the next run reconciles what was in flight");
-        std::process::exit(130);
-    });
-
-    let (progress_tx, progress_rx) = tokio::sync::watch::channel(Default::default());
+) -> Result<SessionReport, SessionError> {
+    let (stop, ending) = (CancellationToken::new(), CancellationToken::new());
+    let signals = tokio::spawn(watch_signals(stop.clone()));
+    watchdog(stop.clone(), ending.clone(), config.run.stop_grace);
+    let (progress_tx, progress_rx) = tokio::sync::watch::channel(Snapshot::default());
     let reporter = tokio::spawn(crate::ui::progress::report(
         progress_rx,
         Duration::from_secs(10),
     ));
-
-    let on_failures = config.notify.webhook_url.clone().filter(|_| config.notify.failure_threshold > 0).map(|url| {
-        let threshold = config.notify.failure_threshold;
-        let alarm: Box<dyn FnOnce(u64) + Send> = Box::new(move |failed| {
-            let text = format!("mailwave: {failed} mailboxes have failed in this run (threshold {threshold}); see `mailwave status`.");
-            tokio::spawn(async move { post_webhook(&url, text, serde_json::json!({"failed": failed})).await });
-        });
-        (threshold, alarm)
-    });
-
-    let summary = run::run(RunContext {
+    let report = session::run(Session {
         service,
-        store_path: state.to_path_buf(),
-        writer: writer.clone(),
+        state,
+        config,
         clock,
-        run: config.run.clone(),
-        migration: config.migration.clone(),
-        timezone: config.schedule.timezone.clone(),
         options,
-        stop: stop_rx,
+        command,
+        paused_time: false,
+        stop,
+        ending,
         progress: Some(progress_tx),
-        on_failures,
     })
     .await;
     signals.abort();
-    drop(writer);
-    let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-    let _ = reporter.await;
-    let summary = summary?;
-    if let Ok(Ok(Err(e))) = joined {
-        return Err(e.into());
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), reporter).await;
+    report
+}
 
-    let store = Store::open(state)?;
-    store.end_run(
-        run_id,
-        clock.now(),
-        &summary.outcome,
-        &serde_json::to_string(&summary)?,
-    )?;
-    let (attention_total, attention) = store.attention(20)?;
-    print!(
+/// Prints the summary and turns the report into the exit code.
+pub fn finish(
+    report: Result<SessionReport, SessionError>,
+    started: std::time::Instant,
+) -> anyhow::Result<i32> {
+    let report = match report {
+        Ok(r) => r,
+        Err(SessionError::UnknownWave(w)) => {
+            return Err(BadInput(format!(
+                "--wave: no wave {w} in the state database (see `mailwave status`); nothing was changed"
+            ))
+            .into());
+        }
+        Err(SessionError::Store(e)) => return Err(e.into()),
+    };
+    out!(
         "{}",
         crate::ui::summary::render(
-            &summary,
-            attention_total,
-            &attention,
+            &report.summary,
+            report.attention_total,
+            &report.attention,
             started.elapsed().as_secs_f64()
         )
     );
-    if let Some(url) = &config.notify.webhook_url {
-        let text = crate::ui::summary::webhook_text(&summary, attention_total);
-        post_webhook(url, text, serde_json::to_value(&summary)?).await;
+    if let Some(reason) = &report.summary.fatal {
+        errln!("mailwave: run {}: {reason}", report.summary.outcome);
     }
-    let code = if summary.fatal.is_some() {
-        exit::FAILURE
-    } else if attention_total > 0 && summary.outcome == "finished" {
-        exit::NEEDS_ATTENTION
-    } else {
-        exit::OK
-    };
-    Ok((summary, code))
+    Ok(match report.exit {
+        RunExit::Ok => exit::OK,
+        RunExit::Failure => exit::FAILURE,
+        RunExit::NeedsAttention => exit::NEEDS_ATTENTION,
+        RunExit::Unreachable => exit::UNREACHABLE,
+    })
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
+    let started = std::time::Instant::now();
     let config = Config::load(&cli.config)?;
     for (key, value) in [
         ("tenant.id", &config.tenant.id),
@@ -216,22 +195,19 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         }
     }
     let credential = Credential::from_config(&config.tenant)?;
-    let clock = match args.clock {
-        Some(spec) => Clock::from_spec(spec),
-        None => Clock::real(),
-    };
+    let clock = cli.clock();
     let until = args
         .until
         .as_deref()
         .map(|u| parse_until(u, clock.now(), &config.schedule.timezone))
         .transpose()
         .map_err(BadInput)?;
-    let _lock = RunLock::acquire(&cli.state, "mailwave run")?;
-    if let Some(previous) = &_lock.taken_over_from {
-        tracing::warn!(previous = %previous, "the last run did not stop cleanly; reconciling what it left in flight");
+    let lock = RunLock::acquire(&cli.state, "mailwave run")?;
+    if let Some(previous) = &lock.taken_over_from {
+        tracing::warn!(previous = %previous, "the last run did not stop cleanly; settling what it left in flight");
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    let report = runtime.block_on(async {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(16 * 60))
             .build()?;
@@ -244,18 +220,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
             until,
             once: args.once,
         };
-        let (_, code) = drive(
-            service,
-            &cli.state,
-            &config,
-            clock,
-            options,
-            "mailwave run",
-            false,
-        )
-        .await?;
-        Ok(code)
-    })
+        anyhow::Ok(drive(service, &cli.state, &config, clock, options, "mailwave run").await)
+    })?;
+    // Calls cut off at the grace may leave work on the blocking pool (name lookups); do not wait.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(lock);
+    finish(report, started)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{BadInput, exit};
+use super::{BadInput, Cli, exit};
 use crate::sim::{Profile, Simulator};
 use crate::time::{Clock, ClockSpec};
 
@@ -31,13 +31,9 @@ pub struct ServeArgs {
     /// Profile (TOML) with the service's knobs; defaults behave like a busy tenant.
     #[arg(long)]
     pub profile: Option<PathBuf>,
-    /// A shared clock (`scaled:<speed>:<real origin>:<sim origin>`), so another process can follow
-    /// the same accelerated time. Overrides --speed and --start.
-    #[arg(long, hide = true)]
-    pub clock: Option<ClockSpec>,
 }
 
-pub fn run(command: &Command) -> anyhow::Result<i32> {
+pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     let Command::Serve(args) = command;
     let profile = match &args.profile {
         Some(p) => Profile::load(p).map_err(BadInput)?,
@@ -46,7 +42,8 @@ pub fn run(command: &Command) -> anyhow::Result<i32> {
     if args.speed.is_nan() || args.speed <= 0.0 {
         return Err(BadInput(format!("--speed must be above zero, got {}", args.speed)).into());
     }
-    let spec = args.clock.unwrap_or_else(|| {
+    // The global --clock (MAILWAVE_CLOCK) wins: another process already keeps that time.
+    let spec = cli.clock.unwrap_or_else(|| {
         let now = jiff::Timestamp::now();
         ClockSpec {
             speed: args.speed,
@@ -65,6 +62,13 @@ pub fn run(command: &Command) -> anyhow::Result<i32> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "mailwave simulator listening on http://{addr}");
         let _ = writeln!(out, "clock {spec}");
+        if spec.speed != 1.0 {
+            let _ = writeln!(
+                out,
+                "its clock runs {}x: let mailwave follow it with\n  export MAILWAVE_CLOCK={spec}",
+                spec.speed
+            );
+        }
         let _ = out.flush();
         crate::sim::http::serve(sim, listener, super::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())

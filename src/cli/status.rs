@@ -18,9 +18,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
     let status = store.status(jiff::Timestamp::now(), args.wave.as_deref())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", render(&status));
+        out!("{}", render(&status));
     }
     Ok(exit::OK)
 }

@@ -44,20 +44,20 @@ fn read(store: &Store, cli: &Cli, scroll: Option<usize>) -> anyhow::Result<View>
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if !(args.interval.is_finite() && args.interval >= 0.2) {
-        eprintln!("error: --interval must be at least 0.2 seconds");
+        errln!("error: --interval must be at least 0.2 seconds");
         return Ok(exit::BAD_INPUT);
     }
     let store = Store::open_read_only(&cli.state)?;
     if args.once {
         let view = read(&store, cli, None)?;
-        print!(
+        out!(
             "{}",
             watch::render_text(&view, args.width.max(40), args.height.max(12))
         );
         return Ok(exit::OK);
     }
     if !std::io::stdout().is_terminal() {
-        eprintln!(
+        errln!(
             "error: watch draws on a terminal and stdout is not one; use `mailwave status` or `mailwave watch --once`"
         );
         return Ok(exit::BAD_INPUT);

@@ -1,6 +1,7 @@
-//! Jobs: one API call each (the executor), with the run's rate limit, the shared throttle gate and
-//! retries of transient errors. A job never changes the run's state: it returns an [`Outcome`] and the
-//! coordinator decides (and records a create's intent before the job is dispatched).
+//! Jobs: one API call each (the executor), under the run's rate limit, the shared throttle gate and
+//! the service's health, with retries of transient errors where a retry is safe. A job never changes
+//! the run's state: it returns an [`Outcome`] and the coordinator decides (and records a create's
+//! intent before the job is dispatched).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -9,7 +10,12 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use jiff::{SignedDuration, Timestamp};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+use super::health::Health;
+use super::policy;
+use super::state::Target;
 use crate::exchange::{
     Call, EndpointLimits, MoveRequest, MoveService, MoveStatistics, NewMove, ServiceError,
 };
@@ -35,8 +41,8 @@ impl Gate {
         }
     }
 
-    pub fn paused(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.paused_ms.load(Ordering::Relaxed))
+    pub fn paused(&self) -> Duration {
+        Duration::from_millis(self.paused_ms.load(Ordering::Relaxed))
     }
 
     /// Waits until the gate is open.
@@ -74,6 +80,17 @@ impl Metrics {
             .values()
             .sum()
     }
+
+    pub fn by_cmdlet(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((cmdlet, result), n) in self.calls.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            *out.entry(cmdlet.clone())
+                .or_default()
+                .entry(result.clone())
+                .or_default() += n;
+        }
+        out
+    }
 }
 
 fn outcome_label(r: &Result<impl Sized, ServiceError>) -> &'static str {
@@ -86,6 +103,7 @@ fn outcome_label(r: &Result<impl Sized, ServiceError>) -> &'static str {
         }
         Err(ServiceError::AlreadyExists { .. }) => "already_exists",
         Err(ServiceError::Auth { .. }) | Err(ServiceError::Permission { .. }) => "denied",
+        Err(ServiceError::NotSent) => "not_sent",
         Err(_) => "error",
     }
 }
@@ -96,7 +114,10 @@ pub struct Executor<S> {
     pub clock: Clock,
     pub limiter: Arc<Limiter>,
     pub gate: Arc<Gate>,
+    pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    /// Once cancelled, no call starts and nothing is retried.
+    pub stop: CancellationToken,
 }
 
 impl<S> Clone for Executor<S> {
@@ -106,34 +127,66 @@ impl<S> Clone for Executor<S> {
             clock: self.clock,
             limiter: self.limiter.clone(),
             gate: self.gate.clone(),
+            health: self.health.clone(),
             metrics: self.metrics.clone(),
+            stop: self.stop.clone(),
         }
     }
 }
 
-/// Transient errors are retried this many times (2 s doubling, simulated time), as the Exchange module
-/// does; throttling is waited out up to this many times.
+/// Whether a transient error (5xx, network) may be retried inside the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads and changes that are safe to send again, as the Exchange module does.
+    Transient,
+    /// Creates: an unknown outcome is settled by evidence, never by a blind retry.
+    Never,
+}
+
+/// Transient errors are retried this many times (2 s doubling, on the run's clock), as the Exchange
+/// module does; throttling is waited out up to this many times.
 const TRANSIENT_RETRIES: usize = 5;
 const THROTTLE_RETRIES: usize = 50;
 
 impl<S: MoveService> Executor<S> {
-    /// One call under the rate limit and the gate; a 429 closes the gate for everyone and is retried.
-    async fn call<T, F, Fut>(&self, cmdlet: &str, f: F) -> Result<T, ServiceError>
+    /// One call under the health check, the gate and the rate limit; a 429 closes the gate for
+    /// everyone and is retried (nothing was done). `NotSent` when the run stops before it goes.
+    async fn call<T, F, Fut>(&self, cmdlet: &str, retry: Retry, f: F) -> Result<T, ServiceError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, ServiceError>>,
     {
         let clock = self.clock;
+        let stop = &self.stop;
+        let stop_sleep = self.stop.clone();
         let attempt = || async {
             let mut throttles = 0;
             loop {
-                self.gate.wait(clock).await;
-                limits::acquire(&self.limiter, clock).await;
+                let Some(ticket) = self.health.admit(clock, stop).await else {
+                    return Err(ServiceError::NotSent);
+                };
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return Err(ServiceError::NotSent),
+                    _ = async {
+                        self.gate.wait(clock).await;
+                        limits::acquire(&self.limiter, clock).await;
+                    } => {}
+                }
                 let result = f().await;
                 self.metrics.record(cmdlet, outcome_label(&result));
+                let answered = policy::is_answer(result.as_ref().map(|_| ()));
+                ticket.answered(answered, clock.now(), || match &result {
+                    Err(e) => e.to_string(),
+                    Ok(_) => String::new(),
+                });
+                match &result {
+                    Ok(_) => tracing::debug!(cmdlet, "ok"),
+                    Err(e) => tracing::debug!(cmdlet, error = %e, "answer"),
+                }
                 match result {
                     Err(ServiceError::Throttled { retry_after })
-                        if throttles < THROTTLE_RETRIES =>
+                        if throttles < THROTTLE_RETRIES && !stop.is_cancelled() =>
                     {
                         throttles += 1;
                         self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
@@ -154,27 +207,46 @@ impl<S: MoveService> Executor<S> {
                     .with_max_times(TRANSIENT_RETRIES)
                     .with_jitter(),
             )
-            // Backoff waits are simulated time, on the run's clock.
-            .sleep(move |d: Duration| async move {
-                clock
-                    .sleep(SignedDuration::try_from(d).unwrap_or_default())
-                    .await
+            // Backoff waits are on the run's clock, and end early when the run stops (the retry
+            // condition then says no).
+            .sleep(move |d: Duration| {
+                let stop = stop_sleep.clone();
+                async move {
+                    tokio::select! {
+                        _ = clock.sleep(SignedDuration::try_from(d).unwrap_or_default()) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
             })
-            .when(|e| matches!(e, ServiceError::Transient { .. }))
+            .when(|e| {
+                retry == Retry::Transient
+                    && matches!(e, ServiceError::Transient { .. })
+                    && !stop.is_cancelled()
+            })
             .await
     }
 }
 
+/// One call to make.
 #[derive(Debug, Clone)]
-pub enum Job {
+pub struct Job {
+    /// The mailbox it is about (none for the endpoint and listings).
+    pub mailbox: Option<u32>,
+    /// Its address, for identity cmdlets and the log.
+    pub identity: String,
+    /// The call's `client-request-id`, and when the request was created (replication lag).
+    pub call: Call,
+    pub what: What,
+}
+
+#[derive(Debug, Clone)]
+pub enum What {
     Endpoint {
         name: Option<String>,
     },
-    /// A create whose intent (`intent`, with its `client-request-id`) is already on disk.
+    /// A create whose intent is already on disk.
     Create {
-        mailbox: u32,
         intent: i64,
-        correlation: [u8; 16],
         request: NewMove,
     },
     /// A wave's batch; with `only`, just the requests in that status.
@@ -183,44 +255,45 @@ pub enum Job {
         batch: String,
         only: Option<&'static str>,
     },
-    Get {
-        mailbox: u32,
-        identity: String,
-        created_at: Option<Timestamp>,
-    },
-    Stats {
-        mailbox: u32,
-        identity: String,
-        created_at: Option<Timestamp>,
-    },
-    Resume {
-        mailbox: u32,
-        identity: String,
-        created_at: Option<Timestamp>,
-    },
-    Approve {
-        mailbox: u32,
-        identity: String,
-        created_at: Option<Timestamp>,
-    },
+    Get,
+    Stats,
+    Resume,
+    Approve,
     /// Moves a request to another wave's batch and cut-over.
     Reschedule {
-        mailbox: u32,
-        to_wave: u32,
-        identity: String,
+        to: Target,
         batch: String,
         complete_after: Timestamp,
-        created_at: Option<Timestamp>,
     },
 }
 
+impl What {
+    pub fn cmdlet(&self) -> &'static str {
+        match self {
+            What::Endpoint { .. } => "Get-MigrationEndpoint",
+            What::Create { .. } => "New-MoveRequest",
+            What::List { .. } | What::Get => "Get-MoveRequest",
+            What::Stats => "Get-MoveRequestStatistics",
+            What::Resume => "Resume-MoveRequest",
+            What::Approve | What::Reschedule { .. } => "Set-MoveRequest",
+        }
+    }
+}
+
+/// What a job brings back.
 #[derive(Debug)]
-pub enum Outcome {
+pub struct Outcome {
+    pub mailbox: Option<u32>,
+    /// The call's `client-request-id`, for the event log.
+    pub correlation: [u8; 16],
+    pub answer: Answer,
+}
+
+#[derive(Debug)]
+pub enum Answer {
     Endpoint(Result<EndpointLimits, ServiceError>),
     Created {
-        mailbox: u32,
-        /// The intent recorded before the call, and the call's correlation id.
-        intent: (i64, [u8; 16]),
+        intent: i64,
         result: Result<MoveRequest, ServiceError>,
     },
     Listed {
@@ -228,66 +301,66 @@ pub enum Outcome {
         filtered: bool,
         result: Result<Vec<MoveRequest>, ServiceError>,
     },
-    Got {
-        mailbox: u32,
-        result: Result<MoveRequest, ServiceError>,
-    },
-    Stats {
-        mailbox: u32,
-        result: Result<MoveStatistics, ServiceError>,
-    },
-    Resumed {
-        mailbox: u32,
-        result: Result<(), ServiceError>,
-        correlation: [u8; 16],
-    },
-    Approved {
-        mailbox: u32,
-        result: Result<(), ServiceError>,
-    },
+    Got(Result<MoveRequest, ServiceError>),
+    Stats(Result<MoveStatistics, ServiceError>),
+    Resumed(Result<(), ServiceError>),
+    Approved(Result<(), ServiceError>),
     Rescheduled {
-        mailbox: u32,
-        to_wave: u32,
+        to: Target,
         result: Result<(), ServiceError>,
     },
 }
 
 impl<S: MoveService> Executor<S> {
+    /// Runs a job inside its own span (cmdlet, mailbox, client-request-id).
     pub async fn run(self, job: Job) -> Outcome {
+        let span = tracing::info_span!(
+            "call",
+            cmdlet = job.what.cmdlet(),
+            mailbox = %job.identity,
+            request_id = %job.call.correlation
+        );
+        let correlation = *job.call.correlation.as_bytes();
+        let mailbox = job.mailbox;
+        let answer = self.answer(job).instrument(span).await;
+        Outcome {
+            mailbox,
+            correlation,
+            answer,
+        }
+    }
+
+    async fn answer(&self, job: Job) -> Answer {
         let svc = self.service.clone();
-        match job {
-            Job::Endpoint { name } => {
-                let r = self
-                    .call("Get-MigrationEndpoint", || {
-                        svc.endpoint_limits(Call::new(), name.as_deref())
-                    })
-                    .await;
-                Outcome::Endpoint(r)
-            }
-            Job::Create {
-                mailbox,
+        let Job {
+            identity,
+            call,
+            what,
+            ..
+        } = job;
+        let cmdlet = what.cmdlet();
+        let id = identity.as_str();
+        match what {
+            What::Endpoint { name } => Answer::Endpoint(
+                self.call(cmdlet, Retry::Transient, || {
+                    svc.endpoint_limits(call, name.as_deref())
+                })
+                .await,
+            ),
+            What::Create { intent, request } => Answer::Created {
                 intent,
-                correlation,
-                request,
-            } => {
-                let call = Call::with_correlation(correlation);
-                let result = self
-                    .call("New-MoveRequest", || svc.create(call, &request))
-                    .await;
-                Outcome::Created {
-                    mailbox,
-                    intent: (intent, correlation),
-                    result,
-                }
-            }
-            Job::List { wave, batch, only } => {
+                result: self
+                    .call(cmdlet, Retry::Never, || svc.create(call, &request))
+                    .await,
+            },
+            What::List { wave, batch, only } => {
                 // Page by page, each page under the rate limit; a throttled page is retried alone.
                 let mut out = Vec::new();
                 let mut next: Option<String> = None;
                 let result = loop {
                     let page = self
-                        .call("Get-MoveRequest", || {
-                            svc.list_page(Call::new(), &batch, only, next.as_deref())
+                        .call(cmdlet, Retry::Transient, || {
+                            svc.list_page(call, &batch, only, next.as_deref())
                         })
                         .await;
                     match page {
@@ -301,102 +374,45 @@ impl<S: MoveService> Executor<S> {
                         Err(e) => break Err(e),
                     }
                 };
-                Outcome::Listed {
+                Answer::Listed {
                     wave,
                     filtered: only.is_some(),
                     result,
                 }
             }
-            Job::Get {
-                mailbox,
-                identity,
-                created_at,
-            } => {
-                let result = self
-                    .call("Get-MoveRequest", || {
-                        svc.get(Call::new().created_at(created_at), &identity)
-                    })
-                    .await;
-                Outcome::Got { mailbox, result }
-            }
-            Job::Stats {
-                mailbox,
-                identity,
-                created_at,
-            } => {
-                let result = self
-                    .call("Get-MoveRequestStatistics", || {
-                        svc.statistics(Call::new().created_at(created_at), &identity)
-                    })
-                    .await;
-                Outcome::Stats { mailbox, result }
-            }
-            Job::Resume {
-                mailbox,
-                identity,
-                created_at,
-            } => {
-                let correlation = *uuid::Uuid::new_v4().as_bytes();
-                let result = self
-                    .call("Resume-MoveRequest", || {
-                        svc.resume(
-                            Call::with_correlation(correlation).created_at(created_at),
-                            &identity,
-                        )
-                    })
-                    .await;
-                Outcome::Resumed {
-                    mailbox,
-                    result,
-                    correlation,
-                }
-            }
-            Job::Approve {
-                mailbox,
-                identity,
-                created_at,
-            } => {
+            What::Get => Answer::Got(
+                self.call(cmdlet, Retry::Transient, || svc.get(call, id))
+                    .await,
+            ),
+            What::Stats => Answer::Stats(
+                self.call(cmdlet, Retry::Transient, || svc.statistics(call, id))
+                    .await,
+            ),
+            What::Resume => Answer::Resumed(
+                self.call(cmdlet, Retry::Transient, || svc.resume(call, id))
+                    .await,
+            ),
+            What::Approve => {
                 let now = self.clock.now();
-                let result = self
-                    .call("Set-MoveRequest", || {
-                        svc.approve_skipped_items(
-                            Call::new().created_at(created_at),
-                            &identity,
-                            now,
-                        )
+                Answer::Approved(
+                    self.call(cmdlet, Retry::Transient, || {
+                        svc.approve_skipped_items(call, id, now)
                     })
-                    .await;
-                Outcome::Approved { mailbox, result }
+                    .await,
+                )
             }
-            Job::Reschedule {
-                mailbox,
-                to_wave,
-                identity,
+            What::Reschedule {
+                to,
                 batch,
                 complete_after,
-                created_at,
-            } => {
-                let result = self
-                    .call("Set-MoveRequest", || {
-                        let svc = svc.clone();
-                        let (identity, batch) = (identity.clone(), batch.clone());
-                        async move {
-                            svc.reschedule(
-                                Call::new().created_at(created_at),
-                                &identity,
-                                &batch,
-                                complete_after,
-                            )
-                            .await
-                        }
+            } => Answer::Rescheduled {
+                to,
+                result: self
+                    .call(cmdlet, Retry::Transient, || {
+                        svc.reschedule(call, id, &batch, complete_after)
                     })
-                    .await;
-                Outcome::Rescheduled {
-                    mailbox,
-                    to_wave,
-                    result,
-                }
-            }
+                    .await,
+            },
         }
     }
 }

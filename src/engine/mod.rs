@@ -1,5 +1,13 @@
-//! The run engine: submitter, poller, completer and notifier on one clock, with rate limits.
+//! The run engine: the coordinator (submitter, poller, completer) and its jobs on one clock, with
+//! rate limits, the service's health, and the run session around them.
 
+pub mod coordinator;
+pub mod health;
 pub mod jobs;
-pub mod run;
+pub mod policy;
+pub mod session;
 pub mod state;
+pub mod summary;
+
+pub use coordinator::{EngineError, RunContext, RunOptions};
+pub use summary::{Alert, RunOutcome, RunSummary, Snapshot};

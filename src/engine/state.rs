@@ -1,7 +1,8 @@
-//! The run's view of the estate, owned by the coordinator alone. Compact (about a hundred bytes a
-//! mailbox), with per-state counters kept up to date on every change so that no decision needs a
-//! scan of every mailbox.
+//! The run's view of the estate, owned by the coordinator alone. Compact (56 bytes a mailbox), with
+//! per-state counters kept up to date on every change so that no decision needs a scan of every
+//! mailbox.
 
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use jiff::Timestamp;
@@ -9,6 +10,23 @@ use jiff::Timestamp;
 use crate::store::lifecycle::ALL_STATES;
 use crate::store::run_view::{MailboxRow, WaveRow};
 use crate::store::{FailureClass, State};
+
+/// When a wave's batch is listed next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Nothing to follow.
+    Off,
+    At(Timestamp),
+    /// A listing is in flight.
+    Listing,
+}
+
+/// Whether the completer has moved a wave's unready mailboxes on at the close of its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    Ahead,
+    Done,
+}
 
 #[derive(Debug, Clone)]
 pub struct Wave {
@@ -21,13 +39,9 @@ pub struct Wave {
     pub members: Vec<u32>,
     /// Next member to consider for submission.
     pub submit_cursor: usize,
-    pub next_poll: Option<Timestamp>,
-    pub listing: bool,
-    /// The end-of-window push has been done.
-    pub pushed: bool,
+    pub poll: Poll,
+    pub close: Close,
     pub in_scope: bool,
-    /// Open create intents waiting for this wave's listing.
-    pub reconciling: bool,
     /// Members of this wave per state.
     pub counts: [u32; 10],
 }
@@ -64,6 +78,22 @@ impl Wave {
         .map(|&s| self.count(s))
         .sum()
     }
+
+    pub fn next_poll(&self) -> Option<Timestamp> {
+        match self.poll {
+            Poll::At(t) => Some(t),
+            Poll::Off | Poll::Listing => None,
+        }
+    }
+
+    /// Asks for a listing no later than `at`.
+    pub fn poll_by(&mut self, at: Timestamp) {
+        self.poll = match self.poll {
+            Poll::Listing => Poll::Listing,
+            Poll::At(t) => Poll::At(t.min(at)),
+            Poll::Off => Poll::At(at),
+        };
+    }
 }
 
 /// A request's ExchangeGuid in two words: 8-byte aligned and without an `Option` tag, which keeps
@@ -83,6 +113,19 @@ impl Guid {
     }
 }
 
+/// What the run is doing about a mailbox right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Nothing: the next listing or the submitter decides.
+    Idle,
+    /// In one of the run's queues, waiting for a call slot.
+    Queued,
+    /// A call about it is in flight.
+    Calling,
+    /// Waiting for a time (replication lag, a resume's backoff, an uncertain create's probe).
+    Waiting,
+}
+
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     pub id: i64,
@@ -93,18 +136,40 @@ pub struct Mailbox {
     pub class: Option<FailureClass>,
     /// Times this mailbox was submitted or resumed.
     pub attempts: u16,
+    pub work: Work,
+    /// Its data-consistency grade was read in the current window.
+    pub dcs_checked: bool,
     /// The move request's ExchangeGuid, once known.
     pub guid: Guid,
     /// Unix ms of the last submission (0: never).
     pub submitted_at: i64,
-    /// A job for this mailbox is in flight.
-    pub busy: bool,
-    /// DCS checked in the current window.
-    pub checked: bool,
 }
 
-/// An open create intent: (intent id, correlation, created at).
-pub type Intent = (i64, [u8; 16], Timestamp);
+/// Where a request's cut-over goes when it moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// Into this wave's batch and window.
+    Wave(u32),
+    /// No later wave is planned: the cut-over is pushed far out and the mailbox held for a re-plan.
+    NoLaterWave,
+}
+
+/// A create whose outcome is not known yet: the intent recorded before it, the call's
+/// `client-request-id`, and when it was attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenCreate {
+    pub intent: i64,
+    pub correlation: [u8; 16],
+    pub attempted: Timestamp,
+    /// The wave every attempt so far was made for; `None` when they differ or are not known. A
+    /// request adopted later is moved into the mailbox's wave unless it was made for it.
+    pub made_for: Option<u32>,
+    /// It asks again about an earlier create in doubt.
+    pub probe: bool,
+}
+
+/// Due times as Unix milliseconds, soonest first.
+pub type Due<T> = BinaryHeap<Reverse<(i64, T)>>;
 
 pub struct RunState {
     pub waves: Vec<Wave>,
@@ -112,22 +177,33 @@ pub struct RunState {
     /// Every mailbox's address, back to back (one allocation instead of millions).
     addresses: String,
     pub counts: [u64; 10],
-    /// Mailboxes being created right now (count towards in-flight).
+    /// Creates on the wire now.
     pub creating: u64,
-    pub intents: HashMap<u32, Intent>,
-    /// (due unix ms, mailbox), soonest first.
-    pub resumes: BinaryHeap<std::cmp::Reverse<(i64, u32)>>,
+    /// Creates without an outcome: on the wire, or in doubt (a crash, a timeout, a 5xx). A mailbox
+    /// in doubt, and only it, waits for evidence.
+    pub open_creates: HashMap<u32, OpenCreate>,
+    /// When an uncertain create is asked again.
+    pub probes: Due<u32>,
+    /// Transient failures to resume.
+    pub resumes: Due<u32>,
     pub stats_queue: VecDeque<u32>,
     pub get_queue: VecDeque<u32>,
     pub approvals: VecDeque<u32>,
-    /// (mailbox, target wave)
-    pub reschedules: VecDeque<(u32, u32)>,
-    /// Reschedules waiting for a request to replicate: (due unix ms, mailbox, target wave).
-    pub later: BinaryHeap<std::cmp::Reverse<(i64, u32, u32)>>,
+    pub reschedules: VecDeque<(u32, Target)>,
+    /// Reschedules waiting for a request to replicate.
+    pub later: Due<(u32, Target)>,
 }
 
 pub fn parse_guid(s: &str) -> Option<u128> {
     uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
+}
+
+pub fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::MIN)
 }
 
 impl RunState {
@@ -153,10 +229,8 @@ impl RunState {
                     prestage_start: w.prestage_start,
                     members: Vec::new(),
                     submit_cursor: 0,
-                    next_poll: None,
-                    listing: false,
-                    pushed: false,
-                    reconciling: false,
+                    poll: Poll::Off,
+                    close: Close::Ahead,
                     counts: [0; 10],
                 })
                 .collect(),
@@ -164,7 +238,8 @@ impl RunState {
             addresses: String::new(),
             counts: [0; 10],
             creating: 0,
-            intents: HashMap::new(),
+            open_creates: HashMap::new(),
+            probes: BinaryHeap::new(),
             resumes: BinaryHeap::new(),
             stats_queue: VecDeque::new(),
             get_queue: VecDeque::new(),
@@ -192,10 +267,10 @@ impl RunState {
                 state: row.state,
                 class: row.failure_class,
                 attempts: row.attempts.clamp(0, u16::MAX as i64) as u16,
+                work: Work::Idle,
+                dcs_checked: false,
                 guid: Guid::of(row.request_id.as_deref().and_then(parse_guid)),
                 submitted_at: row.submitted_at.map(|t| t.as_millisecond()).unwrap_or(0),
-                busy: false,
-                checked: false,
             });
         });
         state.mailboxes.shrink_to_fit();
@@ -219,11 +294,18 @@ impl RunState {
             .collect()
     }
 
+    /// The wave index of a database wave id.
+    pub fn wave_of_db(&self, db_id: i64) -> Option<u32> {
+        self.waves
+            .iter()
+            .position(|w| w.db_id == db_id)
+            .map(|w| w as u32)
+    }
+
     pub fn count(&self, s: State) -> u64 {
         self.counts[s.code() as usize]
     }
 
-    /// Moves submitted and still copying, plus creates in flight.
     /// When the mailbox's request was created (for telling replication lag from absence).
     pub fn created_at(&self, idx: u32) -> Option<Timestamp> {
         let m = &self.mailboxes[idx as usize];
@@ -232,13 +314,19 @@ impl RunState {
             .flatten()
     }
 
-    /// What an identity call needs: the address, and when the request was created.
-    pub fn identity(&self, idx: u32) -> (String, Option<Timestamp>) {
-        (self.address(idx).to_string(), self.created_at(idx))
+    /// Moves submitted and still copying, plus creates on the wire or in doubt.
+    pub fn in_flight(&self) -> u64 {
+        self.count(State::Submitted) + self.count(State::Syncing) + self.open_creates.len() as u64
     }
 
-    pub fn in_flight(&self) -> u64 {
-        self.count(State::Submitted) + self.count(State::Syncing) + self.creating
+    /// A create for this mailbox has no outcome yet.
+    pub fn has_open_create(&self, idx: u32) -> bool {
+        self.open_creates.contains_key(&idx)
+    }
+
+    /// Creates in doubt (not on the wire).
+    pub fn uncertain(&self) -> u64 {
+        self.open_creates.len() as u64 - self.creating
     }
 
     /// Records a new state in the view (the caller writes it to the store).
@@ -287,12 +375,15 @@ impl RunState {
         self.waves[m.wave as usize].counts[code] -= 1;
         self.waves[to as usize].counts[code] += 1;
         m.wave = to;
-        m.checked = false;
+        m.dcs_checked = false;
         self.waves[to as usize].members.push(idx);
+        // The new wave's submitter must see it even if its cursor has passed.
+        let w = &mut self.waves[to as usize];
+        w.submit_cursor = w.submit_cursor.min(w.members.len() - 1);
     }
 
     /// The first wave after `w` whose window starts after `not_before`.
-    pub fn next_wave(&self, w: u32, not_before: Timestamp) -> Option<u32> {
+    pub fn next_wave(&self, w: u32, not_before: Timestamp) -> Target {
         let after = self.waves[w as usize].window_start;
         self.waves
             .iter()
@@ -301,7 +392,7 @@ impl RunState {
                 *i as u32 != w && x.window_start > after && x.window_start > not_before
             })
             .min_by_key(|(_, x)| x.window_start)
-            .map(|(i, _)| i as u32)
+            .map_or(Target::NoLaterWave, |(i, _)| Target::Wave(i as u32))
     }
 }
 

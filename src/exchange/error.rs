@@ -31,6 +31,12 @@ pub enum ServiceError {
     Permission { cmdlet: String },
     #[error("bad request: {message}")]
     BadRequest { message: String },
+    /// A change refused because the request is completing or completed (its cut-over started).
+    #[error("the request is completing or completed and can't be changed: {message}")]
+    RequestCompleting { message: String },
+    /// Not sent: the run is stopping (nothing happened on the service).
+    #[error("not sent: the run is stopping")]
+    NotSent,
     #[error("permanent service error ({status}): {message}")]
     Permanent { status: u16, message: String },
 }
@@ -113,6 +119,9 @@ pub fn classify(
         || matches!(status, 502..=504)
     {
         return ServiceError::Transient { status, message };
+    }
+    if kind.contains("CannotSetCompleting") {
+        return ServiceError::RequestCompleting { message };
     }
     match status {
         401 => ServiceError::Auth { message },
@@ -246,6 +255,18 @@ mod tests {
                 false
             ),
             ServiceError::BadRequest { .. }
+        ));
+        assert!(matches!(
+            c(
+                400,
+                Some(body(
+                    "Microsoft.Exchange.MailboxReplicationService.CannotSetCompletingPermanentException",
+                    "The move request for 'a@b.c' is completing or completed and can't be changed."
+                )),
+                None,
+                false
+            ),
+            ServiceError::RequestCompleting { .. }
         ));
         assert!(matches!(
             c(

@@ -111,6 +111,74 @@ pub struct MoveRequest {
     pub complete_after: Option<Timestamp>,
 }
 
+/// The Data Consistency Score Exchange Online gives a move for the items it skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dcs {
+    Perfect,
+    /// Minor inconsistencies; the move completes on its own.
+    Good,
+    /// Needs the skipped items approved (`Set-MoveRequest -SkippedItemApprovalTime`) to complete.
+    Investigate,
+    /// Cannot complete.
+    Poor,
+}
+
+impl Dcs {
+    pub fn parse(s: &str) -> Option<Dcs> {
+        [Dcs::Perfect, Dcs::Good, Dcs::Investigate, Dcs::Poor]
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dcs::Perfect => "Perfect",
+            Dcs::Good => "Good",
+            Dcs::Investigate => "Investigate",
+            Dcs::Poor => "Poor",
+        }
+    }
+}
+
+/// Whether a failed move is worth resuming, as the service's failure type says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Transient,
+    Permanent,
+}
+
+/// What `Get-MoveRequestStatistics` says of a move's failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoveFailure {
+    pub kind: FailureKind,
+    /// The service's `FailureType`, for example `MailboxReplicationPermanentException`.
+    pub failure_type: String,
+    pub message: String,
+    pub at: Option<Timestamp>,
+}
+
+impl MoveFailure {
+    /// `FailureType` names end in `TransientException` or `PermanentException`; the message of a
+    /// permanent failure names its exception. Anything else is taken as transient: resumes are
+    /// bounded, so a wrong guess costs a few calls, never a move.
+    fn classify(failure_type: &str, message: &str) -> FailureKind {
+        if failure_type.contains("Permanent") || message.contains("PermanentException") {
+            FailureKind::Permanent
+        } else {
+            FailureKind::Transient
+        }
+    }
+
+    /// "FailureType: message", as the operator reads it.
+    pub fn describe(&self) -> String {
+        if self.failure_type.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.failure_type, self.message)
+        }
+    }
+}
+
 /// `Get-MoveRequestStatistics`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MoveStatistics {
@@ -120,12 +188,12 @@ pub struct MoveStatistics {
     pub total_mailbox_size: Option<u64>,
     pub total_item_count: Option<u64>,
     pub items_transferred: Option<u64>,
+    /// The service's message about the move (why it waits, why it failed).
     pub message: String,
-    pub failure_type: Option<String>,
-    pub failure_timestamp: Option<String>,
+    /// Set when the service reports a failure type.
+    pub failure: Option<MoveFailure>,
     pub sync_stage: Option<String>,
-    /// Perfect, Good, Investigate or Poor.
-    pub data_consistency_score: Option<String>,
+    pub data_consistency_score: Option<Dcs>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,6 +428,13 @@ pub fn parse_statistics(v: &Value) -> MoveStatistics {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
+    let message = text(v, "Message");
+    let failure = opt("FailureType").map(|failure_type| MoveFailure {
+        kind: MoveFailure::classify(&failure_type, &message),
+        message: message.clone(),
+        at: opt("FailureTimestamp").and_then(|t| parse_time(&t)),
+        failure_type,
+    });
     MoveStatistics {
         request: parse_request(v),
         percent_complete: v
@@ -370,11 +445,10 @@ pub fn parse_statistics(v: &Value) -> MoveStatistics {
         total_mailbox_size: v.get("TotalMailboxSize").and_then(parse_byte_quantified),
         total_item_count: v.get("TotalMailboxItemCount").and_then(Value::as_u64),
         items_transferred: v.get("ItemsTransferred").and_then(Value::as_u64),
-        message: text(v, "Message"),
-        failure_type: opt("FailureType"),
-        failure_timestamp: opt("FailureTimestamp"),
+        message,
+        failure,
         sync_stage: opt("SyncStage"),
-        data_consistency_score: opt("DataConsistencyScore"),
+        data_consistency_score: opt("DataConsistencyScore").and_then(|s| Dcs::parse(&s)),
     }
 }
 
@@ -669,6 +743,32 @@ mod tests {
         assert_eq!(format_datetime(t), "2027-01-04T20:00:00.0000000Z");
         let t: Timestamp = "2027-01-04T20:00:00.1234567Z".parse().unwrap();
         assert_eq!(format_datetime(t), "2027-01-04T20:00:00.1234567Z");
+    }
+
+    #[test]
+    fn statistics_carry_typed_failures_and_grades() {
+        let s = parse_statistics(
+            &json!({"Status": "Failed", "FailureType": "MailboxReplicationPermanentException",
+            "Message": "Error: the source database is not available", "FailureTimestamp": "2027-01-04T20:00:00Z",
+            "DataConsistencyScore": "Investigate"}),
+        );
+        let f = s.failure.unwrap();
+        assert_eq!(f.kind, FailureKind::Permanent);
+        assert_eq!(f.at, Some("2027-01-04T20:00:00Z".parse().unwrap()));
+        assert_eq!(s.data_consistency_score, Some(Dcs::Investigate));
+        let s = parse_statistics(
+            &json!({"Status": "Failed", "FailureType": "CommunicationErrorTransientException",
+            "Message": "The call timed out."}),
+        );
+        assert_eq!(s.failure.unwrap().kind, FailureKind::Transient);
+        let s = parse_statistics(
+            &json!({"Status": "InProgress", "FailureType": null, "DataConsistencyScore": "Excellent"}),
+        );
+        assert!(s.failure.is_none());
+        assert_eq!(
+            s.data_consistency_score, None,
+            "an unknown grade is not guessed"
+        );
     }
 
     #[test]

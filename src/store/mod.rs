@@ -21,7 +21,10 @@ pub use lifecycle::{FailureClass, State};
 pub use plan_load::LoadReport;
 
 /// Schema migrations, applied in order on open. `PRAGMA user_version` holds the last one applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_intent_wave.sql"),
+];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -274,6 +277,15 @@ impl Store {
             params![millis(now), lock::host_name(), std::process::id(), command],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Closes run rows left open by processes that died (the caller holds the run lock, so no live
+    /// run owns them); returns how many.
+    pub fn close_abandoned_runs(&self, now: jiff::Timestamp) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET ended_at = ?1, outcome = 'interrupted' WHERE ended_at IS NULL",
+            params![millis(now)],
+        )?)
     }
 
     pub fn end_run(

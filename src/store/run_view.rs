@@ -34,6 +34,8 @@ pub struct OpenIntent {
     pub operation: String,
     pub correlation: [u8; 16],
     pub created_at: jiff::Timestamp,
+    /// The wave a create was made for (schema 2 on; unknown for older intents).
+    pub wave_id: Option<i64>,
 }
 
 impl Store {
@@ -84,7 +86,7 @@ impl Store {
 
     pub fn open_intents(&self) -> Result<Vec<OpenIntent>> {
         let mut q = self.conn().prepare(
-            "SELECT id, mailbox_id, operation, correlation, created_at FROM intents WHERE resolved_at IS NULL ORDER BY id",
+            "SELECT id, mailbox_id, operation, correlation, created_at, wave_id FROM intents WHERE resolved_at IS NULL ORDER BY id",
         )?;
         let rows = q.query_map(params![], |r| {
             let c: Vec<u8> = r.get(3)?;
@@ -98,6 +100,7 @@ impl Store {
                 operation: r.get(2)?,
                 correlation,
                 created_at: from_millis(r.get(4)?),
+                wave_id: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -100,8 +100,7 @@ pub enum Command {
     /// Several intents in one go; replies with their ids, in order.
     Intents {
         operation: &'static str,
-        /// (mailbox, correlation)
-        calls: Vec<(i64, [u8; 16])>,
+        calls: Vec<IntentCall>,
         at: i64,
     },
     /// What came of an intent.
@@ -119,6 +118,18 @@ pub enum Command {
     },
     /// Replies once everything sent before it is committed.
     Flush,
+}
+
+/// One call about to be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentCall {
+    pub mailbox: i64,
+    /// The call's `client-request-id`.
+    pub correlation: [u8; 16],
+    /// The wave it is made for.
+    pub wave: Option<i64>,
+    /// An earlier intent in doubt that this call asks about again: it is resolved as superseded.
+    pub supersedes: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,9 +159,30 @@ const GROUP_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_millis(
 pub struct WriterHandle {
     tx: mpsc::Sender<Envelope>,
     paused_time: bool,
+    failure: Failure,
+}
+
+/// The first change the writer could not make without anyone waiting to hear it (a failed commit,
+/// a refused transition). The run must not go on with a view that differs from the database, so
+/// the coordinator checks it and stops.
+type Failure = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+fn note_failure(failure: &Failure, e: &StoreError) {
+    let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+    if f.is_none() {
+        *f = Some(e.to_string());
+    }
 }
 
 impl WriterHandle {
+    /// What the writer could not do, if anything (see [`Failure`]).
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// For runs on tokio's paused clock: waits for the writer on the blocking pool, which stops
     /// tokio from jumping simulated time forward while the store is busy.
     pub fn for_paused_time(mut self) -> WriterHandle {
@@ -239,9 +271,16 @@ pub fn spawn(path: &Path, run: Option<i64>) -> Result<(WriterHandle, JoinHandle<
     store.conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
     let states = load_states(&store)?;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let failure = Failure::default();
+    let writer = Writer {
+        store,
+        states,
+        run,
+        failure: failure.clone(),
+    };
     let thread = std::thread::Builder::new()
         .name("mailwave-writer".into())
-        .spawn(move || Writer { store, states, run }.run(rx))
+        .spawn(move || writer.run(rx))
         .map_err(|source| StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -250,6 +289,7 @@ pub fn spawn(path: &Path, run: Option<i64>) -> Result<(WriterHandle, JoinHandle<
         WriterHandle {
             tx,
             paused_time: false,
+            failure,
         },
         thread,
     ))
@@ -279,6 +319,7 @@ struct Writer {
     /// State code per mailbox id; `u8::MAX` for a mailbox without a plan.
     states: Vec<u8>,
     run: Option<i64>,
+    failure: Failure,
 }
 
 impl Writer {
@@ -324,6 +365,7 @@ impl Writer {
             if let Err(e) = &committed {
                 // The in-memory states may be ahead of the database now: read them again.
                 tracing::error!(error = %e, "state commit failed");
+                note_failure(&self.failure, &StoreError::CommitFailed(e.to_string()));
                 self.states = load_states(&self.store)?;
             }
             for (ack, result) in batch.drain(..) {
@@ -337,7 +379,8 @@ impl Writer {
                     }
                     None => {
                         if let Err(e) = result {
-                            tracing::warn!(error = %e, "state change refused");
+                            tracing::error!(error = %e, "state change refused");
+                            note_failure(&self.failure, &e);
                         }
                     }
                 }
@@ -441,12 +484,30 @@ fn apply(
             at,
         } => {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO intents (mailbox_id, operation, correlation, created_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO intents (mailbox_id, operation, correlation, created_at, run_id, wave_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut supersede = tx.prepare_cached(
+                "UPDATE intents SET resolved_at = ?2, outcome = ?3 WHERE id = ?1 AND resolved_at IS NULL",
             )?;
             let mut ids = Vec::with_capacity(calls.len());
-            for (mailbox, correlation) in calls {
-                insert.execute(params![mailbox, operation, correlation.as_slice(), at, run])?;
-                ids.push(tx.last_insert_rowid());
+            for call in calls {
+                insert.execute(params![
+                    call.mailbox,
+                    operation,
+                    call.correlation.as_slice(),
+                    at,
+                    run,
+                    call.wave
+                ])?;
+                let id = tx.last_insert_rowid();
+                if let Some(old) = call.supersedes {
+                    supersede.execute(params![
+                        old,
+                        at,
+                        format!("in doubt; asked again by intent {id}")
+                    ])?;
+                }
+                ids.push(id);
             }
             Ok(Reply::Intents(ids))
         }

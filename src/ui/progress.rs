@@ -6,13 +6,59 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
-use crate::engine::run::Snapshot;
+use crate::engine::Snapshot;
 use crate::store::State;
 
-fn line(s: &Snapshot) -> String {
-    let c = |st: State| s.counts[st.code() as usize];
+/// What the service's silence looks like in a progress line: empty while it answers.
+fn health(s: &Snapshot) -> String {
+    let h = &s.health;
+    if h.failures_in_a_row == 0 {
+        return String::new();
+    }
+    let now = s.now.unwrap_or_default();
+    let last_good = match h.last_good {
+        Some(t) => format!(
+            "last good answer {} ago",
+            short_duration(now.duration_since(t))
+        ),
+        None => "no good answer yet".into(),
+    };
     format!(
-        "{} · wave {} · planned {} · copying {} · synced {} · cutting over {} · done {} · failed {} · held {} · calls {} · 429s {}",
+        " · SERVICE NOT ANSWERING: {} failures in a row, {last_good}{}; last: {}",
+        h.failures_in_a_row,
+        if h.unreachable_since.is_some() {
+            ", calls held back"
+        } else {
+            ""
+        },
+        h.last_failure.as_deref().unwrap_or("-")
+    )
+}
+
+fn short_duration(d: jiff::SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+pub fn line(s: &Snapshot) -> String {
+    let c = |st: State| s.counts[st.code() as usize];
+    let waiting = match &s.waiting_for {
+        Some((what, at)) if s.now.is_some_and(|now| *at > now) => {
+            format!(" · next: {what} at {}", at.strftime("%Y-%m-%d %H:%M UTC"))
+        }
+        _ => String::new(),
+    };
+    let doubt = if s.uncertain > 0 {
+        format!(" · in doubt {}", s.uncertain)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} · wave {} · planned {} · copying {} · synced {} · cutting over {} · done {} · failed {} · held {}{doubt} · calls {} · 429s {}{}{waiting}",
         s.now
             .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
             .unwrap_or_default(),
@@ -26,6 +72,7 @@ fn line(s: &Snapshot) -> String {
         c(State::Held),
         s.calls,
         s.throttled,
+        health(s),
     )
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::engine::run::RunSummary;
+use crate::engine::RunSummary;
 use crate::store::status::AttentionRow;
 
 pub fn render(
@@ -56,6 +56,18 @@ pub fn render(
         let parts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
         let _ = writeln!(out, "  {cmdlet:<27} {}", parts.join(", "));
     }
+    if s.uncertain_at_start > 0 || s.calls_cut_off > 0 {
+        let _ = writeln!(
+            out,
+            "creates in doubt at the start {} ({} settled by evidence this run); calls cut off at the stop {} (the next run settles them)",
+            s.uncertain_at_start, s.uncertain_settled, s.calls_cut_off
+        );
+    }
+    if let Some(last) = &s.last_good_answer {
+        let _ = writeln!(out, "last good answer from the service {last}");
+    } else if s.api_calls_total > 0 {
+        let _ = writeln!(out, "the service never gave a good answer");
+    }
     if attention_total > 0 {
         let _ = writeln!(out, "{attention_total} mailbox(es) need attention:");
         for a in attention {
@@ -83,22 +95,4 @@ pub fn render(
         let _ = writeln!(out, "no mailbox needs attention");
     }
     out
-}
-
-/// The text of a webhook message (Teams and Slack both read `text`).
-pub fn webhook_text(s: &RunSummary, attention_total: u64) -> String {
-    let done = s.states.get("completed").copied().unwrap_or(0)
-        + s.states.get("completed_with_warning").copied().unwrap_or(0);
-    format!(
-        "mailwave run {}: {done} of {} mailboxes cut over ({} this run), {attention_total} need attention, {} API calls, {} throttled.{}",
-        s.outcome,
-        s.mailboxes,
-        s.completed_this_run,
-        s.api_calls_total,
-        s.throttled,
-        s.fatal
-            .as_deref()
-            .map(|f| format!(" Fatal: {f}"))
-            .unwrap_or_default()
-    )
 }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
-use mailwave::engine::run::{self, RunContext, RunOptions, RunSummary};
+use mailwave::engine::session::{self, Session};
+use mailwave::engine::{RunOptions, RunSummary};
 use mailwave::exchange::ExchangeClient;
+use mailwave::exchange::MoveService;
 use mailwave::sim::transport::LocalTransport;
 use mailwave::sim::{Profile, Simulator};
-use mailwave::store::{Store, writer};
+use mailwave::store::Store;
 use mailwave::time::Clock;
+use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
 
@@ -70,26 +73,33 @@ pub async fn run_to_end(
     let clock = Clock::tokio(origin, 1.0);
     let sim = Arc::new(Simulator::new(profile, 5, clock).unwrap());
     let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let summary = run_session(p, clock, service, options).await;
+    Outcome { summary, sim, plan }
+}
+
+/// A run session on the paused clock, as the command line runs one.
+pub async fn run_session<S: MoveService>(
+    p: &Project,
+    clock: Clock,
+    service: Arc<S>,
+    options: RunOptions,
+) -> RunSummary {
     let config = p.config();
-    let (writer, thread) = writer::spawn(&p.db(), None).unwrap();
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let summary = run::run(RunContext {
+    session::run(Session {
         service,
-        store_path: p.db(),
-        writer: writer.for_paused_time(),
+        state: &p.db(),
+        config: &config,
         clock,
-        run: config.run.clone(),
-        migration: config.migration.clone(),
-        timezone: config.schedule.timezone.clone(),
         options,
-        stop,
+        command: "test",
+        paused_time: true,
+        stop: CancellationToken::new(),
+        ending: CancellationToken::new(),
         progress: None,
-        on_failures: None,
     })
     .await
-    .unwrap();
-    thread.join().unwrap().unwrap();
-    Outcome { summary, sim, plan }
+    .unwrap()
+    .summary
 }
 
 /// Checks that no move started its cut-over outside the window of the wave it belonged to then

@@ -75,5 +75,9 @@ fn modules_depend_one_way_and_production_code_never_imports_the_simulator() {
     }
     wrong.sort();
     wrong.dedup();
-    assert!(wrong.is_empty(), "imports against the grain:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the grain:\n{}",
+        wrong.join("\n")
+    );
 }

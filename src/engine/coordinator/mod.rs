@@ -1,0 +1,680 @@
+//! The coordinator: one task that owns the run's view, decides what is due (the submitter, the
+//! poller, the completer), dispatches jobs, and turns their outcomes into transitions written through
+//! the store's writer. It never prints: progress leaves as [`Snapshot`]s, alerts as [`Alert`]s.
+//!
+//! Rooms: this file holds the loop, dispatch and stopping; `submit` the creates and uncertain ones;
+//! `poll` the batch listings and what they show; `cutover` the end of windows, reschedules and
+//! approvals; `outcomes` what each call's answer changes; `report` progress and the summary.
+
+mod cutover;
+mod outcomes;
+mod poll;
+mod report;
+mod submit;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::health::Health;
+use super::jobs::{Executor, Gate, Job, Metrics, Outcome, What};
+use super::policy::{self, Resume};
+use super::state::{OpenCreate, RunState, Work, from_ms, ms};
+use super::summary::{Alert, RunOutcome, RunSummary, Snapshot};
+use crate::config;
+use crate::exchange::{Call, MoveService, ServiceError};
+use crate::store::writer::{Command, Transition, WriterHandle};
+use crate::store::{FailureClass, State, Store, StoreError};
+use crate::time::Clock;
+use crate::time::limits;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Only these waves (by id); all when `None`.
+    pub scope: Option<Vec<String>>,
+    /// Start no new work after this (simulated) time.
+    pub until: Option<Timestamp>,
+    /// Do what is due now, once, then stop.
+    pub once: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Bad input: nothing was changed.
+    #[error("no wave {0} in the state database (see `mailwave status`)")]
+    UnknownWave(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Everything a run needs.
+pub struct RunContext<S: MoveService> {
+    pub service: Arc<S>,
+    pub store_path: PathBuf,
+    pub writer: WriterHandle,
+    pub clock: Clock,
+    pub run: config::Run,
+    pub migration: config::Migration,
+    /// The plan's time zone (`schedule.timezone`), for local-time settings such as the pre-stage window.
+    pub timezone: jiff::tz::TimeZone,
+    pub options: RunOptions,
+    /// Cancelled when the operator asks the run to stop.
+    pub stop: CancellationToken,
+    /// Cancelled by the run when it begins to end, for whatever reason (a stop, `--until`, a fatal
+    /// error, an unreachable service): from then on no call starts and nothing is retried.
+    pub ending: CancellationToken,
+    pub progress: Option<watch::Sender<Snapshot>>,
+    pub alerts: Option<mpsc::UnboundedSender<Alert>>,
+    /// Alert once this many mailboxes have failed in the run (0: never).
+    pub failure_threshold: u64,
+}
+
+/// Whether the migration endpoint's limits have been read (nothing is sent before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Unknown,
+    Read,
+}
+
+struct Coordinator<S: MoveService> {
+    st: RunState,
+    exec: Executor<S>,
+    jobs: JoinSet<Outcome>,
+    cfg: config::Run,
+    migration: config::Migration,
+    timezone: jiff::tz::TimeZone,
+    clock: Clock,
+    writer: WriterHandle,
+    options: RunOptions,
+    started: Timestamp,
+    endpoint: Endpoint,
+    in_flight_cap: u64,
+    /// Why the run is ending, once it is.
+    ending: Option<RunOutcome>,
+    operator_stop: CancellationToken,
+    counters: Counters,
+    progress: Option<watch::Sender<Snapshot>>,
+    alerts: Option<mpsc::UnboundedSender<Alert>>,
+    failure_threshold: u64,
+    /// An unreachable alert went out and no recovery since.
+    alerted_unreachable: Option<Timestamp>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    completed: u64,
+    failed: u64,
+    rescheduled: u64,
+    uncertain_at_start: u64,
+    uncertain_settled: u64,
+    cut_off: u64,
+}
+
+/// How long to wait before asking again about a request that has not replicated yet.
+const LAG_RETRY: SignedDuration = SignedDuration::from_mins(2);
+
+/// A transition; [`Coordinator::transition`] stamps its time.
+fn tr(mailbox: i64, to: State, cause: &'static str) -> Transition {
+    Transition::new(mailbox, to, cause, 0)
+}
+
+/// The first wave `scope` names that the database does not hold.
+pub fn unknown_wave(
+    waves: &[crate::store::run_view::WaveRow],
+    scope: Option<&[String]>,
+) -> Option<String> {
+    scope?
+        .iter()
+        .find(|n| !waves.iter().any(|w| &w.name == *n))
+        .cloned()
+}
+
+pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, EngineError> {
+    let store = Store::open_read_only(&ctx.store_path)?;
+    let waves = store.waves()?;
+    if let Some(missing) = unknown_wave(&waves, ctx.options.scope.as_deref()) {
+        return Err(EngineError::UnknownWave(missing));
+    }
+    let mut load_error = None;
+    let st = RunState::load(waves, ctx.options.scope.as_deref(), |f| {
+        if let Err(e) = store.for_each_mailbox(f) {
+            load_error = Some(e);
+        }
+    });
+    if let Some(e) = load_error {
+        return Err(e.into());
+    }
+    let intents = store.open_intents()?;
+    drop(store);
+
+    let limiter = Arc::new(limits::limiter(
+        ctx.clock,
+        ctx.run.requests_per_second,
+        ctx.run.burst,
+    ));
+    let started = ctx.clock.now();
+    let mut c = Coordinator {
+        st,
+        exec: Executor {
+            service: ctx.service,
+            clock: ctx.clock,
+            limiter,
+            gate: Arc::new(Gate::default()),
+            health: Arc::new(Health::default()),
+            metrics: Arc::new(Metrics::default()),
+            stop: ctx.ending,
+        },
+        jobs: JoinSet::new(),
+        in_flight_cap: ctx.run.max_in_flight,
+        cfg: ctx.run,
+        migration: ctx.migration,
+        timezone: ctx.timezone,
+        clock: ctx.clock,
+        writer: ctx.writer,
+        options: ctx.options,
+        started,
+        endpoint: Endpoint::Unknown,
+        ending: None,
+        operator_stop: ctx.stop,
+        counters: Counters::default(),
+        progress: ctx.progress,
+        alerts: ctx.alerts,
+        failure_threshold: ctx.failure_threshold,
+        alerted_unreachable: None,
+    };
+    c.take_over_open_intents(intents, started).await?;
+    let outcome = c.main_loop().await;
+    // Everything recorded so far must be on disk before the summary says so; a writer that does not
+    // answer within a few seconds is itself a failure.
+    let flushed = tokio::time::timeout(std::time::Duration::from_secs(10), c.writer.flush()).await;
+    let outcome = match (outcome, flushed) {
+        (o @ RunOutcome::Fatal(_), _) => o,
+        (o, Ok(Ok(()))) => o,
+        (_, Ok(Err(e))) => RunOutcome::Fatal(format!("state database: {e}")),
+        (_, Err(_)) => {
+            RunOutcome::Fatal("state database: the writer did not finish in 10 s".into())
+        }
+    };
+    let ended = c.clock.now();
+    c.publish(ended);
+    Ok(c.summary(outcome, ended))
+}
+
+impl<S: MoveService> Coordinator<S> {
+    /// Open intents from an earlier run. A create without an outcome makes *that mailbox* uncertain:
+    /// it is settled by the first evidence (its batch listing, or a new create whose answer says
+    /// whether the service already had it). Nothing else waits.
+    async fn take_over_open_intents(
+        &mut self,
+        intents: Vec<crate::store::run_view::OpenIntent>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let indices = self.st.indices_of(intents.iter().map(|i| i.mailbox_id));
+        for intent in intents {
+            let Some(&idx) = indices.get(&intent.mailbox_id) else {
+                continue; // outside this run's scope: a later run settles it
+            };
+            let m = &self.st.mailboxes[idx as usize];
+            if intent.operation != "create" || m.state != State::Planned {
+                // Any other operation was a change the listing will show; and a create for a
+                // mailbox that has moved on since was settled by its transitions.
+                let outcome = if m.state == State::Planned {
+                    "superseded: settled by the next listing"
+                } else {
+                    "superseded: the mailbox moved on"
+                };
+                self.writer
+                    .submit(Command::Resolve {
+                        intent: intent.id,
+                        outcome: outcome.into(),
+                        at: ms(now),
+                    })
+                    .await?;
+                continue;
+            }
+            let made_for = intent.wave_id.and_then(|w| self.st.wave_of_db(w));
+            self.st.open_creates.insert(
+                idx,
+                OpenCreate {
+                    intent: intent.id,
+                    correlation: intent.correlation,
+                    attempted: intent.created_at,
+                    made_for,
+                    probe: false,
+                },
+            );
+            self.wait_for_probe(idx, intent.created_at, now);
+            let w = self.st.mailboxes[idx as usize].wave;
+            self.st.waves[w as usize].poll_by(now);
+        }
+        self.counters.uncertain_at_start = self.st.open_creates.len() as u64;
+        if !self.st.open_creates.is_empty() {
+            tracing::info!(
+                uncertain = self.st.open_creates.len(),
+                "creates left in doubt by an earlier run: those mailboxes are settled by their listing or a new create; everything else goes on"
+            );
+        }
+        Ok(())
+    }
+
+    /// Puts an uncertain mailbox aside until it may be asked again.
+    fn wait_for_probe(&mut self, idx: u32, attempted: Timestamp, now: Timestamp) {
+        let at = policy::probe_at(attempted, now);
+        self.st.mailboxes[idx as usize].work = Work::Waiting;
+        self.st.probes.push(std::cmp::Reverse((ms(at), idx)));
+    }
+
+    /// Decides whether the run must end now, and why.
+    fn check_ending(&mut self, now: Timestamp) {
+        if self.ending.is_some() {
+            return;
+        }
+        if let Some(e) = self.writer.failure() {
+            self.ending = Some(RunOutcome::Fatal(format!("state database: {e}")));
+            return;
+        }
+        let health = self.exec.health.view();
+        if let Some(silent) = health.silent_for(self.started, now) {
+            let last = health.last_failure.clone().unwrap_or_default();
+            let give_up = self.cfg.unreachable_timeout;
+            // Unattended runs hear about it long before they give up.
+            let alert_after = (give_up / 3).min(SignedDuration::from_mins(5));
+            if silent >= give_up {
+                self.ending = Some(RunOutcome::Unreachable(format!(
+                    "no good answer from the service for {:.0} s (run.unreachable_timeout {}); {} failures in a row, last: {last}",
+                    silent.as_secs_f64(),
+                    config::format_duration(give_up),
+                    health.failures_in_a_row
+                )));
+                return;
+            }
+            if self.options.once
+                && health.good_answers == 0
+                && health.failures_in_a_row >= super::health::OPEN_AFTER.min(3)
+            {
+                self.ending = Some(RunOutcome::Unreachable(format!(
+                    "could not reach the service ({} failures in a row, last: {last})",
+                    health.failures_in_a_row
+                )));
+                return;
+            }
+            if silent >= alert_after && self.alerted_unreachable.is_none() {
+                let since = now - silent;
+                self.alerted_unreachable = Some(since);
+                self.alert(Alert::Unreachable {
+                    since,
+                    failures: health.failures_in_a_row,
+                    last_error: last,
+                    giving_up_at: since + give_up,
+                });
+            }
+        } else if let Some(since) = self.alerted_unreachable.take() {
+            self.alert(Alert::Reachable {
+                after: now.duration_since(since),
+            });
+        }
+        if self.operator_stop.is_cancelled() {
+            self.ending = Some(RunOutcome::Stopped);
+        } else if self.options.until.is_some_and(|u| now >= u) {
+            self.ending = Some(RunOutcome::Until);
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.ending.is_none() {
+            tracing::error!(reason = %reason, "the run cannot go on");
+            self.ending = Some(RunOutcome::Fatal(reason));
+        }
+    }
+
+    fn store_failed(&mut self, e: StoreError) {
+        self.fail(format!("state database: {e}"));
+    }
+
+    fn alert(&self, alert: Alert) {
+        if let Some(tx) = &self.alerts {
+            let _ = tx.send(alert);
+        }
+    }
+
+    async fn main_loop(&mut self) -> RunOutcome {
+        let endpoint = Job {
+            mailbox: None,
+            identity: self.migration.source_endpoint.clone().unwrap_or_default(),
+            call: Call::new(),
+            what: What::Endpoint {
+                name: self.migration.source_endpoint.clone(),
+            },
+        };
+        self.dispatch(endpoint);
+        let now = self.clock.now();
+        for w in self.st.waves.iter_mut() {
+            if w.in_scope && w.prestage_start <= now && w.active() > 0 {
+                w.poll_by(now);
+            }
+        }
+        loop {
+            let now = self.clock.now();
+            self.check_ending(now);
+            if self.ending.is_some() {
+                break;
+            }
+            let dispatched = self.plan(now).await;
+            if self.ending.is_some() {
+                break;
+            }
+            if self.jobs.is_empty() {
+                if self.options.once && dispatched == 0 {
+                    let h = self.exec.health.view();
+                    self.ending = Some(if h.good_answers == 0 && h.failures_in_a_row > 0 {
+                        RunOutcome::Unreachable(format!(
+                            "could not reach the service: {}",
+                            h.last_failure.unwrap_or_default()
+                        ))
+                    } else {
+                        RunOutcome::Once
+                    });
+                    break;
+                }
+                if self.st.unfinished() == 0 && self.st.open_creates.is_empty() {
+                    self.ending = Some(RunOutcome::Finished);
+                    break;
+                }
+            }
+            let (wake, _) = self.next_wake(now);
+            self.publish(now);
+            tokio::select! {
+                Some(joined) = self.jobs.join_next(), if !self.jobs.is_empty() => {
+                    self.joined(joined).await;
+                    while let Some(joined) = self.jobs.try_join_next() {
+                        self.joined(joined).await;
+                    }
+                }
+                _ = self.clock.sleep_until(wake) => {}
+                _ = self.operator_stop.cancelled() => {}
+            }
+        }
+        self.wind_down().await;
+        self.ending.take().unwrap_or(RunOutcome::Stopped)
+    }
+
+    /// Ending: nothing new starts and nothing is retried; calls already on the wire may finish
+    /// within `run.stop_grace` (real time), and are cut off after it. A call cut off is like a crash
+    /// for its mailbox: its intent stays open and the next run settles it.
+    async fn wind_down(&mut self) {
+        self.exec.stop.cancel();
+        if !self.jobs.is_empty() {
+            tracing::info!(
+                calls = self.jobs.len(),
+                grace = ?self.cfg.stop_grace,
+                "stopping: letting calls in flight finish"
+            );
+        }
+        let grace = tokio::time::sleep(self.cfg.stop_grace);
+        tokio::pin!(grace);
+        while !self.jobs.is_empty() {
+            tokio::select! {
+                Some(joined) = self.jobs.join_next() => self.joined(joined).await,
+                _ = &mut grace => {
+                    self.counters.cut_off = self.jobs.len() as u64;
+                    tracing::warn!(left = self.jobs.len(), "stop grace ran out; calls in flight were cut off (the next run settles their mailboxes)");
+                    self.jobs.abort_all();
+                    while self.jobs.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn joined(&mut self, joined: Result<Outcome, tokio::task::JoinError>) {
+        match joined {
+            Ok(outcome) => {
+                if let Err(e) = self.handle(outcome).await {
+                    self.store_failed(e);
+                }
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => self.fail(format!("a worker failed: {e}")),
+        }
+    }
+
+    fn dispatch(&mut self, job: Job) {
+        if let Some(idx) = job.mailbox {
+            self.st.mailboxes[idx as usize].work = Work::Calling;
+        }
+        let exec = self.exec.clone();
+        self.jobs.spawn(exec.run(job));
+    }
+
+    /// A job about one mailbox, by address, with the request's creation time (replication lag).
+    fn mailbox_job(&self, idx: u32, what: What) -> Job {
+        Job {
+            mailbox: Some(idx),
+            identity: self.st.address(idx).to_string(),
+            call: Call::new().created_at(self.st.created_at(idx)),
+            what,
+        }
+    }
+
+    fn slots(&self) -> usize {
+        self.cfg.max_parallel_calls.saturating_sub(self.jobs.len())
+    }
+
+    /// When something next becomes due, and what. With every call slot busy nothing new can start,
+    /// so the next thing that matters is a job finishing (which wakes the loop by itself).
+    fn next_wake(&self, now: Timestamp) -> (Timestamp, String) {
+        let floor = now + SignedDuration::from_millis(1);
+        let mut wake = (
+            now + SignedDuration::from_hours(6),
+            "nothing due".to_string(),
+        );
+        let mut consider = |at: Timestamp, what: &dyn Fn() -> String| {
+            if at < wake.0 {
+                wake = (at, what());
+            }
+        };
+        if let Some(u) = self.options.until {
+            consider(u, &|| "--until".into());
+        }
+        if self.slots() == 0 {
+            return (wake.0.max(floor), "calls in flight".into());
+        }
+        for w in self.st.waves.iter().filter(|w| w.in_scope) {
+            if let Some(p) = w.next_poll() {
+                consider(p, &|| format!("the next listing of {}", w.name));
+            }
+            if w.prestage_start > now && w.count(State::Planned) > 0 {
+                consider(w.prestage_start, &|| format!("pre-staging of {}", w.name));
+            }
+            if w.close == super::state::Close::Ahead && w.unready() > 0 {
+                consider(self.close_time(w), &|| {
+                    format!("the close of {}'s window", w.name)
+                });
+            }
+        }
+        for (heap, what) in [
+            (&self.st.resumes, "a resume"),
+            (&self.st.probes, "asking about a create in doubt"),
+        ] {
+            if let Some(std::cmp::Reverse((due, _))) = heap.peek() {
+                consider(from_ms(*due), &|| what.to_string());
+            }
+        }
+        if let Some(std::cmp::Reverse((due, _))) = self.st.later.peek() {
+            consider(from_ms(*due), &|| "a request to replicate".into());
+        }
+        (wake.0.max(floor), wake.1)
+    }
+
+    /// Decides and dispatches what is due now; returns how many jobs it started.
+    async fn plan(&mut self, now: Timestamp) -> usize {
+        let before = self.jobs.len();
+        if self.endpoint == Endpoint::Unknown {
+            return 0;
+        }
+        if let Err(e) = self.close_windows(now).await {
+            self.store_failed(e);
+            return 0;
+        }
+        self.dispatch_reschedules(now);
+        self.drain(|st| &mut st.approvals, What::Approve);
+        self.drain(|st| &mut st.get_queue, What::Get);
+        self.drain(|st| &mut st.stats_queue, What::Stats);
+        self.dispatch_resumes(now);
+        self.dispatch_polls(now);
+        if let Err(e) = self.submit(now).await {
+            self.store_failed(e);
+        }
+        self.jobs.len() - before
+    }
+
+    /// Dispatches a call for each mailbox at the front of a queue while call slots are free.
+    fn drain(
+        &mut self,
+        queue: fn(&mut RunState) -> &mut std::collections::VecDeque<u32>,
+        what: What,
+    ) {
+        while self.slots() > 0
+            && let Some(idx) = queue(&mut self.st).pop_front()
+        {
+            let job = self.mailbox_job(idx, what.clone());
+            self.dispatch(job);
+        }
+    }
+
+    /// Transient failures whose backoff has passed are resumed.
+    fn dispatch_resumes(&mut self, now: Timestamp) {
+        while self.slots() > 0
+            && let Some(&std::cmp::Reverse((due, idx))) = self.st.resumes.peek()
+            && due <= ms(now)
+        {
+            self.st.resumes.pop();
+            let m = &self.st.mailboxes[idx as usize];
+            if m.state != State::Failed || m.work == Work::Calling {
+                self.st.mailboxes[idx as usize].work = Work::Idle;
+                continue;
+            }
+            let job = self.mailbox_job(idx, What::Resume);
+            self.dispatch(job);
+        }
+    }
+
+    /// Writes a transition and mirrors it in the view.
+    async fn transition(
+        &mut self,
+        idx: u32,
+        t: Transition,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let to = t.to;
+        let class = t.failure.as_ref().map(|(c, _)| *c);
+        // The store counts attempts the same way (every submission and every resume).
+        let attempt = to == State::Submitted || t.cause == "resume";
+        let t = Transition { at: ms(now), ..t };
+        self.writer.submit(Command::Transition(t)).await?;
+        let from = self.st.mailboxes[idx as usize].state;
+        self.st.set_state(idx, to);
+        if attempt {
+            let m = &mut self.st.mailboxes[idx as usize];
+            m.attempts = m.attempts.saturating_add(1);
+        }
+        if to == State::Failed {
+            self.st.mailboxes[idx as usize].class = class;
+        }
+        if to.is_terminal() && !from.is_terminal() {
+            self.counters.completed += 1;
+        }
+        if to == State::Failed {
+            self.counters.failed += 1;
+            if self.failure_threshold > 0 && self.counters.failed == self.failure_threshold {
+                self.alert(Alert::Failures {
+                    failed: self.counters.failed,
+                    threshold: self.failure_threshold,
+                });
+            }
+        }
+        // A mailbox of a wave whose window has closed must not keep that window's cut-over.
+        let w = self.st.mailboxes[idx as usize].wave;
+        if self.st.waves[w as usize].close == super::state::Close::Done
+            && matches!(to, State::Submitted | State::Syncing | State::Synced)
+            && self.st.mailboxes[idx as usize].work == Work::Idle
+        {
+            let next = self.st.next_wave(w, now + self.cfg.cutover_margin);
+            self.st.reschedules.push_back((idx, next));
+            self.st.mailboxes[idx as usize].work = Work::Queued;
+        }
+        Ok(())
+    }
+
+    /// Settles a mailbox's open create with `outcome`.
+    async fn resolve(&mut self, idx: u32, outcome: &str, now: Timestamp) -> Result<(), StoreError> {
+        if let Some(open) = self.st.open_creates.remove(&idx) {
+            self.writer
+                .submit(Command::Resolve {
+                    intent: open.intent,
+                    outcome: outcome.into(),
+                    at: ms(now),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After a failure: a transient one is resumed later, until the attempts run out.
+    async fn after_failure(
+        &mut self,
+        idx: u32,
+        class: FailureClass,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if class != FailureClass::Transient {
+            return Ok(());
+        }
+        let m = &self.st.mailboxes[idx as usize];
+        let resumed = m.attempts.saturating_sub(1) as u32;
+        match policy::resume(resumed, self.cfg.resume_attempts, self.cfg.resume_backoff) {
+            Resume::After(wait) => {
+                self.st.resumes.push(std::cmp::Reverse((
+                    ms(now.saturating_add(wait).unwrap_or(Timestamp::MAX)),
+                    idx,
+                )));
+                self.st.mailboxes[idx as usize].work = Work::Waiting;
+            }
+            Resume::GiveUp => {
+                let id = m.id;
+                self.writer
+                    .submit(Command::Reclassify {
+                        mailbox: id,
+                        class: FailureClass::Permanent,
+                        message: format!("gave up after {resumed} resumes: {message}"),
+                        at: ms(now),
+                    })
+                    .await?;
+                self.st.mailboxes[idx as usize].class = Some(FailureClass::Permanent);
+            }
+        }
+        Ok(())
+    }
+
+    /// A refusal that ends the run (credentials, role); `true` when it was one.
+    fn refused(&mut self, e: &ServiceError) -> bool {
+        match e {
+            ServiceError::Auth { message } => {
+                self.fail(format!("Exchange refused the app's credentials: {message}"));
+                true
+            }
+            ServiceError::Permission { cmdlet } => {
+                self.fail(format!(
+                    "Exchange refused {cmdlet}: give the app an Exchange role that includes the move cmdlets"
+                ));
+                true
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! What the coordinator tells the outside: a [`Snapshot`] after every round, and the summary at the
+//! end.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::super::summary::{RunOutcome, RunSummary, Snapshot};
+use super::Coordinator;
+use crate::exchange::MoveService;
+use crate::store::State;
+
+impl<S: MoveService> Coordinator<S> {
+    pub(super) fn publish(&self, now: Timestamp) {
+        let Some(tx) = &self.progress else { return };
+        let current = self
+            .st
+            .waves
+            .iter()
+            .filter(|w| w.in_scope && w.window_start <= now + SignedDuration::from_hours(24))
+            .rfind(|w| w.active() > 0 || w.window_start <= now)
+            .map(|w| w.name.clone());
+        let waves_total = self.st.waves.iter().filter(|w| w.in_scope).count();
+        let waves_done = self
+            .st
+            .waves
+            .iter()
+            .filter(|w| w.in_scope && w.count(State::Planned) == 0 && w.active() == 0)
+            .count();
+        let (wake, what) = self.next_wake(now);
+        let _ = tx.send(Snapshot {
+            now: Some(now),
+            counts: self.st.counts,
+            total: self.st.mailboxes.len() as u64,
+            in_flight: self.st.in_flight(),
+            uncertain: self.st.uncertain(),
+            calls: self.exec.metrics.total_calls(),
+            throttled: self
+                .exec
+                .metrics
+                .throttled
+                .load(std::sync::atomic::Ordering::Relaxed),
+            throttled_seconds: self.exec.gate.paused().as_secs_f64(),
+            current_wave: current,
+            waves_total,
+            waves_done,
+            health: self.exec.health.view(),
+            waiting_for: Some((what, wake)),
+        });
+    }
+
+    pub(super) fn summary(&self, outcome: RunOutcome, ended: Timestamp) -> RunSummary {
+        let hours = ended.duration_since(self.started).as_secs_f64() / 3600.0;
+        let total = self.exec.metrics.total_calls();
+        let completed = self.counters.completed;
+        let health = self.exec.health.view();
+        RunSummary {
+            fatal: outcome.reason().map(str::to_string),
+            outcome: outcome.name().into(),
+            started: self.started.to_string(),
+            ended: ended.to_string(),
+            simulated_hours: hours,
+            mailboxes: self.st.mailboxes.len() as u64,
+            states: self.st.counts_by_name(),
+            completed_this_run: completed,
+            completed_per_hour: if hours > 0.0 {
+                completed as f64 / hours
+            } else {
+                0.0
+            },
+            rescheduled: self.counters.rescheduled,
+            api_calls: self.exec.metrics.by_cmdlet(),
+            api_calls_total: total,
+            calls_per_completed_mailbox: (completed > 0).then(|| total as f64 / completed as f64),
+            throttled: self
+                .exec
+                .metrics
+                .throttled
+                .load(std::sync::atomic::Ordering::Relaxed),
+            throttled_seconds: self.exec.gate.paused().as_secs_f64(),
+            attention: self.st.count(State::Failed) + self.st.count(State::Held),
+            uncertain_at_start: self.counters.uncertain_at_start,
+            uncertain_settled: self.counters.uncertain_settled,
+            calls_cut_off: self.counters.cut_off,
+            last_good_answer: health.last_good.map(|t| t.to_string()),
+        }
+    }
+}

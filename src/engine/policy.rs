@@ -1,0 +1,458 @@
+//! The run's decisions, as pure functions of what the service said and what the operator configured.
+//! Nothing here does I/O or keeps state, so every rule is a row in a table test below; the
+//! coordinator only looks up the answer and acts on it.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::config::{DcsApproval, Window};
+use crate::exchange::{Dcs, FailureKind, MoveStatus, ServiceError};
+use crate::store::{FailureClass, State};
+
+/// What a service status means for a mailbox's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// The mailbox is in this state.
+    To(State),
+    /// The move failed: ask the statistics why before deciding.
+    Failed,
+    /// A status this version does not know: change nothing.
+    Unknown,
+}
+
+pub fn follow(status: &MoveStatus) -> Follow {
+    Follow::To(match status {
+        MoveStatus::Queued => State::Submitted,
+        MoveStatus::InProgress | MoveStatus::Retrying => State::Syncing,
+        MoveStatus::Synced | MoveStatus::AutoSuspended => State::Synced,
+        MoveStatus::Suspended => State::Held,
+        MoveStatus::CompletionInProgress => State::Completing,
+        MoveStatus::Completed => State::Completed,
+        MoveStatus::CompletedWithWarning | MoveStatus::CompletedWithSkippedItems => {
+            State::CompletedWithWarning
+        }
+        MoveStatus::Failed => return Follow::Failed,
+        MoveStatus::Other(_) => return Follow::Unknown,
+    })
+}
+
+/// Whether a verdict of the run's own (a permanent failure, a wait for approval) stands against what
+/// a listing says. It stands while the service only keeps the move waiting; real progress (someone
+/// resumed or approved it by hand) moves the mailbox on.
+pub fn verdict_stands(current: State, class: Option<FailureClass>, listed: State) -> bool {
+    current == State::Failed
+        && class != Some(FailureClass::Transient)
+        && matches!(listed, State::Synced | State::Submitted)
+}
+
+/// The failure class of a failed move.
+pub fn failure_class(kind: FailureKind) -> FailureClass {
+    match kind {
+        FailureKind::Transient => FailureClass::Transient,
+        FailureKind::Permanent => FailureClass::Permanent,
+    }
+}
+
+/// What to do with a synced move, by its data-consistency grade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DcsVerdict {
+    /// Nothing to do: it completes when its cut-over comes.
+    Proceed,
+    /// Approve the skipped items (`Set-MoveRequest -SkippedItemApprovalTime`).
+    Approve,
+    /// Leave it for the operator to review and approve.
+    AwaitApproval,
+    /// It cannot complete (Poor).
+    CannotComplete,
+}
+
+pub fn dcs_verdict(score: Option<Dcs>, setting: DcsApproval) -> DcsVerdict {
+    match (score, setting) {
+        (Some(Dcs::Investigate), DcsApproval::Investigate) => DcsVerdict::Approve,
+        (Some(Dcs::Investigate), DcsApproval::GoodOnly | DcsApproval::Never) => {
+            DcsVerdict::AwaitApproval
+        }
+        (Some(Dcs::Poor), _) => DcsVerdict::CannotComplete,
+        (Some(Dcs::Perfect | Dcs::Good) | None, _) => DcsVerdict::Proceed,
+    }
+}
+
+/// After a transient failure: resume it later, or give it to the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    After(SignedDuration),
+    GiveUp,
+}
+
+/// `resumed`: resumes so far. The wait doubles each time from `backoff`.
+pub fn resume(resumed: u32, attempts: u32, backoff: SignedDuration) -> Resume {
+    if resumed >= attempts {
+        return Resume::GiveUp;
+    }
+    let factor = 1i64 << resumed.min(10);
+    Resume::After(
+        backoff
+            .checked_mul(factor as i32)
+            .unwrap_or(SignedDuration::MAX),
+    )
+}
+
+/// Whether `now` falls in a daily local-time window (which may cross midnight) in `tz`.
+pub fn in_local_window(window: Window, now: Timestamp, tz: &jiff::tz::TimeZone) -> bool {
+    let t = now.to_zoned(tz.clone()).time();
+    if window.crosses_midnight() {
+        t >= window.start || t < window.end
+    } else {
+        t >= window.start && t < window.end
+    }
+}
+
+/// What the answer to a `New-MoveRequest` settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The request exists now, made by this call.
+    Made,
+    /// The service already had a request for the mailbox (an earlier call of ours that lost its
+    /// answer, or one made by hand): adopt it. The service never holds two for one mailbox.
+    Adopt,
+    /// The mailbox has already moved (a completed request exists).
+    AlreadyMoved,
+    /// The outcome is unknown (no answer, a 5xx, a timeout): the request may or may not exist.
+    /// The mailbox alone waits for evidence; nothing else does.
+    Uncertain,
+    /// Nothing was done on the service (refused before acting, or never sent).
+    NotMade,
+    /// The service refused this mailbox for good.
+    Refused,
+}
+
+pub fn created(answer: Result<(), &ServiceError>) -> Created {
+    match answer {
+        Ok(()) => Created::Made,
+        Err(ServiceError::AlreadyExists {
+            completed: false, ..
+        }) => Created::Adopt,
+        Err(ServiceError::AlreadyExists {
+            completed: true, ..
+        }) => Created::AlreadyMoved,
+        Err(ServiceError::Transient { .. } | ServiceError::Throttled { .. }) => Created::Uncertain,
+        Err(
+            ServiceError::Auth { .. } | ServiceError::Permission { .. } | ServiceError::NotSent,
+        ) => Created::NotMade,
+        Err(
+            ServiceError::NotFound { .. }
+            | ServiceError::NotYetReplicated { .. }
+            | ServiceError::BadRequest { .. }
+            | ServiceError::RequestCompleting { .. }
+            | ServiceError::Permanent { .. },
+        ) => Created::Refused,
+    }
+}
+
+/// An uncertain create is asked again (a new `New-MoveRequest`, whose answer is evidence either
+/// way) this long after the attempt, unless a listing shows the request first.
+pub const PROBE_AFTER: SignedDuration = SignedDuration::from_secs(10);
+
+/// When an uncertain create, attempted at `attempted`, may be asked again.
+pub fn probe_at(attempted: Timestamp, now: Timestamp) -> Timestamp {
+    (attempted + PROBE_AFTER).max(now)
+}
+
+/// What the completer does with a mailbox of a wave whose window is about to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtClose {
+    /// No request yet: move it to the next wave in the store only.
+    MoveUnstarted,
+    /// A request that has not started its cut-over: move it to the next wave on the service too
+    /// (`Set-MoveRequest -BatchName -CompleteAfter`), so that it cannot cut over late.
+    MoveRequest,
+    /// Cutting over, done, or the operator's: leave it.
+    Leave,
+}
+
+pub fn at_close(state: State, class: Option<FailureClass>) -> AtClose {
+    match state {
+        State::Planned => AtClose::MoveUnstarted,
+        State::Submitted | State::Syncing | State::Synced => AtClose::MoveRequest,
+        // A transient failure will be resumed and must not cut over late; a permanent one or one
+        // waiting for approval stays where it is, for the operator.
+        State::Failed if class == Some(FailureClass::Transient) => AtClose::MoveRequest,
+        _ => AtClose::Leave,
+    }
+}
+
+/// Whether a service answer shows the service is there (even a refusal is an answer); network
+/// failures, timeouts and 5xx are not.
+pub fn is_answer(result: Result<(), &ServiceError>) -> bool {
+    !matches!(
+        result,
+        Err(ServiceError::Transient { .. } | ServiceError::NotSent)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_status_to_its_state() {
+        let table = [
+            ("Queued", Follow::To(State::Submitted)),
+            ("InProgress", Follow::To(State::Syncing)),
+            ("Retrying", Follow::To(State::Syncing)),
+            ("Synced", Follow::To(State::Synced)),
+            ("AutoSuspended", Follow::To(State::Synced)),
+            ("Suspended", Follow::To(State::Held)),
+            ("CompletionInProgress", Follow::To(State::Completing)),
+            ("Completed", Follow::To(State::Completed)),
+            (
+                "CompletedWithWarning",
+                Follow::To(State::CompletedWithWarning),
+            ),
+            (
+                "CompletedWithSkippedItems",
+                Follow::To(State::CompletedWithWarning),
+            ),
+            ("Failed", Follow::Failed),
+            ("SomethingNew", Follow::Unknown),
+        ];
+        for (status, want) in table {
+            assert_eq!(follow(&MoveStatus::parse(status)), want, "{status}");
+        }
+    }
+
+    #[test]
+    fn failure_types_to_classes() {
+        assert_eq!(
+            failure_class(FailureKind::Transient),
+            FailureClass::Transient
+        );
+        assert_eq!(
+            failure_class(FailureKind::Permanent),
+            FailureClass::Permanent
+        );
+    }
+
+    #[test]
+    fn every_grade_and_setting_to_its_verdict() {
+        use DcsApproval::*;
+        use DcsVerdict::*;
+        let table = [
+            (None, Never, Proceed),
+            (Some(Dcs::Perfect), Never, Proceed),
+            (Some(Dcs::Good), Never, Proceed),
+            (Some(Dcs::Good), Investigate, Proceed),
+            (Some(Dcs::Investigate), Never, AwaitApproval),
+            (Some(Dcs::Investigate), GoodOnly, AwaitApproval),
+            (Some(Dcs::Investigate), Investigate, Approve),
+            (Some(Dcs::Poor), Never, CannotComplete),
+            (Some(Dcs::Poor), GoodOnly, CannotComplete),
+            (Some(Dcs::Poor), Investigate, CannotComplete),
+        ];
+        for (score, setting, want) in table {
+            assert_eq!(dcs_verdict(score, setting), want, "{score:?} {setting:?}");
+        }
+    }
+
+    #[test]
+    fn resumes_double_then_give_up() {
+        let m = SignedDuration::from_mins;
+        let table = [
+            (0, 5, Resume::After(m(15))),
+            (1, 5, Resume::After(m(30))),
+            (4, 5, Resume::After(m(240))),
+            (5, 5, Resume::GiveUp),
+            (0, 0, Resume::GiveUp),
+        ];
+        for (resumed, attempts, want) in table {
+            assert_eq!(
+                resume(resumed, attempts, m(15)),
+                want,
+                "{resumed}/{attempts}"
+            );
+        }
+        // A huge backoff saturates instead of overflowing.
+        assert_eq!(
+            resume(30, 40, SignedDuration::from_secs(i64::MAX / 4)),
+            Resume::After(SignedDuration::MAX)
+        );
+    }
+
+    #[test]
+    fn local_windows_in_the_schedules_zone() {
+        let night = Window::parse("18:00-08:00").unwrap();
+        let day = Window::parse("09:00-17:00").unwrap();
+        let new_york = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let table = [
+            // 14:00 in New York is 19:00 in London.
+            (night, "2027-01-05T19:00:00Z", &new_york, false),
+            (night, "2027-01-05T19:00:00Z", &london, true),
+            (night, "2027-01-05T02:00:00Z", &new_york, true), // 21:00
+            (day, "2027-01-05T02:00:00Z", &new_york, false),
+            (day, "2027-07-05T08:30:00Z", &london, true), // 09:30 BST
+            (day, "2027-07-05T16:00:00Z", &london, false), // 17:00 BST: the end is outside
+        ];
+        for (window, at, tz, want) in table {
+            assert_eq!(
+                in_local_window(window, t(at), tz),
+                want,
+                "{window} {at} {}",
+                tz.iana_name().unwrap_or("")
+            );
+        }
+    }
+
+    #[test]
+    fn every_create_answer_to_what_it_settles() {
+        let transient = ServiceError::Transient {
+            status: 504,
+            message: "gateway timeout".into(),
+        };
+        let table = [
+            (Ok(()), Created::Made),
+            (
+                Err(ServiceError::AlreadyExists {
+                    completed: false,
+                    message: String::new(),
+                }),
+                Created::Adopt,
+            ),
+            (
+                Err(ServiceError::AlreadyExists {
+                    completed: true,
+                    message: String::new(),
+                }),
+                Created::AlreadyMoved,
+            ),
+            (Err(transient), Created::Uncertain),
+            (
+                Err(ServiceError::Throttled {
+                    retry_after: std::time::Duration::from_secs(1),
+                }),
+                Created::Uncertain,
+            ),
+            (
+                Err(ServiceError::Auth {
+                    message: String::new(),
+                }),
+                Created::NotMade,
+            ),
+            (
+                Err(ServiceError::Permission {
+                    cmdlet: "New-MoveRequest".into(),
+                }),
+                Created::NotMade,
+            ),
+            (Err(ServiceError::NotSent), Created::NotMade),
+            (
+                Err(ServiceError::NotFound {
+                    message: String::new(),
+                }),
+                Created::Refused,
+            ),
+            (
+                Err(ServiceError::BadRequest {
+                    message: String::new(),
+                }),
+                Created::Refused,
+            ),
+            (
+                Err(ServiceError::Permanent {
+                    status: 409,
+                    message: String::new(),
+                }),
+                Created::Refused,
+            ),
+        ];
+        for (answer, want) in table {
+            assert_eq!(created(answer.as_ref().map(|_| ())), want, "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn an_uncertain_create_is_asked_again_after_a_short_wait_never_in_the_past() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(
+            probe_at(t("2027-01-04T20:00:00Z"), t("2027-01-04T20:00:01Z")),
+            t("2027-01-04T20:00:10Z")
+        );
+        assert_eq!(
+            probe_at(t("2027-01-04T20:00:00Z"), t("2027-01-04T21:00:00Z")),
+            t("2027-01-04T21:00:00Z")
+        );
+    }
+
+    #[test]
+    fn what_the_completer_does_at_a_windows_close() {
+        use FailureClass::*;
+        let table = [
+            (State::Planned, None, AtClose::MoveUnstarted),
+            (State::Submitted, None, AtClose::MoveRequest),
+            (State::Syncing, None, AtClose::MoveRequest),
+            (State::Synced, None, AtClose::MoveRequest),
+            (State::Failed, Some(Transient), AtClose::MoveRequest),
+            (State::Failed, Some(Permanent), AtClose::Leave),
+            (State::Failed, Some(NeedsApproval), AtClose::Leave),
+            (State::Completing, None, AtClose::Leave),
+            (State::Completed, None, AtClose::Leave),
+            (State::Held, None, AtClose::Leave),
+            (State::Skipped, None, AtClose::Leave),
+        ];
+        for (state, class, want) in table {
+            assert_eq!(at_close(state, class), want, "{state} {class:?}");
+        }
+    }
+
+    #[test]
+    fn verdicts_stand_until_the_service_shows_progress() {
+        use FailureClass::*;
+        let table = [
+            (State::Failed, Some(Permanent), State::Synced, true),
+            (State::Failed, Some(NeedsApproval), State::Synced, true),
+            (State::Failed, Some(NeedsApproval), State::Completing, false),
+            (State::Failed, Some(Transient), State::Synced, false),
+            (State::Synced, None, State::Synced, false),
+        ];
+        for (current, class, listed, want) in table {
+            assert_eq!(verdict_stands(current, class, listed), want);
+        }
+    }
+
+    #[test]
+    fn what_counts_as_the_service_answering() {
+        let table = [
+            (Ok(()), true),
+            (
+                Err(ServiceError::NotFound {
+                    message: String::new(),
+                }),
+                true,
+            ),
+            (
+                Err(ServiceError::Throttled {
+                    retry_after: std::time::Duration::from_secs(1),
+                }),
+                true,
+            ),
+            (
+                Err(ServiceError::Transient {
+                    status: 0,
+                    message: "connection refused".into(),
+                }),
+                false,
+            ),
+            (
+                Err(ServiceError::Transient {
+                    status: 503,
+                    message: String::new(),
+                }),
+                false,
+            ),
+            (Err(ServiceError::NotSent), false),
+        ];
+        for (answer, want) in table {
+            assert_eq!(is_answer(answer.as_ref().map(|_| ())), want, "{answer:?}");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The run session: everything around the coordinator that a run needs, in one library function
+//! that the command line, the demo, the tests and the benchmark all call. It checks the scope before
+//! anything is written, records the run, starts the state writer, posts alerts while the run goes,
+//! and on every way out it can still take (finished, stopped, fatal, unreachable, a failing store)
+//! it ends the run row, stores the summary and posts it. It never prints.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::coordinator::{self, EngineError, RunContext, RunOptions};
+use super::summary::{Alert, RunOutcome, RunSummary, Snapshot, webhook_text};
+use crate::config::Config;
+use crate::exchange::MoveService;
+use crate::secrets::Secret;
+use crate::store::status::AttentionRow;
+use crate::store::{Store, StoreError, writer};
+use crate::time::Clock;
+
+pub struct Session<'a, S: MoveService> {
+    pub service: Arc<S>,
+    pub state: &'a Path,
+    pub config: &'a Config,
+    pub clock: Clock,
+    pub options: RunOptions,
+    /// What started it ("mailwave run"), for the run row.
+    pub command: &'a str,
+    /// Tokio's clock is paused (tests, benchmark): waits for the writer go through the blocking
+    /// pool so that simulated time does not jump while the store works.
+    pub paused_time: bool,
+    /// Cancelled when the operator asks the run to stop.
+    pub stop: CancellationToken,
+    /// Cancelled by the run when it begins to end, whatever the reason (a watchdog may hang on it).
+    pub ending: CancellationToken,
+    pub progress: Option<watch::Sender<Snapshot>>,
+}
+
+/// How the process should end, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunExit {
+    Ok,
+    /// Fatal: credentials or role refused, the state database failed, ...
+    Failure,
+    /// Finished, but some mailboxes need the operator.
+    NeedsAttention,
+    /// The service gave no good answer.
+    Unreachable,
+}
+
+pub struct SessionReport {
+    pub summary: RunSummary,
+    pub attention_total: u64,
+    pub attention: Vec<AttentionRow>,
+    pub exit: RunExit,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Bad input: nothing was written.
+    #[error("no wave {0} in the state database (see `mailwave status`)")]
+    UnknownWave(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How long the end of a run may wait for the writer, a webhook, an alert.
+const END_WAIT: Duration = Duration::from_secs(10);
+
+pub async fn run<S: MoveService>(s: Session<'_, S>) -> Result<SessionReport, SessionError> {
+    let webhook = s.config.notify.webhook_url.clone();
+    let started = s.clock.now();
+    match begin(&s) {
+        Ok(run_id) => Ok(drive(s, run_id, webhook).await),
+        Err(e) => {
+            // Nothing was recorded, but whoever watches the webhook still hears of it.
+            if let Some(url) = &webhook {
+                let text = format!("mailwave: {} could not start: {e}", s.command);
+                let summary = RunSummary::failed_early(started, s.clock.now(), e.to_string());
+                post_webhook(url, text, &summary).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Checks the scope and records the run; nothing is written when the scope names an unknown wave.
+fn begin<S: MoveService>(s: &Session<'_, S>) -> Result<i64, SessionError> {
+    if s.options.scope.is_some() {
+        let waves = Store::open_read_only(s.state)?.waves()?;
+        if let Some(missing) = coordinator::unknown_wave(&waves, s.options.scope.as_deref()) {
+            return Err(SessionError::UnknownWave(missing));
+        }
+    }
+    let store = Store::open(s.state)?;
+    let now = s.clock.now();
+    let abandoned = store.close_abandoned_runs(now)?;
+    if abandoned > 0 {
+        tracing::info!(
+            runs = abandoned,
+            "closed the records of runs that did not end cleanly"
+        );
+    }
+    Ok(store.begin_run(s.command, now)?)
+}
+
+async fn drive<S: MoveService>(
+    s: Session<'_, S>,
+    run_id: i64,
+    webhook: Option<Secret>,
+) -> SessionReport {
+    let started = s.clock.now();
+    let (alerts_tx, alerts) = match &webhook {
+        Some(url) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(tokio::spawn(post_alerts(url.clone(), rx))))
+        }
+        None => (None, None),
+    };
+    let summary = match writer::spawn(s.state, Some(run_id)) {
+        Ok((writer, thread)) => {
+            let writer = if s.paused_time {
+                writer.for_paused_time()
+            } else {
+                writer
+            };
+            let result = coordinator::run(RunContext {
+                service: s.service.clone(),
+                store_path: s.state.to_path_buf(),
+                writer: writer.clone(),
+                clock: s.clock,
+                run: s.config.run.clone(),
+                migration: s.config.migration.clone(),
+                timezone: s.config.schedule.timezone.clone(),
+                options: s.options.clone(),
+                stop: s.stop.clone(),
+                ending: s.ending.clone(),
+                progress: s.progress,
+                alerts: alerts_tx,
+                failure_threshold: s.config.notify.failure_threshold,
+            })
+            .await;
+            drop(writer);
+            let joined =
+                tokio::time::timeout(END_WAIT, tokio::task::spawn_blocking(move || thread.join()))
+                    .await;
+            let writer_end = match joined {
+                Ok(Ok(Ok(Ok(())))) => None,
+                Ok(Ok(Ok(Err(e)))) => Some(format!("state database: {e}")),
+                Ok(Ok(Err(_))) | Ok(Err(_)) => Some("the state writer failed".to_string()),
+                Err(_) => Some("the state writer did not finish in time".to_string()),
+            };
+            let mut summary = match result {
+                Ok(summary) => summary,
+                Err(EngineError::UnknownWave(w)) => RunSummary::failed_early(
+                    started,
+                    s.clock.now(),
+                    format!("no wave {w} in the state database"),
+                ),
+                Err(EngineError::Store(e)) => {
+                    RunSummary::failed_early(started, s.clock.now(), format!("state database: {e}"))
+                }
+            };
+            if let Some(reason) = writer_end
+                && summary.fatal.is_none()
+            {
+                summary.outcome = RunOutcome::Fatal(String::new()).name().into();
+                summary.fatal = Some(reason);
+            }
+            summary
+        }
+        Err(e) => RunSummary::failed_early(started, s.clock.now(), format!("state database: {e}")),
+    };
+    if let Some(task) = alerts {
+        // The coordinator dropped its sender: the task ends once the queue is posted.
+        let _ = tokio::time::timeout(END_WAIT, task).await;
+    }
+
+    let (attention_total, attention) = finish_record(s.state, run_id, s.clock, &summary)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not record the end of the run");
+            (summary.attention, Vec::new())
+        });
+    if let Some(url) = &webhook {
+        post_webhook(url, webhook_text(&summary, attention_total), &summary).await;
+    }
+    let exit = match summary.outcome.as_str() {
+        "fatal" => RunExit::Failure,
+        "unreachable" => RunExit::Unreachable,
+        "finished" if attention_total > 0 => RunExit::NeedsAttention,
+        _ => RunExit::Ok,
+    };
+    SessionReport {
+        summary,
+        attention_total,
+        attention,
+        exit,
+    }
+}
+
+/// Ends the run row with its summary, and reads who needs attention.
+fn finish_record(
+    state: &Path,
+    run_id: i64,
+    clock: Clock,
+    summary: &RunSummary,
+) -> Result<(u64, Vec<AttentionRow>), StoreError> {
+    let store = Store::open(state)?;
+    let json = serde_json::to_string(summary).unwrap_or_else(|_| "{}".into());
+    store.end_run(run_id, clock.now(), &summary.outcome, &json)?;
+    store.attention(20)
+}
+
+async fn post_alerts(url: Secret, mut rx: mpsc::UnboundedReceiver<Alert>) {
+    while let Some(alert) = rx.recv().await {
+        tracing::warn!(alert = %alert.text(), "alert");
+        post_webhook_json(&url, serde_json::json!({"text": alert.text()})).await;
+    }
+}
+
+/// Posts the run's summary to the webhook; failures are logged, never fatal. The URL is never logged.
+pub async fn post_webhook(url: &Secret, text: String, summary: &RunSummary) {
+    let summary = serde_json::to_value(summary).unwrap_or_default();
+    post_webhook_json(url, serde_json::json!({"text": text, "summary": summary})).await;
+}
+
+async fn post_webhook_json(url: &Secret, body: serde_json::Value) {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(END_WAIT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not post to the webhook");
+            return;
+        }
+    };
+    match client.post(url.expose()).json(&body).send().await {
+        Ok(r) if r.status().is_success() => tracing::info!("posted to the webhook"),
+        Ok(r) => tracing::warn!(
+            status = r.status().as_u16(),
+            "the webhook refused the message"
+        ),
+        Err(e) => tracing::warn!(error = %e.without_url(), "could not post to the webhook"),
+    }
+}

@@ -1,0 +1,184 @@
+//! What a run tells the outside: progress [`Snapshot`]s while it goes, [`Alert`]s when something
+//! needs a person now, and the [`RunSummary`] at the end. The engine never prints; whoever runs it
+//! decides how these are shown.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::health::HealthView;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every wave in scope is done (or waits for the operator).
+    Finished,
+    /// Stopped by a signal (Ctrl-C, SIGTERM).
+    Stopped,
+    /// `--until` passed.
+    Until,
+    /// `--once`: what was due is done.
+    Once,
+    /// The run could not go on (credentials refused, the state database failed, ...).
+    Fatal(String),
+    /// The service gave no good answer for `run.unreachable_timeout` (or, with `--once`, none at all).
+    Unreachable(String),
+}
+
+impl RunOutcome {
+    /// The word stored in the database and shown in the summary.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunOutcome::Finished => "finished",
+            RunOutcome::Stopped => "stopped",
+            RunOutcome::Until => "until",
+            RunOutcome::Once => "once",
+            RunOutcome::Fatal(_) => "fatal",
+            RunOutcome::Unreachable(_) => "unreachable",
+        }
+    }
+
+    /// The reason, for the two outcomes that are failures.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            RunOutcome::Fatal(r) | RunOutcome::Unreachable(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Progress, for whoever shows it (progress bars, log lines).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub now: Option<Timestamp>,
+    pub counts: [u64; 10],
+    pub total: u64,
+    pub in_flight: u64,
+    /// Creates whose outcome is in doubt (waiting for evidence).
+    pub uncertain: u64,
+    pub calls: u64,
+    pub throttled: u64,
+    pub throttled_seconds: f64,
+    pub current_wave: Option<String>,
+    pub waves_total: usize,
+    pub waves_done: usize,
+    pub health: HealthView,
+    /// What the run waits for next, and until when.
+    pub waiting_for: Option<(String, Timestamp)>,
+}
+
+/// Something a person should hear about now, not in the morning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Alert {
+    /// Failures in this run reached `notify.failure_threshold`.
+    Failures { failed: u64, threshold: u64 },
+    /// The service has not answered for a while.
+    Unreachable {
+        since: Timestamp,
+        failures: u64,
+        last_error: String,
+        giving_up_at: Timestamp,
+    },
+    /// It answers again.
+    Reachable { after: SignedDuration },
+}
+
+impl Alert {
+    pub fn text(&self) -> String {
+        match self {
+            Alert::Failures { failed, threshold } => format!(
+                "mailwave: {failed} mailboxes have failed in this run (threshold {threshold}); see `mailwave status`."
+            ),
+            Alert::Unreachable {
+                since,
+                failures,
+                last_error,
+                giving_up_at,
+            } => format!(
+                "mailwave: Exchange Online has not answered since {since} ({failures} failures in a row; last: {last_error}). \
+                 The run waits and retries; it gives up at {giving_up_at}."
+            ),
+            Alert::Reachable { after } => format!(
+                "mailwave: Exchange Online answers again after {:.0} minutes; the run goes on.",
+                after.as_secs_f64() / 60.0
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunSummary {
+    /// finished, stopped, until, once, fatal or unreachable.
+    pub outcome: String,
+    /// Why a fatal or unreachable run ended.
+    pub fatal: Option<String>,
+    pub started: String,
+    pub ended: String,
+    pub simulated_hours: f64,
+    pub mailboxes: u64,
+    pub states: BTreeMap<&'static str, u64>,
+    pub completed_this_run: u64,
+    pub completed_per_hour: f64,
+    pub rescheduled: u64,
+    pub api_calls: BTreeMap<String, BTreeMap<String, u64>>,
+    pub api_calls_total: u64,
+    pub calls_per_completed_mailbox: Option<f64>,
+    pub throttled: u64,
+    pub throttled_seconds: f64,
+    /// Mailboxes that need the operator (failed, held).
+    pub attention: u64,
+    /// Creates whose outcome was in doubt at the start, and how many of them this run settled.
+    pub uncertain_at_start: u64,
+    pub uncertain_settled: u64,
+    /// Calls cut off by the stop grace: their mailboxes are settled by the next run.
+    pub calls_cut_off: u64,
+    /// When the service last gave a good answer.
+    pub last_good_answer: Option<String>,
+}
+
+impl RunSummary {
+    /// A summary for a run that ended before the engine could count anything.
+    pub fn failed_early(started: Timestamp, ended: Timestamp, reason: String) -> RunSummary {
+        RunSummary {
+            outcome: RunOutcome::Fatal(String::new()).name().into(),
+            fatal: Some(reason),
+            started: started.to_string(),
+            ended: ended.to_string(),
+            simulated_hours: 0.0,
+            mailboxes: 0,
+            states: BTreeMap::new(),
+            completed_this_run: 0,
+            completed_per_hour: 0.0,
+            rescheduled: 0,
+            api_calls: BTreeMap::new(),
+            api_calls_total: 0,
+            calls_per_completed_mailbox: None,
+            throttled: 0,
+            throttled_seconds: 0.0,
+            attention: 0,
+            uncertain_at_start: 0,
+            uncertain_settled: 0,
+            calls_cut_off: 0,
+            last_good_answer: None,
+        }
+    }
+}
+
+/// The text of a webhook message (Teams and Slack both read `text`).
+pub fn webhook_text(s: &RunSummary, attention_total: u64) -> String {
+    let done = s.states.get("completed").copied().unwrap_or(0)
+        + s.states.get("completed_with_warning").copied().unwrap_or(0);
+    format!(
+        "mailwave run {}: {done} of {} mailboxes cut over ({} this run), {attention_total} need attention, {} API calls, {} throttled.{}",
+        s.outcome,
+        s.mailboxes,
+        s.completed_this_run,
+        s.api_calls_total,
+        s.throttled,
+        s.fatal
+            .as_deref()
+            .map(|f| format!(" Reason: {f}"))
+            .unwrap_or_default()
+    )
+}
