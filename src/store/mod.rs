@@ -11,7 +11,6 @@ pub mod run_view;
 pub mod status;
 pub mod writer;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -27,8 +26,6 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -96,35 +93,40 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Refuses anything at `path` that is not an SQLite file, before SQLite may write to it.
+/// Refuses anything at `path` that is not an SQLite file, before SQLite may write to it; `false`
+/// when there is no file.
+///
+/// The check goes through a read-only SQLite connection, never a plain file descriptor: POSIX
+/// locks belong to the process, so opening and closing any descriptor on the database drops every
+/// SQLite lock this process holds on it. A run's writer would then look absent to other processes,
+/// and the next one to close its connection (an operator's sqlite3, a backup) would checkpoint and
+/// delete the WAL under it, taking every later commit with it. SQLite's own connections share their
+/// locks within the process and keep them.
 fn check_header(path: &Path) -> Result<bool> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    match std::fs::File::open(path) {
-        Ok(mut f) => {
-            let mut head = [0u8; 16];
-            let mut read = 0;
-            while read < 16 {
-                let n = f.read(&mut head[read..]).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                read += n;
-            }
-            if read == 0 {
-                return Ok(true); // an empty file: SQLite treats it as a new database
-            }
-            if read < 16 || &head != SQLITE_HEADER {
-                return Err(StoreError::NotSqlite {
-                    path: path.to_path_buf(),
-                });
-            }
-            Ok(true)
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => return Ok(true), // SQLite treats an empty file as a new database
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io(e)),
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| classify(path, e))?;
+    match conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {
+            Err(StoreError::NotSqlite {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => Err(classify(path, e)),
     }
 }
 

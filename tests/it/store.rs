@@ -348,3 +348,76 @@ fn status_counts_waves_states_and_failures() {
     assert_eq!(oldest.since, "1970-01-01T00:00:01Z");
     assert_eq!(s.next_wave.as_ref().unwrap().id, plan.waves[0].id);
 }
+
+/// Found by running the release binary in real time beside `mailwave status`: a plain file
+/// descriptor opened and closed on the database in the run's process dropped the writer's SQLite
+/// locks (POSIX locks belong to the process), and the next reader process to close its connection
+/// took itself for the last one and deleted the WAL under the running writer. Every later commit
+/// went to an unlinked file and was lost.
+#[test]
+fn readers_in_other_processes_never_take_the_wal_from_a_running_writer() {
+    let p = Project::new(&config(50, 100));
+    let plan = planned_estate(&p, 40, date(2027, 1, 4));
+    let ids = ids_in_wave(&Store::open_read_only(&p.db()).unwrap(), &plan.waves[0].id);
+    let (handle, thread) = writer::spawn(&p.db(), None).unwrap();
+    let submit = |id: i64| {
+        let t = Transition::new(id, State::Submitted, "submit", 1_000);
+        handle.apply_blocking(Command::Transition(t)).unwrap();
+    };
+    submit(ids[0]);
+    // What the run does beside its writer: open and close another connection in the same process.
+    drop(Store::open_read_only(&p.db()).unwrap());
+    drop(Store::open(&p.db()).unwrap());
+    // What an operator does beside a run: read the state from other processes, read-only (status),
+    // read-write (mailwave's own connection), and with the system's sqlite3 (ad-hoc SQL, backups),
+    // whose close deletes the WAL when it believes it is the last connection.
+    let out = p.run(&["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "store::reader_child", "--test-threads=1"])
+        .env("MAILWAVE_READER_DB", p.db())
+        .output()
+        .unwrap();
+    assert!(child.status.success(), "{}", stderr(&child));
+    match std::process::Command::new("sqlite3")
+        .arg(p.db())
+        .arg("SELECT COUNT(*) FROM mailbox_state")
+        .output()
+    {
+        Ok(out) => assert!(out.status.success(), "{}", stderr(&out)),
+        Err(_) => {
+            eprintln!("note: no sqlite3 on this machine; the ad-hoc SQL reader was not tried")
+        }
+    }
+    submit(ids[1]);
+    assert!(
+        p.path("state/mailwave.db-wal").exists(),
+        "the WAL of a running writer is still there"
+    );
+    let fresh = Store::open_read_only(&p.db()).unwrap();
+    assert_eq!(
+        state(&fresh, ids[1]),
+        State::Submitted,
+        "a commit made after the readers left is in the database"
+    );
+    drop(handle);
+    thread.join().unwrap().unwrap();
+    let after = Store::open_read_only(&p.db()).unwrap();
+    assert_eq!(state(&after, ids[0]), State::Submitted);
+    assert_eq!(state(&after, ids[1]), State::Submitted);
+}
+
+/// The other process of the test above: opens a read-write connection, reads, and closes it. A no-op
+/// unless that test started it.
+#[test]
+fn reader_child() {
+    let Ok(db) = std::env::var("MAILWAVE_READER_DB") else {
+        return;
+    };
+    let store = Store::open(std::path::Path::new(&db)).unwrap();
+    let n: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM mailbox_state", [], |r| r.get(0))
+        .unwrap();
+    assert!(n > 0);
+}
