@@ -179,6 +179,11 @@ impl Health {
         self.changed.notify_waiters();
     }
 
+    /// Completes at the next failure or recovery (the coordinator wakes to look).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     pub fn view(&self) -> HealthView {
         let r = self.lock();
         HealthView {

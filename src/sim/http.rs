@@ -287,6 +287,7 @@ async fn sim_moves(State(sim): Shared) -> Response {
                     },
                     "status": mv.status.name(),
                     "creates": mv.creates,
+                    "created": mv.created().to_string(),
                     "complete_after": mv.complete_after().map(|t| t.to_string()),
                     "completion_started": mv.completion_started().map(|t| t.to_string()),
                 })

@@ -76,7 +76,9 @@ pub fn line(s: &Snapshot) -> String {
     )
 }
 
-/// Shows progress until the sender is dropped. Returns when the run ends.
+/// Shows progress until the sender is dropped. On a terminal: a bar and the line under it. Without
+/// one: a log line when the line has changed and `every` has passed since the last, at once when
+/// the service stops or starts answering again, and a heartbeat a minute apart when nothing moves.
 pub async fn report(mut rx: watch::Receiver<Snapshot>, every: Duration) {
     let terminal = std::io::stderr().is_terminal();
     let bar = terminal.then(|| {
@@ -90,26 +92,42 @@ pub async fn report(mut rx: watch::Receiver<Snapshot>, every: Duration) {
         );
         bar
     });
-    let mut last_line = tokio::time::Instant::now();
+    let heartbeat = every.max(Duration::from_secs(60));
+    let mut last_text = String::new();
+    let mut last_at: Option<tokio::time::Instant> = None;
+    let mut answering = true;
     loop {
         let changed = tokio::time::timeout(every, rx.changed()).await;
         if matches!(changed, Ok(Err(_))) {
             break;
         }
         let s = rx.borrow_and_update().clone();
-        let done = s.counts[State::Completed.code() as usize]
-            + s.counts[State::CompletedWithWarning.code() as usize];
+        if s.now.is_none() {
+            continue; // nothing published yet
+        }
+        let text = line(&s);
         match &bar {
             Some(bar) => {
+                let done = s.counts[State::Completed.code() as usize]
+                    + s.counts[State::CompletedWithWarning.code() as usize];
                 bar.set_length(s.total);
                 bar.set_position(done);
-                bar.set_message(line(&s));
+                bar.set_message(text);
             }
             None => {
-                // Unattended: a line every `every`, not one per change.
-                if last_line.elapsed() >= every {
-                    last_line = tokio::time::Instant::now();
-                    tracing::info!(target: "mailwave::progress", "{}", line(&s));
+                let now_answering = s.health.failures_in_a_row == 0;
+                let since = last_at.map(|t| t.elapsed());
+                let due = since.is_none_or(|e| e >= every) && text != last_text;
+                let quiet_too_long = since.is_none_or(|e| e >= heartbeat);
+                if now_answering != answering || due || quiet_too_long {
+                    answering = now_answering;
+                    last_at = Some(tokio::time::Instant::now());
+                    if now_answering {
+                        tracing::info!(target: "mailwave::progress", "{text}");
+                    } else {
+                        tracing::warn!(target: "mailwave::progress", "{text}");
+                    }
+                    last_text = text;
                 }
             }
         }

@@ -3,8 +3,9 @@
 mod cli;
 mod contract;
 mod crash;
-mod crash_run;
 mod engine;
 mod helpers;
 mod layout;
+mod misbehave;
+mod realtime;
 mod store;

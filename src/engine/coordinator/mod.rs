@@ -116,6 +116,8 @@ struct Counters {
 
 /// How long to wait before asking again about a request that has not replicated yet.
 const LAG_RETRY: SignedDuration = SignedDuration::from_mins(2);
+/// How often the run looks at the service's health while calls go unanswered.
+const HEALTH_TICK: SignedDuration = SignedDuration::from_secs(5);
 
 /// A transition; [`Coordinator::transition`] stamps its time.
 fn tr(mailbox: i64, to: State, cause: &'static str) -> Transition {
@@ -252,6 +254,24 @@ impl<S: MoveService> Coordinator<S> {
             self.st.waves[w as usize].poll_by(now);
         }
         self.counters.uncertain_at_start = self.st.open_creates.len() as u64;
+        // Transient failures an earlier run left waiting for their resume get it from this one.
+        let transient: Vec<u32> = (0..self.st.mailboxes.len() as u32)
+            .filter(|&i| {
+                let m = &self.st.mailboxes[i as usize];
+                m.state == State::Failed
+                    && m.class == Some(FailureClass::Transient)
+                    && self.st.waves[m.wave as usize].in_scope
+            })
+            .collect();
+        for idx in transient {
+            self.after_failure(
+                idx,
+                FailureClass::Transient,
+                "failed in an earlier run",
+                now,
+            )
+            .await?;
+        }
         if !self.st.open_creates.is_empty() {
             tracing::info!(
                 uncertain = self.st.open_creates.len(),
@@ -387,7 +407,9 @@ impl<S: MoveService> Coordinator<S> {
             }
             let (wake, _) = self.next_wake(now);
             self.publish(now);
+            let health = self.exec.health.clone();
             tokio::select! {
+                _ = health.changed() => {}
                 Some(joined) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     self.joined(joined).await;
                     while let Some(joined) = self.jobs.try_join_next() {
@@ -479,6 +501,13 @@ impl<S: MoveService> Coordinator<S> {
         };
         if let Some(u) = self.options.until {
             consider(u, &|| "--until".into());
+        }
+        // While calls go unanswered, look often: to say so, to alert, and to give up on time.
+        if let Some(since) = self.exec.health.view().failing_since {
+            let give_up = since.max(self.started) + self.cfg.unreachable_timeout;
+            consider(give_up.min(now + HEALTH_TICK), &|| {
+                "an answer from the service".into()
+            });
         }
         if self.slots() == 0 {
             return (wake.0.max(floor), "calls in flight".into());

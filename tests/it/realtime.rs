@@ -1,0 +1,501 @@
+//! The binary as an operator runs it, in real time, against a separate process on loopback: killed
+//! with SIGKILL and restarted, stopped while calls hang, and pointed at a service that is gone.
+//! Every wait here is bounded; nothing sleeps in place of an event that can be awaited, except the
+//! random moments at which a run is killed (time is the subject).
+//!
+//! Clocks run at real speed. The crash test shifts the calendar so that the cut-over window opens a
+//! minute after the test starts (`MAILWAVE_CLOCK=scaled:1:...` for both processes): the waiting, the
+//! kills and the grace are all real seconds.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use mailwave::store::Store;
+use rand::{RngExt, SeedableRng};
+
+use crate::engine::{Cutover, assert_cutovers_inside_windows};
+use crate::helpers::*;
+use crate::misbehave::{self, Reply, Server};
+
+const SECRET: &str = "realtime-test-secret";
+
+fn config(endpoint: &str, schedule: &str, run: &str) -> String {
+    format!(
+        r#"[tenant]
+id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "MW_RT_SECRET"
+[endpoints]
+authority = "{endpoint}"
+exchange = "{endpoint}"
+graph = "{endpoint}"
+[migration]
+remote_host_name = "hybrid.contoso.com"
+target_delivery_domain = "contoso.mail.onmicrosoft.com"
+[schedule]
+timezone = "Europe/London"
+bank_holidays = "schedules/uk-bank-holidays.json"
+{schedule}
+[run]
+{run}
+"#
+    )
+}
+
+/// `mailwave <args>` in the project, following `clock`, its log in `log`.
+fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailwave"));
+    c.args(args)
+        .current_dir(p.dir.path())
+        .env("MW_RT_SECRET", SECRET)
+        .env("MAILWAVE_CLOCK", clock)
+        .env("MAILWAVE_LOG", "info")
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(p.path(log)).unwrap());
+    c
+}
+
+/// A clock at real speed whose simulated time is `at` now.
+fn clock_at(at: Timestamp) -> String {
+    format!("scaled:1:{}:{at}", Timestamp::now())
+}
+
+/// Waits for the process to end, at most `limit`; kills it and fails the test past that, with
+/// its log.
+fn wait_within(
+    child: &mut Child,
+    limit: Duration,
+    what: &str,
+    log: &std::path::Path,
+) -> (std::process::ExitStatus, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what}: still running after {limit:?}\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stdout_of(child: &mut Child) -> String {
+    let mut out = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    out
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Writes an inventory of `n` mailboxes, imports it and plans it from `day` with the binary.
+fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
+    let mut csv = String::from("EmailAddress,SizeBytes,ItemCount,SourceDatabase\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "user{i:04}@contoso.com,{},{},DB{}\n",
+            100_000_000 + i * 1_000,
+            1_000 + i,
+            i % 5
+        ));
+    }
+    std::fs::write(p.path("mailboxes.csv"), csv).unwrap();
+    for args in [
+        vec!["inventory", "import", "mailboxes.csv"],
+        vec!["plan", "--start", day],
+    ] {
+        let out = mailwave(p, clock, &args, "setup.log").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            std::fs::read_to_string(p.path("setup.log")).unwrap()
+        );
+    }
+}
+
+const CRASH_PROFILE: &str = r#"
+max_concurrent_migrations = 1000
+throughput_gb_per_hour = 1000000.0
+base_move_minutes = 0.25
+seconds_per_item = 0.0
+max_concurrent_completions = 1000
+finalization_minutes = 0.15
+stall_share = 0.05
+stall_minutes = 0.2
+transient_failure_share = 0.03
+permanent_failure_share = 0.0
+dcs_investigate_share = 0.01
+dcs_poor_share = 0.0
+replication_lag_seconds = 2.0
+injected_5xx_share = 0.01
+exchange_requests_per_second = 1000.0
+exchange_burst = 1000
+"#;
+
+fn moves(base: &str) -> Vec<serde_json::Value> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        reqwest::get(format!("{base}/_sim/moves"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn killed_runs_resume_in_seconds_without_duplicates_losses_or_late_cutovers() {
+    const N: usize = 600;
+    // The window opens a minute after the start, on a calendar day of the plan.
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let window_end = window_start + SignedDuration::from_mins(2);
+    let origin = window_start - SignedDuration::from_secs(60);
+    let real_origin = Timestamp::now();
+    let clock = format!("scaled:1:{real_origin}:{origin}");
+    let sim_time = |real: Timestamp| origin + real.duration_since(real_origin);
+    let schedule = "weekday_capacity = 5000\nweekend_capacity = 5000\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
+    let run = "requests_per_second = 20\nburst = 20\nmax_parallel_calls = 16\ncutover_margin = \"30s\"\n\
+               cutover_poll = \"5s\"\nprestage_poll = \"10s\"\nresume_backoff = \"5s\"\ndcs_approval = \"investigate\"\nstop_grace = \"5s\"";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    std::fs::write(p.path("sim-profile.toml"), CRASH_PROFILE).unwrap();
+    let mut sim = mailwave(
+        &p,
+        &clock,
+        &[
+            "sim",
+            "serve",
+            "--seed",
+            "9",
+            "--profile",
+            "sim-profile.toml",
+        ],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
+    let base = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("mailwave simulator listening on ")
+        .unwrap()
+        .to_string();
+    assert!(base.starts_with("http://127.0.0.1:"));
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    plan_with_binary(&p, &clock, N, "2027-02-01");
+
+    // Killed at random moments while it creates, restarted each time (one polite stop among them).
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut restarts: Vec<Timestamp> = Vec::new();
+    for round in 0..8 {
+        restarts.push(sim_time(Timestamp::now()));
+        let mut child = mailwave(&p, &clock, &["run"], &format!("run-{round}.log"))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(600..3_500)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round} ended by itself: {}",
+            std::fs::read_to_string(p.path(&format!("run-{round}.log"))).unwrap()
+        );
+        if round == 4 {
+            sigterm(&child);
+            let (status, took) = wait_within(
+                &mut child,
+                Duration::from_secs(15),
+                "SIGTERM",
+                &p.path(&format!("run-{round}.log")),
+            );
+            let out = stdout_of(&mut child);
+            assert_eq!(status.code(), Some(0), "a polite stop exits 0: {out}");
+            assert!(out.contains("run stopped"), "{out}");
+            assert!(took < Duration::from_secs(5 + 5), "stopped in {took:?}");
+        } else {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    // The last run goes to the end.
+    let mut last = mailwave(&p, &clock, &["run"], "run-last.log")
+        .spawn()
+        .unwrap();
+    let (status, _) = wait_within(
+        &mut last,
+        Duration::from_secs(150),
+        "the last run",
+        &p.path("run-last.log"),
+    );
+    let out = stdout_of(&mut last);
+    let log = std::fs::read_to_string(p.path("run-last.log")).unwrap();
+    assert!(
+        matches!(status.code(), Some(0) | Some(3)),
+        "{status:?}\n{out}\n{log}"
+    );
+    assert!(out.contains("run finished"), "{out}");
+
+    let moves = moves(&base);
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+
+    // After each restart, the first new create went out within seconds (while there were any left
+    // to make): an earlier run's creates in doubt held back no one but their own mailboxes.
+    let mut created: Vec<Timestamp> = moves
+        .iter()
+        .map(|m| m["created"].as_str().unwrap().parse().unwrap())
+        .collect();
+    created.sort();
+    for (round, &at) in restarts.iter().enumerate() {
+        let before = created.iter().filter(|&&c| c < at).count();
+        if before >= N {
+            continue;
+        }
+        let first = created.iter().find(|&&c| c >= at).copied();
+        let waited = first.map(|f| f.duration_since(at));
+        assert!(
+            waited.is_some_and(|w| w < SignedDuration::from_secs(5)),
+            "round {round}: {before} of {N} existed at the restart; the first new create came after {waited:?}"
+        );
+    }
+
+    // No duplicate create, no lost mailbox.
+    assert_eq!(moves.len(), N, "one request per mailbox");
+    assert!(
+        moves.iter().all(|m| m["creates"] == 1),
+        "exactly one successful create each"
+    );
+    let store = Store::open_read_only(&p.db()).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let mut q = store
+        .conn()
+        .prepare("SELECT s.state, s.last_error FROM mailbox_state s")
+        .unwrap();
+    let states: Vec<(i64, Option<String>)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(states.len(), N);
+    for (state, error) in &states {
+        assert!(
+            matches!(state, 5 | 6) || (matches!(state, 7 | 8) && error.is_some()),
+            "state {state} {error:?}"
+        );
+    }
+    let open: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM intents WHERE resolved_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 0, "every intent has its outcome");
+
+    // No cut-over outside the window.
+    let windows: HashMap<Timestamp, Timestamp> = [(window_start, window_end)].into();
+    let parse = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<Timestamp>().ok());
+    let cutovers: Vec<Cutover> = moves
+        .iter()
+        .map(|m| {
+            (
+                m["identity"].as_str().unwrap().to_string(),
+                parse(&m["complete_after"]),
+                parse(&m["completion_started"]),
+            )
+        })
+        .collect();
+    let checked = assert_cutovers_inside_windows(&windows, &cutovers);
+    assert!(checked >= N * 9 / 10, "{checked} cut over in the window");
+}
+
+/// A project planned with the library, whose first wave is pre-staging at the clock's start.
+fn stalled_project(endpoint: &str, run: &str) -> (Project, String) {
+    let schedule = "weekday_capacity = 100\nweekend_capacity = 100\nprestage_days = 2";
+    let p = Project::new(&config(endpoint, schedule, run));
+    let plan = planned_estate(&p, 60, jiff::civil::date(2027, 3, 1));
+    let clock = clock_at(plan.waves[0].prestage_start_utc + SignedDuration::from_mins(1));
+    (p, clock)
+}
+
+const STOP_RUN: &str = "max_parallel_calls = 8\nstop_grace = \"3s\"";
+const GRACE: Duration = Duration::from_secs(3);
+/// What the end of a run may add to the grace: the writer, the summary, the records.
+const END: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_stop_ends_within_the_grace_whatever_the_network_does() {
+    // Every create hangs: the server reads it and never answers.
+    let server = Server::start(misbehave::exchange(|req, _| {
+        match req.cmdlet().as_deref() {
+            Some("New-MoveRequest") => Reply::Stall,
+            _ => Reply::Json(200, Some(serde_json::json!({"value": []}))),
+        }
+    }));
+    let stalled = |s: &Server| s.stalled.load(std::sync::atomic::Ordering::SeqCst) > 0;
+
+    // SIGTERM.
+    let (p, clock) = stalled_project(&server.base, STOP_RUN);
+    let mut child = mailwave(&p, &clock, &["run"], "term.log").spawn().unwrap();
+    assert!(
+        server.wait_for(Duration::from_secs(20), stalled),
+        "no create reached the server"
+    );
+    sigterm(&child);
+    let (status, took) = wait_within(
+        &mut child,
+        GRACE + END + END,
+        "SIGTERM with hung calls",
+        &p.path("term.log"),
+    );
+    let out = stdout_of(&mut child);
+    assert!(took <= GRACE + END, "ended {took:?} after SIGTERM\n{out}");
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("run stopped"), "{out}");
+    assert!(out.contains("calls cut off at the stop"), "{out}");
+    // The calls cut off are like a crash for their mailboxes: in doubt, never a success.
+    let store = Store::open_read_only(&p.db()).unwrap();
+    let (open, submitted): (i64, i64) = store
+        .conn()
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM intents WHERE resolved_at IS NULL),
+                    (SELECT COUNT(*) FROM mailbox_state WHERE state != 0)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(open > 0, "the creates cut off stay open for the next run");
+    assert_eq!(submitted, 0, "nothing counted as created");
+    drop(store);
+
+    // --until a few seconds away.
+    let (p, clock) = stalled_project(&server.base, STOP_RUN);
+    let spec: mailwave::time::ClockSpec = clock.parse().unwrap();
+    let until = mailwave::time::Clock::from_spec(spec).now() + SignedDuration::from_secs(4);
+    let started = Instant::now();
+    let mut child = mailwave(
+        &p,
+        &clock,
+        &["run", "--until", &until.to_string()],
+        "until.log",
+    )
+    .spawn()
+    .unwrap();
+    let (status, took) = wait_within(
+        &mut child,
+        Duration::from_secs(30),
+        "--until with hung calls",
+        &p.path("until.log"),
+    );
+    let out = stdout_of(&mut child);
+    assert!(
+        took <= Duration::from_secs(4) + GRACE + END,
+        "ended {:?} after its start with --until 4 s away\n{out}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("run until"), "{out}");
+}
+
+#[test]
+fn a_fatal_error_ends_within_the_grace_while_other_calls_hang() {
+    // The first creates hang; then the service refuses the cmdlet (403, empty body: not in the role).
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let server = Server::start(misbehave::exchange(move |req, _| {
+        match req.cmdlet().as_deref() {
+            Some("New-MoveRequest") => {
+                if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+                    Reply::Stall
+                } else {
+                    Reply::Json(403, None)
+                }
+            }
+            _ => Reply::Json(200, Some(serde_json::json!({"value": []}))),
+        }
+    }));
+    let (p, clock) = stalled_project(&server.base, STOP_RUN);
+    let mut child = mailwave(&p, &clock, &["run"], "fatal.log").spawn().unwrap();
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(30),
+        "a fatal error with hung calls",
+        &p.path("fatal.log"),
+    );
+    let refused_at = server
+        .requests()
+        .iter()
+        .filter(|r| r.cmdlet().as_deref() == Some("New-MoveRequest"))
+        .count();
+    let out = stdout_of(&mut child);
+    let log = std::fs::read_to_string(p.path("fatal.log")).unwrap();
+    assert!(refused_at > 3, "the refusal came");
+    assert_eq!(status.code(), Some(1), "{out}\n{log}");
+    assert!(out.contains("run fatal"), "{out}");
+    assert!(
+        log.contains("Exchange refused New-MoveRequest"),
+        "the reason is plain: {log}"
+    );
+}
+
+#[test]
+fn a_dead_service_is_never_reported_as_success() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let run = "max_parallel_calls = 8\nstop_grace = \"3s\"\nunreachable_timeout = \"8s\"";
+    let (once_p, once_clock) = stalled_project(&dead, run);
+    let (long_p, long_clock) = stalled_project(&dead, run);
+    let mut once = mailwave(&once_p, &once_clock, &["run", "--once"], "once.log")
+        .spawn()
+        .unwrap();
+    let mut long = mailwave(&long_p, &long_clock, &["run"], "long.log")
+        .spawn()
+        .unwrap();
+    for (child, p, log, what) in [
+        (&mut once, &once_p, "once.log", "--once"),
+        (&mut long, &long_p, "long.log", "a long run"),
+    ] {
+        let (status, took) = wait_within(child, Duration::from_secs(60), what, &p.path(log));
+        let out = stdout_of(child);
+        let log = std::fs::read_to_string(p.path(log)).unwrap();
+        assert_eq!(
+            status.code(),
+            Some(5),
+            "{what} exits 5 ({took:?}):\n{out}\n{log}"
+        );
+        assert!(out.contains("run unreachable"), "{what}: {out}");
+        assert!(
+            log.contains("could not reach the service")
+                || log.contains("no good answer from the service"),
+            "{what} says why: {log}"
+        );
+        assert!(
+            log.contains("SERVICE NOT ANSWERING") || what == "--once",
+            "{what}: its progress lines say so: {log}"
+        );
+        assert!(!out.contains("run finished"), "{what}: {out}");
+    }
+}
