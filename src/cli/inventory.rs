@@ -73,7 +73,7 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()?;
-    let clock = crate::time::Clock::real();
+    let clock = cli.clock();
     let tokens = std::sync::Arc::new(crate::auth::TokenProvider::new(
         http, &config, credential, clock,
     ));
@@ -127,7 +127,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         &source,
         rejected,
         &serde_json::to_string(&summary)?,
-        jiff::Timestamp::now(),
+        cli.clock().now(),
     )?;
 
     out!("{summary}");

@@ -43,7 +43,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if let Some(dir) = &args.load {
         let _lock = RunLock::acquire(&cli.state, "mailwave plan --load")?;
         let mut store = Store::open(&cli.state)?;
-        let report = store.load_plan(&files::read(dir)?, jiff::Timestamp::now())?;
+        let report = store.load_plan(&files::read(dir)?, cli.clock().now())?;
         print_load(&report);
         return Ok(exit::OK);
     }
@@ -53,8 +53,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         Some(s) => s
             .parse()
             .map_err(|_| BadInput(format!("--start: {s:?} is not a date (YYYY-MM-DD)")))?,
-        None => jiff::Zoned::now()
-            .with_time_zone(calendar.timezone.clone())
+        None => cli
+            .clock()
+            .now()
+            .to_zoned(calendar.timezone.clone())
             .date()
             .tomorrow()?,
     };
@@ -86,7 +88,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     outln!("plan written to {}", dir.display());
     if !args.no_load {
         let mut store = Store::open(&cli.state)?;
-        let report = store.load_plan(&files::read(&dir)?, jiff::Timestamp::now())?;
+        let report = store.load_plan(&files::read(&dir)?, cli.clock().now())?;
         print_load(&report);
     }
     Ok(exit::OK)

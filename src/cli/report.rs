@@ -14,7 +14,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
-    let text = crate::ui::report::markdown(&store, jiff::Timestamp::now())?;
+    let text = crate::ui::report::markdown(&store, cli.clock().now())?;
     match &args.out {
         Some(path) => {
             std::fs::write(path, text)?;

@@ -31,14 +31,21 @@ pub struct ServeArgs {
     /// Profile (TOML) with the service's knobs; defaults behave like a busy tenant.
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// Users in the simulated directory (and rows of its mailbox usage report); overrides the
+    /// profile's `directory_users`.
+    #[arg(long)]
+    pub users: Option<usize>,
 }
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     let Command::Serve(args) = command;
-    let profile = match &args.profile {
+    let mut profile = match &args.profile {
         Some(p) => Profile::load(p).map_err(BadInput)?,
         None => Profile::default(),
     };
+    if let Some(users) = args.users {
+        profile.directory_users = users;
+    }
     if args.speed.is_nan() || args.speed <= 0.0 {
         return Err(BadInput(format!("--speed must be above zero, got {}", args.speed)).into());
     }

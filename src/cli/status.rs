@@ -16,7 +16,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
-    let status = store.status(jiff::Timestamp::now(), args.wave.as_deref())?;
+    let status = store.status(cli.clock().now(), args.wave.as_deref())?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&status)?);
     } else {

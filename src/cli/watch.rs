@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 fn read(store: &Store, cli: &Cli, scroll: Option<usize>) -> anyhow::Result<View> {
-    let status = store.status(jiff::Timestamp::now(), None)?;
+    let status = store.status(cli.clock().now(), None)?;
     let (attention, _) = store.attention(0)?;
     let last_run = store
         .last_run()?

@@ -480,3 +480,70 @@ fn planned_project() -> Project {
     assert!(out.status.success(), "{}", stderr(&out));
     p
 }
+
+#[test]
+fn an_unknown_wave_is_bad_input_and_leaves_no_run_behind() {
+    let p = planned_project();
+    let before = std::fs::read(p.db()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(["run", "--once", "--wave", "mw-1999-01-01"])
+        .current_dir(p.dir.path())
+        .env("MAILWAVE_TEST_SECRET", "x")
+        .env("MAILWAVE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(BAD_INPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no wave mw-1999-01-01"),
+        "{}",
+        stderr(&out)
+    );
+    let store = mailwave::store::Store::open_read_only(&p.db()).unwrap();
+    let runs: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 0, "no run row was begun");
+    drop(store);
+    assert_eq!(
+        std::fs::read(p.db()).unwrap(),
+        before,
+        "nothing was changed"
+    );
+}
+
+/// `mailwave plan | head -1`: a reader that goes away ends the output quietly, in every command.
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let p = planned_project();
+    let estate = fixture("estate.csv");
+    let estate = estate.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["--help"],
+        vec!["plan", "--start", "2027-01-04", "--name", "feb"],
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["mailbox", "show", "alice@contoso.com"],
+        vec!["report"],
+        vec!["watch", "--once"],
+        vec!["inventory", "import", estate],
+        vec!["init", "--dir", "fresh"],
+    ];
+    for args in commands {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+            .args(&args)
+            .current_dir(p.dir.path())
+            .env("MAILWAVE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes a word.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+        assert!(out.status.code().is_some(), "{args:?}: killed by a signal");
+    }
+}

@@ -465,13 +465,17 @@ fn a_dead_service_is_never_reported_as_success() {
         .unwrap()
         .port();
     let dead = format!("http://127.0.0.1:{port}");
-    let run = "max_parallel_calls = 8\nstop_grace = \"3s\"\nunreachable_timeout = \"8s\"";
+    // Whoever watches the webhook hears of it while it lasts, and of the end.
+    let hook = Server::start(|_, _| Reply::Json(200, None));
+    let run = "max_parallel_calls = 8\nstop_grace = \"3s\"\nunreachable_timeout = \"8s\"\n\
+               [notify]\nwebhook_url_env = \"MW_RT_HOOK\"";
     let (once_p, once_clock) = stalled_project(&dead, run);
     let (long_p, long_clock) = stalled_project(&dead, run);
     let mut once = mailwave(&once_p, &once_clock, &["run", "--once"], "once.log")
         .spawn()
         .unwrap();
     let mut long = mailwave(&long_p, &long_clock, &["run"], "long.log")
+        .env("MW_RT_HOOK", format!("{}/hook", hook.base))
         .spawn()
         .unwrap();
     for (child, p, log, what) in [
@@ -498,4 +502,137 @@ fn a_dead_service_is_never_reported_as_success() {
         );
         assert!(!out.contains("run finished"), "{what}: {out}");
     }
+    let posted: Vec<serde_json::Value> = hook.requests().iter().map(|r| r.json()).collect();
+    assert!(
+        posted.iter().any(|b| b["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("has not answered since"))),
+        "an alert while it lasted: {posted:?}"
+    );
+    assert!(
+        posted
+            .iter()
+            .any(|b| b["summary"]["outcome"] == "unreachable"),
+        "the summary at the end: {posted:?}"
+    );
+}
+
+/// README's rehearsal, step by step, as an operator types it: `init`, `sim serve` at a speed, the
+/// clock and the endpoints it prints, an import from Graph, a plan and a run. Only the speed is
+/// raised (README names both).
+#[test]
+fn the_readme_rehearsal_works_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let steps = [
+        "mailwave init --dir rehearsal",
+        "mailwave sim serve --speed 600 --start 2027-01-04T08:00:00Z --users 500",
+        "export MAILWAVE_CLIENT_SECRET=rehearsal",
+        "mailwave inventory import --from-graph",
+        "mailwave plan --start 2027-01-04",
+        "mailwave run",
+        "--speed 6000",
+    ];
+    for step in steps {
+        assert!(readme.contains(step), "README's rehearsal has `{step}`");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_mailwave");
+    let out = Command::new(bin)
+        .args(["init", "--dir", "rehearsal"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let here = dir.path().join("rehearsal");
+    let mut sim = Command::new(bin)
+        .args([
+            "sim",
+            "serve",
+            "--speed",
+            "6000",
+            "--start",
+            "2027-01-04T08:00:00Z",
+            "--users",
+            "500",
+        ])
+        .current_dir(&here)
+        .env_remove("MAILWAVE_CLOCK")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
+    let mut base = String::new();
+    let mut clock = String::new();
+    for line in lines.by_ref().take(4) {
+        let line = line.unwrap();
+        if let Some(b) = line.strip_prefix("mailwave simulator listening on ") {
+            base = b.to_string();
+        }
+        if let Some(c) = line.trim().strip_prefix("export MAILWAVE_CLOCK=") {
+            clock = c.to_string();
+        }
+    }
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    assert!(
+        clock.starts_with("scaled:6000:"),
+        "sim serve says how to follow its clock"
+    );
+    // "Point authority, exchange and graph at the address it prints."
+    let config = std::fs::read_to_string(here.join("mailwave.toml"))
+        .unwrap()
+        .replace(
+            "\"https://login.microsoftonline.com\"",
+            &format!("\"{base}\""),
+        )
+        .replace("\"https://outlook.office365.com\"", &format!("\"{base}\""))
+        .replace("\"https://graph.microsoft.com\"", &format!("\"{base}\""));
+    std::fs::write(here.join("mailwave.toml"), config).unwrap();
+    let step = |args: &[&str], limit: Duration| {
+        let mut child = Command::new(bin)
+            .args(args)
+            .current_dir(&here)
+            .env("MAILWAVE_CLOCK", &clock)
+            .env("MAILWAVE_CLIENT_SECRET", "rehearsal")
+            .env("MAILWAVE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < limit, "{args:?} took over {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = step(
+        &["inventory", "import", "--from-graph"],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("new"), "{}", stdout(&out));
+    let out = step(&["plan", "--start", "2027-01-04"], Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = step(&["run"], Duration::from_secs(60));
+    let text = stdout(&out);
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    assert!(text.contains("run finished"), "{text}");
+    assert!(text.contains("cut over this run"), "{text}");
+    let store = Store::open_read_only(&here.join("state/mailwave.db")).unwrap();
+    let done: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM mailbox_state WHERE state IN (5, 6)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(done > 450, "{done} of about 500 cut over\n{text}");
 }

@@ -421,3 +421,81 @@ fn reader_child() {
         .unwrap();
     assert!(n > 0);
 }
+
+/// A database written by the first release (schema 1), taken from a demo killed with SIGKILL in
+/// the middle of its creates: 40 mailboxes planned, 39 submitted, 15 create intents without an
+/// outcome, a run row never ended. This version opens it, migrates it, and finishes the job
+/// without a duplicate request.
+#[tokio::test(start_paused = true)]
+async fn a_schema_1_database_left_by_a_killed_run_is_migrated_and_finished() {
+    use mailwave::sim::transport::LocalTransport;
+    use mailwave::sim::{Profile, Simulator};
+    use std::sync::Arc;
+
+    let p = Project::new(&crate::engine::engine_config(100, 100, ""));
+    std::fs::create_dir_all(p.path("state")).unwrap();
+    {
+        let conn = rusqlite::Connection::open(p.db()).unwrap();
+        conn.execute_batch(include_str!("../fixtures/state-v1.sql"))
+            .unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 1);
+    }
+    let store = Store::open(&p.db()).unwrap();
+    let v: i64 = store
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, mailwave::store::SCHEMA_VERSION);
+    let open = store.open_intents().unwrap();
+    assert_eq!(open.len(), 15);
+    assert!(
+        open.iter().all(|i| i.wave_id.is_none()),
+        "schema 1 kept no wave"
+    );
+    let waves = store.waves().unwrap();
+    let n: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM mailbox_state", [], |r| r.get(0))
+        .unwrap();
+    drop(store);
+
+    // The run that picks it up: the simulator knows nothing of the old run's requests.
+    let clock = mailwave::time::Clock::tokio(waves[0].prestage_start, 1.0);
+    let sim = Arc::new(Simulator::new(Profile::default().without_failures(), 3, clock).unwrap());
+    let service = Arc::new(mailwave::exchange::ExchangeClient::new(
+        LocalTransport::new(sim.clone()),
+        clock,
+    ));
+    let summary = crate::engine::run_session(&p, clock, service, Default::default()).await;
+    assert_eq!(summary.outcome, "finished", "{summary:#?}");
+    assert_eq!(summary.uncertain_at_start, 15);
+    assert_eq!(
+        summary.states["completed"] + summary.states["completed_with_warning"],
+        n as u64
+    );
+    let creates: Vec<u32> = sim.with_moves(|m| m.moves().iter().map(|mv| mv.creates).collect());
+    assert_eq!(creates.len() as i64, n, "one request per mailbox");
+    assert!(creates.iter().all(|&c| c == 1));
+    let store = Store::open_read_only(&p.db()).unwrap();
+    let (open, unended): (i64, i64) = store
+        .conn()
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM intents WHERE resolved_at IS NULL),
+                    (SELECT COUNT(*) FROM runs WHERE ended_at IS NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((open, unended), (0, 0));
+    let interrupted: String = store
+        .conn()
+        .query_row("SELECT outcome FROM runs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        interrupted, "interrupted",
+        "the killed run's record is closed"
+    );
+}
