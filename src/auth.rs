@@ -53,7 +53,7 @@ pub enum AuthError {
 }
 
 /// The blocks of a PEM file: (label, DER bytes).
-pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
@@ -80,14 +80,14 @@ pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 /// `x5t#S256`: base64url of the SHA-256 of the certificate's DER.
-pub fn thumbprint_s256(certificate_der: &[u8]) -> String {
+pub(crate) fn thumbprint_s256(certificate_der: &[u8]) -> String {
     B64URL.encode(Sha256::digest(certificate_der))
 }
 
 impl Credential {
     /// The credential the configuration names: its certificate if it has one, else the secret in
     /// the environment variable `client_secret_env`.
-    pub fn from_config(tenant: &crate::config::Tenant) -> Result<Credential, AuthError> {
+    pub(crate) fn from_config(tenant: &crate::config::Tenant) -> Result<Credential, AuthError> {
         if let Some(path) = &tenant.certificate {
             return Credential::from_pem_file(path, tenant.assertion_algorithm);
         }
@@ -100,7 +100,7 @@ impl Credential {
     }
 
     /// Reads the secret from the environment variable `var`.
-    pub fn from_env(var: &str) -> Result<Credential, AuthError> {
+    pub(crate) fn from_env(var: &str) -> Result<Credential, AuthError> {
         match std::env::var(var) {
             Ok(v) if !v.is_empty() => Ok(Credential::Secret(Secret::new(v))),
             _ => Err(AuthError::Credential(format!(
@@ -117,7 +117,7 @@ impl Credential {
             .map_err(|e| AuthError::Credential(format!("{}: {e}", path.display())))
     }
 
-    pub fn from_pem(text: &str, algorithm: Algorithm) -> Result<Credential, String> {
+    pub(crate) fn from_pem(text: &str, algorithm: Algorithm) -> Result<Credential, String> {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         use rsa::pkcs8::DecodePrivateKey;
         let blocks = pem_blocks(text);
@@ -217,7 +217,7 @@ struct Cached {
 }
 
 /// Renew this long before a token expires.
-pub const RENEW_BEFORE: SignedDuration = SignedDuration::from_mins(5);
+pub(crate) const RENEW_BEFORE: SignedDuration = SignedDuration::from_mins(5);
 
 /// Tokens for the APIs, from `{authority}/{tenant}/oauth2/v2.0/token`.
 pub struct TokenProvider {
@@ -257,7 +257,7 @@ impl TokenProvider {
         }
     }
 
-    pub fn token_url(&self) -> String {
+    pub(crate) fn token_url(&self) -> String {
         format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant)
     }
 
@@ -276,7 +276,7 @@ impl TokenProvider {
     }
 
     /// Drops the cached token and fetches a new one (after a 401).
-    pub async fn renew(&self, resource: Resource) -> Result<Secret, AuthError> {
+    pub(crate) async fn renew(&self, resource: Resource) -> Result<Secret, AuthError> {
         let mut cache = self.cache.lock().await;
         let fresh = self.fetch(resource).await?;
         let token = fresh.token.clone();

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// The commented template `mailwave init` writes.
-pub const TEMPLATE: &str = include_str!("config_template.toml");
+pub(crate) const TEMPLATE: &str = include_str!("config_template.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -165,7 +165,7 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn crosses_midnight(&self) -> bool {
+    pub(crate) fn crosses_midnight(&self) -> bool {
         self.end <= self.start
     }
 
@@ -354,7 +354,7 @@ struct RawSchedule {
 }
 
 /// A duration as the configuration writes it: "15m", "90s", "2h".
-pub fn format_duration(d: jiff::SignedDuration) -> String {
+pub(crate) fn format_duration(d: jiff::SignedDuration) -> String {
     let s = d.as_secs();
     if s != 0 && s % 3600 == 0 {
         format!("{}h", s / 3600)

@@ -1,7 +1,7 @@
 //! Numbers as operators read them. A leaf.
 
 /// Groups digits in threes: 2095779 -> "2,095,779".
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -14,7 +14,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// Bytes in decimal units: 1_234_000_000 -> "1.23 GB".
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
     let mut value = bytes as f64;
     let mut unit = 0;

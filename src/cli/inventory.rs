@@ -22,7 +22,7 @@ pub struct ImportArgs {
     /// Import Microsoft Graph's mailbox usage report instead of a file (needs [tenant] and a
     /// credential; Reports.Read.All).
     #[arg(long)]
-    pub from_graph: bool,
+    pub(crate) from_graph: bool,
     /// Report period for --from-graph.
     #[arg(long, default_value = "D7", value_parser = ["D7", "D30", "D90", "D180"])]
     pub period: String,
@@ -34,7 +34,7 @@ pub struct ImportArgs {
     pub service_account_threshold: u32,
     /// Import the valid rows and write the rejected ones to a report, instead of importing nothing.
     #[arg(long)]
-    pub skip_invalid: bool,
+    pub(crate) skip_invalid: bool,
     /// Where the rejected-rows report goes (default: next to the state database).
     #[arg(long)]
     pub rejected: Option<PathBuf>,

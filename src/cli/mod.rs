@@ -22,19 +22,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Exit codes (README documents them).
 pub mod exit {
     /// Finished, or stopped cleanly.
-    pub const OK: i32 = 0;
+    pub(crate) const OK: i32 = 0;
     /// A fatal error (service unreachable, damaged state database, ...).
-    pub const FAILURE: i32 = 1;
+    pub(crate) const FAILURE: i32 = 1;
     /// Bad input: command line, configuration, CSV or plan file. Nothing was changed.
     pub const BAD_INPUT: i32 = 2;
     /// The run finished, but some mailboxes need the operator (failed permanently, held, ...).
-    pub const NEEDS_ATTENTION: i32 = 3;
+    pub(crate) const NEEDS_ATTENTION: i32 = 3;
     /// Another mailwave holds the state database.
-    pub const LOCKED: i32 = 4;
+    pub(crate) const LOCKED: i32 = 4;
     /// The service gave no good answer for `run.unreachable_timeout` (with `--once`: none at all).
-    pub const UNREACHABLE: i32 = 5;
+    pub(crate) const UNREACHABLE: i32 = 5;
     /// Exited at once on a second stop signal.
-    pub const INTERRUPTED: i32 = 130;
+    pub(crate) const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Parser, Debug)]
@@ -66,10 +66,10 @@ pub struct Cli {
     pub state: PathBuf,
     /// Log line format on standard error (or --log-file).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// Also write logs to this file (appended).
     #[arg(long, global = true)]
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// Follow an accelerated clock instead of the wall clock, for rehearsals against `mailwave sim
     /// serve --speed`: the `scaled:...` value it prints. Every command that reads the time (plan,
     /// run, status, watch, report) then agrees with the simulator.
@@ -90,7 +90,7 @@ impl Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -123,7 +123,7 @@ pub enum Command {
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -175,7 +175,7 @@ fn init_logging(cli: &Cli) {
 }
 
 /// The exit code an error maps to.
-pub fn exit_code(error: &anyhow::Error) -> i32 {
+pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
     use crate::store::StoreError;
     for cause in error.chain() {
         if cause.is::<crate::config::ConfigError>()
@@ -211,7 +211,7 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
 /// A usage problem the command line parser cannot see (a file that already exists, a bad date).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BadInput(pub String);
+pub(crate) struct BadInput(pub String);
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
@@ -226,7 +226,7 @@ pub fn main() -> i32 {
     }
 }
 
-pub fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Demo(a) => demo::run(cli, a),
         Command::Init(a) => init::run(a),

@@ -24,7 +24,7 @@ pub struct Args {
     pub out: Option<PathBuf>,
     /// Write the plan files only; do not load them into the state database.
     #[arg(long)]
-    pub no_load: bool,
+    pub(crate) no_load: bool,
     /// Load an existing plan folder (for example after editing its batch CSVs) instead of planning.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["name", "start", "no_load"])]
     pub load: Option<PathBuf>,

@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 /// Parses `--until` in the plan's zone.
-pub fn parse_until(
+pub(crate) fn parse_until(
     text: &str,
     now: Timestamp,
     tz: &jiff::tz::TimeZone,
@@ -102,7 +102,7 @@ fn watchdog(stop: CancellationToken, ending: CancellationToken, grace: Duration)
 
 /// Runs a session with what the command line adds around it: signals, the watchdog, progress on
 /// standard error. Returns the report (printing is the caller's).
-pub async fn drive<S: MoveService>(
+pub(crate) async fn drive<S: MoveService>(
     service: Arc<S>,
     state: &std::path::Path,
     config: &Config,
@@ -137,7 +137,7 @@ pub async fn drive<S: MoveService>(
 }
 
 /// Prints the summary and turns the report into the exit code.
-pub fn finish(
+pub(crate) fn finish(
     report: Result<SessionReport, SessionError>,
     started: std::time::Instant,
 ) -> anyhow::Result<i32> {

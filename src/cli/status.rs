@@ -38,7 +38,7 @@ const COLUMNS: [(&str, &str); 10] = [
     ("skipped", "skipped"),
 ];
 
-pub fn render(status: &Status) -> String {
+pub(crate) fn render(status: &Status) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(

@@ -14,7 +14,7 @@ use crate::ui::watch::{self, View};
 pub struct Args {
     /// Seconds between refreshes.
     #[arg(long, default_value_t = 2.0)]
-    pub interval: f64,
+    pub(crate) interval: f64,
     /// Print one frame as plain text and exit (for logs, or where there is no terminal).
     #[arg(long)]
     pub once: bool,

@@ -10,7 +10,7 @@ use serde_json::Value;
 pub use crate::exchange::ServiceError;
 
 /// Exchange Online service plans: EXCHANGE_S_ENTERPRISE and EXCHANGE_S_STANDARD.
-pub const EXCHANGE_PLANS: [&str; 2] = [
+pub(crate) const EXCHANGE_PLANS: [&str; 2] = [
     "efb87545-963c-4e0d-99df-69c6916d9eb0",
     "9aaf7827-d63c-4b61-89c3-182f06f82e5c",
 ];
@@ -20,13 +20,13 @@ pub struct User {
     pub id: String,
     pub user_principal_name: String,
     pub mail: Option<String>,
-    pub account_enabled: bool,
+    pub(crate) account_enabled: bool,
     /// (skuId, disabled service plan ids)
     pub licences: Vec<(String, Vec<String>)>,
 }
 
 impl User {
-    pub fn from_json(v: &Value) -> User {
+    pub(crate) fn from_json(v: &Value) -> User {
         User {
             id: v["id"].as_str().unwrap_or("").to_string(),
             user_principal_name: v["userPrincipalName"].as_str().unwrap_or("").to_string(),
@@ -60,14 +60,14 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sku {
     pub sku_id: String,
-    pub part_number: String,
-    pub enabled: u64,
-    pub consumed: u64,
-    pub service_plans: Vec<String>,
+    pub(crate) part_number: String,
+    pub(crate) enabled: u64,
+    pub(crate) consumed: u64,
+    pub(crate) service_plans: Vec<String>,
 }
 
 impl Sku {
-    pub fn from_json(v: &Value) -> Sku {
+    pub(crate) fn from_json(v: &Value) -> Sku {
         Sku {
             sku_id: v["skuId"].as_str().unwrap_or("").to_string(),
             part_number: v["skuPartNumber"].as_str().unwrap_or("").to_string(),
@@ -92,7 +92,7 @@ impl Sku {
 }
 
 /// Whether `user` holds a licence whose SKU carries an Exchange Online plan that is not disabled.
-pub fn has_exchange_licence(user: &User, skus: &[Sku]) -> bool {
+pub(crate) fn has_exchange_licence(user: &User, skus: &[Sku]) -> bool {
     user.licences.iter().any(|(sku_id, disabled)| {
         skus.iter().any(|s| {
             &s.sku_id == sku_id
@@ -140,7 +140,7 @@ pub async fn ensure_exchange_licence<D: Directory>(
 }
 
 /// The body of `sendMail`.
-pub fn mail_body(to: &[String], subject: &str, body: &str) -> Value {
+pub(crate) fn mail_body(to: &[String], subject: &str, body: &str) -> Value {
     serde_json::json!({
         "message": {
             "subject": subject,
@@ -152,7 +152,11 @@ pub fn mail_body(to: &[String], subject: &str, body: &str) -> Value {
 }
 
 /// Classifies a failed Graph answer.
-pub fn classify(status: u16, body: Option<&Value>, retry_after: Option<&str>) -> ServiceError {
+pub(crate) fn classify(
+    status: u16,
+    body: Option<&Value>,
+    retry_after: Option<&str>,
+) -> ServiceError {
     let message = body
         .and_then(|b| b["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| body.map(|b| b.to_string()).unwrap_or_default());

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::time::Clock;
 
 /// Failures in a row that open the circuit.
-pub const OPEN_AFTER: u64 = 5;
+pub(crate) const OPEN_AFTER: u64 = 5;
 const FIRST_PROBE: SignedDuration = SignedDuration::from_secs(5);
 const LONGEST_PROBE: SignedDuration = SignedDuration::from_secs(60);
 
@@ -39,27 +39,27 @@ struct Record {
 
 /// What the progress line and the summary show.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct HealthView {
-    pub last_good: Option<Timestamp>,
-    pub good_answers: u64,
-    pub failures_in_a_row: u64,
+pub(crate) struct HealthView {
+    pub(crate) last_good: Option<Timestamp>,
+    pub(crate) good_answers: u64,
+    pub(crate) failures_in_a_row: u64,
     /// When the current run of failures began (none while the service answers). Idle time
     /// between calls is not silence: only calls that went unanswered count.
-    pub failing_since: Option<Timestamp>,
-    pub last_failure: Option<String>,
+    pub(crate) failing_since: Option<Timestamp>,
+    pub(crate) last_failure: Option<String>,
     /// Since when calls have been held back because the service does not answer.
-    pub unreachable_since: Option<Timestamp>,
+    pub(crate) unreachable_since: Option<Timestamp>,
 }
 
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     record: Mutex<Record>,
     changed: Notify,
 }
 
 /// Leave to send one call. A probe that is dropped without an answer (the call was cut off) lets
 /// the next caller probe instead.
-pub struct Ticket<'a> {
+pub(crate) struct Ticket<'a> {
     health: &'a Health,
     probe: bool,
 }
@@ -92,7 +92,7 @@ impl Health {
 
     /// Waits until a call may go: at once while the service answers; while it does not, until this
     /// caller's turn to probe. `None` when `stop` fires first.
-    pub async fn admit(&self, clock: Clock, stop: &CancellationToken) -> Option<Ticket<'_>> {
+    pub(crate) async fn admit(&self, clock: Clock, stop: &CancellationToken) -> Option<Ticket<'_>> {
         loop {
             if stop.is_cancelled() {
                 return None;
@@ -184,7 +184,7 @@ impl Health {
         self.changed.notified()
     }
 
-    pub fn view(&self) -> HealthView {
+    pub(crate) fn view(&self) -> HealthView {
         let r = self.lock();
         HealthView {
             last_good: r.last_good,
@@ -200,7 +200,7 @@ impl Health {
 impl HealthView {
     /// How long calls have gone unanswered (from the first failure of the current run of them, and
     /// no earlier than `started`); `None` while the service answers.
-    pub fn silent_for(&self, started: Timestamp, now: Timestamp) -> Option<SignedDuration> {
+    pub(crate) fn silent_for(&self, started: Timestamp, now: Timestamp) -> Option<SignedDuration> {
         Some(now.duration_since(self.failing_since?.max(started)))
     }
 }

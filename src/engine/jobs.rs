@@ -24,14 +24,14 @@ use crate::time::limits::{self, Limiter};
 
 /// Pauses every worker on one API until a 429's Retry-After has passed.
 #[derive(Debug, Default)]
-pub struct Gate {
+pub(crate) struct Gate {
     until_ms: AtomicI64,
     /// Simulated milliseconds the API has been paused (the union of the pauses, not per worker).
     paused_ms: AtomicU64,
 }
 
 impl Gate {
-    pub fn pause_until(&self, now: Timestamp, until: Timestamp) {
+    pub(crate) fn pause_until(&self, now: Timestamp, until: Timestamp) {
         let new = until.as_millisecond();
         let old = self.until_ms.fetch_max(new, Ordering::SeqCst);
         let from = old.max(now.as_millisecond());
@@ -60,7 +60,7 @@ impl Gate {
 
 /// API calls by cmdlet and outcome.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub calls: Mutex<BTreeMap<(String, String), u64>>,
     pub throttled: AtomicU64,
 }
@@ -73,7 +73,7 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub fn total_calls(&self) -> u64 {
+    pub(crate) fn total_calls(&self) -> u64 {
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -109,13 +109,13 @@ fn outcome_label(r: &Result<impl Sized, ServiceError>) -> &'static str {
 }
 
 /// What a job needs from the run.
-pub struct Executor<S> {
+pub(crate) struct Executor<S> {
     pub service: Arc<S>,
     pub clock: Clock,
-    pub limiter: Arc<Limiter>,
-    pub gate: Arc<Gate>,
-    pub health: Arc<Health>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) limiter: Arc<Limiter>,
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Once cancelled, no call starts and nothing is retried.
     pub stop: CancellationToken,
 }
@@ -229,7 +229,7 @@ impl<S: MoveService> Executor<S> {
 
 /// One call to make.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     /// The mailbox it is about (none for the endpoint and listings).
     pub mailbox: Option<u32>,
     /// Its address, for identity cmdlets and the log.

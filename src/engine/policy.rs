@@ -38,14 +38,14 @@ pub fn follow(status: &MoveStatus) -> Follow {
 /// Whether a verdict of the run's own (a permanent failure, a wait for approval) stands against what
 /// a listing says. It stands while the service only keeps the move waiting; real progress (someone
 /// resumed or approved it by hand) moves the mailbox on.
-pub fn verdict_stands(current: State, class: Option<FailureClass>, listed: State) -> bool {
+pub(crate) fn verdict_stands(current: State, class: Option<FailureClass>, listed: State) -> bool {
     current == State::Failed
         && class != Some(FailureClass::Transient)
         && matches!(listed, State::Synced | State::Submitted)
 }
 
 /// The failure class of a failed move.
-pub fn failure_class(kind: FailureKind) -> FailureClass {
+pub(crate) fn failure_class(kind: FailureKind) -> FailureClass {
     match kind {
         FailureKind::Transient => FailureClass::Transient,
         FailureKind::Permanent => FailureClass::Permanent,
@@ -54,7 +54,7 @@ pub fn failure_class(kind: FailureKind) -> FailureClass {
 
 /// What to do with a synced move, by its data-consistency grade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DcsVerdict {
+pub(crate) enum DcsVerdict {
     /// Nothing to do: it completes when its cut-over comes.
     Proceed,
     /// Approve the skipped items (`Set-MoveRequest -SkippedItemApprovalTime`).
@@ -65,7 +65,7 @@ pub enum DcsVerdict {
     CannotComplete,
 }
 
-pub fn dcs_verdict(score: Option<Dcs>, setting: DcsApproval) -> DcsVerdict {
+pub(crate) fn dcs_verdict(score: Option<Dcs>, setting: DcsApproval) -> DcsVerdict {
     match (score, setting) {
         (Some(Dcs::Investigate), DcsApproval::Investigate) => DcsVerdict::Approve,
         (Some(Dcs::Investigate), DcsApproval::GoodOnly | DcsApproval::Never) => {
@@ -84,7 +84,7 @@ pub enum Resume {
 }
 
 /// `resumed`: resumes so far. The wait doubles each time from `backoff`.
-pub fn resume(resumed: u32, attempts: u32, backoff: SignedDuration) -> Resume {
+pub(crate) fn resume(resumed: u32, attempts: u32, backoff: SignedDuration) -> Resume {
     if resumed >= attempts {
         return Resume::GiveUp;
     }
@@ -97,7 +97,7 @@ pub fn resume(resumed: u32, attempts: u32, backoff: SignedDuration) -> Resume {
 }
 
 /// Whether `now` falls in a daily local-time window (which may cross midnight) in `tz`.
-pub fn in_local_window(window: Window, now: Timestamp, tz: &jiff::tz::TimeZone) -> bool {
+pub(crate) fn in_local_window(window: Window, now: Timestamp, tz: &jiff::tz::TimeZone) -> bool {
     let t = now.to_zoned(tz.clone()).time();
     if window.crosses_midnight() {
         t >= window.start || t < window.end
@@ -150,16 +150,16 @@ pub fn created(answer: Result<(), &ServiceError>) -> Created {
 
 /// An uncertain create is asked again (a new `New-MoveRequest`, whose answer is evidence either
 /// way) this long after the attempt, unless a listing shows the request first.
-pub const PROBE_AFTER: SignedDuration = SignedDuration::from_secs(10);
+pub(crate) const PROBE_AFTER: SignedDuration = SignedDuration::from_secs(10);
 
 /// When an uncertain create, attempted at `attempted`, may be asked again.
-pub fn probe_at(attempted: Timestamp, now: Timestamp) -> Timestamp {
+pub(crate) fn probe_at(attempted: Timestamp, now: Timestamp) -> Timestamp {
     (attempted + PROBE_AFTER).max(now)
 }
 
 /// What the completer does with a mailbox of a wave whose window is about to close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AtClose {
+pub(crate) enum AtClose {
     /// No request yet: move it to the next wave in the store only.
     MoveUnstarted,
     /// A request that has not started its cut-over: move it to the next wave on the service too
@@ -169,7 +169,7 @@ pub enum AtClose {
     Leave,
 }
 
-pub fn at_close(state: State, class: Option<FailureClass>) -> AtClose {
+pub(crate) fn at_close(state: State, class: Option<FailureClass>) -> AtClose {
     match state {
         State::Planned => AtClose::MoveUnstarted,
         State::Submitted | State::Syncing | State::Synced => AtClose::MoveRequest,
@@ -182,7 +182,7 @@ pub fn at_close(state: State, class: Option<FailureClass>) -> AtClose {
 
 /// Whether a service answer shows the service is there (even a refusal is an answer); network
 /// failures, timeouts and 5xx are not.
-pub fn is_answer(result: Result<(), &ServiceError>) -> bool {
+pub(crate) fn is_answer(result: Result<(), &ServiceError>) -> bool {
     !matches!(
         result,
         Err(ServiceError::Transient { .. } | ServiceError::NotSent)

@@ -52,7 +52,7 @@ pub enum RunExit {
 
 pub struct SessionReport {
     pub summary: RunSummary,
-    pub attention_total: u64,
+    pub(crate) attention_total: u64,
     pub attention: Vec<AttentionRow>,
     pub exit: RunExit,
 }
@@ -221,7 +221,7 @@ async fn post_alerts(url: Secret, mut rx: mpsc::UnboundedReceiver<Alert>) {
 }
 
 /// Posts the run's summary to the webhook; failures are logged, never fatal. The URL is never logged.
-pub async fn post_webhook(url: &Secret, text: String, summary: &RunSummary) {
+pub(crate) async fn post_webhook(url: &Secret, text: String, summary: &RunSummary) {
     let summary = serde_json::to_value(summary).unwrap_or_default();
     post_webhook_json(url, serde_json::json!({"text": text, "summary": summary})).await;
 }

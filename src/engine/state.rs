@@ -30,18 +30,18 @@ pub enum Close {
 
 #[derive(Debug, Clone)]
 pub struct Wave {
-    pub db_id: i64,
+    pub(crate) db_id: i64,
     pub name: String,
     pub window_start: Timestamp,
     pub window_end: Timestamp,
     pub prestage_start: Timestamp,
     /// Mailbox indices in plan order (pilot, priority, databases interleaved).
-    pub members: Vec<u32>,
+    pub(crate) members: Vec<u32>,
     /// Next member to consider for submission.
-    pub submit_cursor: usize,
+    pub(crate) submit_cursor: usize,
     pub poll: Poll,
     pub close: Close,
-    pub in_scope: bool,
+    pub(crate) in_scope: bool,
     /// Members of this wave per state.
     pub counts: [u32; 10],
 }
@@ -52,7 +52,7 @@ impl Wave {
     }
 
     /// Members with a move request the service is still working on.
-    pub fn active(&self) -> u32 {
+    pub(crate) fn active(&self) -> u32 {
         [
             State::Submitted,
             State::Syncing,
@@ -66,7 +66,7 @@ impl Wave {
     }
 
     /// Members that would need their cut-over moved if the window closed now.
-    pub fn unready(&self) -> u32 {
+    pub(crate) fn unready(&self) -> u32 {
         [
             State::Planned,
             State::Submitted,
@@ -79,7 +79,7 @@ impl Wave {
         .sum()
     }
 
-    pub fn next_poll(&self) -> Option<Timestamp> {
+    pub(crate) fn next_poll(&self) -> Option<Timestamp> {
         match self.poll {
             Poll::At(t) => Some(t),
             Poll::Off | Poll::Listing => None,
@@ -87,7 +87,7 @@ impl Wave {
     }
 
     /// Asks for a listing no later than `at`.
-    pub fn poll_by(&mut self, at: Timestamp) {
+    pub(crate) fn poll_by(&mut self, at: Timestamp) {
         self.poll = match self.poll {
             Poll::Listing => Poll::Listing,
             Poll::At(t) => Poll::At(t.min(at)),
@@ -99,7 +99,7 @@ impl Wave {
 /// A request's ExchangeGuid in two words: 8-byte aligned and without an `Option` tag, which keeps
 /// [`Mailbox`] at 56 bytes. All zeros means not known yet (no request has that guid).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Guid([u64; 2]);
+pub(crate) struct Guid([u64; 2]);
 
 impl Guid {
     pub fn of(g: Option<u128>) -> Guid {
@@ -135,14 +135,14 @@ pub struct Mailbox {
     pub state: State,
     pub class: Option<FailureClass>,
     /// Times this mailbox was submitted or resumed.
-    pub attempts: u16,
+    pub(crate) attempts: u16,
     pub work: Work,
     /// Its data-consistency grade was read in the current window.
-    pub dcs_checked: bool,
+    pub(crate) dcs_checked: bool,
     /// The move request's ExchangeGuid, once known.
-    pub guid: Guid,
+    pub(crate) guid: Guid,
     /// Unix ms of the last submission (0: never).
-    pub submitted_at: i64,
+    pub(crate) submitted_at: i64,
 }
 
 /// Where a request's cut-over goes when it moves.
@@ -157,44 +157,44 @@ pub enum Target {
 /// A create whose outcome is not known yet: the intent recorded before it, the call's
 /// `client-request-id`, and when it was attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpenCreate {
+pub(crate) struct OpenCreate {
     pub intent: i64,
     pub correlation: [u8; 16],
-    pub attempted: Timestamp,
+    pub(crate) attempted: Timestamp,
     /// The wave every attempt so far was made for; `None` when they differ or are not known. A
     /// request adopted later is moved into the mailbox's wave unless it was made for it.
-    pub made_for: Option<u32>,
+    pub(crate) made_for: Option<u32>,
     /// It asks again about an earlier create in doubt.
-    pub probe: bool,
+    pub(crate) probe: bool,
 }
 
 /// Due times as Unix milliseconds, soonest first.
-pub type Due<T> = BinaryHeap<Reverse<(i64, T)>>;
+pub(crate) type Due<T> = BinaryHeap<Reverse<(i64, T)>>;
 
-pub struct RunState {
+pub(crate) struct RunState {
     pub waves: Vec<Wave>,
     pub mailboxes: Vec<Mailbox>,
     /// Every mailbox's address, back to back (one allocation instead of millions).
     addresses: String,
     pub counts: [u64; 10],
     /// Creates on the wire now.
-    pub creating: u64,
+    pub(crate) creating: u64,
     /// Creates without an outcome: on the wire, or in doubt (a crash, a timeout, a 5xx). A mailbox
     /// in doubt, and only it, waits for evidence.
-    pub open_creates: HashMap<u32, OpenCreate>,
+    pub(crate) open_creates: HashMap<u32, OpenCreate>,
     /// When an uncertain create is asked again.
-    pub probes: Due<u32>,
+    pub(crate) probes: Due<u32>,
     /// Transient failures to resume.
-    pub resumes: Due<u32>,
-    pub stats_queue: VecDeque<u32>,
-    pub get_queue: VecDeque<u32>,
-    pub approvals: VecDeque<u32>,
-    pub reschedules: VecDeque<(u32, Target)>,
+    pub(crate) resumes: Due<u32>,
+    pub(crate) stats_queue: VecDeque<u32>,
+    pub(crate) get_queue: VecDeque<u32>,
+    pub(crate) approvals: VecDeque<u32>,
+    pub(crate) reschedules: VecDeque<(u32, Target)>,
     /// Reschedules waiting for a request to replicate.
     pub later: Due<(u32, Target)>,
 }
 
-pub fn parse_guid(s: &str) -> Option<u128> {
+pub(crate) fn parse_guid(s: &str) -> Option<u128> {
     uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
 }
 
@@ -202,7 +202,7 @@ pub fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
 
-pub fn from_ms(ms: i64) -> Timestamp {
+pub(crate) fn from_ms(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::MIN)
 }
 
@@ -284,7 +284,7 @@ impl RunState {
     }
 
     /// The run's mailboxes among database ids `ids`: id -> index (one pass over the estate).
-    pub fn indices_of(&self, ids: impl IntoIterator<Item = i64>) -> HashMap<i64, u32> {
+    pub(crate) fn indices_of(&self, ids: impl IntoIterator<Item = i64>) -> HashMap<i64, u32> {
         let wanted: std::collections::HashSet<i64> = ids.into_iter().collect();
         self.mailboxes
             .iter()
@@ -295,7 +295,7 @@ impl RunState {
     }
 
     /// The wave index of a database wave id.
-    pub fn wave_of_db(&self, db_id: i64) -> Option<u32> {
+    pub(crate) fn wave_of_db(&self, db_id: i64) -> Option<u32> {
         self.waves
             .iter()
             .position(|w| w.db_id == db_id)
@@ -320,17 +320,17 @@ impl RunState {
     }
 
     /// A create for this mailbox has no outcome yet.
-    pub fn has_open_create(&self, idx: u32) -> bool {
+    pub(crate) fn has_open_create(&self, idx: u32) -> bool {
         self.open_creates.contains_key(&idx)
     }
 
     /// Creates in doubt (not on the wire).
-    pub fn uncertain(&self) -> u64 {
+    pub(crate) fn uncertain(&self) -> u64 {
         self.open_creates.len() as u64 - self.creating
     }
 
     /// Records a new state in the view (the caller writes it to the store).
-    pub fn set_state(&mut self, idx: u32, to: State) {
+    pub(crate) fn set_state(&mut self, idx: u32, to: State) {
         let m = &mut self.mailboxes[idx as usize];
         self.counts[m.state.code() as usize] -= 1;
         self.counts[to.code() as usize] += 1;
@@ -344,7 +344,7 @@ impl RunState {
     }
 
     /// Work remains: mailboxes not yet finished and not waiting for the operator.
-    pub fn unfinished(&self) -> u64 {
+    pub(crate) fn unfinished(&self) -> u64 {
         [
             State::Planned,
             State::Submitted,
@@ -358,7 +358,7 @@ impl RunState {
             + self.resumes.len() as u64
     }
 
-    pub fn counts_by_name(&self) -> std::collections::BTreeMap<&'static str, u64> {
+    pub(crate) fn counts_by_name(&self) -> std::collections::BTreeMap<&'static str, u64> {
         ALL_STATES
             .iter()
             .map(|s| (s.name(), self.count(*s)))
@@ -366,7 +366,7 @@ impl RunState {
     }
 
     /// Moves a mailbox to another wave in the view.
-    pub fn move_to_wave(&mut self, idx: u32, to: u32) {
+    pub(crate) fn move_to_wave(&mut self, idx: u32, to: u32) {
         let m = &mut self.mailboxes[idx as usize];
         let code = m.state.code() as usize;
         if m.wave == to {

@@ -56,16 +56,16 @@ pub struct Snapshot {
     pub total: u64,
     pub in_flight: u64,
     /// Creates whose outcome is in doubt (waiting for evidence).
-    pub uncertain: u64,
+    pub(crate) uncertain: u64,
     pub calls: u64,
     pub throttled: u64,
-    pub throttled_seconds: f64,
+    pub(crate) throttled_seconds: f64,
     pub current_wave: Option<String>,
-    pub waves_total: usize,
-    pub waves_done: usize,
-    pub health: HealthView,
+    pub(crate) waves_total: usize,
+    pub(crate) waves_done: usize,
+    pub(crate) health: HealthView,
     /// What the run waits for next, and until when.
-    pub waiting_for: Option<(String, Timestamp)>,
+    pub(crate) waiting_for: Option<(String, Timestamp)>,
 }
 
 /// Something a person should hear about now, not in the morning.
@@ -118,28 +118,28 @@ pub struct RunSummary {
     pub simulated_hours: f64,
     pub mailboxes: u64,
     pub states: BTreeMap<&'static str, u64>,
-    pub completed_this_run: u64,
-    pub completed_per_hour: f64,
+    pub(crate) completed_this_run: u64,
+    pub(crate) completed_per_hour: f64,
     pub rescheduled: u64,
     pub api_calls: BTreeMap<String, BTreeMap<String, u64>>,
     pub api_calls_total: u64,
-    pub calls_per_completed_mailbox: Option<f64>,
+    pub(crate) calls_per_completed_mailbox: Option<f64>,
     pub throttled: u64,
-    pub throttled_seconds: f64,
+    pub(crate) throttled_seconds: f64,
     /// Mailboxes that need the operator (failed, held).
     pub attention: u64,
     /// Creates whose outcome was in doubt at the start, and how many of them this run settled.
     pub uncertain_at_start: u64,
-    pub uncertain_settled: u64,
+    pub(crate) uncertain_settled: u64,
     /// Calls cut off by the stop grace: their mailboxes are settled by the next run.
-    pub calls_cut_off: u64,
+    pub(crate) calls_cut_off: u64,
     /// When the service last gave a good answer.
-    pub last_good_answer: Option<String>,
+    pub(crate) last_good_answer: Option<String>,
 }
 
 impl RunSummary {
     /// A summary for a run that ended before the engine could count anything.
-    pub fn failed_early(started: Timestamp, ended: Timestamp, reason: String) -> RunSummary {
+    pub(crate) fn failed_early(started: Timestamp, ended: Timestamp, reason: String) -> RunSummary {
         RunSummary {
             outcome: RunOutcome::Fatal(String::new()).name().into(),
             fatal: Some(reason),
@@ -166,7 +166,7 @@ impl RunSummary {
 }
 
 /// The text of a webhook message (Teams and Slack both read `text`).
-pub fn webhook_text(s: &RunSummary, attention_total: u64) -> String {
+pub(crate) fn webhook_text(s: &RunSummary, attention_total: u64) -> String {
     let done = s.states.get("completed").copied().unwrap_or(0)
         + s.states.get("completed_with_warning").copied().unwrap_or(0);
     format!(

@@ -31,7 +31,7 @@ impl Call {
         }
     }
 
-    pub fn with_correlation(correlation: [u8; 16]) -> Call {
+    pub(crate) fn with_correlation(correlation: [u8; 16]) -> Call {
         Call {
             correlation: uuid::Uuid::from_bytes(correlation),
             created_at: None,
@@ -51,7 +51,7 @@ impl Default for Call {
 }
 
 /// How long after a create a 404 is taken for replication lag.
-pub const REPLICATION_GRACE: SignedDuration = SignedDuration::from_mins(15);
+pub(crate) const REPLICATION_GRACE: SignedDuration = SignedDuration::from_mins(15);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MoveStatus {
@@ -104,9 +104,9 @@ pub struct NewMove {
 pub struct MoveRequest {
     pub identity: String,
     pub display_name: String,
-    pub exchange_guid: String,
+    pub(crate) exchange_guid: String,
     pub status: MoveStatus,
-    pub status_detail: String,
+    pub(crate) status_detail: String,
     pub batch_name: String,
     pub complete_after: Option<Timestamp>,
 }
@@ -142,7 +142,7 @@ impl Dcs {
 
 /// Whether a failed move is worth resuming, as the service's failure type says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
+pub(crate) enum FailureKind {
     Transient,
     Permanent,
 }
@@ -150,9 +150,9 @@ pub enum FailureKind {
 /// What `Get-MoveRequestStatistics` says of a move's failure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MoveFailure {
-    pub kind: FailureKind,
+    pub(crate) kind: FailureKind,
     /// The service's `FailureType`, for example `MailboxReplicationPermanentException`.
-    pub failure_type: String,
+    pub(crate) failure_type: String,
     pub message: String,
     pub at: Option<Timestamp>,
 }
@@ -170,7 +170,7 @@ impl MoveFailure {
     }
 
     /// "FailureType: message", as the operator reads it.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if self.failure_type.is_empty() {
             self.message.clone()
         } else {
@@ -183,23 +183,23 @@ impl MoveFailure {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MoveStatistics {
     pub request: MoveRequest,
-    pub percent_complete: Option<u32>,
-    pub bytes_transferred: Option<u64>,
+    pub(crate) percent_complete: Option<u32>,
+    pub(crate) bytes_transferred: Option<u64>,
     pub total_mailbox_size: Option<u64>,
-    pub total_item_count: Option<u64>,
-    pub items_transferred: Option<u64>,
+    pub(crate) total_item_count: Option<u64>,
+    pub(crate) items_transferred: Option<u64>,
     /// The service's message about the move (why it waits, why it failed).
     pub message: String,
     /// Set when the service reports a failure type.
     pub failure: Option<MoveFailure>,
-    pub sync_stage: Option<String>,
+    pub(crate) sync_stage: Option<String>,
     pub data_consistency_score: Option<Dcs>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointLimits {
     pub max_concurrent_migrations: u32,
-    pub max_concurrent_incremental_syncs: u32,
+    pub(crate) max_concurrent_incremental_syncs: u32,
 }
 
 type Res<T> = Result<T, ServiceError>;
@@ -211,7 +211,6 @@ pub trait MoveService: Send + Sync + 'static {
         call: Call,
         request: &NewMove,
     ) -> impl Future<Output = Res<MoveRequest>> + Send;
-    /// Every request of a batch (all pages).
     /// The requests of a batch (all pages); only those with `status` when given
     /// (`Get-MoveRequest -BatchName -Status`).
     fn list_batch(
@@ -235,12 +234,6 @@ pub trait MoveService: Send + Sync + 'static {
         call: Call,
         identity: &str,
     ) -> impl Future<Output = Res<MoveStatistics>> + Send;
-    fn set_complete_after(
-        &self,
-        call: Call,
-        identity: &str,
-        at: Timestamp,
-    ) -> impl Future<Output = Res<()>> + Send;
     fn approve_skipped_items(
         &self,
         call: Call,
@@ -270,8 +263,8 @@ pub trait MoveService: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Page {
     pub value: Box<RawValue>,
-    pub next_link: Option<String>,
-    pub warnings: Vec<String>,
+    pub(crate) next_link: Option<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Page {
@@ -305,14 +298,14 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// DateTime parameters: UTC, `yyyy-MM-ddTHH:mm:ss.fffffffZ`.
-pub fn format_datetime(t: Timestamp) -> String {
+pub(crate) fn format_datetime(t: Timestamp) -> String {
     let base = t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
     let ticks = t.subsec_nanosecond().max(0) / 100;
     format!("{base}.{ticks:07}Z")
 }
 
 /// The byte count inside a ByteQuantifiedSize (`"1.234 GB (1,325,000,000 bytes)"`); plain numbers too.
-pub fn parse_byte_quantified(v: &Value) -> Option<u64> {
+pub(crate) fn parse_byte_quantified(v: &Value) -> Option<u64> {
     if let Some(n) = v.as_u64() {
         return Some(n);
     }
@@ -415,13 +408,13 @@ fn parse_time(s: &str) -> Option<Timestamp> {
     s.parse().ok().or_else(|| format!("{s}Z").parse().ok())
 }
 
-pub fn parse_request(v: &Value) -> MoveRequest {
+pub(crate) fn parse_request(v: &Value) -> MoveRequest {
     <WireRequest as serde::Deserialize>::deserialize(v)
         .unwrap_or_default()
         .into()
 }
 
-pub fn parse_statistics(v: &Value) -> MoveStatistics {
+pub(crate) fn parse_statistics(v: &Value) -> MoveStatistics {
     let opt = |k: &str| {
         v.get(k)
             .and_then(Value::as_str)
@@ -453,7 +446,7 @@ pub fn parse_statistics(v: &Value) -> MoveStatistics {
 }
 
 /// The cmdlet body: `{"CmdletInput":{"CmdletName":..., "Parameters":{...}}}`.
-pub fn cmdlet_body(cmdlet: &str, parameters: Map<String, Value>) -> Value {
+pub(crate) fn cmdlet_body(cmdlet: &str, parameters: Map<String, Value>) -> Value {
     json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}})
 }
 
@@ -466,10 +459,6 @@ pub struct ExchangeClient<T> {
 impl<T: Transport> ExchangeClient<T> {
     pub fn new(transport: T, clock: Clock) -> ExchangeClient<T> {
         ExchangeClient { transport, clock }
-    }
-
-    pub fn transport(&self) -> &T {
-        &self.transport
     }
 
     /// Runs any cmdlet and gathers every page of its answer.
@@ -649,16 +638,6 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
         p.insert("Identity".into(), json!(identity));
         let v = self.invoke(&call, "Get-MoveRequestStatistics", p).await?;
         Ok(parse_statistics(&first(v, "Get-MoveRequestStatistics")?))
-    }
-
-    async fn set_complete_after(&self, call: Call, identity: &str, at: Timestamp) -> Res<()> {
-        self.identity_cmdlet(
-            call,
-            "Set-MoveRequest",
-            identity,
-            &[("CompleteAfter", json!(format_datetime(at)))],
-        )
-        .await
     }
 
     async fn approve_skipped_items(&self, call: Call, identity: &str, at: Timestamp) -> Res<()> {

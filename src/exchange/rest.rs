@@ -38,10 +38,6 @@ impl RestTransport {
             page_size: 1000,
         }
     }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
 }
 
 /// A response's `Retry-After`, as the service wrote it (seconds, possibly fractional).

@@ -2,7 +2,7 @@
 //! hashed report names), loose enough for every address Exchange accepts.
 
 /// Why an address was refused, in words an operator can act on.
-pub fn check(address: &str) -> Result<(), String> {
+pub(crate) fn check(address: &str) -> Result<(), String> {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return Err(format!("{address:?} is not an email address (no @)"));
     };

@@ -29,7 +29,7 @@ pub struct AddressIndex {
 }
 
 impl AddressIndex {
-    pub fn with_capacity(n: usize) -> AddressIndex {
+    pub(crate) fn with_capacity(n: usize) -> AddressIndex {
         AddressIndex {
             map: FxHashMap::with_capacity_and_hasher(n, Default::default()),
             spill: Vec::new(),

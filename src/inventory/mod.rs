@@ -21,14 +21,14 @@ pub struct Mailbox {
     pub size_bytes: u64,
     pub item_count: u64,
     /// Index into [`Inventory::organisations`].
-    pub organisation: Option<u32>,
+    pub(crate) organisation: Option<u32>,
     /// Index into [`Inventory::databases`].
-    pub source_database: Option<u32>,
+    pub(crate) source_database: Option<u32>,
     /// Lower moves first; `None` sorts after every given priority.
-    pub priority: Option<i64>,
+    pub(crate) priority: Option<i64>,
     pub pilot: bool,
-    pub exclude: bool,
-    pub has_archive: bool,
+    pub(crate) exclude: bool,
+    pub(crate) has_archive: bool,
 }
 
 /// A validated inventory: mailboxes, delegation edges between them, and the affinity groups those
@@ -37,11 +37,11 @@ pub struct Mailbox {
 pub struct Inventory {
     pub mailboxes: Vec<Mailbox>,
     pub organisations: Vec<String>,
-    pub databases: Vec<String>,
+    pub(crate) databases: Vec<String>,
     /// Distinct, undirected delegation edges `(a, b)` with `a < b`, as mailbox indices.
     pub delegations: Vec<(u32, u32)>,
     /// Affinity group of each mailbox (a dense id; singleton mailboxes have their own).
-    pub group_of: Vec<u32>,
+    pub(crate) group_of: Vec<u32>,
     /// Mailboxes with more delegation edges than the threshold: kept out of grouping.
     pub service_accounts: Vec<u32>,
     /// Rows of the usage report marked deleted, skipped on import.
@@ -49,18 +49,18 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn organisation_name(&self, m: &Mailbox) -> Option<&str> {
+    pub(crate) fn organisation_name(&self, m: &Mailbox) -> Option<&str> {
         m.organisation
             .map(|i| self.organisations[i as usize].as_str())
     }
 
-    pub fn database_name(&self, m: &Mailbox) -> Option<&str> {
+    pub(crate) fn database_name(&self, m: &Mailbox) -> Option<&str> {
         m.source_database
             .map(|i| self.databases[i as usize].as_str())
     }
 
     /// Index of every mailbox by address, ignoring case.
-    pub fn index_by_address(&self) -> index::AddressIndex {
+    pub(crate) fn index_by_address(&self) -> index::AddressIndex {
         let mut index = index::AddressIndex::with_capacity(self.mailboxes.len());
         for (i, m) in self.mailboxes.iter().enumerate() {
             index.insert(&m.address, i as u32, |j| {
@@ -84,7 +84,7 @@ pub(crate) struct Interner {
 }
 
 impl Interner {
-    pub fn intern(&mut self, name: &str) -> u32 {
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
         if let Some(&i) = self.index.get(name) {
             return i;
         }
@@ -185,4 +185,4 @@ pub fn check_not_concealed(csv: &[u8]) -> Result<(), String> {
 }
 
 /// How many row errors an all-or-nothing failure shows before "... and N more".
-pub const ERRORS_SHOWN: usize = 20;
+pub(crate) const ERRORS_SHOWN: usize = 20;

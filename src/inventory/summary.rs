@@ -13,17 +13,17 @@ pub struct ImportSummary {
     pub pilot: u64,
     pub deleted_skipped: u64,
     pub rejected: u64,
-    pub total_bytes: u64,
+    pub(crate) total_bytes: u64,
     /// p50, p90, p99 and max mailbox size in bytes.
-    pub size_percentiles: [u64; 4],
+    pub(crate) size_percentiles: [u64; 4],
     pub organisations: u64,
     pub delegations: u64,
     pub groups: u64,
     /// Groups with more than one mailbox.
-    pub shared_groups: u64,
+    pub(crate) shared_groups: u64,
     pub largest_group: u64,
     /// An address in the largest group, so the operator can look it up.
-    pub largest_group_member: Option<String>,
+    pub(crate) largest_group_member: Option<String>,
     pub service_accounts: Vec<String>,
 }
 

@@ -19,7 +19,7 @@ pub struct EstateSpec {
     /// Mailboxes marked `Pilot` (taken from the first organisation).
     pub pilot: usize,
     /// Roughly one service account per this many mailboxes.
-    pub mailboxes_per_service_account: usize,
+    pub(crate) mailboxes_per_service_account: usize,
 }
 
 impl EstateSpec {

@@ -54,7 +54,7 @@ struct GovUkEvent {
 }
 
 /// Reads one division of a GOV.UK bank-holidays JSON file into date -> title.
-pub fn read_bank_holidays(
+pub(crate) fn read_bank_holidays(
     path: &Path,
     division: &str,
 ) -> Result<BTreeMap<Date, String>, CalendarError> {
@@ -91,9 +91,9 @@ pub enum DayKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot {
     pub date: Date,
-    pub kind: DayKind,
+    pub(crate) kind: DayKind,
     pub capacity: u64,
-    pub bytes_capacity: Option<u64>,
+    pub(crate) bytes_capacity: Option<u64>,
     pub start: Zoned,
     pub end: Zoned,
     /// When move requests for this wave are created (cut-over start less the pre-stage days).
@@ -103,12 +103,12 @@ pub struct Slot {
 #[derive(Debug, Clone)]
 pub struct Calendar {
     pub timezone: TimeZone,
-    pub timezone_name: String,
+    pub(crate) timezone_name: String,
     pub window: Window,
     pub weekday_capacity: u64,
     pub weekend_capacity: u64,
     pub weekday_bytes: Option<u64>,
-    pub weekend_bytes: Option<u64>,
+    pub(crate) weekend_bytes: Option<u64>,
     pub prestage_days: u32,
     /// Days without a window, with the reason (a bank holiday's title, or "blackout").
     pub closed: BTreeMap<Date, String>,
@@ -139,7 +139,7 @@ impl Calendar {
         })
     }
 
-    pub fn kind_of(date: Date) -> DayKind {
+    pub(crate) fn kind_of(date: Date) -> DayKind {
         match date.weekday() {
             Weekday::Saturday | Weekday::Sunday => DayKind::Weekend,
             _ => DayKind::Weekday,
@@ -148,7 +148,7 @@ impl Calendar {
 
     /// The window that starts on `date`, in the plan's zone. A start or end inside a DST gap moves
     /// forward to the first real instant (jiff's "compatible" rule, as Windows and Exchange do).
-    pub fn window_on(&self, date: Date) -> Result<(Zoned, Zoned), CalendarError> {
+    pub(crate) fn window_on(&self, date: Date) -> Result<(Zoned, Zoned), CalendarError> {
         let err = |e: jiff::Error| CalendarError::Time {
             date,
             tz: self.timezone_name.clone(),
@@ -171,7 +171,7 @@ impl Calendar {
     }
 
     /// The slot on `date`, or `None` when the day is closed or has no capacity.
-    pub fn slot(&self, date: Date) -> Result<Option<Slot>, CalendarError> {
+    pub(crate) fn slot(&self, date: Date) -> Result<Option<Slot>, CalendarError> {
         if self.closed.contains_key(&date) {
             return Ok(None);
         }
@@ -203,7 +203,7 @@ impl Calendar {
     }
 
     /// Open slots from `start` on, in date order, for at most ten years.
-    pub fn slots_from(
+    pub(crate) fn slots_from(
         &self,
         start: Date,
     ) -> impl Iterator<Item = Result<Slot, CalendarError>> + '_ {
@@ -211,17 +211,6 @@ impl Calendar {
             .series(1.day())
             .take(HORIZON_DAYS)
             .filter_map(move |d| self.slot(d).transpose())
-    }
-
-    /// The largest count and byte budget any window has.
-    pub fn max_capacity(&self) -> (u64, Option<u64>) {
-        let count = self.weekday_capacity.max(self.weekend_capacity);
-        let bytes = match (self.weekday_bytes, self.weekend_bytes) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            // A day kind without a byte budget is unlimited in bytes.
-            _ => None,
-        };
-        (count, bytes)
     }
 }
 

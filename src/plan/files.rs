@@ -84,7 +84,7 @@ pub struct PlanDir {
     pub dir: PathBuf,
     pub plan: Plan,
     /// SHA-256 over plan.json and every batch file, in order: the same files give the same digest.
-    pub digest: String,
+    pub(crate) digest: String,
     /// Where each address came from, for error messages, in the order of the waves' addresses:
     /// (index into the wave's `batches`, line).
     pub rows: Vec<(u32, u64)>,
@@ -161,7 +161,7 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
 }
 
 /// The table `mailwave plan` prints.
-pub fn summary_table(plan: &Plan) -> String {
+pub(crate) fn summary_table(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

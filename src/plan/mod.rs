@@ -16,10 +16,10 @@ pub use calendar::{Calendar, CalendarError, DayKind, Slot};
 use pack::{Capacity, Unit};
 
 /// The most rows Microsoft's migration batch CSV should carry; larger waves get several files.
-pub const BATCH_ROWS: usize = 2_000;
+pub(crate) const BATCH_ROWS: usize = 2_000;
 
 /// Format version of `plan.json`.
-pub const PLAN_FORMAT: u32 = 1;
+pub(crate) const PLAN_FORMAT: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -46,11 +46,11 @@ pub struct Wave {
     pub id: String,
     pub seq: u32,
     pub date: Date,
-    pub kind: DayKind,
+    pub(crate) kind: DayKind,
     pub pilot: bool,
     pub capacity: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub bytes_capacity: Option<u64>,
+    pub(crate) bytes_capacity: Option<u64>,
     pub window_start: Zoned,
     pub window_end: Zoned,
     pub window_start_utc: Timestamp,
@@ -59,14 +59,14 @@ pub struct Wave {
     pub prestage_start_utc: Timestamp,
     pub mailboxes: u64,
     pub bytes: u64,
-    pub source_databases: u64,
+    pub(crate) source_databases: u64,
     /// Share of the wave on its busiest source database (1.0 when there is only one).
-    pub busiest_database_share: f64,
+    pub(crate) busiest_database_share: f64,
     pub organisations: Vec<OrganisationCount>,
     pub batches: Vec<String>,
     /// The wave's mailboxes in submission order (written to the batch CSVs, not to plan.json).
     #[serde(skip)]
-    pub addresses: Vec<String>,
+    pub(crate) addresses: Vec<String>,
 }
 
 /// A group that was larger than any window and had to be split.
@@ -75,7 +75,7 @@ pub struct SplitGroup {
     pub mailboxes: u64,
     pub bytes: u64,
     /// One address from the group, to find it by.
-    pub member: String,
+    pub(crate) member: String,
     pub waves: Vec<String>,
 }
 
@@ -92,7 +92,7 @@ pub struct Plan {
     pub excluded: u64,
     /// The fewest windows that could hold the estate with every window full.
     pub lower_bound_waves: u64,
-    pub lower_bound_last_date: Option<Date>,
+    pub(crate) lower_bound_last_date: Option<Date>,
     pub split_groups: Vec<SplitGroup>,
     pub waves: Vec<Wave>,
 }

@@ -10,13 +10,13 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
     pub group: u32,
-    pub members: Vec<(u32, u64)>,
+    pub(crate) members: Vec<(u32, u64)>,
     pub bytes: u64,
     pub pilot: bool,
     /// Sort key; `i64::MAX` for "no priority given".
-    pub priority: i64,
+    pub(crate) priority: i64,
     /// Sort key for the organisation (its rank in the inventory).
-    pub organisation: u32,
+    pub(crate) organisation: u32,
 }
 
 impl Unit {
@@ -37,15 +37,15 @@ pub struct Capacity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filled {
     /// Index of the window in the calendar's sequence of open slots.
-    pub slot: usize,
+    pub(crate) slot: usize,
     pub pilot: bool,
-    pub members: Vec<u32>,
+    pub(crate) members: Vec<u32>,
     pub bytes: u64,
 }
 
 /// A group that had to be split because no window can hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Split {
+pub(crate) struct Split {
     pub group: u32,
     pub mailboxes: u64,
     pub bytes: u64,
@@ -55,7 +55,7 @@ pub struct Split {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packing {
     pub waves: Vec<Filled>,
-    pub splits: Vec<Split>,
+    pub(crate) splits: Vec<Split>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,10 +65,10 @@ pub struct OutOfWindows {
 }
 
 /// How many groups that do not fit a window the packer passes over before it closes the window.
-pub const LOOKAHEAD: usize = 5_000;
+pub(crate) const LOOKAHEAD: usize = 5_000;
 
 /// Orders units the way waves are filled.
-pub fn order(units: &mut [Unit]) {
+pub(crate) fn order(units: &mut [Unit]) {
     units.sort_by_key(|u| (!u.pilot, u.priority, u.organisation, u.group));
 }
 
@@ -223,7 +223,7 @@ fn place_split(
 
 /// The fewest windows that could hold `count` mailboxes and `bytes` if every window were filled to
 /// the brim, in calendar order.
-pub fn lower_bound(count: u64, bytes: u64, slots: impl Iterator<Item = Capacity>) -> usize {
+pub(crate) fn lower_bound(count: u64, bytes: u64, slots: impl Iterator<Item = Capacity>) -> usize {
     let (mut c, mut b) = (0u64, 0u64);
     let mut n = 0;
     if count == 0 {

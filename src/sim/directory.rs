@@ -10,19 +10,19 @@ use super::{Profile, ServiceFault};
 use crate::inventory::synth;
 
 /// Office 365 E3 (ENTERPRISEPACK).
-pub const E3_SKU: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
-pub const EXCHANGE_S_ENTERPRISE: &str = "efb87545-963c-4e0d-99df-69c6916d9eb0";
+pub(crate) const E3_SKU: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+pub(crate) const EXCHANGE_S_ENTERPRISE: &str = "efb87545-963c-4e0d-99df-69c6916d9eb0";
 
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
-    pub upn: String,
+    pub(crate) upn: String,
     pub display_name: String,
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     pub licences: Vec<String>,
     pub size: u64,
-    pub items: u64,
-    pub has_archive: bool,
+    pub(crate) items: u64,
+    pub(crate) has_archive: bool,
     pub deleted: bool,
 }
 
@@ -32,8 +32,8 @@ pub struct DirectoryStats {
     pub report_downloads: u64,
     /// Downloads of the report CSV that carried an Authorization header (a client must not send one).
     pub report_downloads_with_authorization: u64,
-    pub licences_assigned: u64,
-    pub mails_sent: u64,
+    pub(crate) licences_assigned: u64,
+    pub(crate) mails_sent: u64,
 }
 
 pub struct Directory {
@@ -43,7 +43,7 @@ pub struct Directory {
     conceal: bool,
     mail_per_minute: u32,
     refresh_date: jiff::civil::Date,
-    pub sent: Vec<(String, usize, String)>,
+    pub(crate) sent: Vec<(String, usize, String)>,
     pub stats: DirectoryStats,
 }
 
@@ -126,7 +126,7 @@ impl Directory {
     }
 
     /// `GET /v1.0/users` page.
-    pub fn users_page(&self, skip: usize, top: usize) -> (Vec<Value>, bool) {
+    pub(crate) fn users_page(&self, skip: usize, top: usize) -> (Vec<Value>, bool) {
         let live: Vec<&User> = self.users.iter().filter(|u| !u.deleted).collect();
         let page = live
             .iter()
@@ -138,7 +138,7 @@ impl Directory {
     }
 
     /// Builds the mailbox usage report and returns the download token it is kept under.
-    pub fn prepare_report(&mut self, period: &str) -> Result<String, ServiceFault> {
+    pub(crate) fn prepare_report(&mut self, period: &str) -> Result<String, ServiceFault> {
         let days = match period {
             "D7" => 7,
             "D30" => 30,
@@ -180,7 +180,7 @@ impl Directory {
     }
 
     /// The report behind a download token (one download each, like the real short-lived URL).
-    pub fn download(&mut self, token: &str, had_authorization: bool) -> Option<String> {
+    pub(crate) fn download(&mut self, token: &str, had_authorization: bool) -> Option<String> {
         let csv = self.reports.remove(token)?;
         self.stats.report_downloads += 1;
         if had_authorization {
@@ -214,14 +214,18 @@ impl Directory {
     }
 
     /// `GET /v1.0/users/{id|upn}`.
-    pub fn get_user(&mut self, key: &str) -> Result<Value, ServiceFault> {
+    pub(crate) fn get_user(&mut self, key: &str) -> Result<Value, ServiceFault> {
         self.find_user(key).map(|u| Self::user_json(u)).ok_or_else(|| {
             graph_error(404, "Request_ResourceNotFound", &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."))
         })
     }
 
     /// `POST /v1.0/users/{id|upn}/assignLicense`.
-    pub fn assign_license(&mut self, key: &str, body: &Value) -> Result<Value, ServiceFault> {
+    pub(crate) fn assign_license(
+        &mut self,
+        key: &str,
+        body: &Value,
+    ) -> Result<Value, ServiceFault> {
         let add: Vec<String> = body["addLicenses"]
             .as_array()
             .ok_or_else(|| {

@@ -297,7 +297,7 @@ async fn sim_moves(State(sim): Shared) -> Response {
     axum::Json(Value::Array(moves)).into_response()
 }
 
-pub fn router(sim: Arc<Simulator>) -> Router {
+pub(crate) fn router(sim: Arc<Simulator>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(

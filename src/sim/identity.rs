@@ -18,7 +18,7 @@ use crate::auth::{pem_blocks, thumbprint_s256};
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct IdentityStats {
     pub tokens_issued: u64,
-    pub tokens_refused: u64,
+    pub(crate) tokens_refused: u64,
     /// API calls answered 401.
     pub calls_unauthorised: u64,
     pub assertions_verified: u64,
@@ -87,7 +87,7 @@ impl Identity {
     }
 
     /// `POST /{tenant}/oauth2/v2.0/token`.
-    pub fn issue(
+    pub(crate) fn issue(
         &mut self,
         now: Timestamp,
         token_url: &str,
@@ -270,7 +270,7 @@ impl Identity {
     }
 
     /// Checks an API call's bearer token: issued by us, unexpired, not revoked, for one of `audiences`.
-    pub fn check(
+    pub(crate) fn check(
         &mut self,
         now: Timestamp,
         authorization: Option<&str>,

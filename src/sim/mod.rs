@@ -92,7 +92,7 @@ impl Simulator {
     }
 
     /// One InvokeCommand call: request budget, injected faults, then the cmdlet.
-    pub fn invoke(
+    pub(crate) fn invoke(
         &self,
         cmdlet: &str,
         params: &Map<String, Value>,
@@ -139,7 +139,7 @@ impl Simulator {
     }
 
     /// A Graph request's budget check.
-    pub fn graph_call(&self) -> Result<(), ServiceFault> {
+    pub(crate) fn graph_call(&self) -> Result<(), ServiceFault> {
         match self.throttled(&self.graph_budget) {
             Some(fault) => {
                 self.lock().directory.stats.throttled += 1;

@@ -55,7 +55,7 @@ impl Status {
             .find(|st| st.name().eq_ignore_ascii_case(s))
     }
 
-    pub fn is_completed(self) -> bool {
+    pub(crate) fn is_completed(self) -> bool {
         matches!(
             self,
             Status::Completed | Status::CompletedWithWarning | Status::CompletedWithSkippedItems
@@ -166,7 +166,7 @@ const D_SUSPENDED: u8 = 9;
 /// One move request on the service. Kept small (about 130 bytes): the benchmark holds 2.1 million.
 #[derive(Debug, Clone)]
 pub struct Move {
-    pub guid: u128,
+    pub(crate) guid: u128,
     /// The identity's place in the service's name arena.
     name: (u32, u32),
     batch: u32,
@@ -189,7 +189,7 @@ pub struct Move {
     pub creates: u32,
     pub status: Status,
     outcome: Status,
-    pub dcs: Dcs,
+    pub(crate) dcs: Dcs,
     planned_failure: Planned,
     detail: u8,
     /// Index into the failure tables (0 none, 1-2 transient, 3-4 permanent).
@@ -219,11 +219,7 @@ impl Move {
         ts(self.completion_started)
     }
 
-    pub fn completed_at(&self) -> Option<Timestamp> {
-        ts(self.completed_at)
-    }
-
-    pub fn is_removed(&self) -> bool {
+    pub(crate) fn is_removed(&self) -> bool {
         self.removed
     }
 
@@ -322,7 +318,7 @@ fn parse_time(v: &Value) -> Option<Timestamp> {
 }
 
 /// A ByteQuantifiedSize as the service prints it: `1.234 GB (1,325,000,000 bytes)`.
-pub fn byte_quantified(bytes: u64) -> String {
+pub(crate) fn byte_quantified(bytes: u64) -> String {
     let grouped = crate::format::thousands(bytes);
     let (v, unit) = match bytes {
         b if b >= 1 << 30 => (b as f64 / (1u64 << 30) as f64, "GB"),
@@ -350,7 +346,7 @@ pub struct CallStats {
     pub by_cmdlet: std::collections::BTreeMap<String, (u64, u64)>,
     pub throttled: u64,
     pub injected_faults: u64,
-    pub duplicate_creates: u64,
+    pub(crate) duplicate_creates: u64,
     /// InvokeCommand requests that came without a `client-request-id` header.
     pub missing_client_request_id: u64,
 }
@@ -359,7 +355,7 @@ pub struct CallStats {
 /// own length, not everything before it) and how many items were served so far (for ResultSize).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cursor {
-    pub pos: usize,
+    pub(crate) pos: usize,
     pub served: usize,
 }
 
@@ -384,7 +380,7 @@ impl Cursor {
 pub struct Answer {
     pub value: Box<RawValue>,
     pub next: Option<Cursor>,
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Answer {
@@ -483,7 +479,7 @@ impl MoveService {
     }
 
     /// Processes everything due up to `now`, in time order.
-    pub fn advance(&mut self, now: Timestamp) {
+    pub(crate) fn advance(&mut self, now: Timestamp) {
         while let Some(&Reverse((at, event, id))) = self.events.peek() {
             if at > now.as_millisecond() {
                 break;
@@ -1286,17 +1282,6 @@ impl MoveService {
         serde_json::to_value(self.request_json(id)).expect("move requests serialize")
     }
 
-    /// When the simulation has something to do next (for a paused-clock driver).
-    pub fn next_event(&self) -> Option<Timestamp> {
-        self.events
-            .peek()
-            .and_then(|Reverse((at, _, _))| Timestamp::from_millisecond(*at).ok())
-    }
-
-    pub fn copying(&self) -> u32 {
-        self.copying
-    }
-
     /// About how many bytes of the simulated service's are in memory (benchmarks report mailwave's
     /// share apart). Counts what the vectors hold, not their spare room, which is never touched.
     pub fn heap_bytes(&self) -> usize {
@@ -1517,7 +1502,7 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(sim.copying(), 3);
+        assert_eq!(sim.copying, 3);
         let (v, _, _) = sim
             .run_t(
                 t("2027-01-01T12:05:00Z"),

@@ -9,12 +9,12 @@ use crate::inventory::{Interner, Inventory, Mailbox};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplaceReport {
-    pub inserted: u64,
+    pub(crate) inserted: u64,
     pub updated: u64,
     pub removed: u64,
     /// Mailboxes no longer in the inventory that have already been planned or moved: kept (marked
     /// excluded) so their history stays, and left out of the next plan.
-    pub retained: Vec<String>,
+    pub(crate) retained: Vec<String>,
 }
 
 impl Store {

@@ -25,7 +25,7 @@ pub enum State {
     Skipped = 9,
 }
 
-pub const ALL_STATES: [State; 10] = [
+pub(crate) const ALL_STATES: [State; 10] = [
     State::Planned,
     State::Submitted,
     State::Syncing,
@@ -63,7 +63,7 @@ impl State {
     }
 
     /// Finished for good.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         matches!(self, State::Completed | State::CompletedWithWarning)
     }
 
@@ -76,7 +76,7 @@ impl State {
     }
 
     /// Whether `self -> to` is a legal transition.
-    pub fn can_become(self, to: State) -> bool {
+    pub(crate) fn can_become(self, to: State) -> bool {
         use State::*;
         match self {
             Planned => matches!(to, Submitted | Held | Skipped | Failed),
@@ -162,7 +162,7 @@ impl FailureClass {
         }
     }
 
-    pub fn from_name(s: &str) -> Option<FailureClass> {
+    pub(crate) fn from_name(s: &str) -> Option<FailureClass> {
         [
             FailureClass::Transient,
             FailureClass::Permanent,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Result, StoreError};
 
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
@@ -23,10 +23,10 @@ pub struct RunLock {
     file: File,
     path: PathBuf,
     /// The holder recorded by a process that died holding the lock, if any.
-    pub taken_over_from: Option<String>,
+    pub(crate) taken_over_from: Option<String>,
 }
 
-pub fn lock_path(db: &Path) -> PathBuf {
+pub(crate) fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".lock");
     db.with_file_name(name)

@@ -74,7 +74,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Milliseconds since the Unix epoch: how the store keeps time.
-pub fn millis(ts: jiff::Timestamp) -> i64 {
+pub(crate) fn millis(ts: jiff::Timestamp) -> i64 {
     ts.as_millisecond()
 }
 
@@ -273,7 +273,7 @@ impl Store {
     }
 
     /// Records the start of a run (or any command that changes the store).
-    pub fn begin_run(&self, command: &str, now: jiff::Timestamp) -> Result<i64> {
+    pub(crate) fn begin_run(&self, command: &str, now: jiff::Timestamp) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO runs (started_at, host, pid, command) VALUES (?1, ?2, ?3, ?4)",
             params![millis(now), lock::host_name(), std::process::id(), command],
@@ -283,14 +283,14 @@ impl Store {
 
     /// Closes run rows left open by processes that died (the caller holds the run lock, so no live
     /// run owns them); returns how many.
-    pub fn close_abandoned_runs(&self, now: jiff::Timestamp) -> Result<usize> {
+    pub(crate) fn close_abandoned_runs(&self, now: jiff::Timestamp) -> Result<usize> {
         Ok(self.conn.execute(
             "UPDATE runs SET ended_at = ?1, outcome = 'interrupted' WHERE ended_at IS NULL",
             params![millis(now)],
         )?)
     }
 
-    pub fn end_run(
+    pub(crate) fn end_run(
         &self,
         run: i64,
         now: jiff::Timestamp,

@@ -15,7 +15,7 @@ use crate::plan::files;
 pub struct LoadReport {
     /// The same plan was already current: nothing was written.
     pub unchanged: bool,
-    pub plan_id: i64,
+    pub(crate) plan_id: i64,
     pub waves: u64,
     pub added: u64,
     pub moved: u64,
@@ -27,7 +27,7 @@ pub struct LoadReport {
 
 impl Store {
     /// The current plan's id, name and digest.
-    pub fn current_plan(&self) -> Result<Option<(i64, String, String)>> {
+    pub(crate) fn current_plan(&self) -> Result<Option<(i64, String, String)>> {
         use rusqlite::OptionalExtension;
         Ok(self
             .conn

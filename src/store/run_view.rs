@@ -16,15 +16,15 @@ pub struct WaveRow {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct MailboxRow {
+pub(crate) struct MailboxRow {
     pub id: i64,
     pub address: String,
     pub wave_id: i64,
     pub state: State,
-    pub attempts: i64,
-    pub failure_class: Option<FailureClass>,
+    pub(crate) attempts: i64,
+    pub(crate) failure_class: Option<FailureClass>,
     pub request_id: Option<String>,
-    pub submitted_at: Option<jiff::Timestamp>,
+    pub(crate) submitted_at: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +60,7 @@ impl Store {
     }
 
     /// Every planned mailbox, by wave and plan order.
-    pub fn for_each_mailbox(&self, mut f: impl FnMut(MailboxRow)) -> Result<()> {
+    pub(crate) fn for_each_mailbox(&self, mut f: impl FnMut(MailboxRow)) -> Result<()> {
         let mut q = self.conn().prepare(
             "SELECT s.mailbox_id, m.address, s.wave_id, s.state, s.attempts, s.failure_class, s.request_id, s.submitted_at
              FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id

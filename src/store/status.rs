@@ -9,7 +9,7 @@ use super::lifecycle::ALL_STATES;
 use super::{Result, State, Store, StoreError, from_millis, millis};
 
 /// Counts per state, every state present (zero when none), in lifecycle order.
-pub type StateCounts = BTreeMap<&'static str, u64>;
+pub(crate) type StateCounts = BTreeMap<&'static str, u64>;
 
 fn empty_counts() -> StateCounts {
     ALL_STATES.iter().map(|s| (s.name(), 0)).collect()
@@ -50,7 +50,7 @@ pub struct NextWave {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Status {
     pub format: u32,
-    pub generated_at: String,
+    pub(crate) generated_at: String,
     pub plan: Option<String>,
     pub mailboxes: u64,
     pub totals: StateCounts,
@@ -178,7 +178,7 @@ impl Store {
     }
 
     /// One mailbox's facts, state and full history.
-    pub fn mailbox_report(&self, address: &str) -> Result<MailboxReport> {
+    pub(crate) fn mailbox_report(&self, address: &str) -> Result<MailboxReport> {
         let conn = self.conn();
         let facts = conn
             .query_row(
@@ -272,7 +272,7 @@ impl Store {
 }
 
 /// A GUID's 16 bytes as the service prints it.
-pub fn format_guid(bytes: &[u8]) -> String {
+pub(crate) fn format_guid(bytes: &[u8]) -> String {
     if bytes.len() != 16 {
         return bytes.iter().map(|b| format!("{b:02x}")).collect();
     }
@@ -288,7 +288,7 @@ pub fn format_guid(bytes: &[u8]) -> String {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct EventRow {
+pub(crate) struct EventRow {
     pub at: String,
     pub from: Option<State>,
     pub to: State,
@@ -298,29 +298,29 @@ pub struct EventRow {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MailboxReport {
+pub(crate) struct MailboxReport {
     #[serde(skip)]
     pub id: i64,
     pub address: String,
     pub display_name: Option<String>,
     pub size_bytes: i64,
     pub item_count: i64,
-    pub organisation: Option<String>,
-    pub source_database: Option<String>,
-    pub priority: Option<i64>,
+    pub(crate) organisation: Option<String>,
+    pub(crate) source_database: Option<String>,
+    pub(crate) priority: Option<i64>,
     pub pilot: bool,
-    pub exclude: bool,
-    pub group_id: i64,
-    pub group_size: i64,
-    pub service_account: bool,
+    pub(crate) exclude: bool,
+    pub(crate) group_id: i64,
+    pub(crate) group_size: i64,
+    pub(crate) service_account: bool,
     pub wave: Option<String>,
     pub state: Option<State>,
-    pub attempts: i64,
-    pub failure_class: Option<String>,
+    pub(crate) attempts: i64,
+    pub(crate) failure_class: Option<String>,
     pub last_error: Option<String>,
     pub request_id: Option<String>,
-    pub status_detail: Option<String>,
-    pub percent: Option<i64>,
+    pub(crate) status_detail: Option<String>,
+    pub(crate) percent: Option<i64>,
     pub events: Vec<EventRow>,
 }
 
@@ -363,7 +363,7 @@ impl Store {
     }
 
     /// The summary the last finished run stored.
-    pub fn last_run(&self) -> Result<Option<(i64, String, String, String)>> {
+    pub(crate) fn last_run(&self) -> Result<Option<(i64, String, String, String)>> {
         Ok(self
             .conn()
             .query_row(

@@ -129,7 +129,7 @@ pub struct IntentCall {
     /// The wave it is made for.
     pub wave: Option<i64>,
     /// An earlier intent in doubt that this call asks about again: it is resolved as superseded.
-    pub supersedes: Option<i64>,
+    pub(crate) supersedes: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,9 +147,9 @@ struct Envelope {
 }
 
 /// How many commands may wait for the writer; senders wait when it is full.
-pub const CHANNEL_CAPACITY: usize = 65_536;
+pub(crate) const CHANNEL_CAPACITY: usize = 65_536;
 /// The most commands in one transaction, which bounds how long an acknowledgement waits.
-pub const BATCH_LIMIT: usize = 20_000;
+pub(crate) const BATCH_LIMIT: usize = 20_000;
 /// A commit of fewer changes than this, with no caller waiting on it, waits up to
 /// [`GROUP_COMMIT_WAIT`] for more to join it.
 const GROUP_COMMIT_SIZE: usize = 256;
@@ -185,13 +185,13 @@ impl WriterHandle {
 
     /// For runs on tokio's paused clock: waits for the writer on the blocking pool, which stops
     /// tokio from jumping simulated time forward while the store is busy.
-    pub fn for_paused_time(mut self) -> WriterHandle {
+    pub(crate) fn for_paused_time(mut self) -> WriterHandle {
         self.paused_time = true;
         self
     }
 
     /// Applies a command and waits until it is committed.
-    pub async fn apply(&self, command: Command) -> Result<Reply> {
+    pub(crate) async fn apply(&self, command: Command) -> Result<Reply> {
         let (ack, rx) = oneshot::channel();
         self.send(Envelope {
             command,

@@ -36,7 +36,7 @@ pub struct Clock {
 pub struct ClockSpec {
     pub speed: f64,
     pub real_origin: Timestamp,
-    pub sim_origin: Timestamp,
+    pub(crate) sim_origin: Timestamp,
 }
 
 impl FromStr for ClockSpec {
@@ -157,7 +157,7 @@ impl Clock {
     }
 
     /// How long a stretch of simulated time takes in the reference clock.
-    pub fn real_duration(&self, simulated: SignedDuration) -> Duration {
+    pub(crate) fn real_duration(&self, simulated: SignedDuration) -> Duration {
         Duration::from_secs_f64((simulated.as_secs_f64() / self.speed).max(0.0))
     }
 
@@ -165,7 +165,7 @@ impl Clock {
         tokio::time::sleep(self.real_duration(simulated)).await;
     }
 
-    pub async fn sleep_until(&self, at: Timestamp) {
+    pub(crate) async fn sleep_until(&self, at: Timestamp) {
         let left = at.duration_since(self.now());
         if left.is_positive() {
             self.sleep(left).await;

@@ -23,10 +23,10 @@ impl GovernorClock for SimTime {
     }
 }
 
-pub type Limiter = RateLimiter<NotKeyed, InMemoryState, SimTime, NoOpMiddleware<Duration>>;
+pub(crate) type Limiter = RateLimiter<NotKeyed, InMemoryState, SimTime, NoOpMiddleware<Duration>>;
 
 /// `per_second` sustained (fractions allowed), `burst` at once.
-pub fn limiter(clock: Clock, per_second: f64, burst: u32) -> Limiter {
+pub(crate) fn limiter(clock: Clock, per_second: f64, burst: u32) -> Limiter {
     let period = Duration::from_secs_f64(1.0 / per_second.max(1e-9));
     let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
         .expect("non-zero period")
@@ -35,7 +35,7 @@ pub fn limiter(clock: Clock, per_second: f64, burst: u32) -> Limiter {
 }
 
 /// How long until the limiter lets one more request through (zero: now, and it is taken).
-pub fn try_take(limiter: &Limiter, clock: Clock) -> Duration {
+pub(crate) fn try_take(limiter: &Limiter, clock: Clock) -> Duration {
     match limiter.check() {
         Ok(()) => Duration::ZERO,
         Err(not_until) => not_until

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::store::status::Status;
 use crate::store::{Result, Store};
 
-pub fn markdown(store: &Store, now: jiff::Timestamp) -> Result<String> {
+pub(crate) fn markdown(store: &Store, now: jiff::Timestamp) -> Result<String> {
     let status: Status = store.status(now, None)?;
     let (attention_total, attention) = store.attention(10_000)?;
     let mut out = String::new();

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::engine::RunSummary;
 use crate::store::status::AttentionRow;
 
-pub fn render(
+pub(crate) fn render(
     s: &RunSummary,
     attention_total: u64,
     attention: &[AttentionRow],

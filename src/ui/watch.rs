@@ -13,16 +13,16 @@ use crate::store::status::{Status, WaveStatus};
 
 /// What one frame shows.
 #[derive(Debug, Clone)]
-pub struct View {
+pub(crate) struct View {
     pub status: Status,
     /// Mailboxes failed or held (they need the operator).
     pub attention: u64,
     /// The last finished run: (id, command, outcome).
-    pub last_run: Option<(i64, String, String)>,
+    pub(crate) last_run: Option<(i64, String, String)>,
     /// Who holds the run lock now, if anyone ("mailwave run on host, pid N").
     pub running: Option<String>,
     /// First wave row shown (the operator scrolls).
-    pub scroll: usize,
+    pub(crate) scroll: usize,
 }
 
 const DONE: [&str; 2] = ["completed", "completed_with_warning"];
@@ -107,7 +107,7 @@ fn wave_row(w: &WaveStatus) -> Row<'static> {
 }
 
 /// Draws the dashboard into `frame`.
-pub fn draw(frame: &mut Frame, view: &View) {
+pub(crate) fn draw(frame: &mut Frame, view: &View) {
     let s = &view.status;
     let [head, gauge, totals, waves, foot] = Layout::vertical([
         Constraint::Length(1),
@@ -233,7 +233,7 @@ pub fn draw(frame: &mut Frame, view: &View) {
 }
 
 /// The first wave worth showing: the earliest with work left (so a long plan opens where it is).
-pub fn first_open_wave(status: &Status) -> usize {
+pub(crate) fn first_open_wave(status: &Status) -> usize {
     status
         .waves
         .iter()
@@ -242,7 +242,7 @@ pub fn first_open_wave(status: &Status) -> usize {
 }
 
 /// One frame as plain text (`watch --once`, logs, tests), `width` x `height` cells.
-pub fn render_text(view: &View, width: u16, height: u16) -> String {
+pub(crate) fn render_text(view: &View, width: u16, height: u16) -> String {
     let backend = ratatui::backend::TestBackend::new(width, height);
     let mut terminal = ratatui::Terminal::new(backend).expect("a test backend never fails");
     terminal

@@ -54,7 +54,7 @@ pub enum EngineError {
 /// Everything a run needs.
 pub struct RunContext<S: MoveService> {
     pub service: Arc<S>,
-    pub store_path: PathBuf,
+    pub(crate) store_path: PathBuf,
     pub writer: WriterHandle,
     pub clock: Clock,
     pub run: config::Run,
@@ -68,9 +68,9 @@ pub struct RunContext<S: MoveService> {
     /// error, an unreachable service): from then on no call starts and nothing is retried.
     pub ending: CancellationToken,
     pub progress: Option<watch::Sender<Snapshot>>,
-    pub alerts: Option<mpsc::UnboundedSender<Alert>>,
+    pub(crate) alerts: Option<mpsc::UnboundedSender<Alert>>,
     /// Alert once this many mailboxes have failed in the run (0: never).
-    pub failure_threshold: u64,
+    pub(crate) failure_threshold: u64,
 }
 
 /// Whether the migration endpoint's limits have been read (nothing is sent before).
@@ -125,7 +125,7 @@ fn tr(mailbox: i64, to: State, cause: &'static str) -> Transition {
 }
 
 /// The first wave `scope` names that the database does not hold.
-pub fn unknown_wave(
+pub(crate) fn unknown_wave(
     waves: &[crate::store::run_view::WaveRow],
     scope: Option<&[String]>,
 ) -> Option<String> {
