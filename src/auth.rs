@@ -12,10 +12,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use jiff::{SignedDuration, Timestamp};
 use rsa::RsaPrivateKey;
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use tokio::sync::watch;
 
 use crate::secrets::{Algorithm, Secret};
 use crate::time::Clock;
@@ -42,7 +42,7 @@ impl fmt::Debug for Credential {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     #[error("sign-in refused by Entra ID: {code}: {description}")]
     Entra { code: String, description: String },
@@ -182,9 +182,12 @@ impl Credential {
                     .sign_with_rng(&mut rsa::rand_core::OsRng, signing_input.as_bytes())
                     .to_vec()
             }
+            // Blinded, as PS256 is (RUSTSEC-2023-0071 is about unblinded private-key operations).
             Algorithm::Rs256 => {
                 let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new((**key).clone());
-                signer.sign(signing_input.as_bytes()).to_vec()
+                signer
+                    .sign_with_rng(&mut rsa::rand_core::OsRng, signing_input.as_bytes())
+                    .to_vec()
             }
         };
         Some(format!("{signing_input}.{}", B64URL.encode(signature)))
@@ -201,7 +204,7 @@ pub enum Resource {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
-    expires_in: i64,
+    expires_in: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +214,7 @@ struct EntraError {
     error_description: String,
 }
 
+#[derive(Clone)]
 struct Cached {
     token: Secret,
     expires_at: Timestamp,
@@ -218,10 +222,26 @@ struct Cached {
 
 /// Renew this long before a token expires.
 pub(crate) const RENEW_BEFORE: SignedDuration = SignedDuration::from_mins(5);
+/// A token is never kept longer than this, whatever `expires_in` says (Entra ID gives about an hour).
+const LONGEST_LIFETIME: i64 = 24 * 3600;
+
+type Fetch = watch::Receiver<Option<Result<Cached, AuthError>>>;
+
+/// One resource's token: the cached one, and the fetch under way if any.
+#[derive(Default)]
+struct Slot {
+    cached: Option<Cached>,
+    fetching: Option<Fetch>,
+}
 
 /// Tokens for the APIs, from `{authority}/{tenant}/oauth2/v2.0/token`.
+///
+/// A fetch runs in a task of its own, bounded by the token call's timeout; every caller that needs
+/// the token meanwhile waits for that one fetch without holding any lock, and a caller that gives
+/// up (its call was cut off) leaves the fetch to finish for the others.
 pub struct TokenProvider {
     http: reqwest::Client,
+    policy: crate::http::Policy,
     authority: String,
     tenant: String,
     client_id: String,
@@ -229,32 +249,37 @@ pub struct TokenProvider {
     /// The resource id (scope without `/.default`) for each API.
     resources: HashMap<Resource, String>,
     clock: Clock,
-    cache: Mutex<HashMap<Resource, Cached>>,
+    slots: std::sync::Mutex<HashMap<Resource, Slot>>,
 }
 
 impl TokenProvider {
     pub fn new(
-        http: reqwest::Client,
+        policy: crate::http::Policy,
         config: &crate::config::Config,
         credential: Credential,
         clock: Clock,
-    ) -> TokenProvider {
+    ) -> Result<TokenProvider, AuthError> {
         let resources = [
             (Resource::Exchange, config.endpoints.exchange.clone()),
             (Resource::Graph, config.endpoints.graph.clone()),
         ]
         .into_iter()
         .collect();
-        TokenProvider {
+        let http = policy.client().map_err(|e| AuthError::Network {
+            url: String::new(),
+            message: crate::http::describe(&e),
+        })?;
+        Ok(TokenProvider {
             http,
+            policy,
             authority: config.endpoints.authority.clone(),
             tenant: config.tenant.id.clone(),
             client_id: config.tenant.client_id.clone(),
             credential,
             resources,
             clock,
-            cache: Mutex::new(HashMap::new()),
-        }
+            slots: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
     pub(crate) fn token_url(&self) -> String {
@@ -262,26 +287,73 @@ impl TokenProvider {
     }
 
     /// A valid token for `resource`, from the cache unless it is within [`RENEW_BEFORE`] of expiry.
-    pub async fn token(&self, resource: Resource) -> Result<Secret, AuthError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.get(&resource)
-            && c.expires_at.duration_since(self.clock.now()) > RENEW_BEFORE
-        {
-            return Ok(c.token.clone());
-        }
-        let fresh = self.fetch(resource).await?;
-        let token = fresh.token.clone();
-        cache.insert(resource, fresh);
-        Ok(token)
+    pub async fn token(self: &Arc<Self>, resource: Resource) -> Result<Secret, AuthError> {
+        self.get(resource, None).await
     }
 
-    /// Drops the cached token and fetches a new one (after a 401).
-    pub(crate) async fn renew(&self, resource: Resource) -> Result<Secret, AuthError> {
-        let mut cache = self.cache.lock().await;
-        let fresh = self.fetch(resource).await?;
-        let token = fresh.token.clone();
-        cache.insert(resource, fresh);
-        Ok(token)
+    /// After a 401: a new token, unless another caller has already replaced `rejected`.
+    pub async fn renew(
+        self: &Arc<Self>,
+        resource: Resource,
+        rejected: &Secret,
+    ) -> Result<Secret, AuthError> {
+        self.get(resource, Some(rejected)).await
+    }
+
+    async fn get(
+        self: &Arc<Self>,
+        resource: Resource,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, AuthError> {
+        let mut fetch = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = slots.entry(resource).or_default();
+            if let Some(c) = &slot.cached {
+                let fresh = c.expires_at.duration_since(self.clock.now()) > RENEW_BEFORE;
+                if fresh && rejected.is_none_or(|r| *r != c.token) {
+                    return Ok(c.token.clone());
+                }
+            }
+            match &slot.fetching {
+                Some(f) => f.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    slot.fetching = Some(rx.clone());
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let limit = this.policy.total(crate::http::CallClass::Token);
+                        let result = match tokio::time::timeout(limit, this.fetch(resource)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(AuthError::Network {
+                                url: this.token_url(),
+                                message: format!("no answer within {} s", limit.as_secs()),
+                            }),
+                        };
+                        {
+                            let mut slots = this.slots.lock().unwrap_or_else(|p| p.into_inner());
+                            let slot = slots.entry(resource).or_default();
+                            slot.fetching = None;
+                            if let Ok(c) = &result {
+                                slot.cached = Some(c.clone());
+                            }
+                        }
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        loop {
+            if let Some(result) = fetch.borrow_and_update().clone() {
+                return result.map(|c| c.token);
+            }
+            if fetch.changed().await.is_err() {
+                return Err(AuthError::Network {
+                    url: self.token_url(),
+                    message: "the token fetch ended without an answer".into(),
+                });
+            }
+        }
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -315,39 +387,48 @@ impl TokenProvider {
                 ));
             }
         }
-        let response =
-            self.http
-                .post(&url)
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| AuthError::Network {
-                    url: url.clone(),
-                    message: self.scrub(&e.without_url().to_string()),
-                })?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| AuthError::Network {
+        let network = |message: String| AuthError::Network {
             url: url.clone(),
-            message: self.scrub(&e.to_string()),
-        })?;
+            message: self.scrub(&message),
+        };
+        let response = self
+            .http
+            .post(&url)
+            .timeout(self.policy.total(crate::http::CallClass::Token))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| network(crate::http::describe(&e)))?;
+        let status = response.status();
+        if status.is_redirection() {
+            // The secret is in the form: it never follows a redirect.
+            return Err(network(format!(
+                "answered {} (a redirect); token requests are not redirected",
+                status.as_u16()
+            )));
+        }
+        let body = crate::http::read_capped(
+            response,
+            self.policy.body_cap(crate::http::CallClass::Token),
+        )
+        .await
+        .map_err(|e| network(e.to_string()))?;
+        let body = String::from_utf8_lossy(&body);
         if !status.is_success() {
             return Err(match serde_json::from_str::<EntraError>(&body) {
                 Ok(e) => {
                     // "AADSTS7000215: Invalid client secret provided. ..." -> code and description.
                     let description = self.scrub(&e.error_description);
-                    let code = description
-                        .split(':')
-                        .next()
-                        .filter(|c| c.starts_with("AADSTS"))
-                        .map(str::to_string)
-                        .unwrap_or(e.error.clone());
+                    let first = description.lines().next().unwrap_or("");
+                    let (code, text) = match first.split_once(':') {
+                        Some((c, rest)) if c.starts_with("AADSTS") => {
+                            (c.to_string(), rest.trim().to_string())
+                        }
+                        _ => (e.error.clone(), first.to_string()),
+                    };
                     AuthError::Entra {
                         code,
-                        description: format!(
-                            "{} ({})",
-                            description.lines().next().unwrap_or(""),
-                            e.error
-                        ),
+                        description: format!("{text} ({})", e.error),
                     }
                 }
                 Err(_) => AuthError::Entra {
@@ -356,16 +437,35 @@ impl TokenProvider {
                 },
             });
         }
-        let parsed: TokenResponse =
-            serde_json::from_str(&body).map_err(|e| AuthError::Network {
-                url,
-                message: format!("unreadable token response: {e}"),
-            })?;
+        let parsed = parse_token_answer(&body).map_err(&network)?;
         Ok(Cached {
-            token: Secret::new(parsed.access_token),
-            expires_at: now + SignedDuration::from_secs(parsed.expires_in.max(0)),
+            token: Secret::new(parsed.0),
+            expires_at: now
+                .checked_add(SignedDuration::from_secs(parsed.1))
+                .unwrap_or(now),
         })
     }
+}
+
+/// A token answer: the token, and its lifetime in seconds (clamped to a day; a string or a
+/// fraction reads as a number, as some proxies write it).
+pub fn parse_token_answer(body: &str) -> Result<(String, i64), String> {
+    let t: TokenResponse =
+        serde_json::from_str(body).map_err(|e| format!("unreadable token answer: {e}"))?;
+    if t.access_token.is_empty() {
+        return Err("the token answer has an empty access_token".into());
+    }
+    let seconds = match &t.expires_in {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|s| s.is_finite())
+    .ok_or("the token answer has no expires_in")?;
+    Ok((
+        t.access_token,
+        seconds.clamp(0.0, LONGEST_LIFETIME as f64) as i64,
+    ))
 }
 
 #[cfg(test)]
@@ -378,6 +478,34 @@ mod tests {
             format!("{:?}", Credential::Secret(Secret::new("hunter2"))),
             "Credential::Secret(***)"
         );
+    }
+
+    #[test]
+    fn token_answers_are_read_with_bounded_lifetimes() {
+        assert_eq!(
+            parse_token_answer(r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#),
+            Ok(("t".into(), 3599))
+        );
+        assert_eq!(
+            parse_token_answer(r#"{"expires_in":"3599","access_token":"t"}"#),
+            Ok(("t".into(), 3599))
+        );
+        // A huge or negative lifetime is clamped, never an overflow.
+        assert_eq!(
+            parse_token_answer(r#"{"expires_in":1e300,"access_token":"t"}"#),
+            Ok(("t".into(), LONGEST_LIFETIME))
+        );
+        assert_eq!(
+            parse_token_answer(r#"{"expires_in":9223372036854775807,"access_token":"t"}"#),
+            Ok(("t".into(), LONGEST_LIFETIME))
+        );
+        assert_eq!(
+            parse_token_answer(r#"{"expires_in":-5,"access_token":"t"}"#),
+            Ok(("t".into(), 0))
+        );
+        assert!(parse_token_answer(r#"{"expires_in":60,"access_token":""}"#).is_err());
+        assert!(parse_token_answer(r#"{"access_token":"t"}"#).is_err());
+        assert!(parse_token_answer("<html>").is_err());
     }
 
     #[test]

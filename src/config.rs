@@ -90,6 +90,36 @@ pub struct Run {
     pub stop_grace: std::time::Duration,
     /// With no good answer from the service for this long, the run gives up (exit 5).
     pub unreachable_timeout: jiff::SignedDuration,
+    /// The longest one cmdlet or Graph call (or a listing page) may take, and the longest gap
+    /// between two reads of an answer.
+    pub call_timeout: std::time::Duration,
+}
+
+impl Run {
+    /// The HTTP policy of every client a run builds.
+    pub fn http(&self) -> crate::http::Policy {
+        crate::http::Policy {
+            call: self.call_timeout,
+            ..crate::http::Policy::default()
+        }
+    }
+}
+
+/// Cut-overs in one window, at most (NHSmail's busiest day was 83,000).
+const MAX_CAPACITY: u64 = 10_000_000;
+/// A window's byte budget, at most (10 PB).
+const MAX_BYTES: u64 = 10_000_000_000_000_000;
+
+fn secs(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_secs(n)
+}
+
+fn hours(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_hours(n)
+}
+
+fn days(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_hours(24 * n)
 }
 
 impl Default for Run {
@@ -108,6 +138,7 @@ impl Default for Run {
             prestage_window: None,
             stop_grace: std::time::Duration::from_secs(60),
             unreachable_timeout: jiff::SignedDuration::from_mins(15),
+            call_timeout: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -300,20 +331,21 @@ struct RawRun {
     prestage_window: Option<Spanned<String>>,
     stop_grace: Option<Spanned<String>>,
     unreachable_timeout: Option<Spanned<String>>,
+    call_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawNotify {
     webhook_url: Option<Spanned<String>>,
-    webhook_url_env: Option<String>,
+    webhook_url_env: Option<Spanned<String>>,
     failure_threshold: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTenant {
-    id: Option<String>,
+    id: Option<Spanned<String>>,
     client_id: Option<String>,
     client_secret_env: Option<Spanned<String>>,
     certificate: Option<String>,
@@ -353,6 +385,22 @@ struct RawSchedule {
     bank_holiday_division: Option<String>,
 }
 
+/// A tenant id: a GUID, or a domain name (it goes into URLs and a header, so nothing else).
+pub fn valid_tenant(id: &str) -> bool {
+    if uuid::Uuid::try_parse(id).is_ok() && id.len() == 36 {
+        return true;
+    }
+    id.len() <= 253
+        && id.contains('.')
+        && id.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
 /// A duration as the configuration writes it: "15m", "90s", "2h".
 pub(crate) fn format_duration(d: jiff::SignedDuration) -> String {
     let s = d.as_secs();
@@ -389,37 +437,75 @@ impl Ctx<'_> {
         }
     }
 
-    fn count(&self, v: &Option<Spanned<i64>>, key: &str) -> Result<Option<u64>, ConfigError> {
+    /// A whole number from 0 to `max`.
+    fn count(
+        &self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        max: u64,
+    ) -> Result<Option<u64>, ConfigError> {
         match v {
             None => Ok(None),
-            Some(s) if *s.get_ref() < 0 => Err(self.invalid(
+            Some(s) if *s.get_ref() < 0 || *s.get_ref() as u64 > max => Err(self.invalid(
                 s.span(),
                 key,
-                format!("must be zero or more, got {}", s.get_ref()),
+                format!("must be from 0 to {max}, got {}", s.get_ref()),
             )),
             Some(s) => Ok(Some(*s.get_ref() as u64)),
         }
     }
 
+    /// A duration between `min` and `max`: every one mailwave adds to a time must stay far from
+    /// the ends of the calendar.
     fn duration(
         &self,
         v: &Option<Spanned<String>>,
         key: &str,
         default: jiff::SignedDuration,
+        (min, max): (jiff::SignedDuration, jiff::SignedDuration),
     ) -> Result<jiff::SignedDuration, ConfigError> {
+        let Some(s) = v else {
+            return Ok(default);
+        };
+        let d = s.get_ref().parse::<jiff::SignedDuration>().map_err(|_| {
+            self.invalid(
+                s.span(),
+                key,
+                format!(
+                    "{:?} is not a duration (for example \"30m\", \"2h\", \"90s\")",
+                    s.get_ref()
+                ),
+            )
+        })?;
+        if d < min || d > max {
+            return Err(self.invalid(
+                s.span(),
+                key,
+                format!(
+                    "{:?} is out of range: from {} to {}",
+                    s.get_ref(),
+                    format_duration(min),
+                    format_duration(max)
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// A whole number from 1 to `max`.
+    fn bounded(
+        &self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        default: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let n = self.positive(v, key, default)?;
         match v {
-            None => Ok(default),
-            Some(s) => match s.get_ref().parse::<jiff::SignedDuration>() {
-                Ok(d) if d.is_positive() => Ok(d),
-                _ => Err(self.invalid(
-                    s.span(),
-                    key,
-                    format!(
-                        "{:?} is not a positive duration (for example \"30m\", \"2h\", \"90s\")",
-                        s.get_ref()
-                    ),
-                )),
-            },
+            Some(s) if n > max => {
+                Err(self.invalid(s.span(), key, format!("must be at most {max}, got {n}")))
+            }
+            _ => Ok(n),
         }
     }
 
@@ -440,6 +526,7 @@ impl Ctx<'_> {
         }
     }
 
+    /// An endpoint: https, or http to a loopback address (the simulator).
     fn url(
         &self,
         v: &Option<Spanned<String>>,
@@ -450,13 +537,8 @@ impl Ctx<'_> {
             None => Ok(default.to_string()),
             Some(s) => {
                 let u = s.get_ref().trim_end_matches('/');
-                if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() < 9 {
-                    return Err(self.invalid(
-                        s.span(),
-                        key,
-                        format!("{u:?} is not an http(s) URL"),
-                    ));
-                }
+                crate::http::check_endpoint(u)
+                    .map_err(|m| self.invalid(s.span(), key, format!("{u:?}: {m}")))?;
                 Ok(u.to_string())
             }
         }
@@ -509,9 +591,19 @@ impl Config {
                 }
             },
         };
+        let id_span = raw.tenant.id.as_ref().map(|s| s.span()).unwrap_or(0..0);
+        let id = raw.tenant.id.map(|s| s.into_inner()).unwrap_or_default();
+        if !id.is_empty() && !valid_tenant(&id) {
+            let span = id_span;
+            return Err(cx.invalid(
+                span,
+                "tenant.id",
+                "is neither a tenant GUID nor a domain name (for example \"contoso.onmicrosoft.com\")",
+            ));
+        }
         let tenant = Tenant {
             assertion_algorithm,
-            id: raw.tenant.id.unwrap_or_default(),
+            id,
             client_id: raw.tenant.client_id.unwrap_or_default(),
             client_secret_env: raw.tenant.client_secret_env.map(|s| s.into_inner()),
             certificate: raw.tenant.certificate.map(|c| base.join(c)),
@@ -555,10 +647,18 @@ impl Config {
                 .map_err(|m| cx.invalid(w.span(), "schedule.cutover_window", m))?,
         };
         let weekday_capacity = cx
-            .count(&s.weekday_capacity, "schedule.weekday_capacity")?
+            .count(
+                &s.weekday_capacity,
+                "schedule.weekday_capacity",
+                MAX_CAPACITY,
+            )?
             .unwrap_or(defaults.weekday_capacity);
         let weekend_capacity = cx
-            .count(&s.weekend_capacity, "schedule.weekend_capacity")?
+            .count(
+                &s.weekend_capacity,
+                "schedule.weekend_capacity",
+                MAX_CAPACITY,
+            )?
             .unwrap_or(defaults.weekend_capacity);
         if weekday_capacity == 0 && weekend_capacity == 0 {
             let span = s
@@ -573,8 +673,8 @@ impl Config {
                 "weekday and weekend capacity are both zero: no wave could ever be planned",
             ));
         }
-        let weekday_bytes = cx.count(&s.weekday_bytes, "schedule.weekday_bytes")?;
-        let weekend_bytes = cx.count(&s.weekend_bytes, "schedule.weekend_bytes")?;
+        let weekday_bytes = cx.count(&s.weekday_bytes, "schedule.weekday_bytes", MAX_BYTES)?;
+        let weekend_bytes = cx.count(&s.weekend_bytes, "schedule.weekend_bytes", MAX_BYTES)?;
         let prestage_days = match &s.prestage_days {
             None => defaults.prestage_days,
             Some(v) if !(0..=90).contains(v.get_ref()) => {
@@ -616,11 +716,11 @@ impl Config {
         let d = Run::default();
         let requests_per_second = match &r.requests_per_second {
             None => d.requests_per_second,
-            Some(v) if !(*v.get_ref() > 0.0 && v.get_ref().is_finite()) => {
+            Some(v) if !(*v.get_ref() > 0.0 && *v.get_ref() <= 10_000.0) => {
                 return Err(cx.invalid(
                     v.span(),
                     "run.requests_per_second",
-                    format!("must be above zero, got {}", v.get_ref()),
+                    format!("must be above zero and at most 10000, got {}", v.get_ref()),
                 ));
             }
             Some(v) => *v.get_ref(),
@@ -648,20 +748,26 @@ impl Config {
             ),
         };
         let run = Run {
-            max_in_flight: cx.positive(&r.max_in_flight, "run.max_in_flight", d.max_in_flight)?,
+            max_in_flight: cx.bounded(
+                &r.max_in_flight,
+                "run.max_in_flight",
+                d.max_in_flight,
+                10_000_000,
+            )?,
             requests_per_second,
-            burst: cx.positive(&r.burst, "run.burst", d.burst as u64)? as u32,
-            max_parallel_calls: cx.positive(
+            burst: cx.bounded(&r.burst, "run.burst", d.burst as u64, 100_000)? as u32,
+            max_parallel_calls: cx.bounded(
                 &r.max_parallel_calls,
                 "run.max_parallel_calls",
                 d.max_parallel_calls as u64,
+                1_024,
             )? as usize,
             resume_attempts: match &r.resume_attempts {
-                Some(v) if *v.get_ref() < 0 => {
+                Some(v) if !(0..=100).contains(v.get_ref()) => {
                     return Err(cx.invalid(
                         v.span(),
                         "run.resume_attempts",
-                        format!("must be zero or more, got {}", v.get_ref()),
+                        format!("must be from 0 to 100, got {}", v.get_ref()),
                     ));
                 }
                 Some(v) => *v.get_ref() as u32,
@@ -671,14 +777,26 @@ impl Config {
                 &r.resume_backoff,
                 "run.resume_backoff",
                 d.resume_backoff,
+                (secs(1), days(7)),
             )?,
             dcs_approval,
-            prestage_poll: cx.duration(&r.prestage_poll, "run.prestage_poll", d.prestage_poll)?,
-            cutover_poll: cx.duration(&r.cutover_poll, "run.cutover_poll", d.cutover_poll)?,
+            prestage_poll: cx.duration(
+                &r.prestage_poll,
+                "run.prestage_poll",
+                d.prestage_poll,
+                (secs(1), days(1)),
+            )?,
+            cutover_poll: cx.duration(
+                &r.cutover_poll,
+                "run.cutover_poll",
+                d.cutover_poll,
+                (secs(1), hours(6)),
+            )?,
             cutover_margin: cx.duration(
                 &r.cutover_margin,
                 "run.cutover_margin",
                 d.cutover_margin,
+                (secs(1), hours(12)),
             )?,
             prestage_window,
             stop_grace: cx
@@ -686,30 +804,48 @@ impl Config {
                     &r.stop_grace,
                     "run.stop_grace",
                     jiff::SignedDuration::from_secs(60),
+                    (secs(1), hours(1)),
                 )?
                 .unsigned_abs(),
             unreachable_timeout: cx.duration(
                 &r.unreachable_timeout,
                 "run.unreachable_timeout",
                 d.unreachable_timeout,
+                (secs(5), days(7)),
             )?,
+            call_timeout: cx
+                .duration(
+                    &r.call_timeout,
+                    "run.call_timeout",
+                    jiff::SignedDuration::try_from(d.call_timeout).unwrap_or_default(),
+                    (secs(1), jiff::SignedDuration::from_mins(15)),
+                )?
+                .unsigned_abs(),
         };
         let n = raw.notify;
+        // The URL carries a token: an error names where it came from, never the URL itself.
         let webhook_url = match (&n.webhook_url, &n.webhook_url_env) {
             (Some(u), _) => {
-                if !u.get_ref().starts_with("https://") && !u.get_ref().starts_with("http://") {
-                    return Err(cx.invalid(
-                        u.span(),
-                        "notify.webhook_url",
-                        "is not an http(s) URL",
-                    ));
+                if let Err(m) = crate::http::check_endpoint(u.get_ref()) {
+                    return Err(cx.invalid(u.span(), "notify.webhook_url", m));
                 }
                 Some(crate::secrets::Secret::new(u.get_ref().clone()))
             }
-            (None, Some(var)) => std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(crate::secrets::Secret::new),
+            (None, Some(var)) => {
+                match std::env::var(var.get_ref()).ok().filter(|v| !v.is_empty()) {
+                    Some(url) => {
+                        if let Err(m) = crate::http::check_endpoint(&url) {
+                            return Err(cx.invalid(
+                                var.span(),
+                                "notify.webhook_url_env",
+                                format!("the URL in {} {m}", var.get_ref()),
+                            ));
+                        }
+                        Some(crate::secrets::Secret::new(url))
+                    }
+                    None => None,
+                }
+            }
             (None, None) => None,
         };
         let notify = Notify {
@@ -822,6 +958,100 @@ mod tests {
         assert!(
             matches!(&e, ConfigError::Invalid { line: 3, key, .. } if key == "run.dcs_approval"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn every_duration_and_size_is_bounded() {
+        for (text, key, why) in [
+            (
+                "[run]\nresume_backoff = \"0s\"\n",
+                "run.resume_backoff",
+                "out of range",
+            ),
+            (
+                "[run]\nstop_grace = \"3000000h\"\n",
+                "run.stop_grace",
+                "out of range",
+            ),
+            (
+                "[run]\nunreachable_timeout = \"-5m\"\n",
+                "run.unreachable_timeout",
+                "out of range",
+            ),
+            (
+                "[run]\ncall_timeout = \"2h\"\n",
+                "run.call_timeout",
+                "out of range",
+            ),
+            (
+                "[run]\ncutover_margin = \"soon\"\n",
+                "run.cutover_margin",
+                "not a duration",
+            ),
+            (
+                "[run]\nmax_parallel_calls = 100000\n",
+                "run.max_parallel_calls",
+                "at most 1024",
+            ),
+            (
+                "[run]\nrequests_per_second = 1e300\n",
+                "run.requests_per_second",
+                "at most 10000",
+            ),
+            (
+                "[run]\nresume_attempts = 1000\n",
+                "run.resume_attempts",
+                "from 0 to 100",
+            ),
+            (
+                "[schedule]\nweekday_capacity = 99999999999\n",
+                "schedule.weekday_capacity",
+                "from 0 to",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { line: 2, key: k, message, .. } if k == key && message.contains(why)),
+                "{text}: {e}"
+            );
+        }
+        let c = parse("[run]\ncall_timeout = \"30s\"\n").unwrap();
+        assert_eq!(c.run.http().call, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn tenants_endpoints_and_webhooks_are_checked() {
+        for ok in [
+            "contoso.onmicrosoft.com",
+            "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "a-b.example.org",
+        ] {
+            assert!(parse(&format!("[tenant]\nid = \"{ok}\"\n")).is_ok(), "{ok}");
+        }
+        for bad in [
+            "contoso",
+            "../../etc",
+            "a b.com",
+            "contoso.com/x",
+            "-x.com",
+            "x.com\r\nX-Evil: 1",
+        ] {
+            let e = parse(&format!("[tenant]\nid = {bad:?}\n")).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { key, .. } if key == "tenant.id"),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse("[endpoints]\nexchange = \"http://outlook.office365.com\"\n").unwrap_err();
+        assert!(e.to_string().contains("only allowed to a loopback"), "{e}");
+        assert!(parse("[endpoints]\nexchange = \"http://127.0.0.1:8080\"\n").is_ok());
+        let e = parse("[notify]\nwebhook_url = \"http://hooks.example/secret-token-abc\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("notify.webhook_url"), "{e}");
+        assert!(
+            !e.to_string().contains("secret-token-abc"),
+            "the URL is never echoed: {e}"
         );
     }
 

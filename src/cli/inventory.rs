@@ -70,17 +70,20 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
     use crate::directory::Directory;
     let config = crate::config::Config::load(&cli.config)?;
     let credential = crate::auth::Credential::from_config(&config.tenant)?;
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(300))
-        .build()?;
     let clock = cli.clock();
-    let tokens = std::sync::Arc::new(crate::auth::TokenProvider::new(
-        http, &config, credential, clock,
-    ));
-    let graph = crate::directory::graph::GraphDirectory::new(&config.endpoints.graph, tokens)
-        .map_err(BadInput)?;
+    let policy = config.run.http();
     let runtime = tokio::runtime::Runtime::new()?;
-    let csv = runtime.block_on(graph.mailbox_usage_report(period))?;
+    let csv = runtime.block_on(async {
+        let tokens = std::sync::Arc::new(crate::auth::TokenProvider::new(
+            policy, &config, credential, clock,
+        )?);
+        let graph = crate::directory::graph::GraphClient::new(
+            crate::directory::graph::RestGraph::new(policy, &config.endpoints.graph, tokens)
+                .map_err(BadInput)?,
+        );
+        anyhow::Ok(graph.mailbox_usage_report(period).await?)
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     inventory::check_not_concealed(&csv).map_err(BadInput)?;
     let dir = cli
         .state

@@ -208,12 +208,15 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(16 * 60))
-            .build()?;
-        let tokens = Arc::new(TokenProvider::new(http.clone(), &config, credential, clock));
-        let transport =
-            RestTransport::new(http, &config.endpoints.exchange, &config.tenant.id, tokens);
+        let policy = config.run.http();
+        let tokens = Arc::new(TokenProvider::new(policy, &config, credential, clock)?);
+        let transport = RestTransport::new(
+            policy,
+            &config.endpoints.exchange,
+            &config.tenant.id,
+            tokens,
+        )
+        .map_err(BadInput)?;
         let service = Arc::new(ExchangeClient::new(transport, clock));
         let options = RunOptions {
             scope: (!args.waves.is_empty()).then(|| args.waves.clone()),

@@ -1,256 +1,170 @@
-//! Microsoft Graph through graph-rs-sdk, with tokens from [`TokenProvider`]. A 401 renews the token
-//! once and retries.
+//! Microsoft Graph: the few calls mailwave makes (users, one user, subscribed SKUs, assignLicense,
+//! sendMail, the mailbox usage report), built on the same HTTP policy as every other client.
 //!
-//! One call is made with reqwest instead of the SDK: the mailbox usage report. Graph answers it with a
-//! 302 to a short-lived download URL that must be fetched *without* the bearer token. The SDK follows
-//! redirects itself (reqwest's `Policy::limited`), and reqwest keeps the Authorization header when the
-//! download is on the same host, so only a client that does not follow redirects can guarantee that
-//! the token never goes to the download URL.
+//! One client ([`GraphClient`]) builds the requests, follows `@odata.nextLink` (same origin only,
+//! no loops) and classifies errors; a [`GraphTransport`] carries them: over HTTPS with a token
+//! ([`RestGraph`]), or, from the simulator's side, in process.
+//!
+//! Why not graph-rs-sdk (README's dependency table says the same): it only accepts Microsoft's
+//! hosts unless its `test-util` feature is on, and that feature also lifts its https requirement,
+//! so a release build that can rehearse against `mailwave sim serve` is one that will talk to any
+//! host over any scheme; its client follows redirects with the token on the same host, which
+//! cannot be turned off; and it brings jsonwebtoken 9 (a published advisory), handlebars and a
+//! second HTTP stack for six endpoints.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use graph_rs_sdk::{GraphClient, GraphClientConfiguration, ODataQuery};
+use reqwest::Url;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 use super::{Directory, Res, ServiceError, Sku, User, classify, mail_body};
 use crate::auth::{Resource, TokenProvider};
-use crate::secrets::Secret;
+use crate::exchange::Failure;
+use crate::http::{self, CallClass, Policy};
 
-/// Hosts graph-rs-sdk accepts as Microsoft Graph endpoints.
-const MICROSOFT_HOSTS: [&str; 6] = [
-    "graph.microsoft.com",
-    "graph.microsoft.us",
-    "dod-graph.microsoft.us",
-    "graph.microsoft.de",
-    "microsoftgraph.chinacloudapi.cn",
-    "canary.graph.microsoft.com",
-];
-
-pub struct GraphDirectory {
-    /// For the report download: never follows redirects.
-    http: reqwest::Client,
-    base: String,
-    microsoft_host: bool,
-    tokens: Arc<TokenProvider>,
-    client: Mutex<Option<(Secret, GraphClient)>>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
 }
 
-fn token_error(e: crate::auth::AuthError) -> ServiceError {
-    match e {
-        crate::auth::AuthError::Network { .. } => network(e),
-        _ => ServiceError::Auth {
-            message: e.to_string(),
-        },
-    }
+/// A Graph answer: its status, the `Location` of a redirect, `Retry-After`, and the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphReply {
+    pub status: u16,
+    pub location: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
 }
 
-fn network(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Transient {
-        status: 0,
-        message: e.to_string(),
-    }
+/// Carries one Graph request: `target` is a path under the Graph root (`/v1.0/users?...`), or an
+/// absolute `@odata.nextLink` of an earlier answer.
+pub trait GraphTransport: Send + Sync + 'static {
+    fn send(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<&Value>,
+    ) -> impl Future<Output = Result<GraphReply, Failure>> + Send;
+    /// Fetches a short-lived download URL, without the token.
+    fn download(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
 }
 
-impl GraphDirectory {
-    pub fn new(graph: &str, tokens: Arc<TokenProvider>) -> Result<GraphDirectory, String> {
-        let base = graph.trim_end_matches('/').to_string();
-        let url =
-            graph_rs_sdk::http::Url::parse(&base).map_err(|e| format!("[endpoints] graph: {e}"))?;
-        let host = url.host_str().unwrap_or("");
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(300))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(GraphDirectory {
-            http,
-            microsoft_host: MICROSOFT_HOSTS.contains(&host),
-            base,
-            tokens,
-            client: Mutex::new(None),
-        })
-    }
+/// The one [`Directory`] implementation, over any transport.
+pub struct GraphClient<T> {
+    transport: T,
+}
 
-    /// The SDK client for the current token (rebuilt when the token changes).
-    async fn client(&self, renew: bool) -> Res<GraphClient> {
-        let token = if renew {
-            self.tokens.renew(Resource::Graph).await
+const USER_FIELDS: &str = "id,userPrincipalName,mail,assignedLicenses,accountEnabled";
+
+/// A user id or principal name as one path segment.
+fn segment(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(b as char);
         } else {
-            self.tokens.token(Resource::Graph).await
+            out.push_str(&format!("%{b:02X}"));
         }
-        .map_err(token_error)?;
-        let mut cached = self.client.lock().await;
-        if let Some((t, c)) = cached.as_ref()
-            && *t == token
-        {
-            return Ok(c.clone());
-        }
-        let config = GraphClientConfiguration::new()
-            .access_token(token.expose())
-            .https_only(self.microsoft_host);
-        let mut client = GraphClient::from(config);
-        let endpoint =
-            graph_rs_sdk::http::Url::parse(&format!("{}/v1.0", self.base)).map_err(network)?;
-        if self.microsoft_host {
-            client.use_endpoint(&endpoint);
-        } else {
-            // Only with the `test-util` feature: the simulator on loopback.
-            client.use_test_endpoint(&endpoint);
-        }
-        *cached = Some((token, client.clone()));
-        Ok(client)
     }
+    out
+}
 
-    /// Runs a request built by `make`, renewing the token once on a 401. Returns the JSON body
-    /// (`Value::Null` for an empty one).
-    async fn call<F, Fut>(&self, make: F) -> Res<Value>
-    where
-        F: Fn(GraphClient) -> Fut,
-        Fut: std::future::Future<Output = graph_rs_sdk::GraphResult<reqwest::Response>>,
-    {
-        let mut renew = false;
-        loop {
-            let client = self.client(renew).await?;
-            let response = make(client).await.map_err(network)?;
-            let status = response.status().as_u16();
-            if status == 401 && !renew {
-                renew = true;
-                continue;
-            }
-            let retry_after = crate::exchange::rest::retry_after(&response);
-            let bytes = response.bytes().await.map_err(network)?;
-            let body: Option<Value> =
-                (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).unwrap_or(Value::Null));
-            if (200..300).contains(&status) {
-                return Ok(body.unwrap_or(Value::Null));
-            }
-            return Err(classify(status, body.as_ref(), retry_after.as_deref()));
+fn failure_of(reply: &GraphReply) -> ServiceError {
+    let body: Option<Value> = serde_json::from_slice(&reply.body).ok();
+    classify(reply.status, body.as_ref(), reply.retry_after.as_deref())
+}
+
+fn json_of(reply: &GraphReply, what: &str) -> Res<Value> {
+    serde_json::from_slice(&reply.body).map_err(|e| ServiceError::Transient {
+        status: 502,
+        message: format!("{what}: unreadable answer ({e})"),
+    })
+}
+
+fn failed(f: Failure) -> ServiceError {
+    if f.status == 0 {
+        ServiceError::Transient {
+            status: 0,
+            message: f
+                .body
+                .as_ref()
+                .and_then(|b| b["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or_default(),
         }
+    } else {
+        classify(f.status, f.body.as_ref(), f.retry_after.as_deref())
     }
 }
 
-impl Directory for GraphDirectory {
+impl<T: GraphTransport> GraphClient<T> {
+    pub fn new(transport: T) -> GraphClient<T> {
+        GraphClient { transport }
+    }
+
+    /// One request; a 2xx answer's JSON (`Null` when empty), else the classified error.
+    async fn call(&self, method: Method, target: &str, body: Option<&Value>) -> Res<Value> {
+        let reply = self
+            .transport
+            .send(method, target, body)
+            .await
+            .map_err(failed)?;
+        if !(200..300).contains(&reply.status) {
+            return Err(failure_of(&reply));
+        }
+        if reply.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        json_of(&reply, target)
+    }
+}
+
+impl<T: GraphTransport> Directory for GraphClient<T> {
     async fn list_users(&self) -> Res<Vec<User>> {
-        let mut renew = false;
-        'attempt: loop {
-            let client = self.client(renew).await?;
-            let pages = client
-                .users()
-                .list_user()
-                .select(&[
-                    "id",
-                    "userPrincipalName",
-                    "mail",
-                    "assignedLicenses",
-                    "accountEnabled",
-                ])
-                .top("999")
-                .paging()
-                .json::<Value>()
-                .await
-                .map_err(network)?;
-            let mut users = Vec::new();
-            for page in pages {
-                let status = page.status().as_u16();
-                if status == 401 && !renew {
-                    renew = true;
-                    continue 'attempt;
-                }
-                let retry_after = page
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string);
-                let body = page.into_body();
-                match body {
-                    Ok(v) if (200..300).contains(&status) => {
-                        users.extend(
-                            v["value"]
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .map(User::from_json),
-                        );
-                    }
-                    Ok(v) => return Err(classify(status, Some(&v), retry_after.as_deref())),
-                    Err(e) => {
-                        let v = serde_json::to_value(&e).unwrap_or(Value::Null);
-                        return Err(classify(
-                            status,
-                            Some(&json!({"error": v.get("error").cloned().unwrap_or(v)})),
-                            retry_after.as_deref(),
-                        ));
-                    }
-                }
+        let mut users = Vec::new();
+        let mut target = format!("/v1.0/users?$select={USER_FIELDS}&$top=999");
+        let mut pager = crate::exchange::Pager::default();
+        loop {
+            let v = self.call(Method::Get, &target, None).await?;
+            let page = v["value"]
+                .as_array()
+                .ok_or_else(|| ServiceError::Transient {
+                    status: 502,
+                    message: "users: an answer without a value list".into(),
+                })?;
+            users.extend(page.iter().map(User::from_json));
+            match v["@odata.nextLink"].as_str() {
+                Some(next) => target = pager.follow("users", next.to_string())?,
+                None => return Ok(users),
             }
-            return Ok(users);
         }
     }
 
     async fn mailbox_usage_report(&self, period: &str) -> Res<Vec<u8>> {
-        let url = format!(
-            "{}/v1.0/reports/getMailboxUsageDetail(period='{period}')",
-            self.base
-        );
-        let mut renew = false;
-        loop {
-            let token = if renew {
-                self.tokens.renew(Resource::Graph).await
-            } else {
-                self.tokens.token(Resource::Graph).await
+        let target = format!("/v1.0/reports/getMailboxUsageDetail(period='{period}')");
+        let reply = self
+            .transport
+            .send(Method::Get, &target, None)
+            .await
+            .map_err(failed)?;
+        match reply.status {
+            // The documented answer: a redirect to a short-lived URL that needs no token (and must
+            // not get one).
+            302 | 303 | 307 => {
+                let location = reply.location.ok_or_else(|| ServiceError::Permanent {
+                    status: reply.status,
+                    message: "the report's redirect has no Location".into(),
+                })?;
+                self.transport.download(&location).await.map_err(failed)
             }
-            .map_err(token_error)?;
-            let response = self
-                .http
-                .get(&url)
-                .bearer_auth(token.expose())
-                .send()
-                .await
-                .map_err(|e| network(e.without_url()))?;
-            let status = response.status().as_u16();
-            if status == 401 && !renew {
-                renew = true;
-                continue;
-            }
-            if status == 302 || status == 303 || status == 307 {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|h| h.to_str().ok())
-                    .ok_or_else(|| ServiceError::Permanent {
-                        status,
-                        message: "report redirect without a Location".into(),
-                    })?
-                    .to_string();
-                // A fresh request: no Authorization header goes to the download URL.
-                let download = self
-                    .http
-                    .get(&location)
-                    .send()
-                    .await
-                    .map_err(|e| network(e.without_url()))?;
-                let dstatus = download.status().as_u16();
-                let bytes = download.bytes().await.map_err(network)?;
-                if !(200..300).contains(&dstatus) {
-                    return Err(classify(dstatus, None, None));
-                }
-                return Ok(bytes.to_vec());
-            }
-            let retry_after = crate::exchange::rest::retry_after(&response);
-            let bytes = response.bytes().await.map_err(network)?;
-            if (200..300).contains(&status) {
-                return Ok(bytes.to_vec());
-            }
-            let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-            return Err(classify(status, body.as_ref(), retry_after.as_deref()));
+            200..=299 => Ok(reply.body),
+            _ => Err(failure_of(&reply)),
         }
     }
 
     async fn subscribed_skus(&self) -> Res<Vec<Sku>> {
-        let v = self
-            .call(|c| async move { c.subscribed_skus().list_subscribed_sku().send().await })
-            .await?;
+        let v = self.call(Method::Get, "/v1.0/subscribedSkus", None).await?;
         Ok(v["value"]
             .as_array()
             .into_iter()
@@ -260,42 +174,185 @@ impl Directory for GraphDirectory {
     }
 
     async fn get_user(&self, user: &str) -> Res<User> {
-        let v = self
-            .call(|c| async move {
-                c.user(user)
-                    .get_user()
-                    .select(&[
-                        "id",
-                        "userPrincipalName",
-                        "mail",
-                        "assignedLicenses",
-                        "accountEnabled",
-                    ])
-                    .send()
-                    .await
-            })
-            .await?;
-        Ok(User::from_json(&v))
+        let target = format!("/v1.0/users/{}?$select={USER_FIELDS}", segment(user));
+        Ok(User::from_json(
+            &self.call(Method::Get, &target, None).await?,
+        ))
     }
 
     async fn assign_licence(&self, user: &str, sku_id: &str) -> Res<()> {
         let body =
             json!({"addLicenses": [{"skuId": sku_id, "disabledPlans": []}], "removeLicenses": []});
-        self.call(|c| {
-            let body = body.clone();
-            async move { c.user(user).assign_license(&body).send().await }
-        })
-        .await
-        .map(|_| ())
+        let target = format!("/v1.0/users/{}/assignLicense", segment(user));
+        self.call(Method::Post, &target, Some(&body))
+            .await
+            .map(|_| ())
     }
 
     async fn send_mail(&self, sender: &str, to: &[String], subject: &str, text: &str) -> Res<()> {
         let body = mail_body(to, subject, text);
-        self.call(|c| {
-            let body = body.clone();
-            async move { c.user(sender).send_mail(&body).send().await }
+        let target = format!("/v1.0/users/{}/sendMail", segment(sender));
+        self.call(Method::Post, &target, Some(&body))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Graph over HTTPS with a token from Entra ID.
+pub struct RestGraph {
+    http: reqwest::Client,
+    policy: Policy,
+    base: Url,
+    tokens: Arc<TokenProvider>,
+}
+
+impl RestGraph {
+    /// `graph` is the validated endpoint (`[endpoints] graph`).
+    pub fn new(
+        policy: Policy,
+        graph: &str,
+        tokens: Arc<TokenProvider>,
+    ) -> Result<RestGraph, String> {
+        Ok(RestGraph {
+            http: policy.client().map_err(|e| http::describe(&e))?,
+            base: Url::parse(graph.trim_end_matches('/'))
+                .map_err(|e| format!("[endpoints] graph: {e}"))?,
+            policy,
+            tokens,
         })
-        .await
-        .map(|_| ())
+    }
+
+    fn url_of(&self, target: &str) -> Result<Url, Failure> {
+        let bad = |m: String| Failure {
+            status: 502,
+            body: Some(json!({"error": {"message": m}})),
+            retry_after: None,
+        };
+        if target.starts_with('/') {
+            return Url::parse(&format!(
+                "{}{target}",
+                self.base.as_str().trim_end_matches('/')
+            ))
+            .map_err(|e| bad(format!("{target}: {e}")));
+        }
+        let url = Url::parse(target).map_err(|_| bad("an unreadable nextLink".into()))?;
+        if !http::same_origin(&url, &self.base) {
+            return Err(bad(format!(
+                "a nextLink to another host ({}) was not followed",
+                url.host_str().unwrap_or("none")
+            )));
+        }
+        Ok(url)
+    }
+}
+
+fn network(message: String) -> Failure {
+    Failure {
+        status: 0,
+        body: Some(json!({"error": {"message": message}})),
+        retry_after: None,
+    }
+}
+
+impl GraphTransport for RestGraph {
+    async fn send(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<&Value>,
+    ) -> Result<GraphReply, Failure> {
+        let url = self.url_of(target)?;
+        let mut rejected = None;
+        loop {
+            let token = match &rejected {
+                Some(r) => self.tokens.renew(Resource::Graph, r).await,
+                None => self.tokens.token(Resource::Graph).await,
+            }
+            .map_err(|e| match e {
+                crate::auth::AuthError::Network { .. } => network(e.to_string()),
+                _ => Failure {
+                    status: 401,
+                    body: Some(json!({"error": {"message": e.to_string()}})),
+                    retry_after: None,
+                },
+            })?;
+            let request = match method {
+                Method::Get => self.http.get(url.clone()),
+                Method::Post => self.http.post(url.clone()),
+            };
+            let request = match body {
+                Some(b) => request.json(b),
+                None => request,
+            };
+            let response = request
+                .timeout(self.policy.total(CallClass::Graph))
+                .bearer_auth(token.expose())
+                .send()
+                .await
+                .map_err(|e| network(http::describe(&e)))?;
+            let status = response.status().as_u16();
+            if status == 401 && rejected.is_none() {
+                rejected = Some(token);
+                continue;
+            }
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string);
+            let retry_after = crate::exchange::rest::retry_after(&response);
+            let body = http::read_capped(response, self.policy.body_cap(CallClass::Graph))
+                .await
+                .map_err(|e| network(e.to_string()))?;
+            return Ok(GraphReply {
+                status,
+                location,
+                retry_after,
+                body,
+            });
+        }
+    }
+
+    async fn download(&self, url: &str) -> Result<Vec<u8>, Failure> {
+        // A fresh request without the token; the URL is never put in a message (it is a
+        // credential until it expires).
+        let url = http::check_endpoint(url)
+            .map_err(|e| network(format!("the report's download address is refused: {e}")))?;
+        let response = self
+            .http
+            .get(url)
+            .timeout(self.policy.total(CallClass::Report))
+            .send()
+            .await
+            .map_err(|e| network(format!("report download: {}", http::describe(&e))))?;
+        let status = response.status().as_u16();
+        let body = http::read_capped(response, self.policy.body_cap(CallClass::Report))
+            .await
+            .map_err(|e| network(format!("report download: {e}")))?;
+        if !(200..300).contains(&status) {
+            return Err(Failure {
+                status,
+                body: Some(
+                    json!({"error": {"message": format!("the report download answered {status}")}}),
+                ),
+                retry_after: None,
+            });
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_are_one_path_segment() {
+        assert_eq!(
+            segment("alice.smith@contoso.com"),
+            "alice.smith@contoso.com"
+        );
+        assert_eq!(segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+        assert_eq!(segment("ümlaut@x"), "%C3%BCmlaut@x");
     }
 }

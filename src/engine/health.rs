@@ -179,6 +179,11 @@ impl Health {
         self.changed.notify_waiters();
     }
 
+    /// When the current run of failures began (cheap: no copy of the last failure).
+    pub fn failing_since(&self) -> Option<Timestamp> {
+        self.lock().failing_since
+    }
+
     /// Completes at the next failure or recovery (the coordinator wakes to look).
     pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()

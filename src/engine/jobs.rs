@@ -357,6 +357,7 @@ impl<S: MoveService> Executor<S> {
                 // Page by page, each page under the rate limit; a throttled page is retried alone.
                 let mut out = Vec::new();
                 let mut next: Option<String> = None;
+                let mut pager = crate::exchange::Pager::default();
                 let result = loop {
                     let page = self
                         .call(cmdlet, Retry::Transient, || {
@@ -366,8 +367,9 @@ impl<S: MoveService> Executor<S> {
                     match page {
                         Ok((requests, link)) => {
                             out.extend(requests);
-                            match link {
-                                Some(l) => next = Some(l),
+                            match link.map(|l| pager.follow(cmdlet, l)) {
+                                Some(Ok(l)) => next = Some(l),
+                                Some(Err(e)) => break Err(e),
                                 None => break Ok(out),
                             }
                         }

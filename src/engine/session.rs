@@ -227,24 +227,28 @@ pub(crate) async fn post_webhook(url: &Secret, text: String, summary: &RunSummar
 }
 
 async fn post_webhook_json(url: &Secret, body: serde_json::Value) {
-    let client = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(END_WAIT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let policy = crate::http::Policy::default();
+    let client = match policy.client() {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(error = %e, "could not post to the webhook");
+            tracing::warn!(error = %crate::http::describe(&e), "could not post to the webhook");
             return;
         }
     };
-    match client.post(url.expose()).json(&body).send().await {
+    let sent = client
+        .post(url.expose())
+        .timeout(policy.total(crate::http::CallClass::Webhook))
+        .json(&body)
+        .send()
+        .await;
+    match sent {
         Ok(r) if r.status().is_success() => tracing::info!("posted to the webhook"),
         Ok(r) => tracing::warn!(
             status = r.status().as_u16(),
-            "the webhook refused the message"
+            "the webhook refused the message (redirects are not followed)"
         ),
-        Err(e) => tracing::warn!(error = %e.without_url(), "could not post to the webhook"),
+        Err(e) => {
+            tracing::warn!(error = %crate::http::describe(&e), "could not post to the webhook")
+        }
     }
 }

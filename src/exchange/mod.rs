@@ -277,6 +277,36 @@ impl Page {
     }
 }
 
+/// Guards a listing's paging: a link that comes back, or more pages than any listing can have,
+/// ends it with an error instead of a loop.
+#[derive(Debug, Default)]
+pub struct Pager {
+    seen: std::collections::HashSet<String>,
+}
+
+/// The most pages one listing may take: ten million requests at a thousand a page.
+pub const MAX_PAGES: usize = 10_000;
+
+impl Pager {
+    pub fn follow(&mut self, cmdlet: &str, link: String) -> Res<String> {
+        if self.seen.len() >= MAX_PAGES {
+            return Err(ServiceError::Transient {
+                status: 502,
+                message: format!("{cmdlet}: more than {MAX_PAGES} pages; the listing was ended"),
+            });
+        }
+        if !self.seen.insert(link.clone()) {
+            return Err(ServiceError::Transient {
+                status: 502,
+                message: format!(
+                    "{cmdlet}: the service gave the same nextLink twice; the listing was ended"
+                ),
+            });
+        }
+        Ok(link)
+    }
+}
+
 /// A failed InvokeCommand answer, before classification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
@@ -522,13 +552,14 @@ impl<T: Transport> ExchangeClient<T> {
         let body = cmdlet_body(cmdlet, parameters);
         let mut out = Vec::new();
         let mut next: Option<String> = None;
+        let mut pager = Pager::default();
         loop {
             let page = self
                 .invoke_page(call, cmdlet, &body, next.as_deref())
                 .await?;
             out.extend(page.read::<R>(cmdlet)?);
             match page.next_link {
-                Some(link) => next = Some(link),
+                Some(link) => next = Some(pager.follow(cmdlet, link)?),
                 None => return Ok(out),
             }
         }

@@ -228,7 +228,7 @@ fn bad_config_is_refused_with_line_and_key() {
     ));
     let out = p.run(&["plan"]);
     assert!(
-        stderr(&out).contains("line 14: schedule.weekday_bytes: must be zero or more"),
+        stderr(&out).contains("line 14: schedule.weekday_bytes: must be from 0 to"),
         "{}",
         stderr(&out)
     );

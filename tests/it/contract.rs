@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mailwave::auth::{AuthError, Credential, Resource, TokenProvider};
 use mailwave::config::Config;
-use mailwave::directory::graph::GraphDirectory;
+use mailwave::directory::graph::{GraphClient, RestGraph};
 use mailwave::directory::{Directory, ensure_exchange_licence};
 use mailwave::exchange::rest::RestTransport;
 use mailwave::exchange::{Call, ExchangeClient, MoveService, MoveStatus, NewMove, ServiceError};
@@ -45,26 +45,37 @@ async fn harness(profile: Profile) -> Harness {
 
 impl Harness {
     fn tokens(&self, credential: Credential) -> Arc<TokenProvider> {
-        Arc::new(TokenProvider::new(
-            reqwest::Client::new(),
-            &self.config,
-            credential,
-            self.sim.clock(),
-        ))
+        Arc::new(
+            TokenProvider::new(
+                self.config.run.http(),
+                &self.config,
+                credential,
+                self.sim.clock(),
+            )
+            .unwrap(),
+        )
     }
 
     fn exchange(&self, credential: Credential) -> ExchangeClient<RestTransport> {
         let transport = RestTransport::new(
-            reqwest::Client::new(),
+            self.config.run.http(),
             &self.config.endpoints.exchange,
             &self.config.tenant.id,
             self.tokens(credential),
-        );
+        )
+        .unwrap();
         ExchangeClient::new(transport, self.sim.clock())
     }
 
-    fn graph(&self) -> GraphDirectory {
-        GraphDirectory::new(&self.config.endpoints.graph, self.tokens(secret())).unwrap()
+    fn graph(&self) -> GraphClient<RestGraph> {
+        GraphClient::new(
+            RestGraph::new(
+                self.config.run.http(),
+                &self.config.endpoints.graph,
+                self.tokens(secret()),
+            )
+            .unwrap(),
+        )
     }
 }
 

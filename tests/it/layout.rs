@@ -11,6 +11,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("time", 0),
     ("secrets", 0),
     ("format", 0),
+    ("http", 0),
+    ("private", 0),
     ("config", 1),
     ("inventory", 1),
     ("auth", 2),

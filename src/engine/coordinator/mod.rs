@@ -73,6 +73,21 @@ pub struct RunContext<S: MoveService> {
     pub(crate) failure_threshold: u64,
 }
 
+/// What the run waits for next (for the progress line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Nothing,
+    Until,
+    Answer,
+    CallsInFlight,
+    Listing(u32),
+    Prestage(u32),
+    Close(u32),
+    Resume,
+    Probe,
+    Replication,
+}
+
 /// Whether the migration endpoint's limits have been read (nothing is sent before).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
@@ -98,6 +113,8 @@ struct Coordinator<S: MoveService> {
     operator_stop: CancellationToken,
     counters: Counters,
     progress: Option<watch::Sender<Snapshot>>,
+    /// When progress was last published (real time: the reporter reads it every few seconds).
+    published: Option<std::time::Instant>,
     alerts: Option<mpsc::UnboundedSender<Alert>>,
     failure_threshold: u64,
     /// An unreachable alert went out and no recovery since.
@@ -184,6 +201,7 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
         operator_stop: ctx.stop,
         counters: Counters::default(),
         progress: ctx.progress,
+        published: None,
         alerts: ctx.alerts,
         failure_threshold: ctx.failure_threshold,
         alerted_unreachable: None,
@@ -202,7 +220,7 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
         }
     };
     let ended = c.clock.now();
-    c.publish(ended);
+    c.publish(ended, (ended, Due::Nothing), true);
     Ok(c.summary(outcome, ended))
 }
 
@@ -405,8 +423,8 @@ impl<S: MoveService> Coordinator<S> {
                     break;
                 }
             }
-            let (wake, _) = self.next_wake(now);
-            self.publish(now);
+            let (wake, due) = self.next_wake(now);
+            self.publish(now, (wake, due), false);
             let health = self.exec.health.clone();
             tokio::select! {
                 _ = health.changed() => {}
@@ -487,54 +505,50 @@ impl<S: MoveService> Coordinator<S> {
     }
 
     /// When something next becomes due, and what. With every call slot busy nothing new can start,
-    /// so the next thing that matters is a job finishing (which wakes the loop by itself).
-    fn next_wake(&self, now: Timestamp) -> (Timestamp, String) {
+    /// so the next thing that matters is a job finishing (which wakes the loop by itself). Cheap:
+    /// it runs every round and builds no text.
+    fn next_wake(&self, now: Timestamp) -> (Timestamp, Due) {
         let floor = now + SignedDuration::from_millis(1);
-        let mut wake = (
-            now + SignedDuration::from_hours(6),
-            "nothing due".to_string(),
-        );
-        let mut consider = |at: Timestamp, what: &dyn Fn() -> String| {
+        let mut wake = (now + SignedDuration::from_hours(6), Due::Nothing);
+        let mut consider = |at: Timestamp, what: Due| {
             if at < wake.0 {
-                wake = (at, what());
+                wake = (at, what);
             }
         };
         if let Some(u) = self.options.until {
-            consider(u, &|| "--until".into());
+            consider(u, Due::Until);
         }
         // While calls go unanswered, look often: to say so, to alert, and to give up on time.
-        if let Some(since) = self.exec.health.view().failing_since {
+        if let Some(since) = self.exec.health.failing_since() {
             let give_up = since.max(self.started) + self.cfg.unreachable_timeout;
-            consider(give_up.min(now + HEALTH_TICK), &|| {
-                "an answer from the service".into()
-            });
+            consider(give_up.min(now + HEALTH_TICK), Due::Answer);
         }
         if self.slots() == 0 {
-            return (wake.0.max(floor), "calls in flight".into());
+            return (wake.0.max(floor), Due::CallsInFlight);
         }
-        for w in self.st.waves.iter().filter(|w| w.in_scope) {
+        for (i, w) in self.st.waves.iter().enumerate() {
+            if !w.in_scope {
+                continue;
+            }
+            let i = i as u32;
             if let Some(p) = w.next_poll() {
-                consider(p, &|| format!("the next listing of {}", w.name));
+                consider(p, Due::Listing(i));
             }
             if w.prestage_start > now && w.count(State::Planned) > 0 {
-                consider(w.prestage_start, &|| format!("pre-staging of {}", w.name));
+                consider(w.prestage_start, Due::Prestage(i));
             }
             if w.close == super::state::Close::Ahead && w.unready() > 0 {
-                consider(self.close_time(w), &|| {
-                    format!("the close of {}'s window", w.name)
-                });
+                consider(self.close_time(w), Due::Close(i));
             }
         }
-        for (heap, what) in [
-            (&self.st.resumes, "a resume"),
-            (&self.st.probes, "asking about a create in doubt"),
-        ] {
-            if let Some(std::cmp::Reverse((due, _))) = heap.peek() {
-                consider(from_ms(*due), &|| what.to_string());
-            }
+        if let Some(std::cmp::Reverse((due, _))) = self.st.resumes.peek() {
+            consider(from_ms(*due), Due::Resume);
+        }
+        if let Some(std::cmp::Reverse((due, _))) = self.st.probes.peek() {
+            consider(from_ms(*due), Due::Probe);
         }
         if let Some(std::cmp::Reverse((due, _))) = self.st.later.peek() {
-            consider(from_ms(*due), &|| "a request to replicate".into());
+            consider(from_ms(*due), Due::Replication);
         }
         (wake.0.max(floor), wake.1)
     }

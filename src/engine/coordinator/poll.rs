@@ -28,9 +28,11 @@ impl<S: MoveService> Coordinator<S> {
             // Pre-staged and far from its window, a wave only needs watching for failures.
             let copying = wave.count(State::Submitted) + wave.count(State::Syncing);
             let near = now >= wave.window_start - self.cfg.cutover_poll * 2;
-            let waiting_for_evidence = wave.members.iter().any(|&i| {
-                self.st.mailboxes[i as usize].wave == w as u32 && self.st.has_open_create(i)
-            });
+            let waiting_for_evidence = self
+                .st
+                .open_creates
+                .keys()
+                .any(|&i| self.st.mailboxes[i as usize].wave == w as u32);
             let only = (copying == 0 && !near && !waiting_for_evidence).then_some("Failed");
             let batch = wave.name.clone();
             self.st.waves[w].poll = Poll::Listing;

@@ -4,12 +4,23 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::super::summary::{RunOutcome, RunSummary, Snapshot};
-use super::Coordinator;
+use super::{Coordinator, Due};
+
+/// Progress is published at most this often.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 use crate::exchange::MoveService;
 use crate::store::State;
 
 impl<S: MoveService> Coordinator<S> {
-    pub(super) fn publish(&self, now: Timestamp) {
+    /// Publishes progress: at most a few times a second (the reporter reads it every few
+    /// seconds), and always when `force`.
+    pub(super) fn publish(&mut self, now: Timestamp, (wake, due): (Timestamp, Due), force: bool) {
+        if self.progress.is_none()
+            || (!force && self.published.is_some_and(|t| t.elapsed() < PUBLISH_EVERY))
+        {
+            return;
+        }
+        self.published = Some(std::time::Instant::now());
         let Some(tx) = &self.progress else { return };
         let current = self
             .st
@@ -25,7 +36,7 @@ impl<S: MoveService> Coordinator<S> {
             .iter()
             .filter(|w| w.in_scope && w.count(State::Planned) == 0 && w.active() == 0)
             .count();
-        let (wake, what) = self.next_wake(now);
+        let what = self.describe(due);
         let _ = tx.send(Snapshot {
             now: Some(now),
             counts: self.st.counts,
@@ -43,8 +54,24 @@ impl<S: MoveService> Coordinator<S> {
             waves_total,
             waves_done,
             health: self.exec.health.view(),
-            waiting_for: Some((what, wake)),
+            waiting_for: what.map(|w| (w, wake)),
         });
+    }
+
+    fn describe(&self, due: Due) -> Option<String> {
+        let name = |w: u32| &self.st.waves[w as usize].name;
+        Some(match due {
+            Due::Nothing => return None,
+            Due::Until => "--until".into(),
+            Due::Answer => "an answer from the service".into(),
+            Due::CallsInFlight => "calls in flight".into(),
+            Due::Listing(w) => format!("the next listing of {}", name(w)),
+            Due::Prestage(w) => format!("pre-staging of {}", name(w)),
+            Due::Close(w) => format!("the close of {}'s window", name(w)),
+            Due::Resume => "a resume".into(),
+            Due::Probe => "asking about a create in doubt".into(),
+            Due::Replication => "a request to replicate".into(),
+        })
     }
 
     pub(super) fn summary(&self, outcome: RunOutcome, ended: Timestamp) -> RunSummary {

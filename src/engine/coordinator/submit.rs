@@ -70,17 +70,14 @@ impl<S: MoveService> Coordinator<S> {
             picked.push(idx);
         }
         let cap = self.in_flight_cap;
+        // Mailboxes in doubt already count towards the in-flight cap; new picks add to it.
+        let mut new = 0u64;
         'waves: for w in 0..self.st.waves.len() as u32 {
             let wave = &self.st.waves[w as usize];
             if !self.wave_open_for_creates(w, now) || wave.count(State::Planned) == 0 {
                 continue;
             }
             loop {
-                // Mailboxes in doubt already count towards the in-flight cap.
-                let new = picked
-                    .iter()
-                    .filter(|&&i| !self.st.has_open_create(i))
-                    .count() as u64;
                 if picked.len() >= room || self.st.in_flight() + new >= cap {
                     break 'waves;
                 }
@@ -99,6 +96,7 @@ impl<S: MoveService> Coordinator<S> {
                 }
                 self.st.mailboxes[idx as usize].work = Work::Calling;
                 picked.push(idx);
+                new += 1;
             }
         }
         if picked.is_empty() {
