@@ -62,12 +62,27 @@ pub fn create_dir(path: &Path) -> io::Result<()> {
     b.create(path)
 }
 
-/// Narrows an existing file to its owner (a database made by an older mailwave, or by hand).
+/// Narrows an existing file to its owner (a database made by an older mailwave, or by hand). By
+/// path, without opening it: a descriptor opened and closed on a database would drop this
+/// process's SQLite locks on it.
 pub fn tighten(path: &Path) -> io::Result<()> {
-    match File::open(path) {
-        Ok(f) => tighten_file(&f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => std::fs::set_permissions(
+                path,
+                std::fs::Permissions::from_mode(m.permissions().mode() & 0o700),
+            ),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
     }
 }
 

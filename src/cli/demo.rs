@@ -107,18 +107,18 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
             std::fs::remove_dir_all(dir)?;
         }
     }
-    std::fs::create_dir_all(dir.join("schedules"))?;
-    std::fs::create_dir_all(dir.join("state"))?;
-    std::fs::write(
-        dir.join(MARKER),
+    crate::private::create_dir(&dir.join("schedules"))?;
+    crate::private::create_dir(&dir.join("state"))?;
+    crate::private::write(
+        &dir.join(MARKER),
         "a mailwave demo folder: `mailwave demo` replaces it\n",
     )?;
-    std::fs::write(
-        dir.join("schedules/uk-bank-holidays.json"),
+    crate::private::write(
+        &dir.join("schedules/uk-bank-holidays.json"),
         include_str!("../../schedules/uk-bank-holidays.json"),
     )?;
     let config_path = dir.join("mailwave.toml");
-    std::fs::write(&config_path, demo_config(args.mailboxes))?;
+    crate::private::write(&config_path, demo_config(args.mailboxes))?;
     let config = Config::load(&config_path)?;
     let state = dir.join("state/mailwave.db");
     let _lock = RunLock::acquire(&state, "mailwave demo")?;
@@ -182,7 +182,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
 
     let store = Store::open_read_only(&state)?;
     let report = dir.join("report.md");
-    std::fs::write(&report, crate::ui::report::markdown(&store, clock.now())?)?;
+    crate::private::write(&report, crate::ui::report::markdown(&store, clock.now())?)?;
     let stats = sim.stats();
     outln!(
         "\nsimulator: {} New-MoveRequest accepted, {} answered 429, {} injected 503/504, {} duplicate creates refused",

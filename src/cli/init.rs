@@ -23,13 +23,13 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    std::fs::create_dir_all(args.dir.join("schedules"))?;
-    std::fs::create_dir_all(args.dir.join("state"))?;
+    crate::private::create_dir(&args.dir.join("schedules"))?;
+    crate::private::create_dir(&args.dir.join("state"))?;
     let holidays = args.dir.join("schedules/uk-bank-holidays.json");
     if !holidays.exists() {
-        std::fs::write(&holidays, BANK_HOLIDAYS)?;
+        crate::private::write(&holidays, BANK_HOLIDAYS)?;
     }
-    std::fs::write(&config, TEMPLATE)?;
+    crate::private::write(&config, TEMPLATE)?;
     outln!("wrote {}", config.display());
     outln!(
         "created {}/ and {}/",

@@ -47,10 +47,12 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
 }
 
 fn write_rejected(path: &Path, rows: &[(&Path, &RowError)]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        crate::private::create_dir(parent)?;
     }
-    let mut out = csv::Writer::from_path(path)?;
+    let mut out = csv::Writer::from_writer(crate::private::create(path)?);
     out.write_record(["file", "line", "column", "reason", "row"])?;
     for (file, e) in rows {
         out.write_record([
@@ -90,9 +92,11 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        crate::private::create_dir(dir)?;
+    }
     let path = dir.join(format!("graph-mailbox-usage-{period}.csv"));
-    std::fs::write(&path, csv)?;
+    crate::private::write(&path, csv)?;
     outln!(
         "downloaded the {period} mailbox usage report to {}",
         path.display()

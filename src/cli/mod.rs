@@ -148,10 +148,13 @@ fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MAILWAVE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let file = cli.log_file.as_ref().and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
+        if let Some(dir) = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            let _ = crate::private::create_dir(dir);
+        }
+        crate::private::append(p)
             .map_err(|e| errln!("mailwave: cannot open log file {}: {e}", p.display()))
             .ok()
     });

@@ -79,7 +79,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let _lock = (!args.no_load)
         .then(|| RunLock::acquire(&cli.state, "mailwave plan"))
         .transpose()?;
-    let store = Store::open_read_only(&cli.state)?;
+    // Holding the run lock, it may bring an older database's schema up to date itself.
+    let store = match &_lock {
+        Some(_) => Store::open(&cli.state)?,
+        None => Store::open_read_only(&cli.state)?,
+    };
     let (inv, _) = store.load_inventory()?;
     drop(store);
     let plan = plan::build(&inv, &calendar, start, &name)?;

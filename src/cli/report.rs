@@ -17,7 +17,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let text = crate::ui::report::markdown(&store, cli.clock().now())?;
     match &args.out {
         Some(path) => {
-            std::fs::write(path, text)?;
+            crate::private::write(path, text)?;
             outln!("report written to {}", path.display());
         }
         None => out!("{text}"),

@@ -88,13 +88,20 @@ pub async fn run<S: MoveService>(s: Session<'_, S>) -> Result<SessionReport, Ses
 
 /// Checks the scope and records the run; nothing is written when the scope names an unknown wave.
 fn begin<S: MoveService>(s: &Session<'_, S>) -> Result<i64, SessionError> {
+    if !s.state.exists() {
+        return Err(StoreError::Missing {
+            path: s.state.to_path_buf(),
+        }
+        .into());
+    }
+    // The caller holds the run lock: opening for writing brings an older schema up to date.
+    let store = Store::open(s.state)?;
     if s.options.scope.is_some() {
-        let waves = Store::open_read_only(s.state)?.waves()?;
+        let waves = store.waves()?;
         if let Some(missing) = coordinator::unknown_wave(&waves, s.options.scope.as_deref()) {
             return Err(SessionError::UnknownWave(missing));
         }
     }
-    let store = Store::open(s.state)?;
     let now = s.clock.now();
     let abandoned = store.close_abandoned_runs(now)?;
     if abandoned > 0 {

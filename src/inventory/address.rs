@@ -3,6 +3,12 @@
 
 /// Why an address was refused, in words an operator can act on.
 pub(crate) fn check(address: &str) -> Result<(), String> {
+    if address.len() > 320 {
+        return Err(format!(
+            "{:?} is longer than an address can be (320 characters)",
+            super::read::clip(address, 60)
+        ));
+    }
     let Some((local, domain)) = address.rsplit_once('@') else {
         return Err(format!("{address:?} is not an email address (no @)"));
     };

@@ -4,7 +4,7 @@
 pub mod address;
 pub mod groups;
 pub mod index;
-mod read;
+pub(crate) mod read;
 pub mod summary;
 pub mod synth;
 
@@ -116,6 +116,13 @@ pub enum InventoryError {
     },
     #[error("{}: the file is empty (expected a header row and at least one mailbox)", path.display())]
     Empty { path: PathBuf },
+    /// A line or a row past the limits: the file is not an inventory, and nothing is imported.
+    #[error("{}, line {line}: {message}; nothing was imported", path.display())]
+    TooLarge {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("{}, line 1: no {wanted} column in the header (found: {found})", path.display())]
     MissingColumn {
         path: PathBuf,

@@ -72,7 +72,7 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "" | "false" | "no" | "n" | "0" => Ok(false),
         "true" | "yes" | "y" | "1" => Ok(true),
-        other => Err(format!("{other:?} is not true or false")),
+        other => Err(format!("{:?} is not true or false", clip(other, 60))),
     }
 }
 
@@ -82,11 +82,95 @@ fn parse_count(text: &str) -> Result<u64, String> {
         return Ok(0);
     }
     t.parse::<u64>()
-        .map_err(|_| format!("{t:?} is not a whole number of zero or more"))
+        .map_err(|_| format!("{:?} is not a whole number of zero or more", clip(t, 60)))
+}
+
+/// The longest line an inventory, delegates or batch file may have (a row is a few hundred bytes).
+pub const MAX_LINE: usize = 64 * 1024;
+/// The most fields a row may have.
+pub const MAX_FIELDS: usize = 256;
+
+/// A reader that fails, for good, at the first line longer than [`MAX_LINE`], so that a file of
+/// one endless line is refused before it is held in memory.
+pub struct LimitedLines<R> {
+    inner: R,
+    line: u64,
+    in_line: usize,
+    failed: bool,
+}
+
+impl<R> LimitedLines<R> {
+    pub fn new(inner: R) -> LimitedLines<R> {
+        LimitedLines {
+            inner,
+            line: 1,
+            in_line: 0,
+            failed: false,
+        }
+    }
+}
+
+/// The error [`LimitedLines`] gives, with the line it stopped at.
+#[derive(Debug)]
+pub struct LineTooLong(pub u64);
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} is longer than {MAX_LINE} bytes", self.0)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+impl<R: std::io::Read> std::io::Read for LimitedLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let too_long = || std::io::Error::new(std::io::ErrorKind::InvalidData, LineTooLong(0));
+        if self.failed {
+            return Err(too_long());
+        }
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line += 1;
+                self.in_line = 0;
+            } else {
+                self.in_line += 1;
+                if self.in_line > MAX_LINE {
+                    self.failed = true;
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        LineTooLong(self.line),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The line [`LimitedLines`] stopped at, if that is what a CSV error is.
+pub fn line_too_long(e: &csv::Error) -> Option<u64> {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<LineTooLong>())
+            .map(|l| l.0),
+        _ => None,
+    }
+}
+
+type Csv = csv::Reader<LimitedLines<File>>;
+
+/// At most `n` characters of something read from a file, for a message.
+pub fn clip(text: &str, n: usize) -> String {
+    match text.char_indices().nth(n) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 /// Opens a CSV file, refusing an empty one, and returns its reader with the header row.
-fn open(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), InventoryError> {
+fn open(path: &Path) -> Result<(Csv, Vec<String>), InventoryError> {
     let io = |source| InventoryError::Io {
         path: path.to_path_buf(),
         source,
@@ -96,10 +180,24 @@ fn open(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), InventoryError>
         .flexible(true)
         .trim(csv::Trim::Headers)
         .buffer_capacity(1 << 20)
-        .from_reader(file);
+        .from_reader(LimitedLines::new(file));
     let headers: Vec<String> = match reader.headers() {
+        Ok(h) if h.len() > MAX_FIELDS => {
+            return Err(InventoryError::TooLarge {
+                path: path.to_path_buf(),
+                line: 1,
+                message: format!("the header has {} columns; at most {MAX_FIELDS}", h.len()),
+            });
+        }
         Ok(h) => h.iter().map(str::to_string).collect(),
         Err(e) => {
+            if let Some(line) = line_too_long(&e) {
+                return Err(InventoryError::TooLarge {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!("the line is longer than {MAX_LINE} bytes"),
+                });
+            }
             return Err(InventoryError::Rejected {
                 path: path.to_path_buf(),
                 errors: vec![RowError {
@@ -120,17 +218,36 @@ fn open(path: &Path) -> Result<(csv::Reader<File>, Vec<String>), InventoryError>
     Ok((reader, headers))
 }
 
-/// A record's fields, or the error for a row that is not valid CSV or UTF-8.
+/// A record's fields, or the error for a row that is not valid CSV or UTF-8. A line or a row past
+/// the limits is an error for the whole file.
 fn next_row(
-    reader: &mut csv::Reader<File>,
+    path: &Path,
+    reader: &mut Csv,
     record: &mut csv::StringRecord,
-) -> Option<Result<u64, RowError>> {
+) -> Result<Option<Result<u64, RowError>>, InventoryError> {
     match reader.read_record(record) {
-        Ok(false) => None,
-        Ok(true) => Some(Ok(record.position().map(|p| p.line()).unwrap_or(0))),
+        Ok(false) => Ok(None),
+        Ok(true) => {
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            if record.len() > MAX_FIELDS {
+                return Err(InventoryError::TooLarge {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!("the row has {} fields; at most {MAX_FIELDS}", record.len()),
+                });
+            }
+            Ok(Some(Ok(line)))
+        }
         Err(e) => {
+            if let Some(line) = line_too_long(&e) {
+                return Err(InventoryError::TooLarge {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!("the line is longer than {MAX_LINE} bytes"),
+                });
+            }
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            Some(Err(RowError {
+            Ok(Some(Err(RowError {
                 line,
                 column: "(row)".into(),
                 message: match e.kind() {
@@ -138,13 +255,13 @@ fn next_row(
                     _ => e.to_string(),
                 },
                 raw: String::new(),
-            }))
+            })))
         }
     }
 }
 
 fn raw_of(record: &csv::StringRecord) -> String {
-    record.iter().collect::<Vec<_>>().join(",")
+    clip(&record.iter().collect::<Vec<_>>().join(","), 500)
 }
 
 /// Reads a mailbox inventory. Returns the inventory (without groups) and the rows it rejected; with
@@ -159,7 +276,7 @@ pub fn read_mailboxes(
         return Err(InventoryError::MissingColumn {
             path: path.to_path_buf(),
             wanted: "address (EmailAddress or User Principal Name)".into(),
-            found: headers.join(", "),
+            found: clip(&headers.join(", "), 200),
         });
     };
     let header = |i: usize| headers[i].clone();
@@ -172,7 +289,7 @@ pub fn read_mailboxes(
     let mut rejected = Vec::new();
     let mut record = csv::StringRecord::new();
 
-    while let Some(row) = next_row(&mut reader, &mut record) {
+    while let Some(row) = next_row(path, &mut reader, &mut record)? {
         let line = match row {
             Ok(line) => line,
             Err(e) => {
@@ -209,7 +326,10 @@ pub fn read_mailboxes(
             let priority = match cols.priority {
                 Some(c) if !field(Some(c)).is_empty() => {
                     Some(field(Some(c)).parse::<i64>().map_err(|_| {
-                        fail(c, format!("{:?} is not a whole number", field(Some(c))))
+                        fail(
+                            c,
+                            format!("{:?} is not a whole number", clip(field(Some(c)), 60)),
+                        )
                     })?)
                 }
                 _ => None,
@@ -283,14 +403,14 @@ pub fn read_delegates(
         return Err(InventoryError::MissingColumn {
             path: path.to_path_buf(),
             wanted: "Mailbox and Delegate".into(),
-            found: headers.join(", "),
+            found: clip(&headers.join(", "), 200),
         });
     };
     let index = inv.index_by_address();
     let mut edges = Vec::new();
     let mut rejected = Vec::new();
     let mut record = csv::StringRecord::new();
-    while let Some(row) = next_row(&mut reader, &mut record) {
+    while let Some(row) = next_row(path, &mut reader, &mut record)? {
         let line = match row {
             Ok(line) => line,
             Err(e) => {
@@ -310,7 +430,7 @@ pub fn read_delegates(
                 None => {
                     let message = match address::check(value) {
                         Err(m) => m,
-                        Ok(()) => format!("{value} is not in the inventory"),
+                        Ok(()) => format!("{} is not in the inventory", clip(value, 100)),
                     };
                     rejected.push(RowError {
                         line,

@@ -35,28 +35,76 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PlanFileError + '_ {
     }
 }
 
-/// Writes `plan` into `dir` (replacing an earlier plan there as a whole: the new files are written
-/// beside it and swapped in, so a crash leaves either the old plan or the new one).
-pub fn write(plan: &Plan, dir: &Path) -> Result<(), PlanFileError> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("plan");
-    let staging = parent.join(format!(".{name}.new"));
-    let old = parent.join(format!(".{name}.old"));
-    for stale in [&staging, &old] {
-        if stale.exists() {
-            std::fs::remove_dir_all(stale).map_err(io(stale))?;
+/// The most bytes a plan.json may have (55 waves of NHSmail's plan take a few hundred kB).
+const MAX_PLAN_JSON: u64 = 64 << 20;
+/// The most bytes a batch CSV may have (2,000 addresses).
+const MAX_BATCH_FILE: u64 = 16 << 20;
+/// The most waves a plan may have (ten years of windows).
+const MAX_WAVES: usize = 4_000;
+
+/// Whether `name` is a batch file name of the form the planner writes: `mw-YYYY-MM-DD.bNNN.csv`.
+pub fn is_batch_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    name.len() == 22
+        && name.starts_with("mw-")
+        && name.ends_with(".csv")
+        && b[7] == b'-'
+        && b[10] == b'-'
+        && &name[13..15] == ".b"
+        && [3..7, 8..10, 11..13, 15..18]
+            .into_iter()
+            .all(|r| b[r].iter().all(u8::is_ascii_digit))
+}
+
+/// Whether `dir` holds a mailwave plan and nothing else: plan.json and batch files (and what the
+/// planner's own swap may leave). Only such a folder is ever replaced.
+fn holds_only_a_plan(dir: &Path) -> Result<bool, PlanFileError> {
+    let mut has_plan = false;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_file = entry.file_type().map_err(io(dir))?.is_file();
+        if name == "plan.json" && is_file {
+            has_plan = true;
+        } else if !(is_file && is_batch_name(&name)) {
+            return Ok(false);
         }
     }
-    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    Ok(has_plan)
+}
+
+/// Writes `plan` into `dir`, replacing an earlier plan there as a whole: the new files are written
+/// beside it and swapped in, so a crash leaves either the old plan or the new one. A `dir` that
+/// holds anything but a mailwave plan is refused, never replaced. Files are private (0600, folders
+/// 0700): they name every mailbox.
+pub fn write(plan: &Plan, dir: &Path) -> Result<(), PlanFileError> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    crate::private::create_dir(parent).map_err(io(parent))?;
+    if dir.exists() && !holds_only_a_plan(dir)? {
+        return Err(PlanFileError::Format {
+            path: dir.to_path_buf(),
+            line: 0,
+            message: "exists and holds more than a mailwave plan (plan.json and batch files); \
+                      choose another --name or --out, it was not touched"
+                .into(),
+        });
+    }
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("plan");
+    // Names of the swap's own, unique to this process: nothing that was there is removed.
+    let tag = format!("{}.{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let staging = parent.join(format!(".{name}.new.{tag}"));
+    let old = parent.join(format!(".{name}.old.{tag}"));
+    crate::private::create_dir(&staging).map_err(io(&staging))?;
 
     let json = serde_json::to_string_pretty(plan).expect("a plan serialises") + "\n";
     let plan_path = staging.join("plan.json");
-    std::fs::write(&plan_path, json).map_err(io(&plan_path))?;
+    crate::private::write(&plan_path, json).map_err(io(&plan_path))?;
     for wave in &plan.waves {
         for (batch, rows) in wave.batches.iter().zip(wave.addresses.chunks(BATCH_ROWS)) {
             let path = staging.join(batch);
-            let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
+            let mut out =
+                std::io::BufWriter::new(crate::private::create(&path).map_err(io(&path))?);
             let mut text = String::with_capacity(rows.len() * 40 + 16);
             text.push_str("EmailAddress\n");
             for address in rows {
@@ -77,6 +125,98 @@ pub fn write(plan: &Plan, dir: &Path) -> Result<(), PlanFileError> {
     Ok(())
 }
 
+/// Reads a file of at most `cap` bytes that must be a plain file in `dir` (not a link, a device
+/// or a folder).
+fn read_plain(path: &Path, cap: u64) -> Result<Vec<u8>, PlanFileError> {
+    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
+    let refuse = |message: String| PlanFileError::Format {
+        path: path.to_path_buf(),
+        line: 0,
+        message,
+    };
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            "is not a plain file (a link, a device or a folder); refused".into(),
+        ));
+    }
+    if meta.len() > cap {
+        return Err(refuse(format!("is larger than {cap} bytes; refused")));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io(path))?, cap + 1),
+        &mut bytes,
+    )
+    .map_err(io(path))?;
+    if bytes.len() as u64 > cap {
+        return Err(refuse(format!("is larger than {cap} bytes; refused")));
+    }
+    Ok(bytes)
+}
+
+/// Checks what plan.json says of its waves before anything is read or loaded on its word.
+fn validate(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
+    let bad = |message: String| PlanFileError::Format {
+        path: path.to_path_buf(),
+        line: 0,
+        message,
+    };
+    if plan.waves.len() > MAX_WAVES {
+        return Err(bad(format!(
+            "{} waves; at most {MAX_WAVES}",
+            plan.waves.len()
+        )));
+    }
+    let mut previous: Option<&super::Wave> = None;
+    for w in &plan.waves {
+        let wave = |m: &str| bad(format!("wave {:?}: {m}", w.id));
+        if w.id != format!("mw-{}", w.date) {
+            return Err(wave("its id is not mw-<its date>"));
+        }
+        if w.window_start_utc != w.window_start.timestamp()
+            || w.window_end_utc != w.window_end.timestamp()
+            || w.prestage_start_utc != w.prestage_start.timestamp()
+        {
+            return Err(wave("its UTC and local times disagree"));
+        }
+        if w.window_end_utc <= w.window_start_utc
+            || w.window_end_utc.duration_since(w.window_start_utc)
+                > jiff::SignedDuration::from_hours(24)
+        {
+            return Err(wave("its window does not last between a minute and a day"));
+        }
+        if w.prestage_start_utc > w.window_start_utc {
+            return Err(wave("its pre-stage starts after its window"));
+        }
+        if w.window_start.date() != w.date {
+            return Err(wave("its window does not start on its date"));
+        }
+        if w.capacity > 10_000_000 {
+            return Err(wave("its capacity is not a number of mailboxes"));
+        }
+        if w.batches.is_empty() || w.batches.len() > 10_000 {
+            return Err(wave("it has no batch file, or too many"));
+        }
+        if let Some(b) = w
+            .batches
+            .iter()
+            .find(|b| !is_batch_name(b) || !b.starts_with(&w.id))
+        {
+            return Err(wave(&format!(
+                "{:?} is not a batch file name of its own (mw-YYYY-MM-DD.bNNN.csv, in the plan folder)",
+                crate::inventory::read::clip(b, 80)
+            )));
+        }
+        if let Some(p) = previous
+            && (p.window_start_utc >= w.window_start_utc || p.seq >= w.seq)
+        {
+            return Err(wave("the waves are not in order"));
+        }
+        previous = Some(w);
+    }
+    Ok(())
+}
+
 /// A plan read back from its directory, with each wave's addresses from its batch CSVs.
 #[derive(Debug, Clone)]
 pub struct PlanDir {
@@ -92,7 +232,7 @@ pub struct PlanDir {
 
 pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
     let plan_path = dir.join("plan.json");
-    let bytes = std::fs::read(&plan_path).map_err(io(&plan_path))?;
+    let bytes = read_plain(&plan_path, MAX_PLAN_JSON)?;
     let mut plan: Plan = serde_json::from_slice(&bytes).map_err(|e| PlanFileError::Format {
         path: plan_path.clone(),
         line: e.line() as u64,
@@ -108,6 +248,7 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
             ),
         });
     }
+    validate(&plan, &plan_path)?;
     let mut hasher = Sha256::new();
     hasher.update(&bytes);
     let mut rows = Vec::new();
@@ -115,13 +256,15 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
         wave.addresses.clear();
         for (b, batch) in wave.batches.iter().enumerate() {
             let path = dir.join(batch);
-            let content = std::fs::read(&path).map_err(io(&path))?;
+            let content = read_plain(&path, MAX_BATCH_FILE)?;
             hasher.update(batch.as_bytes());
             hasher.update(&content);
             let mut reader = csv::ReaderBuilder::new()
                 .trim(csv::Trim::All)
                 .flexible(true)
-                .from_reader(content.as_slice());
+                .from_reader(crate::inventory::read::LimitedLines::new(
+                    content.as_slice(),
+                ));
             let header_ok = reader
                 .headers()
                 .map(|h| h.iter().any(|c| c.eq_ignore_ascii_case("EmailAddress")))
@@ -136,8 +279,13 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
             for record in reader.records() {
                 let record = record.map_err(|e| PlanFileError::Format {
                     path: path.clone(),
-                    line: e.position().map(|p| p.line()).unwrap_or(0),
-                    message: e.to_string(),
+                    line: crate::inventory::read::line_too_long(&e)
+                        .or_else(|| e.position().map(|p| p.line()))
+                        .unwrap_or(0),
+                    message: match crate::inventory::read::line_too_long(&e) {
+                        Some(_) => "the line is too long for a batch file".into(),
+                        None => e.to_string(),
+                    },
                 })?;
                 let line = record.position().map(|p| p.line()).unwrap_or(0);
                 let Some(address) = record.get(0).filter(|a| !a.is_empty()) else {
@@ -234,4 +382,25 @@ pub(crate) fn summary_table(plan: &Plan) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_names_are_plain_and_of_one_form() {
+        assert!(is_batch_name("mw-2027-01-04.b001.csv"));
+        for bad in [
+            "mw-2027-01-04.b001.csv.bak",
+            "../mw-2027-01-04.b001.csv",
+            "mw-2027-01-04/b001.csv",
+            "mw-2027-1-04.b0001.csv",
+            "/dev/zero",
+            "mw-2027-01-04.bxyz.csv",
+            "",
+        ] {
+            assert!(!is_batch_name(bad), "{bad}");
+        }
+    }
 }

@@ -26,10 +26,23 @@ pub struct RunLock {
     pub(crate) taken_over_from: Option<String>,
 }
 
+/// The lock file of `db`, from the database's real path: two names for one database (a symlink,
+/// `./state` and `state`) must find the same lock.
 pub(crate) fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let real = std::fs::canonicalize(db).unwrap_or_else(|_| {
+        let parent = db.parent().filter(|p| !p.as_os_str().is_empty());
+        let parent = parent
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .or_else(|| parent.map(Path::to_path_buf))
+            .unwrap_or_default();
+        parent.join(db.file_name().unwrap_or_default())
+    });
+    let mut name = real
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".lock");
-    db.with_file_name(name)
+    real.with_file_name(name)
 }
 
 /// Who holds the lock on `db` now, as its holder wrote it ("run on host h, pid n, since t"), read
@@ -60,8 +73,10 @@ impl RunLock {
             path: path.clone(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            crate::private::create_dir(parent).map_err(io)?;
         }
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
@@ -146,6 +161,25 @@ mod tests {
             again.taken_over_from.is_none(),
             "a clean release leaves no name behind"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_second_name_for_the_same_database_finds_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        let db = dir.path().join("state/mailwave.db");
+        std::fs::write(&db, b"").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("state"), dir.path().join("alias")).unwrap();
+        let _first = RunLock::acquire(&db, "mailwave run").unwrap();
+        let err = RunLock::acquire(&dir.path().join("alias/mailwave.db"), "mailwave run")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in use by another mailwave"), "{err}");
+        let err = RunLock::acquire(&dir.path().join("state/../state/mailwave.db"), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in use"), "{err}");
     }
 
     #[test]

@@ -136,8 +136,10 @@ fn create_private(path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        crate::private::create_dir(parent).map_err(io)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -199,6 +201,11 @@ impl Store {
         if !check_header(path)? {
             create_private(path)?;
         }
+        // A database made by an older mailwave, or copied by hand, may be readable by others.
+        crate::private::tighten(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -213,7 +220,8 @@ impl Store {
     }
 
     /// Opens an existing database for reading only (status, watch, reports). An older schema is
-    /// migrated first, through a short write connection.
+    /// migrated first, through a short write connection, under the run lock (a run of the older
+    /// mailwave that holds it is not changed under its feet).
     pub fn open_read_only(path: &Path) -> Result<Store> {
         if !check_header(path)? {
             return Err(StoreError::Missing {
@@ -231,6 +239,7 @@ impl Store {
         let found = schema_version(&conn, path)?;
         if found != SCHEMA_VERSION {
             drop(conn);
+            let _lock = lock::RunLock::acquire(path, "mailwave (schema upgrade)")?;
             drop(Store::open(path)?);
             let conn = open()?;
             configure(&conn, path, false)?;

@@ -5,6 +5,7 @@ mod contract;
 mod crash;
 mod engine;
 mod helpers;
+mod hostile;
 mod layout;
 mod misbehave;
 mod realtime;
