@@ -202,3 +202,286 @@ fn what_mailwave_writes_only_its_owner_reads() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(mode(&p.db()), 0o600);
 }
+
+// ---- hostile networks ----------------------------------------------------------------------------
+
+mod net {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use mailwave::auth::{Credential, TokenProvider};
+    use mailwave::config::Config;
+    use mailwave::exchange::rest::RestTransport;
+    use mailwave::exchange::{Call, ExchangeClient, MoveService, ServiceError};
+    use mailwave::secrets::Secret;
+    use serde_json::json;
+
+    use crate::misbehave::{self, Reply, Server};
+
+    /// Two seconds for every call: long enough for loopback, short enough for a test.
+    const CALL: Duration = Duration::from_secs(2);
+
+    fn config(base: &str) -> Config {
+        Config::parse(
+            std::path::Path::new("mailwave.toml"),
+            &format!(
+                "[tenant]\nid = \"contoso.onmicrosoft.com\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\n\
+                 [endpoints]\nauthority = \"{base}\"\nexchange = \"{base}\"\ngraph = \"{base}\"\n\
+                 [run]\ncall_timeout = \"2s\"\n"
+            ),
+        )
+        .unwrap()
+    }
+
+    fn client(server: &Server) -> ExchangeClient<RestTransport> {
+        let config = config(&server.base);
+        let clock = mailwave::time::Clock::real();
+        let tokens = Arc::new(
+            TokenProvider::new(
+                config.run.http(),
+                &config,
+                Credential::Secret(Secret::new("net-test-secret")),
+                clock,
+            )
+            .unwrap(),
+        );
+        let transport = RestTransport::new(
+            config.run.http(),
+            &config.endpoints.exchange,
+            &config.tenant.id,
+            tokens,
+        )
+        .unwrap();
+        ExchangeClient::new(transport, clock)
+    }
+
+    /// A gzip stream of `data` in stored (uncompressed) deflate blocks, for a `Content-Encoding:
+    /// gzip` answer that a decompressing client would read as valid JSON.
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        let crc = !crc;
+        let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+        out.push(1); // the final block, stored
+        let len = data.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
+    }
+
+    /// What a call ends in, and how long it took.
+    async fn call(server: &Server) -> (Result<(), ServiceError>, Duration) {
+        let ex = client(server);
+        let start = Instant::now();
+        let r = ex.get(Call::new(), "amy@contoso.com").await.map(|_| ());
+        (r, start.elapsed())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_misbehaviour_ends_in_bounded_time_with_a_classified_error() {
+        let html = b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec();
+        let cases: Vec<(&str, Reply, &str)> = vec![
+            ("stall before headers", Reply::Stall, "timed out"),
+            (
+                "stall mid-body",
+                Reply::StallMidBody {
+                    length: 1000,
+                    partial: b"{\"value\": [".to_vec(),
+                },
+                "stopped part-way: timed out",
+            ),
+            (
+                "a huge declared body",
+                Reply::Raw(200, vec![], vec![b' '; 40 << 20]),
+                "larger than",
+            ),
+            (
+                "an endless body",
+                Reply::Stream {
+                    fill: b' ',
+                    total: 200 << 20,
+                },
+                "larger than",
+            ),
+            (
+                "a gzip answer (never decompressed)",
+                Reply::Raw(
+                    200,
+                    vec![("content-encoding".into(), "gzip".into())],
+                    gzip(br#"{"value":[{"MaxConcurrentMigrations":100}]}"#),
+                ),
+                "unreadable answer",
+            ),
+            (
+                "malformed JSON",
+                Reply::Raw(200, vec![], b"{\"value\": [".to_vec()),
+                "unreadable answer",
+            ),
+            (
+                "the wrong shape",
+                Reply::Json(200, Some(json!({"result": "ok"}))),
+                "without a value",
+            ),
+            (
+                "a redirect loop",
+                Reply::Raw(
+                    302,
+                    vec![(
+                        "location".into(),
+                        "/adminapi/beta/contoso.onmicrosoft.com/InvokeCommand".into(),
+                    )],
+                    vec![],
+                ),
+                "was not followed",
+            ),
+            ("a dropped connection", Reply::Drop, "request failed"),
+            (
+                "200 with an error body",
+                Reply::Json(
+                    200,
+                    Some(
+                        json!({"error": {"code": "InternalError", "message": "Error executing cmdlet",
+                        "details": [{"message": "Ex1|System.Exception|the backend is on fire"}]}}),
+                    ),
+                ),
+                "the backend is on fire",
+            ),
+            ("500 with HTML", Reply::Raw(500, vec![], html), "<html>"),
+        ];
+        for (what, reply, says) in cases {
+            let server = Server::start(misbehave::exchange({
+                let reply = reply.clone();
+                move |_, _| reply.clone()
+            }));
+            let (result, took) = call(&server).await;
+            let e = result.expect_err(what);
+            assert!(
+                took < CALL * 2 + Duration::from_secs(1),
+                "{what}: took {took:?}"
+            );
+            assert!(
+                matches!(e, ServiceError::Transient { .. }),
+                "{what}: a misbehaving answer is a transient failure, not a success or a verdict: {e}"
+            );
+            assert!(e.to_string().contains(says), "{what}: {e}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_token_never_leaves_the_origin_and_paging_cannot_loop() {
+        // A listing whose next page is on another host: not followed, no token sent there.
+        let server = Server::start(misbehave::exchange(|_, _| {
+            Reply::Json(
+                200,
+                Some(json!({"value": [], "@odata.nextLink": "https://evil.example/steal"})),
+            )
+        }));
+        let ex = client(&server);
+        let e = ex
+            .list_batch(Call::new(), "mw-2027-01-04", None)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("leads to another host (evil.example)"),
+            "{e}"
+        );
+
+        // A listing that points to itself: ended, not followed for ever.
+        let server = Server::start(misbehave::exchange(|req, _| {
+            let next = format!(
+                "http://{}{}?$skiptoken=1",
+                req.header("host").unwrap(),
+                req.path.split('?').next().unwrap()
+            );
+            Reply::Json(200, Some(json!({"value": [], "@odata.nextLink": next})))
+        }));
+        let ex = client(&server);
+        let e = ex
+            .list_batch(Call::new(), "mw-2027-01-04", None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("same nextLink twice"), "{e}");
+        let calls = server
+            .requests()
+            .iter()
+            .filter(|r| r.cmdlet().is_some())
+            .count();
+        assert_eq!(calls, 2, "the first page and the repeated one");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_endpoint_that_redirects_or_stalls_never_gets_the_secret_twice_nor_blocks_everyone()
+     {
+        // A redirect: the form with the secret is not posted again anywhere.
+        let server = Server::start(|req, _| {
+            if req.path.contains("/oauth2/") {
+                Reply::Raw(
+                    307,
+                    vec![("location".into(), "http://127.0.0.2:9/steal".into())],
+                    vec![],
+                )
+            } else {
+                misbehave::endpoint()
+            }
+        });
+        let (result, _) = call(&server).await;
+        let e = result.unwrap_err();
+        assert!(e.to_string().contains("redirect"), "{e}");
+        assert!(!e.to_string().contains("net-test-secret"), "{e}");
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "one token request, not re-posted"
+        );
+
+        // A stalled token endpoint: eight callers at once all end within one token timeout,
+        // not one after another.
+        let server = Server::start(|req, _| {
+            if req.path.contains("/oauth2/") {
+                Reply::Stall
+            } else {
+                misbehave::endpoint()
+            }
+        });
+        let ex = Arc::new(client(&server));
+        let start = Instant::now();
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let ex = ex.clone();
+                tokio::spawn(async move { ex.endpoint_limits(Call::new(), None).await })
+            })
+            .collect();
+        for c in calls {
+            let e = c.await.unwrap().unwrap_err();
+            assert!(
+                e.to_string().contains("token endpoint") && e.to_string().contains("timed out")
+                    || e.to_string().contains("no answer within 2 s"),
+                "{e}"
+            );
+        }
+        assert!(
+            start.elapsed() < CALL + Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let token_requests = server
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/oauth2/"))
+            .count();
+        assert_eq!(token_requests, 1, "one fetch for all eight callers");
+    }
+}

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // the hardening tests use the rest
 //! A deliberately misbehaving HTTP server on 127.0.0.1, for tests of what mailwave does when the
 //! network or the service does not play along. Raw TCP, so that it can stall before the headers or
 //! in the middle of a body, drop the connection, or send whatever bytes a test wants. Each request
@@ -52,6 +51,13 @@ pub enum Reply {
     StallMidBody { length: usize, partial: Vec<u8> },
     /// Close the connection without a word.
     Drop,
+    /// Headers without a length, then `total` bytes of `fill`, then close: a body that only ends
+    /// when the server says so.
+    Stream { fill: u8, total: usize },
+    /// Pass the request on to `upstream` (host:port) and relay its answer.
+    Forward(String),
+    /// Pass the request on, let the service do the work, and drop the answer.
+    ForwardThenDrop(String),
 }
 
 type Respond = dyn Fn(&Request, usize) -> Reply + Send + Sync;
@@ -212,9 +218,77 @@ fn serve(
                 return stall(stop, stalled);
             }
             Reply::Drop => return,
+            Reply::Stream { fill, total } => {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/json\r\n\r\n");
+                let chunk = vec![fill; 64 * 1024];
+                let mut sent = 0;
+                while sent < total && !stop.load(Ordering::SeqCst) {
+                    let n = chunk.len().min(total - sent);
+                    if writer.write_all(&chunk[..n]).is_err() {
+                        break; // the client stopped reading
+                    }
+                    sent += n;
+                }
+                return;
+            }
+            Reply::Forward(upstream) => match forward(&upstream, &req) {
+                Some(bytes) => {
+                    let _ = writer.write_all(&bytes);
+                }
+                None => return,
+            },
+            Reply::ForwardThenDrop(upstream) => {
+                let _ = forward(&upstream, &req);
+                return;
+            }
         }
         let _ = writer.flush();
     }
+}
+
+/// Sends `req` to `upstream` and returns its whole answer (status line, headers and body), with
+/// `connection: close` dropped so the client's connection to us stays usable.
+fn forward(upstream: &str, req: &Request) -> Option<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream).ok()?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.path);
+    for (k, v) in &req.headers {
+        if k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        req.body.len()
+    ));
+    up.write_all(head.as_bytes()).ok()?;
+    up.write_all(&req.body).ok()?;
+    let mut reader = BufReader::new(up);
+    let mut status = String::new();
+    reader.read_line(&mut status).ok()?;
+    let mut out = status.into_bytes();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        if h.trim_end().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok()?;
+            }
+            if k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("transfer-encoding") {
+                continue;
+            }
+        }
+        out.extend_from_slice(h.as_bytes());
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+    Some(out)
 }
 
 /// An Entra token answer.

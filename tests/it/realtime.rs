@@ -636,3 +636,137 @@ fn the_readme_rehearsal_works_as_written() {
         .unwrap();
     assert!(done > 450, "{done} of about 500 cut over\n{text}");
 }
+
+/// A run through a saboteur in front of `sim serve`: some calls hang, some connections drop, some
+/// answers are HTML or an error in a 200, and some creates are done by the service with their
+/// answer thrown away. The run goes on, and ends as if none of it had happened: one request per
+/// mailbox, none lost, none cut over outside the window.
+#[test]
+fn a_run_through_a_hostile_network_loses_nothing_and_duplicates_nothing() {
+    const N: usize = 200;
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let origin = window_start - SignedDuration::from_secs(60);
+    let clock = format!("scaled:1:{}:{origin}", Timestamp::now());
+    let schedule = "weekday_capacity = 5000\nweekend_capacity = 5000\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
+    let run = "requests_per_second = 20\nburst = 20\nmax_parallel_calls = 8\ncutover_margin = \"30s\"\n\
+               cutover_poll = \"5s\"\nprestage_poll = \"10s\"\nresume_backoff = \"5s\"\nstop_grace = \"5s\"\n\
+               call_timeout = \"2s\"";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    std::fs::write(
+        p.path("sim-profile.toml"),
+        "max_concurrent_migrations = 1000\nthroughput_gb_per_hour = 1000000.0\nbase_move_minutes = 0.25\n\
+         seconds_per_item = 0.0\nmax_concurrent_completions = 1000\nfinalization_minutes = 0.15\n\
+         stall_share = 0.0\ntransient_failure_share = 0.0\npermanent_failure_share = 0.0\n\
+         dcs_investigate_share = 0.0\ndcs_poor_share = 0.0\ninjected_5xx_share = 0.0\n\
+         replication_lag_seconds = 2.0\nexchange_requests_per_second = 1000.0\nexchange_burst = 1000\n",
+    )
+    .unwrap();
+    let mut sim = mailwave(
+        &p,
+        &clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
+    let base = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("mailwave simulator listening on ")
+        .unwrap()
+        .to_string();
+    let upstream = base.trim_start_matches("http://").to_string();
+    let creates = std::sync::atomic::AtomicUsize::new(0);
+    let proxy = Server::start(move |req, n| {
+        let forward = Reply::Forward(upstream.clone());
+        if req.cmdlet().is_none() {
+            return forward; // tokens
+        }
+        if req.cmdlet().as_deref() == Some("New-MoveRequest")
+            && creates.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 6 == 5
+        {
+            return Reply::ForwardThenDrop(upstream.clone());
+        }
+        match n % 41 {
+            7 => Reply::Stall,
+            13 => Reply::Drop,
+            19 => Reply::Json(
+                200,
+                Some(
+                    serde_json::json!({"error": {"code": "InternalError", "message": "Error executing cmdlet"}}),
+                ),
+            ),
+            29 => Reply::Raw(500, vec![], b"<html>Service Unavailable</html>".to_vec()),
+            37 => Reply::StallMidBody {
+                length: 500,
+                partial: b"{\"value\":[".to_vec(),
+            },
+            _ => forward,
+        }
+    });
+    std::fs::write(p.path("mailwave.toml"), config(&proxy.base, schedule, run)).unwrap();
+    plan_with_binary(&p, &clock, N, "2027-02-01");
+
+    let mut child = mailwave(&p, &clock, &["run"], "run.log").spawn().unwrap();
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(170),
+        "a run through a hostile network",
+        &p.path("run.log"),
+    );
+    let out = stdout_of(&mut child);
+    let log = std::fs::read_to_string(p.path("run.log")).unwrap();
+    let moves = moves(&base);
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    assert!(
+        matches!(status.code(), Some(0) | Some(3)),
+        "{status:?}\n{out}\n{log}"
+    );
+    assert!(out.contains("run finished"), "{out}");
+    let sabotaged = proxy.requests().len();
+    assert!(
+        sabotaged > N,
+        "the calls went through the saboteur: {sabotaged}"
+    );
+    assert!(
+        log.contains("create outcome unknown"),
+        "answers were lost: {log}"
+    );
+    assert_eq!(moves.len(), N, "one request per mailbox");
+    assert!(
+        moves.iter().all(|m| m["creates"] == 1),
+        "exactly one successful create each"
+    );
+    let store = Store::open_read_only(&p.db()).unwrap();
+    let (done, open): (i64, i64) = store
+        .conn()
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM mailbox_state WHERE state IN (5, 6)),
+                    (SELECT COUNT(*) FROM intents WHERE resolved_at IS NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (done, open),
+        (N as i64, 0),
+        "every mailbox cut over, every intent settled\n{out}"
+    );
+    let windows: HashMap<Timestamp, Timestamp> =
+        [(window_start, window_start + SignedDuration::from_mins(2))].into();
+    let parse = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<Timestamp>().ok());
+    let cutovers: Vec<Cutover> = moves
+        .iter()
+        .map(|m| {
+            (
+                m["identity"].as_str().unwrap().to_string(),
+                parse(&m["complete_after"]),
+                parse(&m["completion_started"]),
+            )
+        })
+        .collect();
+    assert_eq!(assert_cutovers_inside_windows(&windows, &cutovers), N);
+}
