@@ -26,7 +26,7 @@ pub struct User {
 }
 
 impl User {
-    pub(crate) fn from_json(v: &Value) -> User {
+    pub fn from_json(v: &Value) -> User {
         User {
             id: v["id"].as_str().unwrap_or("").to_string(),
             user_principal_name: v["userPrincipalName"].as_str().unwrap_or("").to_string(),
@@ -67,7 +67,7 @@ pub struct Sku {
 }
 
 impl Sku {
-    pub(crate) fn from_json(v: &Value) -> Sku {
+    pub fn from_json(v: &Value) -> Sku {
         Sku {
             sku_id: v["skuId"].as_str().unwrap_or("").to_string(),
             part_number: v["skuPartNumber"].as_str().unwrap_or("").to_string(),
@@ -92,7 +92,7 @@ impl Sku {
 }
 
 /// Whether `user` holds a licence whose SKU carries an Exchange Online plan that is not disabled.
-pub(crate) fn has_exchange_licence(user: &User, skus: &[Sku]) -> bool {
+pub fn has_exchange_licence(user: &User, skus: &[Sku]) -> bool {
     user.licences.iter().any(|(sku_id, disabled)| {
         skus.iter().any(|s| {
             &s.sku_id == sku_id
@@ -152,11 +152,7 @@ pub(crate) fn mail_body(to: &[String], subject: &str, body: &str) -> Value {
 }
 
 /// Classifies a failed Graph answer.
-pub(crate) fn classify(
-    status: u16,
-    body: Option<&Value>,
-    retry_after: Option<&str>,
-) -> ServiceError {
+pub fn classify(status: u16, body: Option<&Value>, retry_after: Option<&str>) -> ServiceError {
     let message = body
         .and_then(|b| b["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| body.map(|b| b.to_string()).unwrap_or_default());

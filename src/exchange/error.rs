@@ -81,7 +81,7 @@ pub fn retry_after(header: Option<&str>) -> Option<Duration> {
 
 /// Classifies a failed InvokeCommand answer. `recently_created`: the identity was created so recently
 /// that a 404 means replication lag, not absence.
-pub(crate) fn classify(
+pub fn classify(
     status: u16,
     body: Option<&Value>,
     retry_after_header: Option<&str>,

@@ -335,7 +335,7 @@ pub(crate) fn format_datetime(t: Timestamp) -> String {
 }
 
 /// The byte count inside a ByteQuantifiedSize (`"1.234 GB (1,325,000,000 bytes)"`); plain numbers too.
-pub(crate) fn parse_byte_quantified(v: &Value) -> Option<u64> {
+pub fn parse_byte_quantified(v: &Value) -> Option<u64> {
     if let Some(n) = v.as_u64() {
         return Some(n);
     }
@@ -438,13 +438,13 @@ fn parse_time(s: &str) -> Option<Timestamp> {
     s.parse().ok().or_else(|| format!("{s}Z").parse().ok())
 }
 
-pub(crate) fn parse_request(v: &Value) -> MoveRequest {
+pub fn parse_request(v: &Value) -> MoveRequest {
     <WireRequest as serde::Deserialize>::deserialize(v)
         .unwrap_or_default()
         .into()
 }
 
-pub(crate) fn parse_statistics(v: &Value) -> MoveStatistics {
+pub fn parse_statistics(v: &Value) -> MoveStatistics {
     let opt = |k: &str| {
         v.get(k)
             .and_then(Value::as_str)

@@ -10,7 +10,7 @@ use super::{Interner, Inventory, InventoryError, Mailbox, RowError, address};
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     /// Import the valid rows and report the rest, instead of all-or-nothing.
-    pub(crate) skip_invalid: bool,
+    pub skip_invalid: bool,
     /// A mailbox with more delegation edges than this is a service account, left out of grouping.
     pub service_account_threshold: u32,
 }

@@ -54,14 +54,21 @@ struct GovUkEvent {
 }
 
 /// Reads one division of a GOV.UK bank-holidays JSON file into date -> title.
-pub(crate) fn read_bank_holidays(
+pub fn read_bank_holidays(
     path: &Path,
     division: &str,
 ) -> Result<BTreeMap<Date, String>, CalendarError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CalendarError::Read {
+    let read = |source| CalendarError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // GOV.UK's file is 20 kB; a few MB is no calendar.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(read)?, 4 << 20),
+        &mut text,
+    )
+    .map_err(read)?;
     let mut all: BTreeMap<String, GovUkDivision> =
         serde_json::from_str(&text).map_err(|e| CalendarError::Format {
             path: path.to_path_buf(),
@@ -69,7 +76,8 @@ pub(crate) fn read_bank_holidays(
             column: e.column(),
             message: e.to_string(),
         })?;
-    let found = all.keys().cloned().collect::<Vec<_>>().join(", ");
+    let found =
+        crate::inventory::read::clip(&all.keys().cloned().collect::<Vec<_>>().join(", "), 200);
     let div = all
         .remove(division)
         .ok_or_else(|| CalendarError::Division {

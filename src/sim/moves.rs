@@ -318,7 +318,7 @@ fn parse_time(v: &Value) -> Option<Timestamp> {
 }
 
 /// A ByteQuantifiedSize as the service prints it: `1.234 GB (1,325,000,000 bytes)`.
-pub(crate) fn byte_quantified(bytes: u64) -> String {
+pub fn byte_quantified(bytes: u64) -> String {
     let grouped = crate::format::thousands(bytes);
     let (v, unit) = match bytes {
         b if b >= 1 << 30 => (b as f64 / (1u64 << 30) as f64, "GB"),

@@ -354,6 +354,11 @@ async fn a_wrong_secret_shows_the_entra_error_without_the_secret() {
         "{text}"
     );
     assert!(text.contains("Invalid client secret provided"), "{text}");
+    assert_eq!(
+        text.matches("AADSTS7000215").count(),
+        1,
+        "said once: {text}"
+    );
     assert!(!text.contains("wrong-secret-9f8e7d"), "{text}");
     let ex = h.exchange(Credential::Secret(Secret::new("wrong-secret-9f8e7d")));
     let err = ex.endpoint_limits(Call::new(), None).await.unwrap_err();

@@ -1,0 +1,275 @@
+//! Property tests of every reader mailwave points at input it did not write: the inventory, delegate
+//! and Graph report CSVs, the configuration, the bank-holiday JSON, plan folders, and every service
+//! answer parser (the InvokeCommand envelope and errors, the token answer, Graph JSON, the
+//! ByteQuantifiedSize). Each one gets mutations of the corpus in `tests/fuzz-corpus/<reader>/` (real
+//! files and answers, edited byte by byte) and arbitrary bytes, a bounded number of cases each;
+//! the property is that it answers, with a value or an error, and never panics. proptest keeps
+//! any failing case in `proptest-regressions/`, which is committed. `cargo test` runs 256 cases of
+//! each; `MAILWAVE_FUZZ_CASES=100000 cargo test --release fuzz` is a longer campaign.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn corpus(reader: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-corpus")
+        .join(reader);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no corpus for {reader}");
+    out
+}
+
+/// One edit of a byte string.
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(usize, u8),
+    Insert(usize, Vec<u8>),
+    Delete(usize, usize),
+    Duplicate(usize, usize),
+}
+
+fn edits() -> impl Strategy<Value = Vec<Edit>> {
+    let interesting = prop::sample::select(vec![
+        b",".to_vec(),
+        b"\"".to_vec(),
+        b"\n".to_vec(),
+        b"\r\n".to_vec(),
+        b"\0".to_vec(),
+        vec![0xff, 0xfe],
+        b"{".to_vec(),
+        b"]".to_vec(),
+        b"@".to_vec(),
+        b"\\u0000".to_vec(),
+        b"99999999999999999999999".to_vec(),
+        b"-1".to_vec(),
+        b"null".to_vec(),
+        "\u{202e}é".as_bytes().to_vec(),
+    ]);
+    let edit = prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Replace(i, b)),
+        (any::<usize>(), interesting).prop_map(|(i, b)| Edit::Insert(i, b)),
+        (any::<usize>(), 1usize..64).prop_map(|(i, n)| Edit::Delete(i, n)),
+        (any::<usize>(), 1usize..256).prop_map(|(i, n)| Edit::Duplicate(i, n)),
+    ];
+    prop::collection::vec(edit, 0..8)
+}
+
+fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+    for e in edits {
+        let len = bytes.len().max(1);
+        match e {
+            Edit::Replace(i, b) => {
+                if !bytes.is_empty() {
+                    let i = i % bytes.len();
+                    bytes[i] = *b;
+                }
+            }
+            Edit::Insert(i, b) => {
+                let i = i % len.min(bytes.len() + 1);
+                bytes.splice(i..i, b.iter().copied());
+            }
+            Edit::Delete(i, n) => {
+                if !bytes.is_empty() {
+                    let i = i % bytes.len();
+                    let end = (i + n).min(bytes.len());
+                    bytes.drain(i..end);
+                }
+            }
+            Edit::Duplicate(i, n) => {
+                if !bytes.is_empty() {
+                    let i = i % bytes.len();
+                    let end = (i + n).min(bytes.len());
+                    let piece = bytes[i..end].to_vec();
+                    bytes.splice(i..i, piece);
+                }
+            }
+        }
+    }
+    bytes
+}
+
+/// Inputs for a reader: a corpus entry edited, or arbitrary bytes.
+fn inputs(reader: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    let seeds: Vec<Vec<u8>> = corpus(reader).into_iter().map(|(_, b)| b).collect();
+    prop_oneof![
+        4 => (prop::sample::select(seeds), edits()).prop_map(|(s, e)| apply(s, &e)),
+        1 => prop::collection::vec(any::<u8>(), 0..512),
+    ]
+}
+
+fn file_with(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+/// `n` cases in `cargo test`; `MAILWAVE_FUZZ_CASES` for a longer campaign.
+fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("MAILWAVE_FUZZ_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(n),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
+        ..ProptestConfig::default()
+    }
+}
+
+#[test]
+fn every_corpus_entry_reads_as_it_is() {
+    // The seeds themselves: each one a reader accepts or refuses by design, without a panic.
+    for reader in [
+        "inventory",
+        "delegates",
+        "config",
+        "holidays",
+        "plan",
+        "envelope",
+        "error",
+        "token",
+        "graph",
+        "bytes",
+    ] {
+        assert!(!corpus(reader).is_empty());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in corpus("inventory") {
+        let path = file_with(dir.path(), &name, &bytes);
+        let _ = mailwave::inventory::read_mailboxes(&path, &Default::default());
+    }
+    let good = corpus("envelope");
+    assert!(
+        good.iter()
+            .all(|(_, b)| mailwave::exchange::rest::read_success(b).is_ok())
+    );
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    #[test]
+    fn inventories_and_usage_reports(bytes in inputs("inventory")) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "inventory.csv", &bytes);
+        for skip_invalid in [false, true] {
+            let opts = mailwave::inventory::ImportOptions { skip_invalid, ..Default::default() };
+            if let Ok((inv, rejected)) = mailwave::inventory::read_mailboxes(&path, &opts) {
+                prop_assert!(skip_invalid || rejected.is_empty());
+                prop_assert!(inv.mailboxes.iter().all(|m| m.address.contains('@')));
+            }
+        }
+        let _ = mailwave::inventory::check_not_concealed(&bytes);
+    }
+
+    #[test]
+    fn delegates(bytes in inputs("delegates")) {
+        let dir = tempfile::tempdir().unwrap();
+        let estate = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/estate.csv")).unwrap();
+        let inv_path = file_with(dir.path(), "estate.csv", &estate);
+        let (mut inv, _) = mailwave::inventory::read_mailboxes(&inv_path, &Default::default()).unwrap();
+        let path = file_with(dir.path(), "delegates.csv", &bytes);
+        let opts = mailwave::inventory::ImportOptions { skip_invalid: true, ..Default::default() };
+        if mailwave::inventory::read_delegates(&path, &mut inv, &opts).is_ok() {
+            let n = inv.mailboxes.len() as u32;
+            prop_assert!(inv.delegations.iter().all(|&(a, b)| a < n && b < n && a != b));
+        }
+    }
+
+    #[test]
+    fn configurations(bytes in inputs("config")) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(e) = mailwave::config::Config::parse(Path::new("mailwave.toml"), &text) {
+            // An error names the file; a secret in the file is never echoed.
+            prop_assert!(e.to_string().starts_with("mailwave.toml"));
+        }
+    }
+
+    #[test]
+    fn bank_holidays(bytes in inputs("holidays")) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "holidays.json", &bytes);
+        let _ = mailwave::plan::calendar::read_bank_holidays(&path, "england-and-wales");
+    }
+
+    #[test]
+    fn plan_folders(plan in inputs("plan"), batch in prop::collection::vec(any::<u8>(), 0..300)) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in corpus("plan") {
+            if name != "plan.json" {
+                file_with(dir.path(), &name, &bytes);
+            }
+        }
+        file_with(dir.path(), "plan.json", &plan);
+        let _ = mailwave::plan::files::read(dir.path());
+        file_with(dir.path(), "mw-2027-01-05.b001.csv", &batch);
+        let _ = mailwave::plan::files::read(dir.path());
+    }
+
+    #[test]
+    fn invokecommand_answers(bytes in inputs("envelope")) {
+        if let Ok(page) = mailwave::exchange::rest::read_success(&bytes) {
+            let _ = page.read::<Value>("Get-MoveRequest");
+            for v in page.read::<Value>("Get-MoveRequest").unwrap_or_default() {
+                let _ = mailwave::exchange::parse_request(&v);
+                let _ = mailwave::exchange::parse_statistics(&v);
+            }
+        }
+        let v = json(&bytes);
+        let _ = mailwave::exchange::parse_statistics(&v);
+    }
+
+    #[test]
+    fn error_answers(bytes in inputs("error"), status in prop::sample::select(vec![0u16, 200, 302, 400, 401, 403, 404, 429, 500, 502, 503, 504, 999]), retry in prop::option::of("[0-9.e+-]{0,12}")) {
+        let v = json(&bytes);
+        let body = (!bytes.is_empty()).then_some(&v);
+        let e = mailwave::exchange::error::classify(status, body, retry.as_deref(), "New-MoveRequest", false);
+        let _ = e.to_string();
+        let _ = mailwave::exchange::error::reason(&v);
+        let g = mailwave::directory::classify(status, body, retry.as_deref());
+        if let mailwave::exchange::ServiceError::Throttled { retry_after } = g {
+            prop_assert!(retry_after <= std::time::Duration::from_secs(86_400));
+        }
+    }
+
+    #[test]
+    fn token_answers(bytes in inputs("token")) {
+        if let Ok((token, lifetime)) = mailwave::auth::parse_token_answer(&String::from_utf8_lossy(&bytes)) {
+            prop_assert!(!token.is_empty());
+            prop_assert!((0..=86_400).contains(&lifetime));
+        }
+    }
+
+    #[test]
+    fn graph_json(bytes in inputs("graph")) {
+        let v = json(&bytes);
+        let user = mailwave::directory::User::from_json(&v);
+        let sku = mailwave::directory::Sku::from_json(&v);
+        let _ = mailwave::directory::has_exchange_licence(&user, &[sku]);
+    }
+
+    #[test]
+    fn byte_quantified_sizes(bytes in inputs("bytes"), n in any::<u64>()) {
+        let _ = mailwave::exchange::parse_byte_quantified(&json(&bytes));
+        // What the service writes reads back exactly.
+        let written = Value::String(mailwave::sim::moves::byte_quantified(n));
+        prop_assert_eq!(mailwave::exchange::parse_byte_quantified(&written), Some(n));
+    }
+}
