@@ -181,7 +181,7 @@ pub(crate) struct RunState {
     pub(crate) creating: u64,
     /// Creates without an outcome: on the wire, or in doubt (a crash, a timeout, a 5xx). A mailbox
     /// in doubt, and only it, waits for evidence.
-    pub(crate) open_creates: HashMap<u32, OpenCreate>,
+    pub(crate) open_creates: rustc_hash::FxHashMap<u32, OpenCreate>,
     /// When an uncertain create is asked again.
     pub(crate) probes: Due<u32>,
     /// Transient failures to resume.
@@ -238,7 +238,7 @@ impl RunState {
             addresses: String::new(),
             counts: [0; 10],
             creating: 0,
-            open_creates: HashMap::new(),
+            open_creates: rustc_hash::FxHashMap::default(),
             probes: BinaryHeap::new(),
             resumes: BinaryHeap::new(),
             stats_queue: VecDeque::new(),
