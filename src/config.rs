@@ -93,6 +93,8 @@ pub struct Run {
     /// The longest one cmdlet or Graph call (or a listing page) may take, and the longest gap
     /// between two reads of an answer.
     pub call_timeout: std::time::Duration,
+    /// How often a run looks for operator actions (it also looks at once when a command says so).
+    pub action_poll: jiff::SignedDuration,
 }
 
 impl Run {
@@ -139,6 +141,7 @@ impl Default for Run {
             stop_grace: std::time::Duration::from_secs(60),
             unreachable_timeout: jiff::SignedDuration::from_mins(15),
             call_timeout: std::time::Duration::from_secs(120),
+            action_poll: jiff::SignedDuration::from_secs(30),
         }
     }
 }
@@ -332,6 +335,7 @@ struct RawRun {
     stop_grace: Option<Spanned<String>>,
     unreachable_timeout: Option<Spanned<String>>,
     call_timeout: Option<Spanned<String>>,
+    action_poll: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -821,6 +825,12 @@ impl Config {
                     (secs(1), jiff::SignedDuration::from_mins(15)),
                 )?
                 .unsigned_abs(),
+            action_poll: cx.duration(
+                &r.action_poll,
+                "run.action_poll",
+                d.action_poll,
+                (secs(1), hours(1)),
+            )?,
         };
         let n = raw.notify;
         // The URL carries a token: an error names where it came from, never the URL itself.

@@ -4,6 +4,7 @@
 #[macro_use]
 mod out;
 
+mod actions;
 mod demo;
 mod init;
 mod inventory;
@@ -14,6 +15,7 @@ pub mod run;
 mod sim;
 mod status;
 mod watch;
+mod wave;
 
 use std::path::PathBuf;
 
@@ -114,9 +116,12 @@ pub enum Command {
     Watch(watch::Args),
     /// A Markdown report to hand on: every wave, and every mailbox that needs attention and why.
     Report(report::Args),
-    /// One mailbox: facts, state and history.
+    /// One mailbox: facts, state and history; hold, release, retry, skip, reschedule, approve.
     #[command(subcommand)]
     Mailbox(mailbox::Command),
+    /// Whole waves: hold, release, reschedule.
+    #[command(subcommand)]
+    Wave(wave::Command),
     /// The built-in simulator of Exchange Online, Graph and Entra ID.
     #[command(subcommand)]
     Sim(sim::Command),
@@ -240,6 +245,7 @@ pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Watch(a) => watch::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
+        Command::Wave(c) => wave::run(cli, c),
         Command::Sim(c) => sim::run(cli, c),
     }
 }

@@ -222,6 +222,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
             scope: (!args.waves.is_empty()).then(|| args.waves.clone()),
             until,
             once: args.once,
+            actions_only: false,
         };
         anyhow::Ok(drive(service, &cli.state, &config, clock, options, "mailwave run").await)
     })?;

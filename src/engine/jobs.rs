@@ -19,6 +19,7 @@ use super::state::Target;
 use crate::exchange::{
     Call, EndpointLimits, MoveRequest, MoveService, MoveStatistics, NewMove, ServiceError,
 };
+use crate::store::actions::ActionKind;
 use crate::time::Clock;
 use crate::time::limits::{self, Limiter};
 
@@ -237,6 +238,8 @@ pub(crate) struct Job {
     /// The call's `client-request-id`, and when the request was created (replication lag).
     pub call: Call,
     pub what: What,
+    /// The operator action it applies, if any.
+    pub action: Option<(i64, ActionKind)>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +262,7 @@ pub enum What {
     Stats,
     Resume,
     Approve,
+    Remove,
     /// Moves a request to another wave's batch and cut-over.
     Reschedule {
         to: Target,
@@ -276,6 +280,7 @@ impl What {
             What::Stats => "Get-MoveRequestStatistics",
             What::Resume => "Resume-MoveRequest",
             What::Approve | What::Reschedule { .. } => "Set-MoveRequest",
+            What::Remove => "Remove-MoveRequest",
         }
     }
 }
@@ -287,6 +292,7 @@ pub struct Outcome {
     /// The call's `client-request-id`, for the event log.
     pub correlation: [u8; 16],
     pub answer: Answer,
+    pub action: Option<(i64, ActionKind)>,
 }
 
 #[derive(Debug)]
@@ -305,6 +311,7 @@ pub enum Answer {
     Stats(Result<MoveStatistics, ServiceError>),
     Resumed(Result<(), ServiceError>),
     Approved(Result<(), ServiceError>),
+    Removed(Result<(), ServiceError>),
     Rescheduled {
         to: Target,
         result: Result<(), ServiceError>,
@@ -321,12 +328,13 @@ impl<S: MoveService> Executor<S> {
             request_id = %job.call.correlation
         );
         let correlation = *job.call.correlation.as_bytes();
-        let mailbox = job.mailbox;
+        let (mailbox, action) = (job.mailbox, job.action);
         let answer = self.answer(job).instrument(span).await;
         Outcome {
             mailbox,
             correlation,
             answer,
+            action,
         }
     }
 
@@ -392,6 +400,10 @@ impl<S: MoveService> Executor<S> {
             ),
             What::Resume => Answer::Resumed(
                 self.call(cmdlet, Retry::Transient, || svc.resume(call, id))
+                    .await,
+            ),
+            What::Remove => Answer::Removed(
+                self.call(cmdlet, Retry::Transient, || svc.remove(call, id))
                     .await,
             ),
             What::Approve => {

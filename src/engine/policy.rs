@@ -180,6 +180,102 @@ pub(crate) fn at_close(state: State, class: Option<FailureClass>) -> AtClose {
     }
 }
 
+/// What an operator action does to one mailbox, from where the mailbox stands. The action command
+/// asks this before it records anything (a refusal is bad input), and the run asks it again when it
+/// applies the action (the mailbox may have moved on meanwhile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionStep {
+    /// Only the store changes: the mailbox goes to this state (a reschedule may keep it).
+    Store(State),
+    /// The service first (see [`ActionCall`]); the store follows its answer.
+    Call(ActionCall),
+    /// Not now: a create about it is still without an answer.
+    Later,
+    Refuse(&'static str),
+}
+
+/// The service call an action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionCall {
+    /// Hold: `Set-MoveRequest -CompleteAfter` a year out. The move keeps copying (its incremental
+    /// syncs keep it current) but cannot cut over.
+    Hold,
+    /// Release or reschedule: `Set-MoveRequest -BatchName -CompleteAfter` of the wave it goes to.
+    Move,
+    /// Skip: `Remove-MoveRequest`.
+    Remove,
+    /// Retry: `Resume-MoveRequest` (removed and created again when the service will not resume it).
+    Resume,
+    /// Approve: `Set-MoveRequest -SkippedItemApprovalTime` now.
+    Approve,
+}
+
+/// `has_request`: a move request exists (or may) on the service; `in_doubt`: a create about the
+/// mailbox has no answer yet.
+pub fn action_step(
+    kind: crate::store::actions::ActionKind,
+    state: State,
+    class: Option<FailureClass>,
+    has_request: bool,
+    in_doubt: bool,
+    force: bool,
+) -> ActionStep {
+    use crate::store::actions::ActionKind::*;
+    use ActionStep::*;
+    match state {
+        State::Completing => return Refuse("its cut-over has started"),
+        State::Completed | State::CompletedWithWarning => return Refuse("it has already moved"),
+        _ => {}
+    }
+    if in_doubt {
+        return Later;
+    }
+    match kind {
+        Hold => match state {
+            State::Held => Refuse("it is already held"),
+            State::Skipped => Refuse("it is skipped: release it first"),
+            _ if has_request => Call(ActionCall::Hold),
+            _ => Store(State::Held),
+        },
+        Release => match state {
+            State::Held if has_request => Call(ActionCall::Move),
+            State::Held | State::Skipped => Store(State::Planned),
+            _ => Refuse("it is neither held nor skipped"),
+        },
+        Retry => match state {
+            State::Failed if class == Some(FailureClass::Permanent) && !force => {
+                Refuse("it failed permanently: add --force to try it again")
+            }
+            // Resuming a permanent failure fails the same way: a fresh request is the fix.
+            State::Failed if has_request && class == Some(FailureClass::Permanent) => {
+                Call(ActionCall::Remove)
+            }
+            State::Failed if has_request => Call(ActionCall::Resume),
+            State::Failed => Store(State::Planned),
+            _ => Refuse("it has not failed"),
+        },
+        Skip => match state {
+            State::Skipped => Refuse("it is already skipped"),
+            _ if has_request => Call(ActionCall::Remove),
+            _ => Store(State::Skipped),
+        },
+        Reschedule => match state {
+            State::Skipped => Refuse("it is skipped: release it first"),
+            // A held mailbox stays held in its new wave (its batch moves; its cut-over stays
+            // a year out until it is released).
+            _ if has_request => Call(ActionCall::Move),
+            _ => Store(state),
+        },
+        Approve => match state {
+            State::Failed if class == Some(FailureClass::NeedsApproval) => {
+                Call(ActionCall::Approve)
+            }
+            State::Synced => Call(ActionCall::Approve),
+            _ => Refuse("nothing of it waits for approval"),
+        },
+    }
+}
+
 /// Whether a service answer shows the service is there (even a refusal is an answer); network
 /// failures, timeouts and 5xx are not.
 pub(crate) fn is_answer(result: Result<(), &ServiceError>) -> bool {
@@ -417,6 +513,173 @@ mod tests {
         for (current, class, listed, want) in table {
             assert_eq!(verdict_stands(current, class, listed), want);
         }
+    }
+
+    #[test]
+    fn every_action_from_every_state() {
+        use crate::store::actions::ActionKind::{self, *};
+        use ActionStep::*;
+        use FailureClass::*;
+        let s = |kind: ActionKind, state: State, class: Option<FailureClass>, req: bool| {
+            action_step(kind, state, class, req, false, false)
+        };
+        let table = [
+            (Hold, State::Planned, None, false, Store(State::Held)),
+            (Hold, State::Submitted, None, true, Call(ActionCall::Hold)),
+            (Hold, State::Synced, None, true, Call(ActionCall::Hold)),
+            (
+                Hold,
+                State::Failed,
+                Some(Transient),
+                true,
+                Call(ActionCall::Hold),
+            ),
+            (
+                Hold,
+                State::Completing,
+                None,
+                true,
+                Refuse("its cut-over has started"),
+            ),
+            (
+                Hold,
+                State::Completed,
+                None,
+                true,
+                Refuse("it has already moved"),
+            ),
+            (Hold, State::Held, None, true, Refuse("it is already held")),
+            (
+                Hold,
+                State::Skipped,
+                None,
+                false,
+                Refuse("it is skipped: release it first"),
+            ),
+            (Release, State::Held, None, true, Call(ActionCall::Move)),
+            (Release, State::Held, None, false, Store(State::Planned)),
+            (Release, State::Skipped, None, false, Store(State::Planned)),
+            (
+                Release,
+                State::Syncing,
+                None,
+                true,
+                Refuse("it is neither held nor skipped"),
+            ),
+            (
+                Retry,
+                State::Failed,
+                Some(Transient),
+                true,
+                Call(ActionCall::Resume),
+            ),
+            (
+                Retry,
+                State::Failed,
+                Some(NeedsApproval),
+                true,
+                Call(ActionCall::Resume),
+            ),
+            (
+                Retry,
+                State::Failed,
+                Some(Permanent),
+                true,
+                Refuse("it failed permanently: add --force to try it again"),
+            ),
+            (
+                Retry,
+                State::Failed,
+                Some(Transient),
+                false,
+                Store(State::Planned),
+            ),
+            (
+                Retry,
+                State::Synced,
+                None,
+                true,
+                Refuse("it has not failed"),
+            ),
+            (Skip, State::Planned, None, false, Store(State::Skipped)),
+            (Skip, State::Syncing, None, true, Call(ActionCall::Remove)),
+            (Skip, State::Held, None, true, Call(ActionCall::Remove)),
+            (
+                Skip,
+                State::Skipped,
+                None,
+                false,
+                Refuse("it is already skipped"),
+            ),
+            (
+                Skip,
+                State::Completing,
+                None,
+                true,
+                Refuse("its cut-over has started"),
+            ),
+            (
+                Reschedule,
+                State::Planned,
+                None,
+                false,
+                Store(State::Planned),
+            ),
+            (
+                Reschedule,
+                State::Synced,
+                None,
+                true,
+                Call(ActionCall::Move),
+            ),
+            (Reschedule, State::Held, None, true, Call(ActionCall::Move)),
+            (Reschedule, State::Held, None, false, Store(State::Held)),
+            (
+                Reschedule,
+                State::Skipped,
+                None,
+                false,
+                Refuse("it is skipped: release it first"),
+            ),
+            (
+                Approve,
+                State::Failed,
+                Some(NeedsApproval),
+                true,
+                Call(ActionCall::Approve),
+            ),
+            (
+                Approve,
+                State::Synced,
+                None,
+                true,
+                Call(ActionCall::Approve),
+            ),
+            (
+                Approve,
+                State::Failed,
+                Some(Permanent),
+                true,
+                Refuse("nothing of it waits for approval"),
+            ),
+        ];
+        for (kind, state, class, req, want) in table {
+            assert_eq!(
+                s(kind, state, class, req),
+                want,
+                "{kind:?} {state} {class:?} {req}"
+            );
+        }
+        assert_eq!(
+            action_step(Retry, State::Failed, Some(Permanent), true, false, true),
+            Call(ActionCall::Remove),
+            "--force: a permanent failure is made afresh, not resumed"
+        );
+        assert_eq!(
+            action_step(Hold, State::Planned, None, false, true, false),
+            Later,
+            "a create in doubt is settled first"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Wave {
     pub window_start: Timestamp,
     pub window_end: Timestamp,
     pub prestage_start: Timestamp,
+    /// Cut-overs the window is planned for.
+    pub(crate) capacity: u32,
     /// Mailbox indices in plan order (pilot, priority, databases interleaved).
     pub(crate) members: Vec<u32>,
     /// Next member to consider for submission.
@@ -47,6 +49,28 @@ pub struct Wave {
 }
 
 impl Wave {
+    pub(crate) fn of(w: WaveRow, scope: Option<&[String]>) -> Wave {
+        Wave {
+            in_scope: scope.is_none_or(|s| s.contains(&w.name)),
+            db_id: w.id,
+            name: w.name,
+            window_start: w.window_start,
+            window_end: w.window_end,
+            prestage_start: w.prestage_start,
+            capacity: w.capacity.clamp(0, u32::MAX as i64) as u32,
+            members: Vec::new(),
+            submit_cursor: 0,
+            poll: Poll::Off,
+            close: Close::Ahead,
+            counts: [0; 10],
+        }
+    }
+
+    /// Members now, in every state.
+    pub(crate) fn size(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+
     pub fn count(&self, s: State) -> u32 {
         self.counts[s.code() as usize]
     }
@@ -218,22 +242,7 @@ impl RunState {
             .map(|(i, w)| (w.id, i as u32))
             .collect();
         let mut state = RunState {
-            waves: waves
-                .into_iter()
-                .map(|w| Wave {
-                    in_scope: scope.is_none_or(|s| s.contains(&w.name)),
-                    db_id: w.id,
-                    name: w.name,
-                    window_start: w.window_start,
-                    window_end: w.window_end,
-                    prestage_start: w.prestage_start,
-                    members: Vec::new(),
-                    submit_cursor: 0,
-                    poll: Poll::Off,
-                    close: Close::Ahead,
-                    counts: [0; 10],
-                })
-                .collect(),
+            waves: waves.into_iter().map(|w| Wave::of(w, scope)).collect(),
             mailboxes: Vec::new(),
             addresses: String::new(),
             counts: [0; 10],

@@ -20,6 +20,8 @@ pub enum RunOutcome {
     Until,
     /// `--once`: what was due is done.
     Once,
+    /// An action command with no run going: its actions are applied.
+    Actions,
     /// The run could not go on (credentials refused, the state database failed, ...).
     Fatal(String),
     /// The service gave no good answer for `run.unreachable_timeout` (or, with `--once`, none at all).
@@ -34,6 +36,7 @@ impl RunOutcome {
             RunOutcome::Stopped => "stopped",
             RunOutcome::Until => "until",
             RunOutcome::Once => "once",
+            RunOutcome::Actions => "actions",
             RunOutcome::Fatal(_) => "fatal",
             RunOutcome::Unreachable(_) => "unreachable",
         }

@@ -179,7 +179,7 @@ impl Calendar {
     }
 
     /// The slot on `date`, or `None` when the day is closed or has no capacity.
-    pub(crate) fn slot(&self, date: Date) -> Result<Option<Slot>, CalendarError> {
+    pub fn slot(&self, date: Date) -> Result<Option<Slot>, CalendarError> {
         if self.closed.contains_key(&date) {
             return Ok(None);
         }

@@ -219,7 +219,7 @@ impl Move {
         ts(self.completion_started)
     }
 
-    pub(crate) fn is_removed(&self) -> bool {
+    pub fn is_removed(&self) -> bool {
         self.removed
     }
 
@@ -448,6 +448,12 @@ impl MoveService {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// Changes how the service behaves from now on (requests made from now on, for instance
+    /// no permanent failures once "the on-premises team fixed the server").
+    pub fn profile_mut(&mut self) -> &mut Profile {
+        &mut self.profile
     }
 
     pub fn moves(&self) -> &[Move] {

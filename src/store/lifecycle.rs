@@ -81,6 +81,7 @@ impl State {
         match self {
             Planned => matches!(to, Submitted | Held | Skipped | Failed),
             // Back to planned when reconciliation finds no request on the service.
+            // Skipped when the operator has the request removed.
             Submitted => matches!(
                 to,
                 Planned
@@ -91,14 +92,15 @@ impl State {
                     | CompletedWithWarning
                     | Failed
                     | Held
+                    | Skipped
             ),
             Syncing => matches!(
                 to,
-                Synced | Completing | Completed | CompletedWithWarning | Failed | Held
+                Synced | Completing | Completed | CompletedWithWarning | Failed | Held | Skipped
             ),
             Synced => matches!(
                 to,
-                Syncing | Completing | Completed | CompletedWithWarning | Failed | Held
+                Syncing | Completing | Completed | CompletedWithWarning | Failed | Held | Skipped
             ),
             Completing => matches!(to, Synced | Completed | CompletedWithWarning | Failed),
             // Resumed, re-created, reset by the operator, or given up.

@@ -3,6 +3,7 @@
 //! One writer at a time (the run lock, and inside a run the writer thread); any number of readers
 //! with read-only connections, which WAL mode never blocks.
 
+pub mod actions;
 mod inventory;
 pub mod lifecycle;
 pub mod lock;
@@ -23,6 +24,7 @@ pub use plan_load::LoadReport;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_intent_wave.sql"),
+    include_str!("migrations/0003_actions.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

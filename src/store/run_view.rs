@@ -13,6 +13,7 @@ pub struct WaveRow {
     pub window_start: jiff::Timestamp,
     pub window_end: jiff::Timestamp,
     pub prestage_start: jiff::Timestamp,
+    pub capacity: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,24 +39,40 @@ pub struct OpenIntent {
     pub wave_id: Option<i64>,
 }
 
+fn wave_row(r: &rusqlite::Row) -> rusqlite::Result<WaveRow> {
+    Ok(WaveRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        seq: r.get(2)?,
+        window_start: from_millis(r.get(3)?),
+        window_end: from_millis(r.get(4)?),
+        prestage_start: from_millis(r.get(5)?),
+        capacity: r.get(6)?,
+    })
+}
+
 impl Store {
+    /// One wave by id, whether or not it holds mailboxes (a wave an action moves mailboxes into).
+    pub fn wave_row(&self, id: i64) -> Result<Option<WaveRow>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, name, seq, window_start, window_end, prestage_start, capacity FROM waves WHERE id = ?1",
+                [id],
+                wave_row,
+            )
+            .optional()?)
+    }
+
     /// Waves that hold mailboxes, in window order.
     pub fn waves(&self) -> Result<Vec<WaveRow>> {
         let mut q = self.conn().prepare(
-            "SELECT id, name, seq, window_start, window_end, prestage_start FROM waves w
+            "SELECT id, name, seq, window_start, window_end, prestage_start, capacity FROM waves w
              WHERE EXISTS (SELECT 1 FROM mailbox_state s WHERE s.wave_id = w.id)
              ORDER BY window_start, name",
         )?;
-        let rows = q.query_map([], |r| {
-            Ok(WaveRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                seq: r.get(2)?,
-                window_start: from_millis(r.get(3)?),
-                window_end: from_millis(r.get(4)?),
-                prestage_start: from_millis(r.get(5)?),
-            })
-        })?;
+        let rows = q.query_map([], wave_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

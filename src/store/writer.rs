@@ -116,6 +116,16 @@ pub enum Command {
         message: String,
         at: i64,
     },
+    /// What came of an operator action (applied, or refused and why).
+    ActionApplied {
+        action: i64,
+        outcome: String,
+        at: i64,
+    },
+    /// A retry starts the mailbox's attempts afresh.
+    ResetAttempts {
+        mailbox: i64,
+    },
     /// Replies once everything sent before it is committed.
     Flush,
 }
@@ -534,6 +544,22 @@ fn apply(
                 format!("{}: {message}", class.name()),
                 run
             ])?;
+            Ok(Reply::Done)
+        }
+        Command::ActionApplied {
+            action,
+            outcome,
+            at,
+        } => {
+            tx.prepare_cached(
+                "UPDATE actions SET applied_at = ?2, outcome = ?3 WHERE id = ?1 AND applied_at IS NULL",
+            )?
+            .execute(params![action, at, outcome])?;
+            Ok(Reply::Done)
+        }
+        Command::ResetAttempts { mailbox } => {
+            tx.prepare_cached("UPDATE mailbox_state SET attempts = 0 WHERE mailbox_id = ?1")?
+                .execute(params![mailbox])?;
             Ok(Reply::Done)
         }
         Command::Flush => Ok(Reply::Done),

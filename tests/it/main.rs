@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, a real SQLite file, the simulator on loopback.
 
+mod actions;
 mod cli;
 mod contract;
 mod crash;

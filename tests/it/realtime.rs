@@ -770,3 +770,154 @@ fn a_run_through_a_hostile_network_loses_nothing_and_duplicates_nothing() {
         .collect();
     assert_eq!(assert_cutovers_inside_windows(&windows, &cutovers), N);
 }
+
+/// Operator actions while a real run goes against `sim serve`, in real time: each command returns
+/// once the run has applied it (told by the signal file), and the service ends up as asked.
+#[test]
+fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let origin = window_start - SignedDuration::from_secs(20);
+    let clock = format!("scaled:1:{}:{origin}", Timestamp::now());
+    let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
+    let run = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 16\ncutover_margin = \"30s\"\n\
+               cutover_poll = \"3s\"\nprestage_poll = \"5s\"\nstop_grace = \"5s\"\naction_poll = \"1h\"";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    let quiet = CRASH_PROFILE
+        .replace(
+            "transient_failure_share = 0.03",
+            "transient_failure_share = 0.0",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
+        .replace("stall_share = 0.05", "stall_share = 0.0");
+    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
+    let mut sim = mailwave(
+        &p,
+        &clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = BufReader::new(sim.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("mailwave simulator listening on ")
+        .unwrap()
+        .to_string();
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    plan_with_binary(&p, &clock, 40, "2027-02-01");
+    let store = || Store::open_read_only(&p.db()).unwrap();
+    let first = store().wave_addresses("mw-2027-02-01").unwrap();
+    let second = store().wave_addresses("mw-2027-02-02").unwrap();
+    assert_eq!((first.len(), second.len()), (30, 10));
+    let act = |args: &[&str]| {
+        let started = Instant::now();
+        let out = mailwave(&p, &clock, args, "act.log").output().unwrap();
+        let log = std::fs::read_to_string(p.path("act.log")).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}{log}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.lines().all(|l| l.ends_with("applied")),
+            "{args:?}: {text}"
+        );
+        started.elapsed()
+    };
+
+    // Before the run: a mailbox of tomorrow's wave is held (no request yet, so none is made).
+    act(&["mailbox", "hold", &second[0]]);
+    let mut child = mailwave(&p, &clock, &["run"], "run.log").spawn().unwrap();
+    let live = |base: &str| -> HashMap<String, serde_json::Value> {
+        moves(base)
+            .into_iter()
+            .filter(|m| !m["identity"].as_str().unwrap().starts_with("removed:"))
+            .map(|m| (m["identity"].as_str().unwrap().to_string(), m))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while live(&base).len() < first.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the first wave's requests were not all made in 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // During pre-staging: hold one, skip one, move one to tomorrow. Each returns once applied.
+    for took in [
+        act(&["mailbox", "hold", &first[0], "--reason", "VIP"]),
+        act(&["mailbox", "skip", &first[1]]),
+        act(&["mailbox", "reschedule", &first[2], "--to", "mw-2027-02-02"]),
+    ] {
+        assert!(
+            took < Duration::from_secs(8),
+            "applied by the run in {took:?}, not after action_poll"
+        );
+    }
+    let now = live(&base);
+    assert!(
+        !now.contains_key(&first[1]),
+        "the skipped mailbox's request was removed"
+    );
+    assert_eq!(now[&first[2]]["complete_after"], "2027-02-02T20:00:00Z");
+
+    // The window opens; everything else in the wave completes, the held one does not.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = live(&base)
+            .values()
+            .filter(|m| m["status"] == "Completed")
+            .count();
+        if done == first.len() - 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} completed after the window opened"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    sigterm(&child);
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(15),
+        "SIGTERM",
+        &p.path("run.log"),
+    );
+    assert_eq!(status.code(), Some(0));
+    let end = live(&base);
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    assert!(
+        end[&first[0]]["completion_started"].is_null(),
+        "held: {}",
+        end[&first[0]]
+    );
+    assert!(end[&first[0]]["complete_after"].as_str().unwrap() > "2028");
+    assert!(!end.contains_key(&first[1]));
+    assert!(
+        end[&first[2]]["completion_started"].is_null(),
+        "rescheduled to tomorrow: {}",
+        end[&first[2]]
+    );
+    assert!(
+        !end.contains_key(&second[0]),
+        "held before it had a request: none was made"
+    );
+    let f = store().mailbox_facts(&first[2]).unwrap().unwrap();
+    assert_eq!(f.wave, "mw-2027-02-02");
+    assert_eq!(
+        store().mailbox_facts(&first[0]).unwrap().unwrap().state,
+        mailwave::store::State::Held
+    );
+    assert_eq!(
+        store().mailbox_facts(&first[1]).unwrap().unwrap().state,
+        mailwave::store::State::Skipped
+    );
+}

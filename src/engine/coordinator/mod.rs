@@ -6,6 +6,7 @@
 //! `poll` the batch listings and what they show; `cutover` the end of windows, reschedules and
 //! approvals; `outcomes` what each call's answer changes; `report` progress and the summary.
 
+mod actions;
 mod cutover;
 mod outcomes;
 mod poll;
@@ -40,6 +41,9 @@ pub struct RunOptions {
     pub until: Option<Timestamp>,
     /// Do what is due now, once, then stop.
     pub once: bool,
+    /// Only apply the operator actions waiting in the store, then stop (an action command with
+    /// no run going).
+    pub actions_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,7 @@ enum Due {
     Resume,
     Probe,
     Replication,
+    Actions,
 }
 
 /// Whether the migration endpoint's limits have been read (nothing is sent before).
@@ -97,6 +102,10 @@ enum Endpoint {
 
 struct Coordinator<S: MoveService> {
     st: RunState,
+    store_path: PathBuf,
+    actions: actions::Actions,
+    /// Actions whose call is on the wire, by id.
+    in_flight_actions: std::collections::HashMap<i64, actions::Queued>,
     exec: Executor<S>,
     jobs: JoinSet<Outcome>,
     cfg: config::Run,
@@ -178,6 +187,9 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
     let started = ctx.clock.now();
     let mut c = Coordinator {
         st,
+        store_path: ctx.store_path.clone(),
+        actions: actions::Actions::default(),
+        in_flight_actions: std::collections::HashMap::new(),
         exec: Executor {
             service: ctx.service,
             clock: ctx.clock,
@@ -206,7 +218,9 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
         failure_threshold: ctx.failure_threshold,
         alerted_unreachable: None,
     };
-    c.take_over_open_intents(intents, started).await?;
+    if !c.options.actions_only {
+        c.take_over_open_intents(intents, started).await?;
+    }
     let outcome = c.main_loop().await;
     // Everything recorded so far must be on disk before the summary says so; a writer that does not
     // answer within a few seconds is itself a failure.
@@ -380,6 +394,11 @@ impl<S: MoveService> Coordinator<S> {
     }
 
     async fn main_loop(&mut self) -> RunOutcome {
+        if self.options.actions_only {
+            // Only the operator's actions: no endpoint, no creates, no listings.
+            self.endpoint = Endpoint::Read;
+            return self.actions_loop().await;
+        }
         let endpoint = Job {
             mailbox: None,
             identity: self.migration.source_endpoint.clone().unwrap_or_default(),
@@ -387,6 +406,7 @@ impl<S: MoveService> Coordinator<S> {
             what: What::Endpoint {
                 name: self.migration.source_endpoint.clone(),
             },
+            action: None,
         };
         self.dispatch(endpoint);
         let now = self.clock.now();
@@ -418,13 +438,16 @@ impl<S: MoveService> Coordinator<S> {
                     });
                     break;
                 }
-                if self.st.unfinished() == 0 && self.st.open_creates.is_empty() {
+                if self.st.unfinished() == 0
+                    && self.st.open_creates.is_empty()
+                    && !self.actions_waiting()
+                {
                     self.ending = Some(RunOutcome::Finished);
                     break;
                 }
             }
-            let (wake, due) = self.next_wake(now);
-            self.publish(now, (wake, due), false);
+            let (wake, labelled) = self.next_wake(now);
+            self.publish(now, labelled, false);
             let health = self.exec.health.clone();
             tokio::select! {
                 _ = health.changed() => {}
@@ -440,6 +463,36 @@ impl<S: MoveService> Coordinator<S> {
         }
         self.wind_down().await;
         self.ending.take().unwrap_or(RunOutcome::Stopped)
+    }
+
+    /// An actions-only run: apply what the store holds, then end.
+    async fn actions_loop(&mut self) -> RunOutcome {
+        loop {
+            let now = self.clock.now();
+            self.check_ending(now);
+            if self.ending.is_some() {
+                break;
+            }
+            if let Err(e) = self.look_for_actions(now) {
+                self.store_failed(e);
+                break;
+            }
+            if let Err(e) = self.apply_actions(now).await {
+                self.store_failed(e);
+                break;
+            }
+            if self.jobs.is_empty() {
+                // Actions still queued here wait for a create's answer that only a run gets.
+                self.ending = Some(RunOutcome::Actions);
+                break;
+            }
+            tokio::select! {
+                Some(joined) = self.jobs.join_next() => self.joined(joined).await,
+                _ = self.operator_stop.cancelled() => {}
+            }
+        }
+        self.wind_down().await;
+        self.ending.take().unwrap_or(RunOutcome::Actions)
     }
 
     /// Ending: nothing new starts and nothing is retried; calls already on the wire may finish
@@ -497,6 +550,7 @@ impl<S: MoveService> Coordinator<S> {
             identity: self.st.address(idx).to_string(),
             call: Call::new().created_at(self.st.created_at(idx)),
             what,
+            action: None,
         }
     }
 
@@ -507,7 +561,7 @@ impl<S: MoveService> Coordinator<S> {
     /// When something next becomes due, and what. With every call slot busy nothing new can start,
     /// so the next thing that matters is a job finishing (which wakes the loop by itself). Cheap:
     /// it runs every round and builds no text.
-    fn next_wake(&self, now: Timestamp) -> (Timestamp, Due) {
+    fn next_wake(&self, now: Timestamp) -> (Timestamp, (Timestamp, Due)) {
         let floor = now + SignedDuration::from_millis(1);
         let mut wake = (now + SignedDuration::from_hours(6), Due::Nothing);
         let mut consider = |at: Timestamp, what: Due| {
@@ -524,7 +578,8 @@ impl<S: MoveService> Coordinator<S> {
             consider(give_up.min(now + HEALTH_TICK), Due::Answer);
         }
         if self.slots() == 0 {
-            return (wake.0.max(floor), Due::CallsInFlight);
+            let at = wake.0.max(floor);
+            return (at, (at, Due::CallsInFlight));
         }
         for (i, w) in self.st.waves.iter().enumerate() {
             if !w.in_scope {
@@ -550,13 +605,32 @@ impl<S: MoveService> Coordinator<S> {
         if let Some(std::cmp::Reverse((due, _))) = self.st.later.peek() {
             consider(from_ms(*due), Due::Replication);
         }
-        (wake.0.max(floor), wake.1)
+        // The periodic look for actions wakes the loop, but it is not what the run waits for
+        // unless nothing else is due.
+        let labelled = (wake.0.max(floor), wake.1);
+        match self.actions.next_look {
+            Some(t) if t < wake.0 && wake.1 == Due::Nothing => {
+                let at = t.max(floor);
+                (at, (at, Due::Actions))
+            }
+            Some(t) if t < wake.0 => (t.max(floor), labelled),
+            _ => (labelled.0, labelled),
+        }
     }
 
     /// Decides and dispatches what is due now; returns how many jobs it started.
     async fn plan(&mut self, now: Timestamp) -> usize {
         let before = self.jobs.len();
         if self.endpoint == Endpoint::Unknown {
+            return 0;
+        }
+        // The operator's actions first: a hold must land before a create or a reschedule.
+        if let Err(e) = self.look_for_actions(now) {
+            self.store_failed(e);
+            return 0;
+        }
+        if let Err(e) = self.apply_actions(now).await {
+            self.store_failed(e);
             return 0;
         }
         if let Err(e) = self.close_windows(now).await {

@@ -19,8 +19,14 @@ impl<S: MoveService> Coordinator<S> {
             mailbox,
             correlation,
             answer,
+            action,
         } = outcome;
         let idx = mailbox.unwrap_or(u32::MAX);
+        if let Some((action, _)) = action {
+            return self
+                .on_action_answer(idx, action, answer, correlation, now)
+                .await;
+        }
         match answer {
             Answer::Endpoint(result) => self.on_endpoint(result),
             Answer::Created { intent, result } => {
@@ -45,6 +51,8 @@ impl<S: MoveService> Coordinator<S> {
             }
             Answer::Resumed(result) => self.on_resumed(idx, correlation, result, now).await?,
             Answer::Approved(result) => self.on_approved(idx, result, now).await?,
+            // Only actions remove requests.
+            Answer::Removed(_) => self.st.mailboxes[idx as usize].work = Work::Idle,
             Answer::Rescheduled { to, result } => self.on_rescheduled(idx, to, result, now).await?,
         }
         Ok(())
@@ -168,7 +176,7 @@ impl<S: MoveService> Coordinator<S> {
 
     /// A create answered after its wave's window closed left the mailbox without a known request:
     /// it moves on like the other unstarted ones did at the close.
-    async fn unstarted_in_closed_wave(
+    pub(super) async fn unstarted_in_closed_wave(
         &mut self,
         idx: u32,
         now: Timestamp,

@@ -45,6 +45,7 @@ impl<S: MoveService> Coordinator<S> {
                     batch,
                     only,
                 },
+                action: None,
             });
         }
     }

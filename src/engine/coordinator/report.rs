@@ -71,6 +71,7 @@ impl<S: MoveService> Coordinator<S> {
             Due::Resume => "a resume".into(),
             Due::Probe => "asking about a create in doubt".into(),
             Due::Replication => "a request to replicate".into(),
+            Due::Actions => "a look for operator actions".into(),
         })
     }
 

@@ -158,6 +158,7 @@ impl<S: MoveService> Coordinator<S> {
                 identity: request.identity.clone(),
                 call: Call::with_correlation(call.correlation),
                 what: What::Create { intent, request },
+                action: None,
             });
         }
         Ok(())

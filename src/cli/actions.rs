@@ -1,0 +1,531 @@
+//! Operator actions from the command line: `mailbox hold|release|retry|skip|reschedule|approve` and
+//! `wave hold|release|reschedule`. Each mailbox's action is checked against where it stands before
+//! anything is recorded (one refusal refuses the lot, exit 2), then recorded in the store with who
+//! and why. A running mailwave applies it within `run.action_poll` (at once, told by a signal
+//! file); with no run going, this command applies it itself, under the run lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{BadInput, Cli, exit};
+use crate::config::Config;
+use crate::engine::RunOptions;
+use crate::engine::policy::{self, ActionCall, ActionStep};
+use crate::engine::session::{self, Session};
+use crate::exchange::{
+    Call, EndpointLimits, MoveRequest, MoveService, MoveStatistics, NewMove, ServiceError,
+};
+use crate::store::actions::{ActionKind, ActionRequest, MailboxFacts, WaveInfo};
+use crate::store::lock::RunLock;
+use crate::store::{FailureClass, State, Store, StoreError};
+
+/// What every action command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Mailboxes' addresses (case-insensitive).
+    #[arg(value_name = "ADDRESS")]
+    pub addresses: Vec<String>,
+    /// A CSV with an EmailAddress column (Microsoft's batch format), for many mailboxes.
+    #[arg(long, value_name = "CSV")]
+    pub from_file: Option<PathBuf>,
+    /// Why (kept in the audit and shown with the mailbox).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print what was done as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for a running mailwave to apply it.
+    #[arg(long, default_value_t = 60)]
+    pub wait: u64,
+}
+
+/// One mailbox's action, as the command reports it.
+#[derive(Debug, Clone, Serialize)]
+struct Line {
+    address: String,
+    action: ActionKind,
+    /// Where it stood when asked.
+    state: String,
+    wave: String,
+    /// What applying it does (dry run), or what came of it.
+    outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+}
+
+fn who(by: &Option<String>) -> String {
+    by.clone()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Addresses from the command line and `--from-file`, each once.
+pub fn addresses(common: &Common) -> anyhow::Result<Vec<String>> {
+    let mut out = common.addresses.clone();
+    if let Some(path) = &common.from_file {
+        out.extend(read_address_file(path)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|a| seen.insert(a.trim().to_ascii_lowercase()));
+    if out.is_empty() {
+        return Err(BadInput("name at least one mailbox (or --from-file)".into()).into());
+    }
+    Ok(out)
+}
+
+/// The EmailAddress column of a CSV (Microsoft's batch format; other columns are ignored).
+fn read_address_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let bad = |line: u64, m: String| BadInput(format!("{}, line {line}: {m}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(0, e.to_string()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(crate::inventory::read::LimitedLines::new(file));
+    let col = reader
+        .headers()
+        .map_err(|e| bad(1, e.to_string()))?
+        .iter()
+        .position(|h| {
+            h.trim_start_matches('\u{feff}')
+                .eq_ignore_ascii_case("EmailAddress")
+        })
+        .ok_or_else(|| bad(1, "no EmailAddress column".into()))?;
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            bad(
+                e.position().map(|p| p.line()).unwrap_or(0),
+                match crate::inventory::read::line_too_long(&e) {
+                    Some(_) => "the line is too long".into(),
+                    None => e.to_string(),
+                },
+            )
+        })?;
+        if let Some(a) = record.get(col).filter(|a| !a.is_empty()) {
+            out.push(a.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn class_of(f: &MailboxFacts) -> Option<FailureClass> {
+    f.failure_class.as_deref().and_then(FailureClass::from_name)
+}
+
+/// What applying an action does to a mailbox, in words, or why it is refused.
+fn plan_one(
+    kind: ActionKind,
+    f: &MailboxFacts,
+    force: bool,
+    target: Option<&str>,
+) -> Result<String, String> {
+    match policy::action_step(kind, f.state, class_of(f), f.has_request, false, force) {
+        ActionStep::Refuse(why) => Err(why.to_string()),
+        ActionStep::Later => Ok("after its create is settled".into()),
+        ActionStep::Store(to) => Ok(match target {
+            Some(t) if to == f.state => format!("moves to {t}"),
+            Some(t) => format!("{} -> {to}, in {t}", f.state),
+            None if to == f.state => "no change".into(),
+            None => format!("{} -> {to}", f.state),
+        }),
+        ActionStep::Call(call) => Ok(match call {
+            ActionCall::Hold => format!(
+                "{} -> held; Set-MoveRequest -CompleteAfter a year out (it keeps copying)",
+                f.state
+            ),
+            ActionCall::Move if kind == ActionKind::Reschedule && f.state == State::Held => {
+                format!(
+                    "Set-MoveRequest -BatchName {}; stays held",
+                    target.unwrap_or(&f.wave)
+                )
+            }
+            ActionCall::Move => format!(
+                "Set-MoveRequest -BatchName -CompleteAfter of {}",
+                target.unwrap_or(&f.wave)
+            ),
+            ActionCall::Remove if kind == ActionKind::Retry => {
+                "Remove-MoveRequest, and a new one in its wave".into()
+            }
+            ActionCall::Remove => format!("Remove-MoveRequest; {} -> skipped", f.state),
+            ActionCall::Resume => {
+                "Resume-MoveRequest (removed and created again if it must be)".into()
+            }
+            ActionCall::Approve => "Set-MoveRequest -SkippedItemApprovalTime now".into(),
+        }),
+    }
+}
+
+/// Checks, records and applies (or waits for a run to apply) `kind` on `mailboxes`.
+pub fn act(
+    cli: &Cli,
+    kind: ActionKind,
+    mailboxes: Vec<MailboxFacts>,
+    common: &Common,
+    force: bool,
+    target: Option<&WaveInfo>,
+) -> anyhow::Result<i32> {
+    let target_name = target.map(|t| t.name.as_str());
+    let mut lines = Vec::new();
+    let mut refused = Vec::new();
+    for f in &mailboxes {
+        let line = |outcome: String| Line {
+            address: f.address.clone(),
+            action: kind,
+            state: f.state.to_string(),
+            wave: f.wave.clone(),
+            outcome,
+            id: None,
+        };
+        match plan_one(kind, f, force, target_name) {
+            Ok(what) => lines.push(line(what)),
+            Err(why) => refused.push(line(format!("refused: {why}"))),
+        }
+    }
+    if !refused.is_empty() {
+        print(&refused, common.json);
+        return Err(BadInput(format!(
+            "{} of {} mailbox(es) cannot be {}; nothing was recorded",
+            refused.len(),
+            mailboxes.len(),
+            past(kind)
+        ))
+        .into());
+    }
+    if common.dry_run {
+        print(&lines, common.json);
+        return Ok(exit::OK);
+    }
+    let by = who(&common.by);
+    let requests: Vec<ActionRequest> = mailboxes
+        .iter()
+        .map(|f| ActionRequest {
+            mailbox_id: f.id,
+            kind,
+            by: by.clone(),
+            reason: common.reason.clone(),
+            target_wave: target.map(|t| t.id),
+            force,
+        })
+        .collect();
+    let now = cli.clock().now();
+    // Actions go through the store without the run lock: a running mailwave applies them.
+    let ids = Store::open(&cli.state)?.record_actions(&requests, now)?;
+    crate::store::actions::signal(&cli.state);
+    match RunLock::acquire(&cli.state, &format!("mailwave {} (actions)", kind.name())) {
+        Ok(lock) => {
+            let code = apply_here(cli)?;
+            drop(lock);
+            if code != exit::OK {
+                return Ok(code);
+            }
+        }
+        Err(StoreError::Locked(_)) => {
+            wait_for_run(&cli.state, &ids, Duration::from_secs(common.wait))?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    report(cli, kind, &ids, lines, common.json)
+}
+
+fn past(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Hold => "held",
+        ActionKind::Release => "released",
+        ActionKind::Retry => "retried",
+        ActionKind::Skip => "skipped",
+        ActionKind::Reschedule => "rescheduled",
+        ActionKind::Approve => "approved",
+    }
+}
+
+/// Waits for a running mailwave to apply the actions, at most `limit`.
+fn wait_for_run(state: &Path, ids: &[i64], limit: Duration) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        let rows = Store::open_read_only(state)?.actions_by_id(ids)?;
+        if rows.iter().all(|r| r.applied_at.is_some()) || start.elapsed() >= limit {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// How each action went, from the audit; exit 2 if the run refused any.
+fn report(
+    cli: &Cli,
+    kind: ActionKind,
+    ids: &[i64],
+    mut lines: Vec<Line>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let rows = Store::open_read_only(&cli.state)?.actions_by_id(ids)?;
+    let mut refused = 0;
+    for (line, row) in lines.iter_mut().zip(&rows) {
+        line.id = Some(row.id);
+        line.outcome = match (&row.applied_at, &row.outcome) {
+            (Some(_), Some(o)) => {
+                if o.starts_with("refused") {
+                    refused += 1;
+                }
+                o.clone()
+            }
+            _ => "pending: the run applies it within run.action_poll".into(),
+        };
+    }
+    print(&lines, json);
+    if refused > 0 {
+        errln!(
+            "mailwave: {refused} of {} could not be {}, as the run found them",
+            lines.len(),
+            past(kind)
+        );
+        return Ok(exit::BAD_INPUT);
+    }
+    Ok(exit::OK)
+}
+
+fn print(lines: &[Line], json: bool) {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(lines).unwrap_or_default()
+        );
+        return;
+    }
+    for l in lines {
+        outln!(
+            "{:<40} {:<10} {:<14} {:<22} {}",
+            l.address,
+            l.action.name(),
+            l.wave,
+            l.state,
+            l.outcome
+        );
+    }
+}
+
+/// No run is going: apply the recorded actions here, on the service when they need it (with the
+/// configured credential; without one they wait for a run).
+fn apply_here(cli: &Cli) -> anyhow::Result<i32> {
+    let config = if cli.config.exists() {
+        Config::load(&cli.config)?
+    } else {
+        Config::default()
+    };
+    let clock = cli.clock();
+    let options = RunOptions {
+        actions_only: true,
+        ..RunOptions::default()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let credential = crate::auth::Credential::from_config(&config.tenant).ok();
+    let report = runtime.block_on(async {
+        match credential.filter(|_| !config.tenant.id.is_empty()) {
+            Some(credential) => {
+                let policy = config.run.http();
+                let tokens = Arc::new(crate::auth::TokenProvider::new(
+                    policy, &config, credential, clock,
+                )?);
+                let transport = crate::exchange::rest::RestTransport::new(
+                    policy,
+                    &config.endpoints.exchange,
+                    &config.tenant.id,
+                    tokens,
+                )
+                .map_err(BadInput)?;
+                let service = Arc::new(crate::exchange::ExchangeClient::new(transport, clock));
+                anyhow::Ok(actions_session(cli, &config, clock, options, service).await)
+            }
+            None => {
+                anyhow::Ok(actions_session(cli, &config, clock, options, Arc::new(Offline)).await)
+            }
+        }
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match report {
+        Ok(r) if r.summary.fatal.is_some() => {
+            errln!(
+                "mailwave: applying the actions: {}",
+                r.summary.fatal.unwrap_or_default()
+            );
+            Ok(exit::FAILURE)
+        }
+        Ok(_) => Ok(exit::OK),
+        Err(e) => Err(anyhow::anyhow!(e)),
+    }
+}
+
+/// An actions-only run session over `service`.
+async fn actions_session<S: MoveService>(
+    cli: &Cli,
+    config: &Config,
+    clock: crate::time::Clock,
+    options: RunOptions,
+    service: Arc<S>,
+) -> Result<session::SessionReport, session::SessionError> {
+    session::run(Session {
+        service,
+        state: &cli.state,
+        config,
+        clock,
+        options,
+        command: "mailwave (actions)",
+        paused_time: false,
+        stop: tokio_util::sync::CancellationToken::new(),
+        ending: tokio_util::sync::CancellationToken::new(),
+        progress: None,
+    })
+    .await
+}
+
+/// The service when no credential is configured here: nothing is sent, so actions that need the
+/// service stay pending for a run that can.
+struct Offline;
+
+fn offline<T>() -> Result<T, ServiceError> {
+    Err(ServiceError::NotSent)
+}
+
+impl MoveService for Offline {
+    async fn create(&self, _: Call, _: &NewMove) -> Result<MoveRequest, ServiceError> {
+        offline()
+    }
+    async fn list_batch(
+        &self,
+        _: Call,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<MoveRequest>, ServiceError> {
+        offline()
+    }
+    async fn list_page(
+        &self,
+        _: Call,
+        _: &str,
+        _: Option<&str>,
+        _: Option<&str>,
+    ) -> Result<(Vec<MoveRequest>, Option<String>), ServiceError> {
+        offline()
+    }
+    async fn get(&self, _: Call, _: &str) -> Result<MoveRequest, ServiceError> {
+        offline()
+    }
+    async fn statistics(&self, _: Call, _: &str) -> Result<MoveStatistics, ServiceError> {
+        offline()
+    }
+    async fn approve_skipped_items(
+        &self,
+        _: Call,
+        _: &str,
+        _: jiff::Timestamp,
+    ) -> Result<(), ServiceError> {
+        offline()
+    }
+    async fn reschedule(
+        &self,
+        _: Call,
+        _: &str,
+        _: &str,
+        _: jiff::Timestamp,
+    ) -> Result<(), ServiceError> {
+        offline()
+    }
+    async fn resume(&self, _: Call, _: &str) -> Result<(), ServiceError> {
+        offline()
+    }
+    async fn suspend(&self, _: Call, _: &str) -> Result<(), ServiceError> {
+        offline()
+    }
+    async fn remove(&self, _: Call, _: &str) -> Result<(), ServiceError> {
+        offline()
+    }
+    async fn endpoint_limits(
+        &self,
+        _: Call,
+        _: Option<&str>,
+    ) -> Result<EndpointLimits, ServiceError> {
+        offline()
+    }
+}
+
+/// The facts of each address, or bad input naming those that are not in the plan.
+pub fn facts_of(state: &Path, addresses: &[String]) -> anyhow::Result<Vec<MailboxFacts>> {
+    let store = Store::open_read_only(state)?;
+    let mut out = Vec::with_capacity(addresses.len());
+    let mut missing = Vec::new();
+    for a in addresses {
+        match store.mailbox_facts(a.trim())? {
+            Some(f) => out.push(f),
+            None => missing.push(a.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(BadInput(format!(
+            "not in the current plan: {}{}; nothing was recorded",
+            missing
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if missing.len() > 5 {
+                format!(" and {} more", missing.len() - 5)
+            } else {
+                String::new()
+            }
+        ))
+        .into());
+    }
+    Ok(out)
+}
+
+/// A reschedule's target wave: it must exist, not have opened, and have room (or `--force`).
+pub fn target_wave(
+    cli: &Cli,
+    name: &str,
+    arriving: usize,
+    force: bool,
+) -> anyhow::Result<WaveInfo> {
+    let store = Store::open_read_only(&cli.state)?;
+    let wave = store.wave_info(name)?.ok_or_else(|| {
+        BadInput(format!(
+            "--to: no wave {name} in the state database (see `mailwave status`)"
+        ))
+    })?;
+    check_target(cli, &wave, arriving, force)?;
+    Ok(wave)
+}
+
+pub fn check_target(
+    cli: &Cli,
+    wave: &WaveInfo,
+    arriving: usize,
+    force: bool,
+) -> anyhow::Result<()> {
+    if cli.clock().now() >= wave.window_start {
+        return Err(BadInput(format!(
+            "--to: the window of {} has already opened ({})",
+            wave.name, wave.window_start
+        ))
+        .into());
+    }
+    let after = wave.mailboxes + arriving as i64;
+    if after > wave.capacity && !force {
+        return Err(BadInput(format!(
+            "--to: {} holds {} of its capacity {}; {arriving} more would overfill it (add --force to do it anyway)",
+            wave.name, wave.mailboxes, wave.capacity
+        ))
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,497 @@
+//! Operator actions (hold, release, retry, skip, reschedule, approve), applied while the run goes.
+//! A command records them in the store and touches a signal file; the run looks at once when the
+//! signal changes, and every `run.action_poll` anyway. Each action is checked again here against
+//! where the mailbox stands now ([`policy::action_step`]), applied on the service when it must be,
+//! and answered in the store: the state change as an event with who and why, and the action marked
+//! applied or refused. An action whose call was cut off stays pending: the next run applies it
+//! again (every call an action makes can be made twice).
+
+use std::collections::VecDeque;
+
+use jiff::Timestamp;
+
+use super::super::jobs::{Answer, What};
+use super::super::policy::{self, ActionCall, ActionStep};
+use super::super::state::{Close, Guid, Target, Wave, Work, ms};
+use super::{Coordinator, tr};
+use crate::exchange::{MoveService, ServiceError};
+use crate::store::actions::{ActionKind, ActionRequest, PendingAction};
+use crate::store::writer::Command;
+use crate::store::{FailureClass, State, Store, StoreError};
+
+/// An action the run has taken on: the mailbox, and the wave a reschedule or release goes to.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub id: i64,
+    pub idx: u32,
+    pub request: ActionRequest,
+    /// A reschedule's target wave (an index into the run's waves).
+    pub target: Option<u32>,
+}
+
+/// The actions waiting to be applied, and what has been seen.
+#[derive(Debug, Default)]
+pub(crate) struct Actions {
+    pub queue: VecDeque<Queued>,
+    /// Pending actions already taken on (queued or with a call in flight).
+    pub taken: std::collections::HashSet<i64>,
+    /// The signal file's mark when it was last read.
+    pub mark: Option<String>,
+    pub next_look: Option<Timestamp>,
+}
+
+const FAR_AWAY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 365);
+
+fn detail(kind: ActionKind, r: &ActionRequest) -> String {
+    let mut d = format!("{} by {}", kind.name(), r.by);
+    if let Some(reason) = &r.reason {
+        d.push_str(": ");
+        d.push_str(reason);
+    }
+    d
+}
+
+impl<S: MoveService> Coordinator<S> {
+    /// Looks for new actions when the signal changed or `run.action_poll` has passed.
+    pub(super) fn look_for_actions(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        let mark = crate::store::actions::signal_mark(&self.store_path);
+        let due = self.actions.next_look.is_none_or(|t| now >= t);
+        if !due && mark == self.actions.mark {
+            return Ok(());
+        }
+        self.actions.mark = mark;
+        self.actions.next_look = Some(now + self.cfg.action_poll);
+        let pending = Store::open_read_only(&self.store_path)?.pending_actions()?;
+        let new: Vec<PendingAction> = pending
+            .into_iter()
+            .filter(|a| !self.actions.taken.contains(&a.id))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let indices = self.st.indices_of(new.iter().map(|a| a.request.mailbox_id));
+        for a in new {
+            // A mailbox outside this run's scope waits for a run that has it.
+            let Some(&idx) = indices.get(&a.request.mailbox_id) else {
+                continue;
+            };
+            let target = match a.request.target_wave {
+                Some(w) => match self.wave_index(w)? {
+                    Some(t) => Some(t),
+                    None => continue,
+                },
+                None => None,
+            };
+            tracing::info!(action = a.request.kind.name(), mailbox = %self.st.address(idx), by = %a.request.by, "operator action");
+            self.actions.taken.insert(a.id);
+            self.actions.queue.push_back(Queued {
+                id: a.id,
+                idx,
+                request: a.request,
+                target,
+            });
+        }
+        Ok(())
+    }
+
+    /// The run's index of a wave, loading it if the run does not know it yet (a wave made by
+    /// `wave reschedule`, or one that held no mailbox when the run began).
+    fn wave_index(&mut self, db_id: i64) -> Result<Option<u32>, StoreError> {
+        if let Some(w) = self.st.wave_of_db(db_id) {
+            return Ok(Some(w));
+        }
+        let Some(row) = Store::open_read_only(&self.store_path)?.wave_row(db_id)? else {
+            return Ok(None);
+        };
+        // A wave an action moves mailboxes into is worked whatever the scope named.
+        self.st.waves.push(Wave::of(row, None));
+        Ok(Some(self.st.waves.len() as u32 - 1))
+    }
+
+    /// Applies what can be applied now, while call slots are free.
+    pub(super) async fn apply_actions(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        for _ in 0..self.actions.queue.len() {
+            if self.slots() == 0 {
+                break;
+            }
+            let Some(a) = self.actions.queue.pop_front() else {
+                break;
+            };
+            let m = &self.st.mailboxes[a.idx as usize];
+            if m.work != Work::Idle && m.work != Work::Waiting {
+                self.actions.queue.push_back(a); // busy: after its call
+                continue;
+            }
+            let has_request = m.guid.get().is_some()
+                || (m.submitted_at > 0 && !matches!(m.state, State::Planned | State::Skipped));
+            let step = policy::action_step(
+                a.request.kind,
+                m.state,
+                m.class,
+                has_request,
+                self.st.has_open_create(a.idx),
+                a.request.force,
+            );
+            match step {
+                ActionStep::Later => self.actions.queue.push_back(a),
+                ActionStep::Refuse(why) => self.refuse(&a, why, now).await?,
+                ActionStep::Store(to) => self.apply_in_store(&a, to, now).await?,
+                ActionStep::Call(call) => {
+                    let what = match call {
+                        ActionCall::Hold => {
+                            let w = &self.st.waves[m.wave as usize];
+                            What::Reschedule {
+                                to: Target::NoLaterWave,
+                                batch: w.name.clone(),
+                                complete_after: now + FAR_AWAY,
+                            }
+                        }
+                        ActionCall::Move => {
+                            let to = self.destination(&a, now);
+                            let w = &self.st.waves[to as usize];
+                            // A held mailbox rescheduled stays held: its batch moves, its
+                            // cut-over stays far away.
+                            let stays_held =
+                                m.state == State::Held && a.request.kind == ActionKind::Reschedule;
+                            What::Reschedule {
+                                to: Target::Wave(to),
+                                batch: w.name.clone(),
+                                complete_after: if stays_held {
+                                    now + FAR_AWAY
+                                } else {
+                                    w.window_start
+                                },
+                            }
+                        }
+                        ActionCall::Remove => What::Remove,
+                        ActionCall::Resume => What::Resume,
+                        ActionCall::Approve => What::Approve,
+                    };
+                    let mut job = self.mailbox_job(a.idx, what);
+                    job.action = Some((a.id, a.request.kind));
+                    self.in_flight_actions.insert(a.id, a);
+                    self.dispatch(job);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a release or a reschedule takes a mailbox: the reschedule's wave; for a release, its
+    /// own wave while that window has not closed, else the next wave with room.
+    fn destination(&self, a: &Queued, now: Timestamp) -> u32 {
+        if let Some(t) = a.target {
+            return t;
+        }
+        let w = self.st.mailboxes[a.idx as usize].wave;
+        if self.st.waves[w as usize].close == Close::Ahead
+            && now < self.close_time(&self.st.waves[w as usize])
+        {
+            return w;
+        }
+        // The next wave with room; failing that, the next wave; failing that, its own (the
+        // close of its window then decides, as for any mailbox left over).
+        let mut after = w;
+        let mut first = None;
+        loop {
+            match self.st.next_wave(after, now + self.cfg.cutover_margin) {
+                Target::Wave(n) => {
+                    let wave = &self.st.waves[n as usize];
+                    if wave.size() < wave.capacity {
+                        return n;
+                    }
+                    first.get_or_insert(n);
+                    after = n;
+                }
+                Target::NoLaterWave => return first.unwrap_or(w),
+            }
+        }
+    }
+
+    async fn refuse(&mut self, a: &Queued, why: &str, now: Timestamp) -> Result<(), StoreError> {
+        let id = self.st.mailboxes[a.idx as usize].id;
+        self.writer
+            .submit(Command::Note {
+                mailbox: id,
+                cause: "action",
+                detail: format!("{} refused: {why}", detail(a.request.kind, &a.request)),
+                at: ms(now),
+                correlation: None,
+            })
+            .await?;
+        self.answer_action(a.id, format!("refused: {why}"), now)
+            .await
+    }
+
+    async fn answer_action(
+        &mut self,
+        action: i64,
+        outcome: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.actions.taken.remove(&action);
+        self.writer
+            .submit(Command::ActionApplied {
+                action,
+                outcome,
+                at: ms(now),
+            })
+            .await
+    }
+
+    /// Moves a mailbox to wave `to` in the store and the view (with its reason), if it is not there.
+    async fn move_in_store(
+        &mut self,
+        idx: u32,
+        to: u32,
+        why: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let m = &self.st.mailboxes[idx as usize];
+        if m.wave == to {
+            return Ok(());
+        }
+        self.writer
+            .submit(Command::Reschedule {
+                mailbox: m.id,
+                wave: self.st.waves[to as usize].db_id,
+                detail: why,
+                at: ms(now),
+            })
+            .await?;
+        self.st.move_to_wave(idx, to);
+        self.counters.rescheduled += 1;
+        Ok(())
+    }
+
+    async fn apply_in_store(
+        &mut self,
+        a: &Queued,
+        to: State,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let idx = a.idx;
+        let kind = a.request.kind;
+        let m = &self.st.mailboxes[idx as usize];
+        let (id, from) = (m.id, m.state);
+        if matches!(kind, ActionKind::Release | ActionKind::Reschedule)
+            || (kind == ActionKind::Retry && to == State::Planned)
+        {
+            let dest = self.destination(a, now);
+            let why = format!(
+                "{} to {}",
+                detail(kind, &a.request),
+                self.st.waves[dest as usize].name
+            );
+            self.move_in_store(idx, dest, why, now).await?;
+        }
+        if kind == ActionKind::Retry {
+            self.writer
+                .submit(Command::ResetAttempts { mailbox: id })
+                .await?;
+            self.st.mailboxes[idx as usize].attempts = 0;
+        }
+        if to != from {
+            let t = tr(id, to, kind.name()).detail(detail(kind, &a.request));
+            self.transition(idx, t, now).await?;
+        }
+        if to == State::Planned {
+            // The submitter looks at the wave again from its start.
+            let w = self.st.mailboxes[idx as usize].wave;
+            self.st.waves[w as usize].submit_cursor = 0;
+            self.unstarted_in_closed_wave(idx, now).await?;
+        }
+        self.answer_action(a.id, "applied".into(), now).await
+    }
+
+    /// The service's answer to a call an action made.
+    pub(super) async fn on_action_answer(
+        &mut self,
+        idx: u32,
+        action: i64,
+        answer: Answer,
+        correlation: [u8; 16],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.st.mailboxes[idx as usize].work = Work::Idle;
+        let Some(a) = self.in_flight_actions.remove(&action) else {
+            return Ok(());
+        };
+        let kind = a.request.kind;
+        let id = self.st.mailboxes[idx as usize].id;
+        let result = match &answer {
+            Answer::Rescheduled { result, .. }
+            | Answer::Removed(result)
+            | Answer::Resumed(result)
+            | Answer::Approved(result) => result.clone(),
+            _ => Ok(()),
+        };
+        match result {
+            // Not sent (the run is ending) or no answer: the next look takes it on again.
+            Err(
+                ServiceError::NotSent
+                | ServiceError::Transient { .. }
+                | ServiceError::Throttled { .. },
+            ) => {
+                self.actions.taken.remove(&action);
+                return Ok(());
+            }
+            Err(ServiceError::RequestCompleting { .. }) => {
+                return self.refuse(&a, "its cut-over has started", now).await;
+            }
+            Err(ref e) if self.refused(e) => {
+                self.actions.taken.remove(&action);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let state = self.st.mailboxes[idx as usize].state;
+        match (kind, &answer, result) {
+            (ActionKind::Hold, _, Ok(())) => {
+                let t = tr(id, State::Held, "hold")
+                    .correlation(correlation)
+                    .detail(format!(
+                        "{}; its cut-over is moved a year out until it is released",
+                        detail(kind, &a.request)
+                    ));
+                if state.can_become(State::Held) {
+                    self.transition(idx, t, now).await?;
+                }
+            }
+            (
+                ActionKind::Release | ActionKind::Reschedule,
+                Answer::Rescheduled { to, .. },
+                Ok(()),
+            ) => {
+                if let Target::Wave(to) = *to {
+                    let why = format!(
+                        "{} to {}",
+                        detail(kind, &a.request),
+                        self.st.waves[to as usize].name
+                    );
+                    self.move_in_store(idx, to, why, now).await?;
+                }
+                if state == State::Held && kind == ActionKind::Release {
+                    let t = tr(id, State::Submitted, kind.name())
+                        .correlation(correlation)
+                        .detail(detail(kind, &a.request));
+                    self.transition(idx, t, now).await?;
+                }
+                let w = self.st.mailboxes[idx as usize].wave;
+                self.schedule_poll(w, now);
+            }
+            (ActionKind::Skip, _, Ok(()) | Err(ServiceError::NotFound { .. })) => {
+                self.forget_request(idx);
+                let t = tr(id, State::Skipped, "skip")
+                    .correlation(correlation)
+                    .detail(format!(
+                        "{}; its move request was removed",
+                        detail(kind, &a.request)
+                    ));
+                self.transition(idx, t, now).await?;
+            }
+            (ActionKind::Retry, Answer::Resumed(_), Ok(())) => {
+                self.writer
+                    .submit(Command::ResetAttempts { mailbox: id })
+                    .await?;
+                self.st.mailboxes[idx as usize].attempts = 0;
+                let t = tr(id, State::Syncing, "retry")
+                    .correlation(correlation)
+                    .detail(detail(kind, &a.request));
+                self.transition(idx, t, now).await?;
+                let w = self.st.mailboxes[idx as usize].wave;
+                self.schedule_poll(w, now);
+            }
+            (
+                ActionKind::Retry,
+                Answer::Resumed(_),
+                Err(ServiceError::BadRequest { .. } | ServiceError::Permanent { .. }),
+            ) => {
+                // The service will not resume it: remove it, and create it again.
+                let mut job = self.mailbox_job(idx, What::Remove);
+                job.action = Some((a.id, kind));
+                self.in_flight_actions.insert(a.id, a);
+                self.dispatch(job);
+                return Ok(());
+            }
+            (ActionKind::Retry, _, Ok(()) | Err(ServiceError::NotFound { .. })) => {
+                // Removed (or gone): it is created again in its wave.
+                self.writer
+                    .submit(Command::ResetAttempts { mailbox: id })
+                    .await?;
+                self.forget_request(idx);
+                let t = tr(id, State::Planned, "retry")
+                    .correlation(correlation)
+                    .detail(format!(
+                        "{}; its move request was removed to be created again",
+                        detail(kind, &a.request)
+                    ));
+                self.transition(idx, t, now).await?;
+                self.st.mailboxes[idx as usize].attempts = 0;
+                let dest = self.destination(&a, now);
+                let why = format!(
+                    "{} to {}",
+                    detail(kind, &a.request),
+                    self.st.waves[dest as usize].name
+                );
+                self.move_in_store(idx, dest, why, now).await?;
+                let w = self.st.mailboxes[idx as usize].wave;
+                self.st.waves[w as usize].submit_cursor = 0;
+                self.unstarted_in_closed_wave(idx, now).await?;
+            }
+            (ActionKind::Approve, _, Ok(())) => {
+                self.writer
+                    .submit(Command::Note {
+                        mailbox: id,
+                        cause: "approve",
+                        detail: format!("{}: skipped items approved", detail(kind, &a.request)),
+                        at: ms(now),
+                        correlation: Some(correlation),
+                    })
+                    .await?;
+                if state == State::Failed
+                    && self.st.mailboxes[idx as usize].class == Some(FailureClass::NeedsApproval)
+                {
+                    let t = tr(id, State::Synced, "approve").correlation(correlation);
+                    self.transition(idx, t, now).await?;
+                }
+            }
+            (_, _, Err(ServiceError::NotFound { .. })) => {
+                self.request_gone(idx, now).await?;
+                return self
+                    .refuse(&a, "its move request is no longer on the service", now)
+                    .await;
+            }
+            (_, _, Err(e)) => {
+                let why = format!("the service refused it: {e}");
+                let idd = self.st.mailboxes[idx as usize].id;
+                self.writer
+                    .submit(Command::Note {
+                        mailbox: idd,
+                        cause: "action",
+                        detail: format!("{} refused: {why}", detail(kind, &a.request)),
+                        at: ms(now),
+                        correlation: Some(correlation),
+                    })
+                    .await?;
+                return self
+                    .answer_action(a.id, format!("refused: {why}"), now)
+                    .await;
+            }
+            (_, _, Ok(())) => {}
+        }
+        self.answer_action(a.id, "applied".into(), now).await
+    }
+
+    /// The mailbox no longer has a request of ours on the service.
+    fn forget_request(&mut self, idx: u32) {
+        let m = &mut self.st.mailboxes[idx as usize];
+        m.guid = Guid::default();
+        m.submitted_at = 0;
+    }
+
+    /// Whether operator actions still wait (an actions-only run ends when none do).
+    pub(super) fn actions_waiting(&self) -> bool {
+        !self.actions.queue.is_empty() || !self.in_flight_actions.is_empty()
+    }
+}

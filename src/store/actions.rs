@@ -1,0 +1,324 @@
+//! Operator actions in the store: an append-only audit that is also the queue the run applies. A
+//! command records what was asked (who, why, when); the run applies it, on the service when need
+//! be, and records when and how it went. A signal file beside the database tells a running
+//! mailwave to look.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Result, State, Store, from_millis, millis};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Hold,
+    Release,
+    Retry,
+    Skip,
+    Reschedule,
+    Approve,
+}
+
+impl ActionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::Hold => "hold",
+            ActionKind::Release => "release",
+            ActionKind::Retry => "retry",
+            ActionKind::Skip => "skip",
+            ActionKind::Reschedule => "reschedule",
+            ActionKind::Approve => "approve",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        [
+            ActionKind::Hold,
+            ActionKind::Release,
+            ActionKind::Retry,
+            ActionKind::Skip,
+            ActionKind::Reschedule,
+            ActionKind::Approve,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+    }
+}
+
+/// What an operator asks for one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRequest {
+    pub mailbox_id: i64,
+    pub kind: ActionKind,
+    pub by: String,
+    pub reason: Option<String>,
+    /// For a reschedule: the wave it goes to.
+    pub target_wave: Option<i64>,
+    pub force: bool,
+}
+
+/// An action the run has not applied yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAction {
+    pub id: i64,
+    pub at: jiff::Timestamp,
+    pub request: ActionRequest,
+}
+
+/// One action as the audit shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRow {
+    pub id: i64,
+    pub at: String,
+    pub address: String,
+    pub kind: ActionKind,
+    pub by: String,
+    pub reason: Option<String>,
+    pub target_wave: Option<String>,
+    pub force: bool,
+    pub applied_at: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// What an action command needs to know of a mailbox to decide whether the action is legal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxFacts {
+    pub id: i64,
+    pub address: String,
+    pub state: State,
+    pub failure_class: Option<String>,
+    pub wave: String,
+    pub wave_id: i64,
+    /// A move request exists or existed for it (its id is known).
+    pub has_request: bool,
+}
+
+/// The file a command touches after recording actions, so a running mailwave looks at once.
+pub fn signal_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".actions");
+    db.with_file_name(name)
+}
+
+/// Tells a running mailwave that actions wait (best effort: it also looks now and then anyway).
+pub fn signal(db: &Path) {
+    let stamp = jiff::Timestamp::now().as_nanosecond().to_string();
+    let _ = crate::private::write(&signal_path(db), stamp);
+}
+
+/// The signal's current mark (its contents), to compare with the last one seen.
+pub fn signal_mark(db: &Path) -> Option<String> {
+    std::fs::read_to_string(signal_path(db)).ok()
+}
+
+impl Store {
+    /// Records actions in one transaction; returns their ids in order.
+    pub fn record_actions(
+        &mut self,
+        requests: &[ActionRequest],
+        now: jiff::Timestamp,
+    ) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(requests.len());
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO actions (at, mailbox_id, kind, by, reason, target_wave, force)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in requests {
+                insert.execute(params![
+                    millis(now),
+                    r.mailbox_id,
+                    r.kind.name(),
+                    r.by,
+                    r.reason,
+                    r.target_wave,
+                    r.force
+                ])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Actions not applied yet, oldest first.
+    pub fn pending_actions(&self) -> Result<Vec<PendingAction>> {
+        let mut q = self.conn.prepare(
+            "SELECT id, at, mailbox_id, kind, by, reason, target_wave, force FROM actions
+             WHERE applied_at IS NULL ORDER BY id",
+        )?;
+        let rows = q.query_map([], |r| {
+            let kind: String = r.get(3)?;
+            Ok(PendingAction {
+                id: r.get(0)?,
+                at: from_millis(r.get(1)?),
+                request: ActionRequest {
+                    mailbox_id: r.get(2)?,
+                    kind: ActionKind::parse(&kind).unwrap_or(ActionKind::Hold),
+                    by: r.get(4)?,
+                    reason: r.get(5)?,
+                    target_wave: r.get(6)?,
+                    force: r.get(7)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The actions with these ids, as the audit shows them.
+    pub fn actions_by_id(&self, ids: &[i64]) -> Result<Vec<ActionRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(row) = self.action_rows("a.id = ?1", id)?.pop() {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every action on one mailbox, oldest first.
+    pub fn actions_of(&self, mailbox_id: i64) -> Result<Vec<ActionRow>> {
+        self.action_rows("a.mailbox_id = ?1", mailbox_id)
+    }
+
+    fn action_rows(&self, filter: &str, value: i64) -> Result<Vec<ActionRow>> {
+        let mut q = self.conn.prepare(&format!(
+            "SELECT a.id, a.at, m.address, a.kind, a.by, a.reason, w.name, a.force, a.applied_at, a.outcome
+             FROM actions a JOIN mailboxes m ON m.id = a.mailbox_id LEFT JOIN waves w ON w.id = a.target_wave
+             WHERE {filter} ORDER BY a.id"
+        ))?;
+        let rows = q.query_map([value], |r| {
+            let kind: String = r.get(3)?;
+            Ok(ActionRow {
+                id: r.get(0)?,
+                at: from_millis(r.get(1)?).to_string(),
+                address: r.get(2)?,
+                kind: ActionKind::parse(&kind).unwrap_or(ActionKind::Hold),
+                by: r.get(4)?,
+                reason: r.get(5)?,
+                target_wave: r.get(6)?,
+                force: r.get(7)?,
+                applied_at: r
+                    .get::<_, Option<i64>>(8)?
+                    .map(|t| from_millis(t).to_string()),
+                outcome: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// What an action command needs of each address: `None` for an address not in the plan.
+    pub fn mailbox_facts(&self, address: &str) -> Result<Option<MailboxFacts>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT m.id, m.address, s.state, s.failure_class, w.name, w.id, s.request_id
+                 FROM mailboxes m JOIN mailbox_state s ON s.mailbox_id = m.id
+                 JOIN waves w ON w.id = s.wave_id WHERE m.address = ?1",
+                [address],
+                |r| {
+                    Ok(MailboxFacts {
+                        id: r.get(0)?,
+                        address: r.get(1)?,
+                        state: State::from_code(r.get(2)?).unwrap_or(State::Failed),
+                        failure_class: r.get(3)?,
+                        wave: r.get(4)?,
+                        wave_id: r.get(5)?,
+                        has_request: r.get::<_, Option<String>>(6)?.is_some(),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The addresses of a wave's mailboxes, in plan order.
+    pub fn wave_addresses(&self, wave: &str) -> Result<Vec<String>> {
+        let mut q = self.conn.prepare(
+            "SELECT m.address FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id
+             JOIN waves w ON w.id = s.wave_id WHERE w.name = ?1 ORDER BY s.seq",
+        )?;
+        let rows = q.query_map([wave], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// A wave as an action command checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveInfo {
+    pub id: i64,
+    pub name: String,
+    pub capacity: i64,
+    pub window_start: jiff::Timestamp,
+    pub window_end: jiff::Timestamp,
+    /// Mailboxes in it now.
+    pub mailboxes: i64,
+}
+
+impl Store {
+    pub fn wave_info(&self, name: &str) -> Result<Option<WaveInfo>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT w.id, w.name, w.capacity, w.window_start, w.window_end,
+                        (SELECT COUNT(*) FROM mailbox_state s WHERE s.wave_id = w.id)
+                 FROM waves w WHERE w.name = ?1",
+                [name],
+                |r| {
+                    Ok(WaveInfo {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        capacity: r.get(2)?,
+                        window_start: from_millis(r.get(3)?),
+                        window_end: from_millis(r.get(4)?),
+                        mailboxes: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The wave of a calendar slot, made (as part of the current plan) if there is none yet: where
+    /// `wave reschedule --to DATE` puts a wave's mailboxes.
+    pub fn ensure_wave(&mut self, slot: &crate::plan::Slot) -> Result<WaveInfo> {
+        let name = format!("mw-{}", slot.date);
+        if let Some(w) = self.wave_info(&name)? {
+            return Ok(w);
+        }
+        let tx = self.conn.transaction()?;
+        let plan: i64 = tx.query_row(
+            "SELECT COALESCE((SELECT id FROM plans WHERE current = 1), 0)",
+            [],
+            |r| r.get(0),
+        )?;
+        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM waves", [], |r| {
+            r.get(0)
+        })?;
+        let kind = match slot.kind {
+            crate::plan::DayKind::Weekday => "weekday",
+            crate::plan::DayKind::Weekend => "weekend",
+        };
+        tx.execute(
+            "INSERT INTO waves (name, plan_id, seq, local_date, kind, pilot, capacity, window_start,
+                window_end, prestage_start, window_start_local, window_end_local)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                name,
+                plan,
+                seq,
+                slot.date.to_string(),
+                kind,
+                slot.capacity as i64,
+                millis(slot.start.timestamp()),
+                millis(slot.end.timestamp()),
+                millis(slot.prestage_start.timestamp()),
+                slot.start.to_string(),
+                slot.end.to_string()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(self.wave_info(&name)?.expect("the wave was just made"))
+    }
+}

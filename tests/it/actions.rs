@@ -1,0 +1,529 @@
+//! Operator actions: on the paused clock in the middle of a run (what the service ends up
+//! holding), and from the command line (what is recorded, what is refused).
+
+use std::time::Duration;
+
+use jiff::civil::date;
+use jiff::{SignedDuration, Timestamp};
+use mailwave::engine::RunOptions;
+use mailwave::exchange::ExchangeClient;
+use mailwave::sim::transport::LocalTransport;
+use mailwave::sim::{Profile, Simulator};
+use mailwave::store::actions::{self, ActionKind, ActionRequest, MailboxFacts};
+use mailwave::store::{State, Store};
+use mailwave::time::Clock;
+use std::sync::Arc;
+
+use crate::engine::engine_config;
+use crate::helpers::*;
+use mailwave::engine::session::{self, Session};
+use tokio_util::sync::CancellationToken;
+
+/// What the simulated service holds for one address: (status, CompleteAfter, cut-over started),
+/// or `None` when it holds no live request.
+fn on_service(
+    sim: &Simulator,
+    address: &str,
+) -> Option<(String, Option<Timestamp>, Option<Timestamp>)> {
+    sim.with_moves(|s| {
+        s.moves()
+            .iter()
+            .find(|m| !m.is_removed() && s.identity_of(m) == address)
+            .map(|m| {
+                (
+                    m.status.name().to_string(),
+                    m.complete_after(),
+                    m.completion_started(),
+                )
+            })
+    })
+}
+
+fn facts(db: &std::path::Path, address: &str) -> MailboxFacts {
+    Store::open_read_only(db)
+        .unwrap()
+        .mailbox_facts(address)
+        .unwrap()
+        .unwrap()
+}
+
+fn ask(
+    db: &std::path::Path,
+    kind: ActionKind,
+    who: &[&MailboxFacts],
+    target: Option<i64>,
+    force: bool,
+    now: Timestamp,
+) -> Vec<i64> {
+    let requests: Vec<ActionRequest> = who
+        .iter()
+        .map(|f| ActionRequest {
+            mailbox_id: f.id,
+            kind,
+            by: "test-operator".into(),
+            reason: Some(format!("{} in a test", kind.name())),
+            target_wave: target,
+            force,
+        })
+        .collect();
+    let ids = Store::open(db)
+        .unwrap()
+        .record_actions(&requests, now)
+        .unwrap();
+    actions::signal(db);
+    ids
+}
+
+/// Waits (simulated time) until the actions are applied; returns their outcomes.
+async fn applied(db: &std::path::Path, ids: &[i64]) -> Vec<String> {
+    for _ in 0..600 {
+        let rows = Store::open_read_only(db)
+            .unwrap()
+            .actions_by_id(ids)
+            .unwrap();
+        if rows.iter().all(|r| r.applied_at.is_some()) {
+            return rows
+                .into_iter()
+                .map(|r| r.outcome.unwrap_or_default())
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    panic!("actions {ids:?} were not applied within 50 simulated minutes");
+}
+
+async fn sleep_until(clock: Clock, at: Timestamp) {
+    let d = at.duration_since(clock.now());
+    if d.is_positive() {
+        tokio::time::sleep(d.unsigned_abs()).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_taken_during_a_run_are_what_the_service_ends_up_holding() {
+    let p = Project::new(&engine_config(60, 60, "action_poll = \"10m\""));
+    let plan = planned_estate(&p, 220, date(2027, 1, 4));
+    // The first full wave, the one two after it, and the last.
+    let first_full = plan.waves.iter().position(|w| !w.pilot).unwrap();
+    assert!(
+        plan.waves.len() >= first_full + 4,
+        "{} waves",
+        plan.waves.len()
+    );
+    let (w0, w2) = (&plan.waves[first_full], &plan.waves[first_full + 2]);
+    let w3 = plan.waves.last().unwrap();
+    let origin = w0.prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let profile = Profile {
+        throughput_gb_per_hour: 3_000.0,
+        permanent_failure_share: 0.05,
+        transient_failure_share: 0.0,
+        dcs_investigate_share: 0.0,
+        dcs_poor_share: 0.0,
+        stall_share: 0.0,
+        injected_5xx_share: 0.0,
+        ..Profile::default()
+    };
+    let sim = Arc::new(Simulator::new(profile, 11, clock).unwrap());
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let db = p.db();
+    let run = tokio::spawn({
+        let (db, config, service) = (db.clone(), p.config(), service.clone());
+        async move {
+            session::run(Session {
+                service,
+                state: &db,
+                config: &config,
+                clock,
+                options: RunOptions::default(),
+                command: "test",
+                paused_time: true,
+                stop: CancellationToken::new(),
+                ending: CancellationToken::new(),
+                progress: None,
+            })
+            .await
+            .unwrap()
+            .summary
+        }
+    });
+
+    // Half a day into pre-staging every mailbox of the first wave has a request.
+    sleep_until(
+        clock,
+        w0.prestage_start_utc + SignedDuration::from_hours(12),
+    )
+    .await;
+    let first: Vec<MailboxFacts> = Store::open_read_only(&db)
+        .unwrap()
+        .wave_addresses(&w0.id)
+        .unwrap()
+        .iter()
+        .map(|a| facts(&db, a))
+        .filter(|f| f.has_request && f.state != State::Failed)
+        .collect();
+    assert!(first.len() > 40, "{} with requests", first.len());
+    let (held, skipped, moved, released) = (&first[0], &first[1], &first[2], &first[3]);
+    // A mailbox of the last wave has no request yet.
+    let later = facts(
+        &db,
+        &Store::open_read_only(&db)
+            .unwrap()
+            .wave_addresses(&w3.id)
+            .unwrap()[0],
+    );
+    assert!(!later.has_request);
+    let now = clock.now();
+    let mut ids = ask(
+        &db,
+        ActionKind::Hold,
+        &[held, released, &later],
+        None,
+        false,
+        now,
+    );
+    ids.extend(ask(&db, ActionKind::Skip, &[skipped], None, false, now));
+    let to = Store::open_read_only(&db)
+        .unwrap()
+        .wave_info(&w2.id)
+        .unwrap()
+        .unwrap();
+    ids.extend(ask(
+        &db,
+        ActionKind::Reschedule,
+        &[moved],
+        Some(to.id),
+        false,
+        now,
+    ));
+    let outcomes = applied(&db, &ids).await;
+    assert!(outcomes.iter().all(|o| o == "applied"), "{outcomes:?}");
+    // The signal is looked at straight away, not after run.action_poll (10 minutes).
+    assert!(
+        clock.now() < now + SignedDuration::from_mins(2),
+        "applied at {}",
+        clock.now()
+    );
+
+    // The held mailbox with a request keeps copying, but its cut-over is a year out.
+    let (_, after, _) = on_service(&sim, &held.address).unwrap();
+    assert!(after.unwrap() > w3.window_end_utc + SignedDuration::from_hours(24 * 300));
+    assert_eq!(facts(&db, &held.address).state, State::Held);
+    assert_eq!(facts(&db, &later.address).state, State::Held);
+    assert!(
+        on_service(&sim, &skipped.address).is_none(),
+        "the skipped mailbox's request was removed"
+    );
+    let (_, after, _) = on_service(&sim, &moved.address).unwrap();
+    assert_eq!(
+        after,
+        Some(w2.window_start_utc),
+        "the rescheduled mailbox cuts over in its new wave"
+    );
+
+    // One is released before the window: it cuts over with its wave.
+    let ids = ask(
+        &db,
+        ActionKind::Release,
+        &[released],
+        None,
+        false,
+        clock.now(),
+    );
+    assert_eq!(applied(&db, &ids).await, ["applied"]);
+    assert_eq!(
+        on_service(&sim, &released.address).unwrap().1,
+        Some(w0.window_start_utc)
+    );
+
+    // After the first window: its permanent failures are retried once "the server is fixed".
+    sleep_until(clock, w0.window_end_utc + SignedDuration::from_mins(5)).await;
+    let failed: Vec<MailboxFacts> = Store::open_read_only(&db)
+        .unwrap()
+        .wave_addresses(&w0.id)
+        .unwrap()
+        .iter()
+        .map(|a| facts(&db, a))
+        .filter(|f| f.state == State::Failed)
+        .collect();
+    assert!(
+        !failed.is_empty(),
+        "the profile fails some moves permanently"
+    );
+    sim.with_moves(|s| s.profile_mut().permanent_failure_share = 0.0);
+    let refs: Vec<&MailboxFacts> = failed.iter().collect();
+    let ids = ask(&db, ActionKind::Retry, &refs, None, true, clock.now());
+    let outcomes = applied(&db, &ids).await;
+    assert!(outcomes.iter().all(|o| o == "applied"), "{outcomes:?}");
+
+    let summary = run.await.unwrap();
+    assert_eq!(summary.outcome, "finished", "{summary:?}");
+
+    // What the service holds at the end.
+    let (status, _, started) = on_service(&sim, &held.address).unwrap();
+    assert_eq!(
+        (status.as_str(), started),
+        ("Synced", None),
+        "held never completes"
+    );
+    assert!(
+        on_service(&sim, &later.address).is_none(),
+        "a held mailbox without a request gets none"
+    );
+    assert!(on_service(&sim, &skipped.address).is_none());
+    assert_eq!(facts(&db, &skipped.address).state, State::Skipped);
+    let (status, _, started) = on_service(&sim, &moved.address).unwrap();
+    assert_eq!(status, "Completed");
+    let started = started.unwrap();
+    assert!(
+        started >= w2.window_start_utc && started < w2.window_end_utc,
+        "cut over at {started}"
+    );
+    assert_eq!(facts(&db, &moved.address).wave, w2.id);
+    let (_, _, started) = on_service(&sim, &released.address).unwrap();
+    let started = started.unwrap();
+    assert!(started >= w0.window_start_utc && started < w0.window_end_utc);
+    for f in &failed {
+        assert_eq!(
+            facts(&db, &f.address).state,
+            State::Completed,
+            "{} retried",
+            f.address
+        );
+        assert_eq!(on_service(&sim, &f.address).unwrap().0, "Completed");
+    }
+
+    // The audit has each action with who, why and how it went; refusals leave nothing behind.
+    let audit = Store::open_read_only(&db)
+        .unwrap()
+        .actions_of(held.id)
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].by, "test-operator");
+    assert_eq!(audit[0].reason.as_deref(), Some("hold in a test"));
+    let out = p.run(&["mailbox", "hold", &failed[0].address]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).contains("already moved"), "{}", stdout(&out));
+    assert!(
+        Store::open_read_only(&db)
+            .unwrap()
+            .actions_of(failed[0].id)
+            .unwrap()
+            .len()
+            == 1
+    );
+}
+
+fn action_count(db: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM actions", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn state_of(db: &std::path::Path, address: &str) -> (State, String) {
+    let f = facts(db, address);
+    (f.state, f.wave)
+}
+
+#[test]
+fn every_action_from_the_command_line_is_recorded_or_refused_as_a_whole() {
+    let p = Project::new(SMALL_CONFIG);
+    let plan = planned_estate(&p, 30, date(2027, 3, 1));
+    let db = p.db();
+    let wave = |i: usize| plan.waves[i].id.clone();
+    let members = |w: &str| {
+        Store::open_read_only(&db)
+            .unwrap()
+            .wave_addresses(w)
+            .unwrap()
+    };
+    let (a, b, c) = {
+        let m = members(&wave(1));
+        (m[0].clone(), m[1].clone(), m[2].clone())
+    };
+
+    // Hold two: applied at once (no run is going), with who and why.
+    let out = p.run(&[
+        "mailbox",
+        "hold",
+        &a,
+        &b.to_uppercase(),
+        "--reason",
+        "VIP asked",
+        "--by",
+        "alice",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(state_of(&db, &a).0, State::Held);
+    assert_eq!(state_of(&db, &b).0, State::Held);
+    let shown = p.run(&["mailbox", "show", &a, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(v["actions"][0]["kind"], "hold");
+    assert_eq!(v["actions"][0]["by"], "alice");
+    assert_eq!(v["actions"][0]["reason"], "VIP asked");
+    assert_eq!(v["actions"][0]["outcome"], "applied");
+    assert!(stdout(&p.run(&["mailbox", "show", &a])).contains("hold by alice (VIP asked)"));
+    let recorded = action_count(&db);
+    assert_eq!(recorded, 2);
+
+    // One refusal refuses the lot: nothing is recorded, nothing changes, exit 2.
+    let out = p.run(&["mailbox", "hold", &c, &a]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("refused: it is already held"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("nothing was recorded"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(state_of(&db, &c).0, State::Planned);
+    let out = p.run(&["mailbox", "skip", &c, "nobody@nowhere.example"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nobody@nowhere.example"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["mailbox", "retry", &c]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("it has not failed"));
+    let out = p.run(&["mailbox", "approve", &c]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = p.run(&["mailbox", "release", &c]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("neither held nor skipped"));
+    assert_eq!(action_count(&db), recorded);
+
+    // --dry-run says what would change and changes nothing.
+    let out = p.run(&["mailbox", "skip", &c, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("planned -> skipped"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(state_of(&db, &c).0, State::Planned);
+    assert_eq!(action_count(&db), recorded);
+
+    // --from-file takes Microsoft's batch CSV as it is (BOM, other columns, any case).
+    std::fs::write(
+        p.path("batch.csv"),
+        format!(
+            "\u{feff}EmailAddress,BadItemLimit\n{},10\n{b},\n",
+            a.to_uppercase()
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["mailbox", "release", "--from-file", "batch.csv", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["outcome"] == "applied" && l["action"] == "release")
+    );
+    assert_eq!(state_of(&db, &a), (State::Planned, wave(1)));
+    std::fs::write(p.path("bad.csv"), "Address\nx@y\n").unwrap();
+    let out = p.run(&["mailbox", "skip", "--from-file", "bad.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bad.csv, line 1: no EmailAddress column"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Skip, then release undoes it.
+    assert_eq!(
+        p.run(&["mailbox", "skip", &c, "--reason", "corrupt items"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(state_of(&db, &c).0, State::Skipped);
+    assert_eq!(
+        p.run(&["mailbox", "hold", &c]).status.code(),
+        Some(2),
+        "a skipped mailbox is released first"
+    );
+    assert_eq!(p.run(&["mailbox", "release", &c]).status.code(), Some(0));
+    assert_eq!(state_of(&db, &c).0, State::Planned);
+
+    // Reschedule: the target must exist and have room, unless --force.
+    let out = p.run(&["mailbox", "reschedule", &a, "--to", "mw-2031-01-01"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no wave mw-2031-01-01"));
+    let full = plan
+        .waves
+        .iter()
+        .find(|w| w.mailboxes >= w.capacity && w.id != wave(1))
+        .unwrap();
+    let out = p.run(&["mailbox", "reschedule", &a, "--to", &full.id]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("overfill"), "{}", stderr(&out));
+    assert_eq!(state_of(&db, &a).1, wave(1));
+    let out = p.run(&["mailbox", "reschedule", &a, "--to", &full.id, "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(state_of(&db, &a), (State::Planned, full.id.clone()));
+
+    // Whole waves: hold and release every mailbox, one audited action each.
+    let before = action_count(&db);
+    let w2 = wave(2);
+    let n = members(&w2).len() as i64;
+    assert_eq!(
+        p.run(&["wave", "hold", &w2, "--reason", "change freeze"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(
+        members(&w2)
+            .iter()
+            .all(|m| state_of(&db, m).0 == State::Held)
+    );
+    assert_eq!(p.run(&["wave", "release", &w2]).status.code(), Some(0));
+    assert!(
+        members(&w2)
+            .iter()
+            .all(|m| state_of(&db, m).0 == State::Planned)
+    );
+    assert_eq!(action_count(&db), before + 2 * n);
+    assert_eq!(
+        p.run(&["wave", "hold", "mw-2031-01-01"]).status.code(),
+        Some(2)
+    );
+
+    // A wave moves to another day's window; the wave is made for it. Blackouts are refused.
+    let out = p.run(&["wave", "reschedule", &w2, "--to", "2026-12-24"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no cut-over window"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["wave", "reschedule", &w2, "--to", "2027-06-05"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(members(&w2).is_empty());
+    assert_eq!(members("mw-2027-06-05").len() as i64, n);
+    let info = Store::open_read_only(&db)
+        .unwrap()
+        .wave_info("mw-2027-06-05")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.window_start.to_string(),
+        "2027-06-05T19:00:00Z",
+        "20:00 London in summer time"
+    );
+}
