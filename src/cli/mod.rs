@@ -10,6 +10,7 @@ mod init;
 mod inventory;
 mod mailbox;
 mod plan;
+mod preflight;
 mod report;
 pub mod run;
 mod sim;
@@ -122,6 +123,9 @@ pub enum Command {
     /// Whole waves: hold, release, reschedule.
     #[command(subcommand)]
     Wave(wave::Command),
+    /// Before a wave: tokens, permissions, endpoint, mail users, conflicting requests, licences,
+    /// timing and capacity, each pass/warn/fail (exit 0, 3 or 1).
+    Preflight(preflight::Args),
     /// The built-in simulator of Exchange Online, Graph and Entra ID.
     #[command(subcommand)]
     Sim(sim::Command),
@@ -246,6 +250,7 @@ pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Report(a) => report::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
         Command::Wave(c) => wave::run(cli, c),
+        Command::Preflight(a) => preflight::run(cli, a),
         Command::Sim(c) => sim::run(cli, c),
     }
 }

@@ -45,6 +45,9 @@ pub struct Directory {
     refresh_date: jiff::civil::Date,
     pub(crate) sent: Vec<(String, usize, String)>,
     pub stats: DirectoryStats,
+    spare_licences: u64,
+    /// Users from this index on have no cloud object yet.
+    synced: usize,
 }
 
 fn graph_error(status: u16, code: &str, message: &str) -> ServiceFault {
@@ -112,6 +115,10 @@ impl Directory {
             refresh_date: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
             sent: Vec::new(),
             stats: DirectoryStats::default(),
+            spare_licences: profile.spare_licences,
+            synced: profile
+                .directory_users
+                .saturating_sub(profile.unsynced_users),
         }
     }
 
@@ -127,7 +134,10 @@ impl Directory {
 
     /// `GET /v1.0/users` page.
     pub(crate) fn users_page(&self, skip: usize, top: usize) -> (Vec<Value>, bool) {
-        let live: Vec<&User> = self.users.iter().filter(|u| !u.deleted).collect();
+        let live: Vec<&User> = self.users[..self.synced.min(self.users.len())]
+            .iter()
+            .filter(|u| !u.deleted)
+            .collect();
         let page = live
             .iter()
             .skip(skip)
@@ -199,7 +209,7 @@ impl Directory {
             "skuId": E3_SKU,
             "skuPartNumber": "ENTERPRISEPACK",
             "consumedUnits": consumed,
-            "prepaidUnits": {"enabled": consumed + 500, "suspended": 0, "warning": 0},
+            "prepaidUnits": {"enabled": consumed as u64 + self.spare_licences, "suspended": 0, "warning": 0},
             "servicePlans": [
                 {"servicePlanId": EXCHANGE_S_ENTERPRISE, "servicePlanName": "EXCHANGE_S_ENTERPRISE", "provisioningStatus": "Success", "appliesTo": "User"},
                 {"servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72", "servicePlanName": "SHAREPOINTENTERPRISE", "provisioningStatus": "Success", "appliesTo": "User"}
@@ -208,7 +218,8 @@ impl Directory {
     }
 
     fn find_user(&mut self, key: &str) -> Option<&mut User> {
-        self.users
+        let synced = self.synced.min(self.users.len());
+        self.users[..synced]
             .iter_mut()
             .find(|u| !u.deleted && (u.id == key || u.upn.eq_ignore_ascii_case(key)))
     }

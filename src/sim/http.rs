@@ -133,6 +133,17 @@ async fn invoke_command(
             &headers,
         );
     };
+    if sim
+        .profile()
+        .forbidden_cmdlets
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(&cmdlet))
+    {
+        // Outside the app's role: 403 with an empty body.
+        let mut response = StatusCode::FORBIDDEN.into_response();
+        echo_request_id(&mut response, &headers);
+        return response;
+    }
     let cursor = query
         .get("$skiptoken")
         .and_then(|s| super::Cursor::parse(s))

@@ -61,6 +61,13 @@ pub struct Profile {
     pub conceal_names: bool,
     /// Messages a sender mailbox may send a minute (Exchange Online: 30).
     pub mail_per_minute: u32,
+    /// Free seats of the Exchange Online licence beyond those in use.
+    pub spare_licences: u64,
+    /// The last N users of the directory have no cloud object yet (directory sync has not
+    /// reached them): absent from `/v1.0/users`, still in the usage report.
+    pub unsynced_users: usize,
+    /// Cmdlets outside the app's role: answered 403 with an empty body, as the service does.
+    pub forbidden_cmdlets: Vec<String>,
 }
 
 impl Default for Profile {
@@ -95,6 +102,9 @@ impl Default for Profile {
             directory_seed: 7,
             conceal_names: false,
             mail_per_minute: 30,
+            spare_licences: 500,
+            unsynced_users: 0,
+            forbidden_cmdlets: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod layout;
 mod misbehave;
+mod preflight;
 mod realtime;
 mod secrets;
 mod store;

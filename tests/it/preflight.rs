@@ -1,0 +1,236 @@
+//! `mailwave preflight` against `mailwave sim serve` with failures planted in its profile: users
+//! directory sync has not reached, too few licence seats, a cmdlet outside the app's role, a wrong
+//! secret. Not a real-time test: the clock only places "now" before or inside pre-staging.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::helpers::*;
+
+struct Sim {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sim(p: &Project, profile: &str) -> Sim {
+    std::fs::write(p.path("profile.toml"), profile).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(["sim", "serve", "--profile", "profile.toml"])
+        .current_dir(p.dir.path())
+        .env_remove("MAILWAVE_CLOCK")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("mailwave simulator listening on ")
+        .unwrap()
+        .to_string();
+    Sim { child, base }
+}
+
+fn project(base: &str) -> Project {
+    Project::new(&format!(
+        r#"[tenant]
+id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "MW_PF_SECRET"
+[endpoints]
+authority = "{base}"
+exchange = "{base}"
+graph = "{base}"
+[migration]
+remote_host_name = "hybrid.contoso.com"
+target_delivery_domain = "contoso.mail.onmicrosoft.com"
+[schedule]
+timezone = "Europe/London"
+weekday_capacity = 1000
+weekend_capacity = 1000
+cutover_window = "20:00-23:00"
+prestage_days = 3
+bank_holidays = "schedules/uk-bank-holidays.json"
+"#
+    ))
+}
+
+fn mailwave(p: &Project, secret: &str, clock: Option<&str>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailwave"));
+    c.args(args)
+        .current_dir(p.dir.path())
+        .env("MW_PF_SECRET", secret)
+        .env("MAILWAVE_LOG", "warn")
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE");
+    match clock {
+        Some(spec) => c.env("MAILWAVE_CLOCK", spec),
+        None => c.env_remove("MAILWAVE_CLOCK"),
+    };
+    c.output().unwrap()
+}
+
+/// The verdict of each check, keyed by its name.
+fn verdicts(out: &Output) -> std::collections::BTreeMap<String, (String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)));
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_string(),
+                (
+                    c["verdict"].as_str().unwrap().to_string(),
+                    c["detail"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Imports the simulated directory and plans it in one wave on `day`.
+fn planned(p: &Project, secret: &str, day: &str) {
+    for args in [
+        vec!["inventory", "import", "--from-graph"],
+        vec!["plan", "--start", day],
+    ] {
+        let out = mailwave(p, secret, None, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn preflight_fails_on_what_would_stop_the_wave() {
+    // Users 297 and 298 have no cloud object (299 is deleted); 10 of 300 lack a licence and two
+    // seats are free; Get-MoveRequest is outside the role; the token wants one secret.
+    let sim = sim(
+        &Project::new(SMALL_CONFIG),
+        "directory_users = 300\nunsynced_users = 3\nspare_licences = 2\n\
+         forbidden_cmdlets = [\"Get-MoveRequest\"]\nclient_secret = \"right\"\n",
+    );
+    let p = project(&sim.base);
+    planned(&p, "right", "2027-03-01");
+    let out = mailwave(&p, "right", None, &["preflight", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v = verdicts(&out);
+    assert_eq!(v["exchange token"].0, "pass");
+    assert_eq!(v["graph token"].0, "pass");
+    assert_eq!(v["move cmdlets"].0, "fail");
+    assert!(
+        v["move cmdlets"]
+            .1
+            .contains("outside the app's Exchange role"),
+        "{:?}",
+        v["move cmdlets"]
+    );
+    assert_eq!(v["migration endpoint"].0, "pass");
+    assert_eq!(v["mail users"].0, "fail");
+    assert!(
+        v["mail users"]
+            .1
+            .starts_with("2 of 297 have no cloud object"),
+        "{:?}",
+        v["mail users"]
+    );
+    assert!(v["mail users"].1.contains("user0000297@"));
+    assert_eq!(v["licences"].0, "fail");
+    assert!(
+        v["licences"].1.contains("only 2 seats are free"),
+        "{:?}",
+        v["licences"]
+    );
+    assert_eq!(
+        v["existing requests"].0, "fail",
+        "the tenant's requests could not be listed"
+    );
+    assert_eq!(v["capacity"].0, "pass");
+    assert_eq!(v["pre-stage"].0, "pass");
+
+    // The table says the same, and a wrong secret fails both tokens (and says so once).
+    let out = mailwave(&p, "wrong", None, &["preflight"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL  exchange token")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL  graph token")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wrong"),
+        "the secret is never printed: {text}"
+    );
+    assert!(text.contains("failures"));
+
+    // Bad input is exit 2.
+    let out = mailwave(&p, "right", None, &["preflight", "--wave", "mw-2031-01-01"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no wave mw-2031-01-01"));
+}
+
+#[test]
+fn preflight_warns_of_what_needs_doing_and_passes_the_rest() {
+    let sim = sim(&Project::new(SMALL_CONFIG), "directory_users = 120\n");
+    let p = project(&sim.base);
+    planned(&p, "s", "2027-03-01");
+    let before = mailwave(&p, "s", None, &["preflight", "--json"]);
+    assert_eq!(before.status.code(), Some(3), "{}", stdout(&before));
+    let v = verdicts(&before);
+    let warned: Vec<&String> = v
+        .iter()
+        .filter(|(_, (x, _))| x != "pass")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(warned, ["licences"], "{v:?}");
+    assert!(
+        v["licences"]
+            .1
+            .starts_with("4 need an Exchange Online licence"),
+        "{:?}",
+        v["licences"]
+    );
+    assert!(
+        v["mail users"].1.contains("all 119 found"),
+        "{:?}",
+        v["mail users"]
+    );
+    assert!(
+        v["pre-stage"].1.contains("Fri 2027-02-26 20:00 GMT"),
+        "{:?}",
+        v["pre-stage"]
+    );
+    assert!(v["capacity"].1.contains("119 of 1000; room for 881 more"));
+
+    // A day into pre-staging with no run going: a warning that says what is missing.
+    let clock = "scaled:1:2026-01-01T00:00:00Z:2027-02-27T20:00:00Z";
+    let clock = clock.replace("2026-01-01T00:00:00Z", &jiff::Timestamp::now().to_string());
+    let out = mailwave(
+        &p,
+        "s",
+        Some(&clock),
+        &["preflight", "--json", "--next", "3"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let v = verdicts(&out);
+    assert_eq!(v["pre-stage"].0, "warn");
+    assert!(
+        v["pre-stage"]
+            .1
+            .contains("119 mailboxes have no request yet"),
+        "{:?}",
+        v["pre-stage"]
+    );
+}
