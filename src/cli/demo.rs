@@ -182,7 +182,10 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
 
     let store = Store::open_read_only(&state)?;
     let report = dir.join("report.md");
-    crate::private::write(&report, crate::ui::report::markdown(&store, clock.now())?)?;
+    crate::private::write(
+        &report,
+        crate::ui::report::markdown(&store, clock.now(), None)?,
+    )?;
     let stats = sim.stats();
     outln!(
         "\nsimulator: {} New-MoveRequest accepted, {} answered 429, {} injected 503/504, {} duplicate creates refused",

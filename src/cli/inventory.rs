@@ -11,7 +11,15 @@ use crate::store::lock::RunLock;
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
     /// Import mailboxes from CSV (Microsoft batch CSV, Graph usage report, or mailwave's own form).
+    /// Shows what changes against the stored inventory, and refuses to drop more than
+    /// --max-drop of its mailboxes or delegations without --replace.
     Import(ImportArgs),
+    /// What is stored: mailboxes, sizes, organisations, delegations, affinity groups, the last import.
+    Show {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -38,11 +46,24 @@ pub struct ImportArgs {
     /// Where the rejected-rows report goes (default: next to the state database).
     #[arg(long)]
     pub rejected: Option<PathBuf>,
+    /// Say what would change, and store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Accept a re-import that drops more than --max-drop of the stored mailboxes or delegations.
+    #[arg(long)]
+    pub replace: bool,
+    /// The share of stored mailboxes or delegations (percent) a re-import may drop without --replace.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    pub max_drop: f64,
+    /// Without --delegates, drop the stored delegations instead of keeping them.
+    #[arg(long, conflicts_with = "delegates")]
+    pub drop_delegates: bool,
 }
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     match command {
         Command::Import(args) => import(cli, args),
+        Command::Show { json } => show(cli, *json),
     }
 }
 
@@ -119,9 +140,51 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         Some(path) => inventory::read_delegates(path, &mut inv, &opts)?,
         None => Vec::new(),
     };
+    if !(0.0..=100.0).contains(&args.max_drop) {
+        return Err(BadInput(format!("--max-drop: {} is not a percentage", args.max_drop)).into());
+    }
+    let stored = stored_inventory(&cli.state)?;
+    if let Some(stored) = &stored
+        && args.delegates.is_none()
+        && !args.drop_delegates
+    {
+        keep_delegations(&mut inv, stored);
+    }
     groups::assign(&mut inv, opts.service_account_threshold);
     let rejected = (rejected_mailboxes.len() + rejected_delegates.len()) as u64;
     let summary = ImportSummary::of(&inv, rejected);
+    if let Some(stored) = &stored {
+        let diff = Diff::of(stored, &inv);
+        diff.print(args.delegates.is_none() && !args.drop_delegates);
+        let share = |n: usize, of: usize| {
+            if of == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / of as f64
+            }
+        };
+        let dropped = share(diff.removed.len(), stored.mailboxes.len());
+        let dropped_edges = share(diff.delegations_dropped, stored.delegations.len());
+        if !args.replace
+            && !args.dry_run
+            && (dropped > args.max_drop || dropped_edges > args.max_drop)
+        {
+            return Err(BadInput(format!(
+                "{}: this import drops {:.1}% of the stored mailboxes and {:.1}% of the delegations \
+                 (more than --max-drop {}%); nothing was changed. Check the file, or add --replace",
+                mailboxes.display(),
+                dropped,
+                dropped_edges,
+                args.max_drop
+            ))
+            .into());
+        }
+    }
+    if args.dry_run {
+        out!("{summary}");
+        outln!("dry run: nothing was stored");
+        return Ok(exit::OK);
+    }
 
     let _lock = RunLock::acquire(&cli.state, "mailwave inventory import")?;
     let mut store = Store::open(&cli.state)?;
@@ -170,6 +233,205 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
             .collect();
         write_rejected(&path, &rows)?;
         outln!("{rejected} rejected row(s) written to {}", path.display());
+    }
+    Ok(exit::OK)
+}
+
+/// The stored inventory with its delegations, if there is a state database with one.
+fn stored_inventory(state: &Path) -> anyhow::Result<Option<inventory::Inventory>> {
+    if !state.exists() {
+        return Ok(None);
+    }
+    let store = Store::open_read_only(state)?;
+    let (mut inv, ids) = store.load_inventory()?;
+    if inv.mailboxes.is_empty() {
+        return Ok(None);
+    }
+    inv.delegations = store.load_delegations(&ids)?;
+    Ok(Some(inv))
+}
+
+/// Carries the stored delegations whose two mailboxes are both in `inv` over into it.
+fn keep_delegations(inv: &mut inventory::Inventory, stored: &inventory::Inventory) {
+    let index: std::collections::HashMap<String, u32> = inv
+        .mailboxes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.address.to_ascii_lowercase(), i as u32))
+        .collect();
+    let mut edges: std::collections::HashSet<(u32, u32)> =
+        inv.delegations.iter().copied().collect();
+    for &(a, b) in &stored.delegations {
+        let at = |i: u32| {
+            index
+                .get(&stored.mailboxes[i as usize].address.to_ascii_lowercase())
+                .copied()
+        };
+        if let (Some(x), Some(y)) = (at(a), at(b))
+            && x != y
+        {
+            edges.insert((x.min(y), x.max(y)));
+        }
+    }
+    inv.delegations = edges.into_iter().collect();
+    inv.delegations.sort_unstable();
+}
+
+/// What an import changes against the stored inventory.
+struct Diff {
+    added: Vec<String>,
+    removed: Vec<String>,
+    resized: Vec<(String, u64, u64)>,
+    delegations_added: usize,
+    delegations_dropped: usize,
+    stored_mailboxes: usize,
+    stored_delegations: usize,
+}
+
+impl Diff {
+    fn of(stored: &inventory::Inventory, new: &inventory::Inventory) -> Diff {
+        let key = |a: &str| a.to_ascii_lowercase();
+        let old: std::collections::HashMap<String, u64> = stored
+            .mailboxes
+            .iter()
+            .map(|m| (key(&m.address), m.size_bytes))
+            .collect();
+        let now: std::collections::HashMap<String, u64> = new
+            .mailboxes
+            .iter()
+            .map(|m| (key(&m.address), m.size_bytes))
+            .collect();
+        let mut added: Vec<String> = now
+            .keys()
+            .filter(|a| !old.contains_key(*a))
+            .cloned()
+            .collect();
+        let mut removed: Vec<String> = old
+            .keys()
+            .filter(|a| !now.contains_key(*a))
+            .cloned()
+            .collect();
+        let mut resized: Vec<(String, u64, u64)> = now
+            .iter()
+            .filter_map(|(a, &n)| old.get(a).filter(|&&o| o != n).map(|&o| (a.clone(), o, n)))
+            .collect();
+        added.sort();
+        removed.sort();
+        resized.sort();
+        let edges = |inv: &inventory::Inventory| -> std::collections::HashSet<(String, String)> {
+            inv.delegations
+                .iter()
+                .map(|&(a, b)| {
+                    let (x, y) = (
+                        key(&inv.mailboxes[a as usize].address),
+                        key(&inv.mailboxes[b as usize].address),
+                    );
+                    if x < y { (x, y) } else { (y, x) }
+                })
+                .collect()
+        };
+        let (before, after) = (edges(stored), edges(new));
+        Diff {
+            delegations_added: after.difference(&before).count(),
+            delegations_dropped: before.difference(&after).count(),
+            added,
+            removed,
+            resized,
+            stored_mailboxes: stored.mailboxes.len(),
+            stored_delegations: stored.delegations.len(),
+        }
+    }
+
+    fn print(&self, kept_delegations: bool) {
+        let some = |list: &[String]| {
+            let mut s = list.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+            if list.len() > 3 {
+                s.push_str(&format!(" and {} more", list.len() - 3));
+            }
+            s
+        };
+        outln!(
+            "against the stored inventory ({} mailboxes, {} delegations):",
+            self.stored_mailboxes,
+            self.stored_delegations
+        );
+        outln!(
+            "  new mailboxes       {}{}",
+            self.added.len(),
+            if self.added.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", some(&self.added))
+            }
+        );
+        outln!(
+            "  removed mailboxes   {}{}",
+            self.removed.len(),
+            if self.removed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", some(&self.removed))
+            }
+        );
+        let grew: u64 = self
+            .resized
+            .iter()
+            .map(|(_, o, n)| n.saturating_sub(*o))
+            .sum();
+        let shrank: u64 = self
+            .resized
+            .iter()
+            .map(|(_, o, n)| o.saturating_sub(*n))
+            .sum();
+        outln!(
+            "  changed size        {} (+{}, -{})",
+            self.resized.len(),
+            crate::format::human_bytes(grew),
+            crate::format::human_bytes(shrank)
+        );
+        outln!(
+            "  delegations         +{} -{}{}",
+            self.delegations_added,
+            self.delegations_dropped,
+            if kept_delegations {
+                " (stored ones kept: no --delegates given)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+fn show(cli: &Cli, json: bool) -> anyhow::Result<i32> {
+    let store = Store::open_read_only(&cli.state)?;
+    let (mut inv, ids) = store.load_inventory()?;
+    inv.delegations = store.load_delegations(&ids)?;
+    let last = store.last_import()?;
+    let summary = ImportSummary::of(&inv, last.as_ref().map(|l| l.rejected).unwrap_or(0));
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"summary": summary, "last_import": last})
+            )?
+        );
+        return Ok(exit::OK);
+    }
+    if inv.mailboxes.is_empty() {
+        outln!(
+            "no inventory stored in {} (see `mailwave inventory import`)",
+            cli.state.display()
+        );
+        return Ok(exit::OK);
+    }
+    out!("{summary}");
+    if let Some(l) = last {
+        outln!(
+            "last import {} from {} ({} rows rejected)",
+            l.at,
+            l.source,
+            l.rejected
+        );
     }
     Ok(exit::OK)
 }

@@ -26,8 +26,49 @@ pub struct Args {
     #[arg(long)]
     pub(crate) no_load: bool,
     /// Load an existing plan folder (for example after editing its batch CSVs) instead of planning.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["name", "start", "no_load"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["name", "start", "no_load", "dry_run"])]
     pub load: Option<PathBuf>,
+    /// Print the waves without writing or loading anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse (exit 2, nothing written) when the plan has warnings: a start in the past, or a
+    /// wave whose pre-staging should already have begun.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// What is wrong with a plan's timing at `now`: a start in the past, waves whose pre-staging
+/// start has passed (their mailboxes get less copying time than `prestage_days`).
+fn timing_warnings(
+    plan: &plan::Plan,
+    start: Date,
+    now: jiff::Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> Vec<String> {
+    let today = now.to_zoned(tz.clone()).date();
+    let mut out = Vec::new();
+    if start < today {
+        out.push(format!(
+            "--start {start} is in the past (today is {today} in {})",
+            tz.iana_name().unwrap_or("the plan's zone")
+        ));
+    }
+    let late: Vec<&plan::Wave> = plan
+        .waves
+        .iter()
+        .filter(|w| w.prestage_start_utc < now)
+        .collect();
+    if let Some(first) = late.first() {
+        let open = late.iter().filter(|w| w.window_start_utc <= now).count();
+        out.push(format!(
+            "{} wave(s) should already be pre-staging (first: {}, from {}){}: they get less copying time than prestage_days",
+            late.len(),
+            first.id,
+            first.prestage_start.strftime("%a %Y-%m-%d %H:%M %Z"),
+            if open > 0 { format!("; {open} of them have a window that has already opened") } else { String::new() }
+        ));
+    }
+    out
 }
 
 fn valid_name(name: &str) -> bool {
@@ -76,7 +117,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     });
     let dir = out.join(&name);
 
-    let _lock = (!args.no_load)
+    let _lock = (!args.no_load && !args.dry_run)
         .then(|| RunLock::acquire(&cli.state, "mailwave plan"))
         .transpose()?;
     // Holding the run lock, it may bring an older database's schema up to date itself.
@@ -87,6 +128,22 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let (inv, _) = store.load_inventory()?;
     drop(store);
     let plan = plan::build(&inv, &calendar, start, &name)?;
+    let warnings = timing_warnings(&plan, start, cli.clock().now(), &calendar.timezone);
+    for w in &warnings {
+        errln!("mailwave: warning: {w}");
+    }
+    if args.strict && !warnings.is_empty() {
+        return Err(BadInput(format!(
+            "--strict: the plan has {} warning(s); nothing was written",
+            warnings.len()
+        ))
+        .into());
+    }
+    if args.dry_run {
+        out!("{}", files::summary_table(&plan));
+        outln!("dry run: nothing was written or loaded");
+        return Ok(exit::OK);
+    }
     files::write(&plan, &dir)?;
     out!("{}", files::summary_table(&plan));
     outln!("plan written to {}", dir.display());

@@ -14,7 +14,8 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
-    let text = crate::ui::report::markdown(&store, cli.clock().now())?;
+    let running = crate::store::lock::holder(&cli.state);
+    let text = crate::ui::report::markdown(&store, cli.clock().now(), running.as_deref())?;
     match &args.out {
         Some(path) => {
             crate::private::write(path, text)?;

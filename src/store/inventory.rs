@@ -210,4 +210,49 @@ impl Store {
         inv.databases = dbs.names;
         Ok((inv, ids))
     }
+
+    /// The stored delegation edges as indices into `ids` (the order `load_inventory` gives).
+    pub fn load_delegations(&self, ids: &[i64]) -> Result<Vec<(u32, u32)>> {
+        let index: HashMap<i64, u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        let mut q = self.conn.prepare("SELECT a, b FROM delegations")?;
+        let mut rows = q.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            if let (Some(&a), Some(&b)) = (index.get(&r.get(0)?), index.get(&r.get(1)?)) {
+                out.push((a.min(b), a.max(b)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last import: when, from where, and how many rows were rejected.
+    pub fn last_import(&self) -> Result<Option<LastImport>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT at, source, rejected FROM imports ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(LastImport {
+                        at: super::from_millis(r.get(0)?).to_string(),
+                        source: r.get(1)?,
+                        rejected: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+}
+
+/// When the stored inventory was imported, and from what.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LastImport {
+    pub at: String,
+    pub source: String,
+    pub rejected: u64,
 }

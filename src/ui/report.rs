@@ -6,7 +6,11 @@ use std::fmt::Write;
 use crate::store::status::Status;
 use crate::store::{Result, Store};
 
-pub(crate) fn markdown(store: &Store, now: jiff::Timestamp) -> Result<String> {
+pub(crate) fn markdown(
+    store: &Store,
+    now: jiff::Timestamp,
+    running: Option<&str>,
+) -> Result<String> {
     let status: Status = store.status(now, None)?;
     let (attention_total, attention) = store.attention(10_000)?;
     let mut out = String::new();
@@ -18,6 +22,14 @@ pub(crate) fn markdown(store: &Store, now: jiff::Timestamp) -> Result<String> {
         store.path().display(),
         status.plan.as_deref().unwrap_or("none")
     );
+    match running {
+        Some(r) => {
+            let _ = writeln!(out, "**A run is going** ({r}): these figures move.\n");
+        }
+        None => {
+            let _ = writeln!(out, "No run was going when this was written.\n");
+        }
+    }
     let t = &status.totals;
     let done = t["completed"] + t["completed_with_warning"];
     let pct = if status.mailboxes > 0 {
@@ -32,16 +44,16 @@ pub(crate) fn markdown(store: &Store, now: jiff::Timestamp) -> Result<String> {
     );
     let _ = writeln!(
         out,
-        "| wave | window (UTC) | mailboxes | cut over | with warnings | in progress | failed | held |"
+        "| wave | window (UTC) | mailboxes | cut over | with warnings | in progress | not started | failed | held | skipped |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for w in &status.waves {
         let s = &w.states;
-        let in_progress =
-            s["planned"] + s["submitted"] + s["syncing"] + s["synced"] + s["completing"];
+        // In progress means started: a request exists and has not ended.
+        let in_progress = s["submitted"] + s["syncing"] + s["synced"] + s["completing"];
         let _ = writeln!(
             out,
-            "| {} | {} – {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} – {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             w.id,
             w.window_start,
             w.window_end,
@@ -49,8 +61,10 @@ pub(crate) fn markdown(store: &Store, now: jiff::Timestamp) -> Result<String> {
             s["completed"],
             s["completed_with_warning"],
             in_progress,
+            s["planned"],
             s["failed"],
-            s["held"]
+            s["held"],
+            s["skipped"]
         );
     }
     if !attention.is_empty() {

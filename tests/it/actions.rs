@@ -526,4 +526,15 @@ fn every_action_from_the_command_line_is_recorded_or_refused_as_a_whole() {
         "2027-06-05T19:00:00Z",
         "20:00 London in summer time"
     );
+
+    // The report counts nothing as in progress before it has started.
+    let report = stdout(&p.run(&["report"]));
+    assert!(report.contains("No run was going"), "{report}");
+    let row = report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {} |", wave(1))))
+        .unwrap();
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[6], "0", "in progress: {row}");
+    assert_eq!(cells[7], cells[3], "not started: {row}");
 }

@@ -547,3 +547,158 @@ fn a_closed_pipe_ends_every_command_quietly() {
         assert!(out.status.code().is_some(), "{args:?}: killed by a signal");
     }
 }
+
+/// A re-import shows what changes, refuses to drop more than --max-drop without --replace
+/// (leaving the state database as it was), keeps stored delegations without --delegates, and
+/// `--dry-run` stores nothing.
+#[test]
+fn a_reimport_shows_the_difference_and_refuses_to_drop_much_without_replace() {
+    let p = Project::new(SMALL_CONFIG);
+    let csv = |from: usize, to: usize| {
+        let mut s = String::from("EmailAddress,SizeBytes\n");
+        for i in from..to {
+            s.push_str(&format!(
+                "u{i}@contoso.com,{}\n",
+                1_000_000 + if i % 7 == 0 && from > 0 { 5_000 } else { 0 }
+            ));
+        }
+        s
+    };
+    std::fs::write(p.path("a.csv"), csv(0, 100)).unwrap();
+    let mut d = String::from("Mailbox,Delegate\n");
+    for i in (0..40).step_by(2) {
+        d.push_str(&format!("u{i}@contoso.com,u{}@contoso.com\n", i + 1));
+    }
+    std::fs::write(p.path("d.csv"), d).unwrap();
+    assert!(
+        p.run(&["inventory", "import", "a.csv", "--delegates", "d.csv"])
+            .status
+            .success()
+    );
+    let shown = |p: &Project| -> serde_json::Value {
+        serde_json::from_slice(&p.run(&["inventory", "show", "--json"]).stdout).unwrap()
+    };
+    assert_eq!(shown(&p)["summary"]["mailboxes"], 100);
+    assert_eq!(shown(&p)["summary"]["delegations"], 20);
+
+    // Only the first two are gone: 2% of mailboxes, 1 of 20 delegations (5%): within 5%.
+    std::fs::write(p.path("b.csv"), csv(2, 100)).unwrap();
+    let before = folder_bytes(&p.path("state"));
+    let out = p.run(&["inventory", "import", "b.csv", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("removed mailboxes   2 (u0@contoso.com, u1@contoso.com)"),
+        "{text}"
+    );
+    assert!(text.contains("changed size        14"), "{text}");
+    assert!(
+        text.contains("delegations         +0 -1 (stored ones kept"),
+        "{text}"
+    );
+    assert!(text.contains("dry run: nothing was stored"));
+    assert_eq!(
+        folder_bytes(&p.path("state")),
+        before,
+        "a dry run changes nothing"
+    );
+
+    // A file missing a tenth of the estate is refused, and nothing changes.
+    std::fs::write(p.path("c.csv"), csv(10, 100)).unwrap();
+    let out = p.run(&["inventory", "import", "c.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("c.csv: this import drops 10.0% of the stored mailboxes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(folder_bytes(&p.path("state")), before);
+    assert!(
+        p.run(&["inventory", "import", "c.csv", "--max-drop", "30"])
+            .status
+            .success()
+    );
+    let v = shown(&p);
+    assert_eq!(v["summary"]["mailboxes"], 90);
+    assert_eq!(
+        v["summary"]["delegations"], 15,
+        "the stored delegations between kept mailboxes stay"
+    );
+    assert_eq!(v["last_import"]["source"], "c.csv");
+
+    // Asked to, the delegations go (more than 5% of them: --replace).
+    let out = p.run(&["inventory", "import", "c.csv", "--drop-delegates"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        p.run(&[
+            "inventory",
+            "import",
+            "c.csv",
+            "--drop-delegates",
+            "--replace"
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(shown(&p)["summary"]["delegations"], 0);
+}
+
+/// A plan starting in the past, or whose first pre-staging has already passed, is warned about;
+/// `--strict` refuses it; `--dry-run` prints the waves and writes nothing.
+#[test]
+fn plan_warns_of_a_start_too_late_and_dry_run_writes_nothing() {
+    let p = Project::new(SMALL_CONFIG);
+    let mut csv = String::from("EmailAddress,SizeBytes\n");
+    for i in 0..12 {
+        csv.push_str(&format!("u{i}@contoso.com,1000000\n"));
+    }
+    std::fs::write(p.path("m.csv"), csv).unwrap();
+    assert!(p.run(&["inventory", "import", "m.csv"]).status.success());
+    let db = || std::fs::read(p.db()).unwrap();
+    let state = db();
+
+    let out = p.run(&["plan", "--start", "2020-01-06", "--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--start 2020-01-06 is in the past"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("should already be pre-staging"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.path("schedules/plan-2020-01-06").exists());
+    assert!(db() == state, "the state database is untouched");
+
+    // Tomorrow: no warning about the start, but pre-staging (7 days) should have begun.
+    let tomorrow = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::get("Europe/London").unwrap())
+        .date()
+        .tomorrow()
+        .unwrap()
+        .to_string();
+    let out = p.run(&["plan", "--start", &tomorrow, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("in the past"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("should already be pre-staging"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("dry run: nothing was written or loaded"));
+    assert!(
+        stdout(&out).contains("mw-"),
+        "the waves are printed: {}",
+        stdout(&out)
+    );
+    assert!(!p.path(&format!("schedules/plan-{tomorrow}")).exists());
+    assert!(db() == state, "the state database is untouched");
+
+    // Far enough ahead, nothing to warn about.
+    let out = p.run(&["plan", "--start", "2031-03-03", "--strict"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert!(p.path("schedules/plan-2031-03-03/plan.json").exists());
+}
