@@ -176,12 +176,17 @@ fn init_logging(cli: &Cli) {
             .json()
             .with_writer(std::sync::Mutex::new(f))
             .try_init(),
-        (LogFormat::Json, None) => builder.json().with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, None) => builder
+            .json()
+            .with_writer(crate::ui::progress::LogWriter)
+            .try_init(),
         (LogFormat::Text, Some(f)) => builder
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(f))
             .try_init(),
-        (LogFormat::Text, None) => builder.with_writer(std::io::stderr).try_init(),
+        (LogFormat::Text, None) => builder
+            .with_writer(crate::ui::progress::LogWriter)
+            .try_init(),
     };
     let _ = result;
 }

@@ -10,4 +10,4 @@ pub mod state;
 pub mod summary;
 
 pub use coordinator::{EngineError, RunContext, RunOptions};
-pub use summary::{Alert, RunOutcome, RunSummary, Snapshot};
+pub use summary::{Alert, RunOutcome, RunSummary, Snapshot, WaveProgress};

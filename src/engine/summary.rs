@@ -69,6 +69,22 @@ pub struct Snapshot {
     pub(crate) health: HealthView,
     /// What the run waits for next, and until when.
     pub(crate) waiting_for: Option<(String, Timestamp)>,
+    /// The waves being worked now (pre-staging or cutting over), earliest window first.
+    pub waves: Vec<WaveProgress>,
+}
+
+/// One wave's progress, as the bars show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WaveProgress {
+    pub name: String,
+    pub window_start: Option<Timestamp>,
+    pub total: u64,
+    /// Mailboxes with a move request (or past it).
+    pub prestaged: u64,
+    /// Copied and waiting for the window (or past it).
+    pub synced: u64,
+    pub cut_over: u64,
+    pub failed: u64,
 }
 
 /// Something a person should hear about now, not in the morning.

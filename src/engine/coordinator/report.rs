@@ -3,13 +3,15 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::super::summary::{RunOutcome, RunSummary, Snapshot};
+use super::super::summary::{RunOutcome, RunSummary, Snapshot, WaveProgress};
 use super::{Coordinator, Due};
+use crate::exchange::MoveService;
+use crate::store::State;
 
 /// Progress is published at most this often.
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-use crate::exchange::MoveService;
-use crate::store::State;
+/// Waves shown with a bar of their own, at most.
+const MAX_WAVE_BARS: usize = 4;
 
 impl<S: MoveService> Coordinator<S> {
     /// Publishes progress: at most a few times a second (the reporter reads it every few
@@ -37,6 +39,31 @@ impl<S: MoveService> Coordinator<S> {
             .filter(|w| w.in_scope && w.count(State::Planned) == 0 && w.active() == 0)
             .count();
         let what = self.describe(due);
+        let waves = self
+            .st
+            .waves
+            .iter()
+            .filter(|w| {
+                w.in_scope
+                    && w.prestage_start <= now
+                    && (w.count(State::Planned) > 0 || w.active() > 0)
+            })
+            .take(MAX_WAVE_BARS)
+            .map(|w| {
+                let c = |s: State| w.count(s) as u64;
+                let cut_over = c(State::Completed) + c(State::CompletedWithWarning);
+                let synced = c(State::Synced) + c(State::Completing) + cut_over;
+                WaveProgress {
+                    name: w.name.clone(),
+                    window_start: Some(w.window_start),
+                    total: w.counts.iter().map(|&n| n as u64).sum(),
+                    prestaged: synced + c(State::Submitted) + c(State::Syncing) + c(State::Failed),
+                    synced,
+                    cut_over,
+                    failed: c(State::Failed),
+                }
+            })
+            .collect();
         let _ = tx.send(Snapshot {
             now: Some(now),
             counts: self.st.counts,
@@ -55,6 +82,7 @@ impl<S: MoveService> Coordinator<S> {
             waves_done,
             health: self.exec.health.view(),
             waiting_for: what.map(|w| (w, wake)),
+            waves,
         });
     }
 
