@@ -18,28 +18,86 @@ pub struct Args {
     /// Print one frame as plain text and exit (for logs, or where there is no terminal).
     #[arg(long)]
     pub once: bool,
-    /// Width of the `--once` frame, in columns.
-    #[arg(long, default_value_t = 132)]
+    /// Width of the `--once` frame, in columns (80 or more).
+    #[arg(long, default_value_t = 100)]
     pub width: u16,
     /// Height of the `--once` frame, in lines.
     #[arg(long, default_value_t = 40)]
     pub height: u16,
 }
 
-fn read(store: &Store, cli: &Cli, scroll: Option<usize>) -> anyhow::Result<View> {
-    let status = store.status(cli.clock().now(), None)?;
+/// What the dashboard keeps between refreshes.
+struct Keep {
+    scroll: Option<usize>,
+    search: Option<watch::Search>,
+    help: bool,
+    /// The last day's cut-overs per hour, and when they were counted (a scan of every mailbox,
+    /// so at most every 30 seconds).
+    throughput: Option<(Instant, Vec<u64>)>,
+}
+
+fn read(
+    store: &Store,
+    cli: &Cli,
+    tz: &jiff::tz::TimeZone,
+    keep: &mut Keep,
+    interactive: bool,
+) -> anyhow::Result<View> {
+    let now = cli.clock().now();
+    let status = store.status(now, None)?;
     let (attention, _) = store.attention(0)?;
     let last_run = store
         .last_run()?
         .map(|(id, command, outcome, _)| (id, command, outcome));
-    let scroll = scroll.unwrap_or_else(|| watch::first_open_wave(&status));
+    let scroll = keep
+        .scroll
+        .unwrap_or_else(|| watch::first_open_wave(&status))
+        .min(status.waves.len().saturating_sub(1));
+    let wave_attention = match status.waves.get(scroll) {
+        Some(w) => store.attention_in_wave(&w.id, 5)?,
+        None => Vec::new(),
+    };
+    let stale = keep
+        .throughput
+        .as_ref()
+        .is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(30));
+    if stale {
+        keep.throughput = Some((Instant::now(), store.completions_per_hour(now, 24)?));
+    }
+    if let Some(search) = keep
+        .search
+        .as_mut()
+        .filter(|s| !s.editing && !s.query.is_empty())
+    {
+        search.results = store.search_mailboxes(&search.query, 5)?;
+    }
     Ok(View {
         status,
         attention,
         last_run,
         running: crate::store::lock::holder(&cli.state),
         scroll,
+        tz: tz.clone(),
+        wave_attention,
+        throughput: keep
+            .throughput
+            .as_ref()
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default(),
+        search: keep.search.clone(),
+        help: keep.help,
+        interactive,
     })
+}
+
+/// The plan's time zone from the configuration, or UTC without one.
+fn zone(cli: &Cli) -> jiff::tz::TimeZone {
+    if cli.config.exists()
+        && let Ok(c) = crate::config::Config::load(&cli.config)
+    {
+        return c.schedule.timezone;
+    }
+    jiff::tz::TimeZone::UTC
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
@@ -48,11 +106,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         return Ok(exit::BAD_INPUT);
     }
     let store = Store::open_read_only(&cli.state)?;
+    let tz = zone(cli);
+    let mut keep = Keep {
+        scroll: None,
+        search: None,
+        help: false,
+        throughput: None,
+    };
     if args.once {
-        let view = read(&store, cli, None)?;
+        let view = read(&store, cli, &tz, &mut keep, false)?;
         out!(
             "{}",
-            watch::render_text(&view, args.width.max(40), args.height.max(12))
+            watch::render_text(&view, args.width.max(80), args.height.max(20))
         );
         return Ok(exit::OK);
     }
@@ -67,6 +132,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         &mut terminal,
         &store,
         cli,
+        &tz,
+        &mut keep,
         Duration::from_secs_f64(args.interval),
     );
     ratatui::restore();
@@ -77,9 +144,11 @@ fn live(
     terminal: &mut ratatui::DefaultTerminal,
     store: &Store,
     cli: &Cli,
+    tz: &jiff::tz::TimeZone,
+    keep: &mut Keep,
     interval: Duration,
 ) -> anyhow::Result<()> {
-    let mut view = read(store, cli, None)?;
+    let mut view = read(store, cli, tz, keep, true)?;
     let mut refreshed = Instant::now();
     loop {
         terminal.draw(|f| watch::draw(f, &view))?;
@@ -88,24 +157,65 @@ fn live(
             if let Event::Key(key) = event::read()?
                 && key.kind == KeyEventKind::Press
             {
+                if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+                    return Ok(());
+                }
                 let last = view.status.waves.len().saturating_sub(1);
-                match key.code {
-                    KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
-                    KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        return Ok(());
+                let mut reread = false;
+                let open = keep.search.is_some() || keep.help;
+                match (keep.search.as_mut().filter(|s| s.editing), key.code) {
+                    // Typing a search.
+                    (Some(search), KeyCode::Enter) => {
+                        search.editing = false;
+                        reread = true;
                     }
-                    KeyCode::Down => view.scroll = (view.scroll + 1).min(last),
-                    KeyCode::Up => view.scroll = view.scroll.saturating_sub(1),
-                    KeyCode::PageDown => view.scroll = (view.scroll + 10).min(last),
-                    KeyCode::PageUp => view.scroll = view.scroll.saturating_sub(10),
-                    KeyCode::Home => view.scroll = 0,
-                    KeyCode::End => view.scroll = last,
-                    _ => {}
+                    (Some(_), KeyCode::Esc) => keep.search = None,
+                    (Some(search), KeyCode::Backspace) => {
+                        search.query.pop();
+                    }
+                    (Some(search), KeyCode::Char(c)) => search.query.push(c),
+                    (Some(_), _) => {}
+                    (None, KeyCode::Esc) if open => {
+                        keep.search = None;
+                        keep.help = false;
+                    }
+                    (None, KeyCode::Char('q') | KeyCode::Esc) => return Ok(()),
+                    (None, KeyCode::Char('?')) => keep.help = !keep.help,
+                    (None, KeyCode::Char('/')) => {
+                        keep.search = Some(watch::Search {
+                            editing: true,
+                            ..Default::default()
+                        });
+                    }
+                    (None, code) => {
+                        let at = view.scroll;
+                        let to = match code {
+                            KeyCode::Down => (at + 1).min(last),
+                            KeyCode::Up => at.saturating_sub(1),
+                            KeyCode::PageDown => (at + 10).min(last),
+                            KeyCode::PageUp => at.saturating_sub(10),
+                            KeyCode::Home => 0,
+                            KeyCode::End => last,
+                            _ => at,
+                        };
+                        if to != at {
+                            keep.scroll = Some(to);
+                            reread = true;
+                        }
+                    }
+                }
+                if reread {
+                    view = read(store, cli, tz, keep, true)?;
+                    refreshed = Instant::now();
+                } else {
+                    view.search = keep.search.clone();
+                    view.help = keep.help;
                 }
             }
             continue;
         }
-        view = read(store, cli, Some(view.scroll))?;
+        keep.scroll = Some(view.scroll);
+        view = read(store, cli, tz, keep, true)?;
         refreshed = Instant::now();
     }
 }

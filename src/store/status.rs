@@ -362,6 +362,66 @@ impl Store {
         Ok((total as u64, rows))
     }
 
+    /// The mailboxes of one wave that need the operator (failed or held), with the service's message.
+    pub fn attention_in_wave(&self, wave: &str, limit: usize) -> Result<Vec<AttentionRow>> {
+        self.attention_rows(
+            "WHERE s.state IN (7, 8) AND w.name = ?1 ORDER BY m.address LIMIT ?2",
+            params![wave, limit as i64],
+        )
+    }
+
+    /// Mailboxes whose address contains `text` (case-insensitive), at most `limit`.
+    pub fn search_mailboxes(&self, text: &str, limit: usize) -> Result<Vec<AttentionRow>> {
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        self.attention_rows(
+            "WHERE m.address LIKE ?1 ESCAPE '\\' ORDER BY m.address LIMIT ?2",
+            params![pattern, limit as i64],
+        )
+    }
+
+    fn attention_rows(&self, tail: &str, p: impl rusqlite::Params) -> Result<Vec<AttentionRow>> {
+        let mut q = self.conn().prepare(&format!(
+            "SELECT m.address, w.name, s.state, s.failure_class, s.last_error
+             FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id {tail}"
+        ))?;
+        let rows = q
+            .query_map(p, |r| {
+                Ok(AttentionRow {
+                    address: r.get(0)?,
+                    wave: r.get(1)?,
+                    state: State::from_code(r.get(2)?).unwrap_or(State::Failed),
+                    class: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Cut-overs completed in each of the `hours` hours up to `now`, oldest first.
+    pub fn completions_per_hour(&self, now: jiff::Timestamp, hours: usize) -> Result<Vec<u64>> {
+        let end = millis(now);
+        let start = end - hours as i64 * 3_600_000;
+        let mut out = vec![0u64; hours];
+        let mut q = self.conn().prepare(
+            "SELECT (completed_at - ?1) / 3600000, COUNT(*) FROM mailbox_state
+             WHERE completed_at >= ?1 AND completed_at < ?2 GROUP BY 1",
+        )?;
+        let mut rows = q.query(params![start, end])?;
+        while let Some(r) = rows.next()? {
+            let (h, n): (i64, i64) = (r.get(0)?, r.get(1)?);
+            if let Some(slot) = out.get_mut(h as usize) {
+                *slot = n as u64;
+            }
+        }
+        Ok(out)
+    }
+
     /// The summary the last finished run stored.
     pub(crate) fn last_run(&self) -> Result<Option<(i64, String, String, String)>> {
         Ok(self
