@@ -402,17 +402,25 @@ impl<S: MoveService> Coordinator<S> {
                 let w = self.st.mailboxes[idx as usize].wave;
                 self.schedule_poll(w, now);
             }
-            (
-                ActionKind::Retry,
-                Answer::Resumed(_),
-                Err(ServiceError::BadRequest { .. } | ServiceError::Permanent { .. }),
-            ) => {
-                // The service will not resume it: remove it, and create it again.
-                let mut job = self.mailbox_job(idx, What::Remove);
-                job.action = Some((a.id, kind));
-                self.in_flight_actions.insert(a.id, a);
-                self.dispatch(job);
-                return Ok(());
+            (ActionKind::Retry, Answer::Resumed(_), Err(ServiceError::BadRequest { .. })) => {
+                // The service will not resume it because it is no longer failed or suspended:
+                // already resumed (a retry applied again after a crash) or moving on by itself.
+                // Nothing is removed; the next listing says where it stands.
+                self.writer
+                    .submit(Command::ResetAttempts { mailbox: id })
+                    .await?;
+                self.st.mailboxes[idx as usize].attempts = 0;
+                if state == State::Failed {
+                    let t = tr(id, State::Syncing, "retry")
+                        .correlation(correlation)
+                        .detail(format!(
+                            "{}; the service says it is no longer failed",
+                            detail(kind, &a.request)
+                        ));
+                    self.transition(idx, t, now).await?;
+                }
+                let w = self.st.mailboxes[idx as usize].wave;
+                self.schedule_poll(w, now);
             }
             (ActionKind::Retry, _, Ok(()) | Err(ServiceError::NotFound { .. })) => {
                 // Removed (or gone): it is created again in its wave.
