@@ -176,6 +176,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         clock,
         RunOptions::default(),
         "mailwave demo",
+        None,
     ));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     let code = super::run::finish(report, started)?;

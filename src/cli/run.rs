@@ -27,6 +27,11 @@ pub struct Args {
     /// Do what is due now, once, then exit (for cron).
     #[arg(long)]
     pub once: bool,
+    /// Serve the run's figures for Prometheus at http://ADDR/metrics (for example
+    /// 127.0.0.1:9464): mailboxes per state and wave, calls by cmdlet and outcome, 429s, time
+    /// throttled, the last good answer.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Parses `--until` in the plan's zone.
@@ -109,11 +114,15 @@ pub(crate) async fn drive<S: MoveService>(
     clock: Clock,
     options: RunOptions,
     command: &str,
+    metrics: Option<std::net::TcpListener>,
 ) -> Result<SessionReport, SessionError> {
     let (stop, ending) = (CancellationToken::new(), CancellationToken::new());
     let signals = tokio::spawn(watch_signals(stop.clone()));
     watchdog(stop.clone(), ending.clone(), config.run.stop_grace);
     let (progress_tx, progress_rx) = tokio::sync::watch::channel(Snapshot::default());
+    let metrics = metrics
+        .and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+        .map(|l| tokio::spawn(crate::ui::metrics::serve(l, progress_rx.clone())));
     let reporter = tokio::spawn(crate::ui::progress::report(
         progress_rx,
         Duration::from_secs(10),
@@ -132,6 +141,9 @@ pub(crate) async fn drive<S: MoveService>(
     })
     .await;
     signals.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), reporter).await;
     report
 }
@@ -202,6 +214,17 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         .map(|u| parse_until(u, clock.now(), &config.schedule.timezone))
         .transpose()
         .map_err(BadInput)?;
+    // Bound before anything starts, so a taken port is bad input that changes nothing.
+    let metrics = args
+        .metrics
+        .map(|addr| {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| BadInput(format!("--metrics {addr}: {e}")))?;
+            l.set_nonblocking(true)?;
+            tracing::info!(url = %format!("http://{}/metrics", l.local_addr()?), "serving metrics");
+            anyhow::Ok(l)
+        })
+        .transpose()?;
     let lock = RunLock::acquire(&cli.state, "mailwave run")?;
     if let Some(previous) = &lock.taken_over_from {
         tracing::warn!(previous = %previous, "the last run did not stop cleanly; settling what it left in flight");
@@ -224,7 +247,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
             once: args.once,
             actions_only: false,
         };
-        anyhow::Ok(drive(service, &cli.state, &config, clock, options, "mailwave run").await)
+        anyhow::Ok(
+            drive(
+                service,
+                &cli.state,
+                &config,
+                clock,
+                options,
+                "mailwave run",
+                metrics,
+            )
+            .await,
+        )
     })?;
     // Calls cut off at the grace may leave work on the blocking pool (name lookups); do not wait.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -71,6 +71,9 @@ pub struct Snapshot {
     pub(crate) waiting_for: Option<(String, Timestamp)>,
     /// The waves being worked now (pre-staging or cutting over), earliest window first.
     pub waves: Vec<WaveProgress>,
+    /// API calls by cmdlet and outcome (ok, throttled, transient, ...).
+    pub calls_by_cmdlet:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 /// One wave's progress, as the bars show it.

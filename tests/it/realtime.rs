@@ -832,7 +832,26 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
 
     // Before the run: a mailbox of tomorrow's wave is held (no request yet, so none is made).
     act(&["mailbox", "hold", &second[0]]);
-    let mut child = mailwave(&p, &clock, &["run"], "run.log").spawn().unwrap();
+    // --metrics on a port already taken is bad input, before anything starts.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let out = mailwave(&p, &clock, &["run", "--metrics", &taken_addr], "taken.log")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        std::fs::read_to_string(p.path("taken.log")).unwrap()
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let mut child = mailwave(&p, &clock, &["run", "--metrics", &metrics_addr], "run.log")
+        .spawn()
+        .unwrap();
     let live = |base: &str| -> HashMap<String, serde_json::Value> {
         moves(base)
             .into_iter()
@@ -847,6 +866,41 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
             "the first wave's requests were not all made in 15 s"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The run's figures for Prometheus.
+    let scrape = || -> String {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            reqwest::get(format!("http://{metrics_addr}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        if has("mailwave_wave_mailboxes{wave=\"mw-2027-02-01\",stage=\"prestaged\"} 30")
+            && has("mailwave_mailboxes{state=\"held\"} 1")
+        {
+            assert!(
+                text.lines().any(|l| l.starts_with(
+                    "mailwave_api_calls_total{cmdlet=\"New-MoveRequest\",outcome=\"ok\"}"
+                )),
+                "{text}"
+            );
+            assert!(!text.contains("@contoso.com"), "no address in the metrics");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed the wave pre-staged:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
 
     // During pre-staging: hold one, skip one, move one to tomorrow. Each returns once applied.

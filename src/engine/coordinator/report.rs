@@ -83,6 +83,7 @@ impl<S: MoveService> Coordinator<S> {
             health: self.exec.health.view(),
             waiting_for: what.map(|w| (w, wake)),
             waves,
+            calls_by_cmdlet: self.exec.metrics.by_cmdlet(),
         });
     }
 
