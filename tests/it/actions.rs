@@ -537,4 +537,34 @@ fn every_action_from_the_command_line_is_recorded_or_refused_as_a_whole() {
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
     assert_eq!(cells[6], "0", "in progress: {row}");
     assert_eq!(cells[7], cells[3], "not started: {row}");
+
+    // One row per mailbox, as csv and json, with the operator's actions on it.
+    let out = p.run(&["report", "--format", "csv", "--out", "all.csv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rows = csv::Reader::from_path(p.path("all.csv")).unwrap();
+    let headers = rows.headers().unwrap().clone();
+    let records: Vec<csv::StringRecord> = rows.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len() as u64, plan.mailboxes);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let of_a = records
+        .iter()
+        .find(|r| &r[col("address")] == a.as_str())
+        .unwrap();
+    assert_eq!(&of_a[col("wave")], full.id.as_str());
+    assert!(
+        of_a[col("actions")].starts_with("hold by alice (VIP asked) -> applied; release by "),
+        "{of_a:?}"
+    );
+    let out = p.run(&["report", "--format", "json", "--wave", &full.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), members(&full.id).len());
+    assert!(
+        list.iter()
+            .all(|r| r["wave"] == full.id.as_str() && r["state"].is_string())
+    );
+    assert!(list.iter().any(|r| r["address"] == a.as_str()));
+    let out = p.run(&["report", "--format", "json", "--wave", "mw-2031-01-01"]);
+    assert_eq!(out.status.code(), Some(2));
 }
