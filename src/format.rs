@@ -1,4 +1,13 @@
-//! Numbers as operators read them. A leaf.
+//! Numbers and lists as operators read them. A leaf.
+
+/// The first `n` items joined with ", ", then "and N more": a long list in one line.
+pub(crate) fn few(list: &[String], n: usize) -> String {
+    let mut s = list.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if list.len() > n {
+        s.push_str(&format!(" and {} more", list.len() - n));
+    }
+    s
+}
 
 /// Groups digits in threes: 2095779 -> "2,095,779".
 pub(crate) fn thousands(n: u64) -> String {

@@ -22,7 +22,7 @@ use crate::store::actions::{ActionKind, ActionRequest, MailboxFacts, WaveInfo};
 use crate::store::lock::RunLock;
 use crate::store::{FailureClass, State, Store, StoreError};
 
-/// What every action command takes.
+/// What a mailbox action command takes: the mailboxes, and the options of every action.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
     /// Mailboxes' addresses (case-insensitive).
@@ -31,6 +31,13 @@ pub struct Common {
     /// A CSV with an EmailAddress column (Microsoft's batch format), for many mailboxes.
     #[arg(long, value_name = "CSV")]
     pub from_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// The options of every action command, on mailboxes or on waves.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Options {
     /// Why (kept in the audit and shown with the mailbox).
     #[arg(long)]
     pub reason: Option<String>,
@@ -170,7 +177,7 @@ pub fn act(
     cli: &Cli,
     kind: ActionKind,
     mailboxes: Vec<MailboxFacts>,
-    common: &Common,
+    common: &Options,
     force: bool,
     target: Option<&WaveInfo>,
 ) -> anyhow::Result<i32> {
@@ -223,7 +230,7 @@ pub fn act(
     crate::store::actions::signal(&cli.state);
     match RunLock::acquire(&cli.state, &format!("mailwave {} (actions)", kind.name())) {
         Ok(lock) => {
-            let code = apply_here(cli)?;
+            let code = apply_here(cli, Duration::from_secs(common.wait))?;
             drop(lock);
             if code != exit::OK {
                 return Ok(code);
@@ -315,8 +322,10 @@ fn print(lines: &[Line], json: bool) {
 }
 
 /// No run is going: apply the recorded actions here, on the service when they need it (with the
-/// configured credential; without one they wait for a run).
-fn apply_here(cli: &Cli) -> anyhow::Result<i32> {
+/// configured credential; without one they wait for a run). Like a run, it stops on a signal or
+/// after `wait`, ending calls on the wire within `run.stop_grace`: what did not get an answer stays
+/// pending for the next run.
+fn apply_here(cli: &Cli, wait: Duration) -> anyhow::Result<i32> {
     let config = if cli.config.exists() {
         Config::load(&cli.config)?
     } else {
@@ -344,11 +353,11 @@ fn apply_here(cli: &Cli) -> anyhow::Result<i32> {
                 )
                 .map_err(BadInput)?;
                 let service = Arc::new(crate::exchange::ExchangeClient::new(transport, clock));
-                anyhow::Ok(actions_session(cli, &config, clock, options, service).await)
+                anyhow::Ok(actions_session(cli, &config, clock, options, wait, service).await)
             }
-            None => {
-                anyhow::Ok(actions_session(cli, &config, clock, options, Arc::new(Offline)).await)
-            }
+            None => anyhow::Ok(
+                actions_session(cli, &config, clock, options, wait, Arc::new(Offline)).await,
+            ),
         }
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -371,9 +380,27 @@ async fn actions_session<S: MoveService>(
     config: &Config,
     clock: crate::time::Clock,
     options: RunOptions,
+    wait: Duration,
     service: Arc<S>,
 ) -> Result<session::SessionReport, session::SessionError> {
-    session::run(Session {
+    let (stop, ending) = (
+        tokio_util::sync::CancellationToken::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let signals = tokio::spawn(super::run::watch_signals(stop.clone()));
+    let deadline = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::time::sleep(wait).await;
+            tracing::warn!(
+                "the service has not answered within --wait {}s: what is left stays pending for the next run",
+                wait.as_secs()
+            );
+            stop.cancel();
+        }
+    });
+    super::run::watchdog(stop.clone(), ending.clone(), config.run.stop_grace);
+    let report = session::run(Session {
         service,
         state: &cli.state,
         config,
@@ -381,11 +408,14 @@ async fn actions_session<S: MoveService>(
         options,
         command: "mailwave (actions)",
         paused_time: false,
-        stop: tokio_util::sync::CancellationToken::new(),
-        ending: tokio_util::sync::CancellationToken::new(),
+        stop,
+        ending,
         progress: None,
     })
-    .await
+    .await;
+    signals.abort();
+    deadline.abort();
+    report
 }
 
 /// The service when no credential is configured here: nothing is sent, so actions that need the
@@ -471,18 +501,8 @@ pub fn facts_of(state: &Path, addresses: &[String]) -> anyhow::Result<Vec<Mailbo
     }
     if !missing.is_empty() {
         return Err(BadInput(format!(
-            "not in the current plan: {}{}; nothing was recorded",
-            missing
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            if missing.len() > 5 {
-                format!(" and {} more", missing.len() - 5)
-            } else {
-                String::new()
-            }
+            "not in the current plan: {}; nothing was recorded",
+            crate::format::few(&missing, 5)
         ))
         .into());
     }

@@ -343,13 +343,6 @@ impl Diff {
     }
 
     fn print(&self, kept_delegations: bool) {
-        let some = |list: &[String]| {
-            let mut s = list.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-            if list.len() > 3 {
-                s.push_str(&format!(" and {} more", list.len() - 3));
-            }
-            s
-        };
         outln!(
             "against the stored inventory ({} mailboxes, {} delegations):",
             self.stored_mailboxes,
@@ -361,7 +354,7 @@ impl Diff {
             if self.added.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", some(&self.added))
+                format!(" ({})", crate::format::few(&self.added, 3))
             }
         );
         outln!(
@@ -370,7 +363,7 @@ impl Diff {
             if self.removed.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", some(&self.removed))
+                format!(" ({})", crate::format::few(&self.removed, 3))
             }
         );
         let grew: u64 = self

@@ -70,7 +70,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    actions::act(cli, kind, facts, common, force, target.as_ref())
+    actions::act(cli, kind, facts, &common.options, force, target.as_ref())
 }
 
 fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {

@@ -22,6 +22,7 @@ use crate::directory::graph::{GraphClient, RestGraph};
 use crate::directory::{Directory, Sku, User, has_exchange_licence};
 use crate::exchange::rest::RestTransport;
 use crate::exchange::{Call, ExchangeClient, MoveService, ServiceError, parse_request};
+use crate::format::few;
 use crate::store::status::WaveStatus;
 use crate::store::{State, Store};
 
@@ -74,15 +75,6 @@ fn check(check: &'static str, wave: Option<&str>, verdict: Verdict, detail: Stri
     }
 }
 
-/// A few addresses, then how many more.
-fn some(list: &[String]) -> String {
-    let mut s = list.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-    if list.len() > 5 {
-        s.push_str(&format!(" and {} more", list.len() - 5));
-    }
-    s
-}
-
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let config = Config::load(&cli.config)?;
     let clock = cli.clock();
@@ -114,12 +106,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     }
     let mut members: HashMap<String, Vec<(String, State)>> = HashMap::new();
     for w in &waves {
-        let mut list = Vec::new();
-        for address in store.wave_addresses(&w.id)? {
-            if let Some(f) = store.mailbox_facts(&address)? {
-                list.push((address, f.state));
-            }
-        }
+        let list = store
+            .wave_facts(&w.id)?
+            .into_iter()
+            .map(|f| (f.address, f.state))
+            .collect();
         members.insert(w.id.clone(), list);
     }
     drop(store);
@@ -343,7 +334,7 @@ where
                         "{} of {} have no cloud object (is directory sync scoped to them?): {}",
                         missing.len(),
                         to_move.len(),
-                        some(&missing)
+                        few(&missing, 5)
                     ),
                 )
             });
@@ -365,7 +356,7 @@ where
                     format!(
                         "{need} need an Exchange Online licence before they cut over ({} seats free): {}",
                         seats_left + need,
-                        some(&unlicensed)
+                        few(&unlicensed, 5)
                     ),
                 )
             } else {
@@ -413,7 +404,7 @@ where
                     format!(
                         "{} already have a move request outside this wave (remove them, or skip the mailboxes): {}",
                         conflicts.len(),
-                        some(&conflicts)
+                        few(&conflicts, 5)
                     ),
                 )
             });

@@ -77,7 +77,7 @@ pub(crate) fn parse_until(
 /// The first stop signal asks the run to stop (calls on the wire get `run.stop_grace`); a second
 /// exits at once, which is safe too (the intents on disk let the next run settle what was in
 /// flight).
-async fn watch_signals(stop: CancellationToken) {
+pub(super) async fn watch_signals(stop: CancellationToken) {
     super::shutdown_signal().await;
     tracing::warn!("stopping: letting calls in flight finish (signal again to exit at once)");
     stop.cancel();
@@ -88,7 +88,7 @@ async fn watch_signals(stop: CancellationToken) {
 
 /// Whatever the network or the disk does, a run that has begun to stop (a signal, `--until`, a fatal
 /// error) is gone within the grace and a bounded end (writer, summary, webhook).
-fn watchdog(stop: CancellationToken, ending: CancellationToken, grace: Duration) {
+pub(super) fn watchdog(stop: CancellationToken, ending: CancellationToken, grace: Duration) {
     tokio::spawn(async move {
         tokio::select! {
             _ = stop.cancelled() => {}

@@ -1,7 +1,7 @@
 //! `mailwave wave hold|release|reschedule`: the operator's actions on whole waves, one action (and
 //! one audit event) per mailbox.
 
-use super::actions::{self, Common};
+use super::actions::{self, Options};
 use super::{BadInput, Cli};
 use crate::config::Config;
 use crate::engine::policy::{self, ActionStep};
@@ -34,31 +34,8 @@ pub struct WaveArgs {
     /// Wave ids (`mw-YYYY-MM-DD`).
     #[arg(value_name = "WAVE", required = true)]
     pub waves: Vec<String>,
-    #[arg(long)]
-    pub reason: Option<String>,
-    #[arg(long)]
-    pub by: Option<String>,
-    #[arg(long)]
-    pub dry_run: bool,
-    #[arg(long)]
-    pub json: bool,
-    /// Seconds to wait for a running mailwave to apply it.
-    #[arg(long, default_value_t = 60)]
-    pub wait: u64,
-}
-
-impl WaveArgs {
-    fn common(&self) -> Common {
-        Common {
-            addresses: Vec::new(),
-            from_file: None,
-            reason: self.reason.clone(),
-            by: self.by.clone(),
-            dry_run: self.dry_run,
-            json: self.json,
-            wait: self.wait,
-        }
-    }
+    #[command(flatten)]
+    pub options: Options,
 }
 
 /// The waves' mailboxes for which `kind` is not refused (the rest are left as they are).
@@ -72,10 +49,7 @@ fn eligible(cli: &Cli, waves: &[String], kind: ActionKind) -> anyhow::Result<Vec
             ))
             .into());
         }
-        for address in store.wave_addresses(w)? {
-            let Some(f) = store.mailbox_facts(&address)? else {
-                continue;
-            };
+        for f in store.wave_facts(w)? {
             let class = f
                 .failure_class
                 .as_deref()
@@ -108,11 +82,11 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     match command {
         Command::Hold(w) => {
             let facts = eligible(cli, &w.waves, ActionKind::Hold)?;
-            actions::act(cli, ActionKind::Hold, facts, &w.common(), false, None)
+            actions::act(cli, ActionKind::Hold, facts, &w.options, false, None)
         }
         Command::Release(w) => {
             let facts = eligible(cli, &w.waves, ActionKind::Release)?;
-            actions::act(cli, ActionKind::Release, facts, &w.common(), false, None)
+            actions::act(cli, ActionKind::Release, facts, &w.options, false, None)
         }
         Command::Reschedule { wave, to, force } => {
             let date: jiff::civil::Date = to
@@ -142,7 +116,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
                 ))
                 .into());
             }
-            let target = if wave.dry_run {
+            let target = if wave.options.dry_run {
                 Store::open_read_only(&cli.state)?
                     .wave_info(&name)?
                     .unwrap_or(crate::store::actions::WaveInfo {
@@ -162,7 +136,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
                 cli,
                 ActionKind::Reschedule,
                 facts,
-                &wave.common(),
+                &wave.options,
                 *force,
                 Some(&target),
             )

@@ -95,6 +95,21 @@ pub struct MailboxFacts {
     pub has_request: bool,
 }
 
+const FACTS: &str = "SELECT m.id, m.address, s.state, s.failure_class, w.name, w.id, s.request_id
+     FROM mailboxes m JOIN mailbox_state s ON s.mailbox_id = m.id JOIN waves w ON w.id = s.wave_id";
+
+fn facts_row(r: &rusqlite::Row) -> rusqlite::Result<MailboxFacts> {
+    Ok(MailboxFacts {
+        id: r.get(0)?,
+        address: r.get(1)?,
+        state: State::from_code(r.get(2)?).unwrap_or(State::Failed),
+        failure_class: r.get(3)?,
+        wave: r.get(4)?,
+        wave_id: r.get(5)?,
+        has_request: r.get::<_, Option<String>>(6)?.is_some(),
+    })
+}
+
 /// The file a command touches after recording actions, so a running mailwave looks at once.
 pub fn signal_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -215,23 +230,20 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT m.id, m.address, s.state, s.failure_class, w.name, w.id, s.request_id
-                 FROM mailboxes m JOIN mailbox_state s ON s.mailbox_id = m.id
-                 JOIN waves w ON w.id = s.wave_id WHERE m.address = ?1",
+                &format!("{FACTS} WHERE m.address = ?1"),
                 [address],
-                |r| {
-                    Ok(MailboxFacts {
-                        id: r.get(0)?,
-                        address: r.get(1)?,
-                        state: State::from_code(r.get(2)?).unwrap_or(State::Failed),
-                        failure_class: r.get(3)?,
-                        wave: r.get(4)?,
-                        wave_id: r.get(5)?,
-                        has_request: r.get::<_, Option<String>>(6)?.is_some(),
-                    })
-                },
+                facts_row,
             )
             .optional()?)
+    }
+
+    /// The facts of every mailbox of a wave, in plan order, in one query.
+    pub fn wave_facts(&self, wave: &str) -> Result<Vec<MailboxFacts>> {
+        let mut q = self
+            .conn
+            .prepare(&format!("{FACTS} WHERE w.name = ?1 ORDER BY s.seq"))?;
+        let rows = q.query_map([wave], facts_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The addresses of a wave's mailboxes, in plan order.

@@ -343,22 +343,10 @@ impl Store {
             [],
             |r| r.get(0),
         )?;
-        let mut q = conn.prepare(
-            "SELECT m.address, w.name, s.state, s.failure_class, s.last_error
-             FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
-             WHERE s.state IN (7, 8) ORDER BY w.window_start, m.address LIMIT ?1",
+        let rows = self.attention_rows(
+            "WHERE s.state IN (7, 8) ORDER BY w.window_start, m.address LIMIT ?1",
+            [limit as i64],
         )?;
-        let rows = q
-            .query_map([limit as i64], |r| {
-                Ok(AttentionRow {
-                    address: r.get(0)?,
-                    wave: r.get(1)?,
-                    state: State::from_code(r.get(2)?).unwrap_or(State::Failed),
-                    class: r.get(3)?,
-                    reason: r.get(4)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
         Ok((total as u64, rows))
     }
 

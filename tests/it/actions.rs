@@ -14,10 +14,8 @@ use mailwave::store::{State, Store};
 use mailwave::time::Clock;
 use std::sync::Arc;
 
-use crate::engine::engine_config;
+use crate::engine::{engine_config, run_session_at};
 use crate::helpers::*;
-use mailwave::engine::session::{self, Session};
-use tokio_util::sync::CancellationToken;
 
 /// What the simulated service holds for one address: (status, CompleteAfter, cut-over started),
 /// or `None` when it holds no live request.
@@ -129,23 +127,7 @@ async fn actions_taken_during_a_run_are_what_the_service_ends_up_holding() {
     let db = p.db();
     let run = tokio::spawn({
         let (db, config, service) = (db.clone(), p.config(), service.clone());
-        async move {
-            session::run(Session {
-                service,
-                state: &db,
-                config: &config,
-                clock,
-                options: RunOptions::default(),
-                command: "test",
-                paused_time: true,
-                stop: CancellationToken::new(),
-                ending: CancellationToken::new(),
-                progress: None,
-            })
-            .await
-            .unwrap()
-            .summary
-        }
+        async move { run_session_at(&db, &config, clock, service, RunOptions::default()).await }
     });
 
     // Half a day into pre-staging every mailbox of the first wave has a request.

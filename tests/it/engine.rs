@@ -84,11 +84,21 @@ pub async fn run_session<S: MoveService>(
     service: Arc<S>,
     options: RunOptions,
 ) -> RunSummary {
-    let config = p.config();
+    run_session_at(&p.db(), &p.config(), clock, service, options).await
+}
+
+/// A run session on the paused clock over the database at `db`.
+pub async fn run_session_at<S: MoveService>(
+    db: &std::path::Path,
+    config: &mailwave::config::Config,
+    clock: Clock,
+    service: Arc<S>,
+    options: RunOptions,
+) -> RunSummary {
     session::run(Session {
         service,
-        state: &p.db(),
-        config: &config,
+        state: db,
+        config,
         clock,
         options,
         command: "test",

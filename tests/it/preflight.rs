@@ -2,7 +2,6 @@
 //! directory sync has not reached, too few licence seats, a cmdlet outside the app's role, a wrong
 //! secret. Not a real-time test: the clock only places "now" before or inside pre-staging.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
 use crate::helpers::*;
@@ -29,14 +28,7 @@ fn sim(p: &Project, profile: &str) -> Sim {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let base = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("mailwave simulator listening on ")
-        .unwrap()
-        .to_string();
+    let base = sim_base(&mut child);
     Sim { child, base }
 }
 

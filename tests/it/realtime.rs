@@ -191,15 +191,7 @@ fn killed_runs_resume_in_seconds_without_duplicates_losses_or_late_cutovers() {
     )
     .spawn()
     .unwrap();
-    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
-    let base = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("mailwave simulator listening on ")
-        .unwrap()
-        .to_string();
-    assert!(base.starts_with("http://127.0.0.1:"));
+    let base = sim_base(&mut sim);
     std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
     plan_with_binary(&p, &clock, N, "2027-02-01");
 
@@ -669,14 +661,7 @@ fn a_run_through_a_hostile_network_loses_nothing_and_duplicates_nothing() {
     )
     .spawn()
     .unwrap();
-    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
-    let base = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("mailwave simulator listening on ")
-        .unwrap()
-        .to_string();
+    let base = sim_base(&mut sim);
     let upstream = base.trim_start_matches("http://").to_string();
     let creates = std::sync::atomic::AtomicUsize::new(0);
     let proxy = Server::start(move |req, n| {
@@ -798,14 +783,7 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
     )
     .spawn()
     .unwrap();
-    let base = BufReader::new(sim.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("mailwave simulator listening on ")
-        .unwrap()
-        .to_string();
+    let base = sim_base(&mut sim);
     std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
     plan_with_binary(&p, &clock, 40, "2027-02-01");
     let store = || Store::open_read_only(&p.db()).unwrap();
@@ -974,4 +952,125 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
         store().mailbox_facts(&first[1]).unwrap().unwrap().state,
         mailwave::store::State::Skipped
     );
+}
+
+/// An action asked while the service stalls and no run is going stays pending (the command ends in
+/// bounded time and says so), survives a run killed with SIGKILL, and the next run applies it.
+#[test]
+fn a_pending_action_outlives_a_stalled_service_and_a_killed_run() {
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let origin = window_start - SignedDuration::from_hours(1);
+    let clock = format!("scaled:1:{}:{origin}", Timestamp::now());
+    let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
+    let run = "requests_per_second = 50\nburst = 50\nprestage_poll = \"5s\"\nstop_grace = \"2s\"\n\
+               call_timeout = \"3s\"\naction_poll = \"1h\"";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    let quiet = CRASH_PROFILE
+        .replace(
+            "transient_failure_share = 0.03",
+            "transient_failure_share = 0.0",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
+        .replace("stall_share = 0.05", "stall_share = 0.0");
+    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
+    let mut sim = mailwave(
+        &p,
+        &clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    plan_with_binary(&p, &clock, 10, "2027-02-01");
+    let live = || -> HashMap<String, serde_json::Value> {
+        moves(&base)
+            .into_iter()
+            .filter(|m| !m["identity"].as_str().unwrap().starts_with("removed:"))
+            .map(|m| (m["identity"].as_str().unwrap().to_string(), m))
+            .collect()
+    };
+
+    // A run pre-stages the wave and is killed.
+    let mut child = mailwave(&p, &clock, &["run"], "run-1.log").spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while live().len() < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the requests were not made in 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let target = "user0003@contoso.com";
+
+    // The service now stalls every cmdlet: the command gives up on the call in bounded time and
+    // leaves the action pending.
+    let stalled = Server::start(misbehave::exchange(|_, _| Reply::Stall));
+    std::fs::write(
+        p.path("mailwave.toml"),
+        config(&stalled.base, schedule, run),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut act = mailwave(
+        &p,
+        &clock,
+        &[
+            "mailbox", "skip", target, "--reason", "corrupt", "--wait", "5",
+        ],
+        "act.log",
+    )
+    .spawn()
+    .unwrap();
+    let (status, took) = wait_within(
+        &mut act,
+        Duration::from_secs(30),
+        "skip against a stalled service",
+        &p.path("act.log"),
+    );
+    let out = stdout_of(&mut act);
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("pending"), "{out}");
+    assert!(took < Duration::from_secs(40), "{took:?}");
+    eprintln!(
+        "skip against a stalled service ended in {:?}",
+        started.elapsed()
+    );
+    let store = || Store::open_read_only(&p.db()).unwrap();
+    let facts = store().mailbox_facts(target).unwrap().unwrap();
+    let audit = store().actions_of(facts.id).unwrap();
+    assert_eq!(audit.len(), 1);
+    assert!(audit[0].applied_at.is_none(), "still pending: {audit:?}");
+    assert_ne!(facts.state, mailwave::store::State::Skipped);
+    assert!(live().contains_key(target), "nothing was removed yet");
+
+    // The service is back; the next run applies the pending action.
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    let mut child = mailwave(&p, &clock, &["run"], "run-2.log").spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while live().contains_key(target) {
+        assert!(
+            Instant::now() < deadline,
+            "the pending skip was not applied in 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&child);
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(15),
+        "SIGTERM",
+        &p.path("run-2.log"),
+    );
+    assert_eq!(status.code(), Some(0));
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    let facts = store().mailbox_facts(target).unwrap().unwrap();
+    assert_eq!(facts.state, mailwave::store::State::Skipped);
+    let audit = store().actions_of(facts.id).unwrap();
+    assert_eq!(audit.len(), 1, "one action, applied once");
+    assert_eq!(audit[0].outcome.as_deref(), Some("applied"));
 }

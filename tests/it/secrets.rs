@@ -3,7 +3,6 @@
 //! and resumed, a run whose secret is refused and a run with a certificate; then every file written
 //! (database and WAL included), every log line, every output and every webhook post is searched.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -133,14 +132,7 @@ fn no_secret_reaches_a_file_a_log_an_error_or_a_post() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = BufReader::new(sim.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("mailwave simulator listening on ")
-        .unwrap()
-        .to_string();
+    let base = sim_base(&mut sim);
 
     // A run with the secret: killed mid-create, resumed to the end, text and JSON logs.
     let secret_cred = "client_secret_env = \"MW_SEC\"";
