@@ -95,6 +95,52 @@ pub struct Run {
     pub call_timeout: std::time::Duration,
     /// How often a run looks for operator actions (it also looks at once when a command says so).
     pub action_poll: jiff::SignedDuration,
+    /// Which finished moves get one `Get-MoveRequestStatistics` for the analytics.
+    pub collect_statistics: Collect,
+}
+
+/// `run.collect_statistics`: `"all"`, `"sample:N%"` or `"none"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Collect {
+    All,
+    /// Per ten thousand mailboxes (so `sample:12.5%` is 1250).
+    Sample(u32),
+    None,
+}
+
+impl Collect {
+    pub fn parse(s: &str) -> Result<Collect, String> {
+        match s {
+            "all" => Ok(Collect::All),
+            "none" => Ok(Collect::None),
+            _ => {
+                let share = s
+                    .strip_prefix("sample:")
+                    .and_then(|r| r.strip_suffix('%'))
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .filter(|n| (0.0..=100.0).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "{s:?} is not \"all\", \"none\" or \"sample:N%\" with N from 0 to 100"
+                        )
+                    })?;
+                Ok(Collect::Sample((share * 100.0).round() as u32))
+            }
+        }
+    }
+
+    /// Whether the mailbox with this id is collected: the same mailboxes every run (a sample is
+    /// chosen by a hash of the id, so a resumed run does not pick others).
+    pub fn takes(self, mailbox_id: i64) -> bool {
+        match self {
+            Collect::All => true,
+            Collect::None => false,
+            Collect::Sample(per_10k) => {
+                let h = (mailbox_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+                (h % 10_000) < per_10k as u64
+            }
+        }
+    }
 }
 
 impl Run {
@@ -142,6 +188,7 @@ impl Default for Run {
             unreachable_timeout: jiff::SignedDuration::from_mins(15),
             call_timeout: std::time::Duration::from_secs(120),
             action_poll: jiff::SignedDuration::from_secs(30),
+            collect_statistics: Collect::All,
         }
     }
 }
@@ -336,6 +383,7 @@ struct RawRun {
     unreachable_timeout: Option<Spanned<String>>,
     call_timeout: Option<Spanned<String>>,
     action_poll: Option<Spanned<String>>,
+    collect_statistics: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -831,6 +879,11 @@ impl Config {
                 d.action_poll,
                 (secs(1), hours(1)),
             )?,
+            collect_statistics: match &r.collect_statistics {
+                None => d.collect_statistics,
+                Some(v) => Collect::parse(v.get_ref())
+                    .map_err(|m| cx.invalid(v.span(), "run.collect_statistics", m))?,
+            },
         };
         let n = raw.notify;
         // The URL carries a token: an error names where it came from, never the URL itself.
@@ -963,6 +1016,20 @@ mod tests {
         assert!(
             matches!(&e, ConfigError::Invalid { line: 2, key, .. } if key == "run.cutover_poll"),
             "{e}"
+        );
+        let e = parse("[run]\ncollect_statistics = \"sample:150%\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { line: 2, key, .. } if key == "run.collect_statistics"),
+            "{e}"
+        );
+        let c = parse("[run]\ncollect_statistics = \"sample:10%\"\n").unwrap();
+        assert_eq!(c.run.collect_statistics, Collect::Sample(1000));
+        let taken = (1..=100_000)
+            .filter(|&id| c.run.collect_statistics.takes(id))
+            .count();
+        assert!(
+            (9_000..11_000).contains(&taken),
+            "{taken} of 100000 sampled at 10%"
         );
         let e = parse("[run]\n\ndcs_approval = \"always\"\n").unwrap_err();
         assert!(

@@ -166,6 +166,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     );
     let clock = Clock::scaled(speed, origin);
     let sim = Arc::new(Simulator::new(demo_profile(), args.seed, clock).map_err(BadInput)?);
+    sim.know_inventory(&inv);
     let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
     let runtime = tokio::runtime::Runtime::new()?;
     let started = std::time::Instant::now();

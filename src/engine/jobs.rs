@@ -260,6 +260,8 @@ pub enum What {
     },
     Get,
     Stats,
+    /// The statistics of a finished move, for its figures.
+    Figures,
     Resume,
     Approve,
     Remove,
@@ -277,7 +279,7 @@ impl What {
             What::Endpoint { .. } => "Get-MigrationEndpoint",
             What::Create { .. } => "New-MoveRequest",
             What::List { .. } | What::Get => "Get-MoveRequest",
-            What::Stats => "Get-MoveRequestStatistics",
+            What::Stats | What::Figures => "Get-MoveRequestStatistics",
             What::Resume => "Resume-MoveRequest",
             What::Approve | What::Reschedule { .. } => "Set-MoveRequest",
             What::Remove => "Remove-MoveRequest",
@@ -309,6 +311,7 @@ pub enum Answer {
     },
     Got(Result<MoveRequest, ServiceError>),
     Stats(Result<MoveStatistics, ServiceError>),
+    Figures(Result<MoveStatistics, ServiceError>),
     Resumed(Result<(), ServiceError>),
     Approved(Result<(), ServiceError>),
     Removed(Result<(), ServiceError>),
@@ -395,6 +398,10 @@ impl<S: MoveService> Executor<S> {
                     .await,
             ),
             What::Stats => Answer::Stats(
+                self.call(cmdlet, Retry::Transient, || svc.statistics(call, id))
+                    .await,
+            ),
+            What::Figures => Answer::Figures(
                 self.call(cmdlet, Retry::Transient, || svc.statistics(call, id))
                     .await,
             ),

@@ -211,6 +211,8 @@ pub(crate) struct RunState {
     /// Transient failures to resume.
     pub(crate) resumes: Due<u32>,
     pub(crate) stats_queue: VecDeque<u32>,
+    /// Finished moves whose figures are still to be read (`run.collect_statistics`).
+    pub(crate) figures_queue: VecDeque<u32>,
     pub(crate) get_queue: VecDeque<u32>,
     pub(crate) approvals: VecDeque<u32>,
     pub(crate) reschedules: VecDeque<(u32, Target)>,
@@ -251,6 +253,7 @@ impl RunState {
             probes: BinaryHeap::new(),
             resumes: BinaryHeap::new(),
             stats_queue: VecDeque::new(),
+            figures_queue: VecDeque::new(),
             get_queue: VecDeque::new(),
             approvals: VecDeque::new(),
             reschedules: VecDeque::new(),

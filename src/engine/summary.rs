@@ -155,6 +155,10 @@ pub struct RunSummary {
     pub(crate) uncertain_settled: u64,
     /// Calls cut off by the stop grace: their mailboxes are settled by the next run.
     pub(crate) calls_cut_off: u64,
+    /// Move figures recorded this run (`run.collect_statistics`), and finished moves whose
+    /// statistics could not be read.
+    pub figures_collected: u64,
+    pub figures_missed: u64,
     /// When the service last gave a good answer.
     pub(crate) last_good_answer: Option<String>,
 }
@@ -182,6 +186,8 @@ impl RunSummary {
             uncertain_at_start: 0,
             uncertain_settled: 0,
             calls_cut_off: 0,
+            figures_collected: 0,
+            figures_missed: 0,
             last_good_answer: None,
         }
     }

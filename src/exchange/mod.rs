@@ -4,6 +4,7 @@
 //! side, straight into the in-process simulator (`sim::transport::LocalTransport`).
 
 pub mod error;
+pub mod figures;
 pub mod rest;
 
 use std::future::Future;
@@ -194,6 +195,8 @@ pub struct MoveStatistics {
     pub failure: Option<MoveFailure>,
     pub(crate) sync_stage: Option<String>,
     pub data_consistency_score: Option<Dcs>,
+    /// What explains the move's speed (for the analytics and the forecast).
+    pub figures: figures::MoveFigures,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,7 +437,7 @@ fn lenient_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Err
     d.deserialize_any(Text)
 }
 
-fn parse_time(s: &str) -> Option<Timestamp> {
+pub(crate) fn parse_time(s: &str) -> Option<Timestamp> {
     s.parse().ok().or_else(|| format!("{s}Z").parse().ok())
 }
 
@@ -472,6 +475,7 @@ pub fn parse_statistics(v: &Value) -> MoveStatistics {
         failure,
         sync_stage: opt("SyncStage"),
         data_consistency_score: opt("DataConsistencyScore").and_then(|s| Dcs::parse(&s)),
+        figures: figures::MoveFigures::parse(v),
     }
 }
 

@@ -292,7 +292,7 @@ async fn sim_moves(State(sim): Shared) -> Response {
                 let identity = m.identity_of(mv);
                 json!({
                     "identity": if mv.is_removed() {
-                        format!("removed:{}:{identity}", mv.guid)
+                        format!("removed:{}:{identity}", mv.guid())
                     } else {
                         identity.to_string()
                     },

@@ -123,6 +123,20 @@ impl Simulator {
         result
     }
 
+    /// Tells the service every mailbox of an inventory (sizes, items, source databases), as the real
+    /// one knows them on-premises: moves then copy what the inventory says.
+    pub fn know_inventory(&self, inv: &crate::inventory::Inventory) {
+        let mut inner = self.lock();
+        for m in &inv.mailboxes {
+            inner.moves.know(
+                &m.address,
+                m.size_bytes,
+                m.item_count.min(u32::MAX as u64) as u32,
+                inv.database_name(m),
+            );
+        }
+    }
+
     /// Read access to the simulated move service (tests, reports).
     pub fn with_moves<R>(&self, f: impl FnOnce(&mut moves::MoveService) -> R) -> R {
         let mut inner = self.lock();

@@ -25,6 +25,11 @@ pub struct Profile {
     /// Share of moves that stall for a while (StalledDueToTarget_*).
     pub stall_share: f64,
     pub stall_minutes: f64,
+    /// What a stall is put down to in the statistics (`TotalStalledDueTo...`): relative weights.
+    pub stall_causes: StallCauses,
+    /// Source servers differ in speed: each copies at 1 ± this share of the usual rate (fixed per
+    /// source database, so `analyze --by source` finds the slow ones).
+    pub source_speed_spread: f64,
     /// Share of moves that fail with a transient error part-way (resumable).
     pub transient_failure_share: f64,
     /// Share of moves that fail permanently.
@@ -70,6 +75,74 @@ pub struct Profile {
     pub forbidden_cmdlets: Vec<String>,
 }
 
+/// Relative weights of the stall causes, by the names in
+/// [`STALL_CAUSES`](crate::exchange::figures::STALL_CAUSES).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StallCauses {
+    pub content_indexing: f64,
+    pub high_availability: f64,
+    pub mailbox_locked: f64,
+    pub read_throttle: f64,
+    pub write_throttle: f64,
+    pub read_cpu: f64,
+    pub write_cpu: f64,
+    pub read_unknown: f64,
+    pub write_unknown: f64,
+}
+
+impl Default for StallCauses {
+    /// Target-side throttling and replication dominate in a busy tenant; source-side stalls are the
+    /// on-premises servers' share.
+    fn default() -> Self {
+        StallCauses {
+            content_indexing: 1.0,
+            high_availability: 2.0,
+            mailbox_locked: 0.5,
+            read_throttle: 1.5,
+            write_throttle: 3.0,
+            read_cpu: 0.5,
+            write_cpu: 1.0,
+            read_unknown: 0.5,
+            write_unknown: 0.5,
+        }
+    }
+}
+
+impl StallCauses {
+    /// The weights in the order of `STALL_CAUSES`.
+    pub fn weights(&self) -> [f64; 9] {
+        [
+            self.content_indexing,
+            self.high_availability,
+            self.mailbox_locked,
+            self.read_throttle,
+            self.write_throttle,
+            self.read_cpu,
+            self.write_cpu,
+            self.read_unknown,
+            self.write_unknown,
+        ]
+    }
+
+    /// The cause drawn for `u` in [0, 1).
+    pub fn pick(&self, u: f64) -> u8 {
+        let w = self.weights();
+        let total: f64 = w.iter().map(|x| x.max(0.0)).sum();
+        if total <= 0.0 {
+            return 4;
+        }
+        let mut left = u * total;
+        for (i, x) in w.iter().enumerate() {
+            left -= x.max(0.0);
+            if left < 0.0 {
+                return i as u8;
+            }
+        }
+        8
+    }
+}
+
 impl Default for Profile {
     fn default() -> Self {
         Profile {
@@ -82,6 +155,8 @@ impl Default for Profile {
             finalization_minutes: 8.0,
             stall_share: 0.05,
             stall_minutes: 45.0,
+            stall_causes: StallCauses::default(),
+            source_speed_spread: 0.25,
             transient_failure_share: 0.02,
             permanent_failure_share: 0.002,
             dcs_investigate_share: 0.01,

@@ -4,6 +4,7 @@
 //! with read-only connections, which WAL mode never blocks.
 
 pub mod actions;
+pub mod figures;
 mod inventory;
 pub mod lifecycle;
 pub mod lock;
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_intent_wave.sql"),
     include_str!("migrations/0003_actions.sql"),
+    include_str!("migrations/0004_move_stats.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

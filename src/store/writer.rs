@@ -126,6 +126,8 @@ pub enum Command {
     ResetAttempts {
         mailbox: i64,
     },
+    /// A finished move's figures from `Get-MoveRequestStatistics`.
+    Figures(Box<super::figures::FigureRow>),
     /// Replies once everything sent before it is committed.
     Flush,
 }
@@ -434,6 +436,10 @@ fn apply(
                  VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![at, mailbox, state.code(), cause, detail, correlation.as_ref().map(|c| c.as_slice()), run])?;
+            Ok(Reply::Done)
+        }
+        Command::Figures(row) => {
+            super::figures::write(tx, &row)?;
             Ok(Reply::Done)
         }
         Command::Progress {

@@ -56,6 +56,18 @@ pub(crate) fn render(
         let parts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
         let _ = writeln!(out, "  {cmdlet:<27} {}", parts.join(", "));
     }
+    if s.figures_collected > 0 || s.figures_missed > 0 {
+        let _ = writeln!(
+            out,
+            "move figures read {}{} (mailwave analyze)",
+            s.figures_collected,
+            if s.figures_missed > 0 {
+                format!(", {} could not be read", s.figures_missed)
+            } else {
+                String::new()
+            }
+        );
+    }
     if s.uncertain_at_start > 0 || s.calls_cut_off > 0 {
         let _ = writeln!(
             out,

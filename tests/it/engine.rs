@@ -239,8 +239,26 @@ async fn a_multi_week_plan_runs_to_completion_with_everything_switched_on() {
         s.api_calls["Set-MoveRequest"]["ok"] > 0,
         "Investigate scores were approved"
     );
+    // One statistics read per finished move for its figures (run.collect_statistics = "all") is
+    // in this; small waves on a busy service cost more listings a mailbox than big ones.
     let per_mailbox = s.api_calls_total as f64 / out.plan.mailboxes as f64;
-    assert!(per_mailbox < 4.0, "{per_mailbox} calls a mailbox");
+    assert!(
+        per_mailbox < 5.5,
+        "{per_mailbox} calls a mailbox: {:#?}",
+        s.api_calls
+    );
+    let figures = store.figures_count().unwrap();
+    let finished = rows.iter().filter(|r| matches!(r.1, 5 | 6)).count() as u64;
+    assert!(
+        figures >= finished && figures <= rows.len() as u64,
+        "figures for every finished move: {figures} for {finished} finished"
+    );
+    // A move that failed and later completed is read twice; its row keeps the last read.
+    assert!(
+        s.figures_collected >= figures,
+        "{} >= {figures}",
+        s.figures_collected
+    );
 }
 
 fn cutovers(sim: &Simulator) -> Vec<Cutover> {

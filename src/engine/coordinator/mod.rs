@@ -138,6 +138,9 @@ struct Counters {
     uncertain_at_start: u64,
     uncertain_settled: u64,
     cut_off: u64,
+    /// Move figures recorded, and finished moves whose statistics could not be read.
+    figures: u64,
+    figures_missed: u64,
 }
 
 /// How long to wait before asking again about a request that has not replicated yet.
@@ -177,6 +180,16 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
         return Err(e.into());
     }
     let intents = store.open_intents()?;
+    // Finished moves whose figures an earlier run did not get (stopped, killed) are read now; the
+    // service keeps a completed request, so a month back is safe.
+    let owed = if ctx.run.collect_statistics != crate::config::Collect::None
+        && !ctx.options.actions_only
+    {
+        let since = ctx.clock.now() - SignedDuration::from_hours(24 * 30);
+        store.completed_without_figures(since.as_millisecond())?
+    } else {
+        Vec::new()
+    };
     drop(store);
 
     let limiter = Arc::new(limits::limiter(
@@ -220,6 +233,14 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
     };
     if !c.options.actions_only {
         c.take_over_open_intents(intents, started).await?;
+        let indices = c.st.indices_of(owed.iter().copied());
+        for id in owed {
+            if let Some(&idx) = indices.get(&id)
+                && c.cfg.collect_statistics.takes(id)
+            {
+                c.st.figures_queue.push_back(idx);
+            }
+        }
     }
     let outcome = c.main_loop().await;
     // Everything recorded so far must be on disk before the summary says so; a writer that does not
@@ -440,6 +461,7 @@ impl<S: MoveService> Coordinator<S> {
                 }
                 if self.st.unfinished() == 0
                     && self.st.open_creates.is_empty()
+                    && self.st.figures_queue.is_empty()
                     && !self.actions_waiting()
                 {
                     self.ending = Some(RunOutcome::Finished);
@@ -646,6 +668,8 @@ impl<S: MoveService> Coordinator<S> {
         if let Err(e) = self.submit(now).await {
             self.store_failed(e);
         }
+        // Figures last: they may wait for calls nothing else needs.
+        self.drain(|st| &mut st.figures_queue, What::Figures);
         self.jobs.len() - before
     }
 
@@ -704,6 +728,15 @@ impl<S: MoveService> Coordinator<S> {
         }
         if to.is_terminal() && !from.is_terminal() {
             self.counters.completed += 1;
+        }
+        if matches!(to, State::Completed | State::CompletedWithWarning)
+            && !from.is_terminal()
+            && self
+                .cfg
+                .collect_statistics
+                .takes(self.st.mailboxes[idx as usize].id)
+        {
+            self.st.figures_queue.push_back(idx);
         }
         if to == State::Failed {
             self.counters.failed += 1;

@@ -49,6 +49,18 @@ impl<S: MoveService> Coordinator<S> {
                     }
                 }
             }
+            Answer::Figures(result) => {
+                self.st.mailboxes[idx as usize].work = Work::Idle;
+                match result {
+                    Ok(stats) => self.record_figures(idx, stats.figures, now).await?,
+                    Err(e) => {
+                        self.counters.figures_missed += 1;
+                        if !self.refused(&e) {
+                            tracing::debug!(error = %e, "no figures for this move");
+                        }
+                    }
+                }
+            }
             Answer::Resumed(result) => self.on_resumed(idx, correlation, result, now).await?,
             Answer::Approved(result) => self.on_approved(idx, result, now).await?,
             // Only actions remove requests.
@@ -247,6 +259,25 @@ impl<S: MoveService> Coordinator<S> {
         Ok(())
     }
 
+    /// Keeps a move's figures for the analytics.
+    pub(super) async fn record_figures(
+        &mut self,
+        idx: u32,
+        figures: crate::exchange::figures::MoveFigures,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let row = crate::store::figures::FigureRow {
+            mailbox_id: self.st.mailboxes[idx as usize].id,
+            collected_at: ms(now),
+            figures,
+        };
+        self.writer
+            .submit(crate::store::writer::Command::Figures(Box::new(row)))
+            .await?;
+        self.counters.figures += 1;
+        Ok(())
+    }
+
     /// `Get-MoveRequestStatistics` of a move that failed or waits: why, and what to do.
     async fn on_statistics(
         &mut self,
@@ -258,6 +289,10 @@ impl<S: MoveService> Coordinator<S> {
         let (id, state) = (m.id, m.state);
         match stats.request.status {
             MoveStatus::Failed => {
+                // The answer that says why a move failed also says how it went: keep its figures.
+                if self.cfg.collect_statistics.takes(id) {
+                    self.record_figures(idx, stats.figures.clone(), now).await?;
+                }
                 let (class, message) = match &stats.failure {
                     Some(f) => (policy::failure_class(f.kind), f.describe()),
                     None => (FailureClass::Transient, stats.message.clone()),

@@ -137,6 +137,8 @@ impl<S: MoveService> Coordinator<S> {
             uncertain_at_start: self.counters.uncertain_at_start,
             uncertain_settled: self.counters.uncertain_settled,
             calls_cut_off: self.counters.cut_off,
+            figures_collected: self.counters.figures,
+            figures_missed: self.counters.figures_missed,
             last_good_answer: health.last_good.map(|t| t.to_string()),
         }
     }

@@ -1,0 +1,186 @@
+//! Move figures (`move_stats`): one row per mailbox from its `Get-MoveRequestStatistics`, written by
+//! the run, read by `analyze`, the reports and the forecast.
+
+use rusqlite::{Transaction, params_from_iter, types::Value as Sql};
+
+use super::{Result, Store};
+use crate::exchange::figures::{DURATIONS, MoveFigures, STALL_CAUSES, TIMESTAMPS};
+
+/// The figures of one mailbox's move, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FigureRow {
+    pub mailbox_id: i64,
+    pub collected_at: i64,
+    pub figures: MoveFigures,
+}
+
+/// Writer commands compare equal in tests; figures never hold NaN (the parser drops non-finite
+/// numbers), so equality is total.
+impl Eq for FigureRow {}
+
+/// The columns after `mailbox_id, collected_at, status`, in the order [`values`] gives them.
+fn columns() -> Vec<&'static str> {
+    let mut c = vec![
+        "total_size",
+        "archive_size",
+        "bytes_transferred",
+        "items_transferred",
+    ];
+    c.extend(DURATIONS.iter().map(|(_, name)| *name));
+    c.extend(STALL_CAUSES.iter().map(|s| s.name));
+    c.extend(TIMESTAMPS.iter().map(|(_, name)| *name));
+    c.extend(["dcs", "source_server", "source_database", "target_database"]);
+    c
+}
+
+fn values(f: &MoveFigures) -> Vec<Sql> {
+    let int = |v: Option<u64>| v.map_or(Sql::Null, |n| Sql::Integer(n.min(i64::MAX as u64) as i64));
+    let real = |v: &Option<f64>| v.map_or(Sql::Null, Sql::Real);
+    let text = |v: &Option<String>| v.clone().map_or(Sql::Null, Sql::Text);
+    let mut out = vec![
+        int(f.total_size),
+        int(f.archive_size),
+        int(f.bytes_transferred),
+        int(f.items_transferred),
+    ];
+    out.extend(f.durations.iter().map(real));
+    out.extend(f.stalls.iter().map(real));
+    out.extend(
+        f.times
+            .iter()
+            .map(|t| t.map_or(Sql::Null, |t| Sql::Integer(t.as_millisecond()))),
+    );
+    out.extend(
+        [
+            &f.dcs,
+            &f.source_server,
+            &f.source_database,
+            &f.target_database,
+        ]
+        .map(text),
+    );
+    out
+}
+
+/// Records (or replaces) a mailbox's figures; called by the writer inside its transaction.
+pub(crate) fn write(tx: &Transaction, row: &FigureRow) -> Result<()> {
+    let cols = columns();
+    let sql = format!(
+        "INSERT OR REPLACE INTO move_stats (mailbox_id, collected_at, status, {}) VALUES (?1, ?2, ?3, {})",
+        cols.join(", "),
+        (4..4 + cols.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut v = vec![
+        Sql::Integer(row.mailbox_id),
+        Sql::Integer(row.collected_at),
+        Sql::Text(row.figures.status.clone()),
+    ];
+    v.extend(values(&row.figures));
+    tx.prepare_cached(&sql)?.execute(params_from_iter(v))?;
+    Ok(())
+}
+
+impl Store {
+    /// Every mailbox's figures, with `f` called once per row (streamed: millions of rows).
+    pub fn each_figures(&self, mut f: impl FnMut(FigureRow)) -> Result<()> {
+        let cols = columns();
+        let sql = format!(
+            "SELECT mailbox_id, collected_at, status, {} FROM move_stats ORDER BY mailbox_id",
+            cols.join(", ")
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let u = |i: usize| -> rusqlite::Result<Option<u64>> {
+                Ok(r.get::<_, Option<i64>>(i)?.map(|n| n.max(0) as u64))
+            };
+            let mut i = 3;
+            let mut next = || {
+                i += 1;
+                i - 1
+            };
+            let mut fig = MoveFigures {
+                status: r.get(2)?,
+                total_size: u(next())?,
+                archive_size: u(next())?,
+                bytes_transferred: u(next())?,
+                items_transferred: u(next())?,
+                ..MoveFigures::default()
+            };
+            for d in fig.durations.iter_mut() {
+                *d = r.get(next())?;
+            }
+            for s in fig.stalls.iter_mut() {
+                *s = r.get(next())?;
+            }
+            for t in fig.times.iter_mut() {
+                *t = r
+                    .get::<_, Option<i64>>(next())?
+                    .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
+            }
+            fig.dcs = r.get(next())?;
+            fig.source_server = r.get(next())?;
+            fig.source_database = r.get(next())?;
+            fig.target_database = r.get(next())?;
+            f(FigureRow {
+                mailbox_id: r.get(0)?,
+                collected_at: r.get(1)?,
+                figures: fig,
+            });
+        }
+        Ok(())
+    }
+
+    /// Mailboxes that completed since `since` (Unix ms) and have no figures yet: a run collects
+    /// them (a crash may have lost the queue; the service keeps completed requests).
+    pub fn completed_without_figures(&self, since: i64) -> Result<Vec<i64>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT s.mailbox_id FROM mailbox_state s LEFT JOIN move_stats f ON f.mailbox_id = s.mailbox_id
+             WHERE s.state IN (5, 6) AND f.mailbox_id IS NULL AND s.completed_at >= ?1",
+        )?;
+        let ids = stmt
+            .query_map([since], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    pub fn figures_count(&self) -> Result<u64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM move_stats", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_columns_are_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut stmt = store
+            .conn()
+            .prepare("PRAGMA table_info(move_stats)")
+            .unwrap();
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(1))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let mut expected = vec!["mailbox_id", "collected_at", "status"];
+        expected.extend(columns());
+        assert_eq!(names, expected);
+        let f = MoveFigures {
+            status: "Completed".into(),
+            total_size: Some(5),
+            ..MoveFigures::default()
+        };
+        assert_eq!(values(&f).len(), columns().len());
+    }
+}
