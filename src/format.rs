@@ -38,6 +38,33 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Minutes as an operator reads a wait: "45m", "2h05m", "3d04h".
+pub(crate) fn minutes(m: f64) -> String {
+    if !m.is_finite() {
+        return "-".into();
+    }
+    let sign = if m < 0.0 { "-" } else { "" };
+    let total = m.abs().round() as u64;
+    let (d, h, mm) = (total / 1440, total % 1440 / 60, total % 60);
+    if d > 0 {
+        format!("{sign}{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{sign}{h}h{mm:02}m")
+    } else {
+        format!("{sign}{mm}m")
+    }
+}
+
+/// At most `width` characters: a longer text is cut with "~" as its last character (for columns).
+pub(crate) fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
+    s.push('~');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +77,11 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_234_000_000), "1.23 GB");
         assert_eq!(human_bytes(2_500_000_000_000), "2.50 TB");
+        assert_eq!(minutes(44.6), "45m");
+        assert_eq!(minutes(125.0), "2h05m");
+        assert_eq!(minutes(-30.0), "-30m");
+        assert_eq!(minutes(1440.0 * 3.0 + 240.0), "3d04h");
+        assert_eq!(clip("abcdef", 4), "abc~");
+        assert_eq!(clip("abc", 4), "abc");
     }
 }

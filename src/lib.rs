@@ -3,6 +3,7 @@
 //! The binary is a thin shell over this library: [`cli::main`] parses the command line and calls the
 //! modules below, so integration tests can drive the same code in-process.
 
+pub mod analytics;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,7 @@
 mod out;
 
 mod actions;
+mod analyze;
 mod demo;
 mod init;
 mod inventory;
@@ -117,6 +118,9 @@ pub enum Command {
     Watch(watch::Args),
     /// A Markdown report to hand on: every wave, and every mailbox that needs attention and why.
     Report(report::Args),
+    /// How fast the moves went and what held them up (transfer rates, stalls by cause, queueing,
+    /// efficiency, data consistency, cut-over lag, the slowest moves), by wave, source or size.
+    Analyze(analyze::Args),
     /// One mailbox: facts, state and history; hold, release, retry, skip, reschedule, approve.
     #[command(subcommand)]
     Mailbox(mailbox::Command),
@@ -253,6 +257,7 @@ pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Status(a) => status::run(cli, a),
         Command::Watch(a) => watch::run(cli, a),
         Command::Report(a) => report::run(cli, a),
+        Command::Analyze(a) => analyze::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
         Command::Wave(c) => wave::run(cli, c),
         Command::Preflight(a) => preflight::run(cli, a),

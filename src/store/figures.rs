@@ -14,6 +14,17 @@ pub struct FigureRow {
     pub figures: MoveFigures,
 }
 
+/// A mailbox's figures with what the inventory and the plan say of it (for reading).
+#[derive(Debug, Clone)]
+pub struct MoveRow {
+    pub row: FigureRow,
+    pub address: String,
+    pub wave: String,
+    /// The inventory's size and source database.
+    pub size_bytes: u64,
+    pub source_database: Option<String>,
+}
+
 /// Writer commands compare equal in tests; figures never hold NaN (the parser drops non-finite
 /// numbers), so equality is total.
 impl Eq for FigureRow {}
@@ -84,15 +95,19 @@ pub(crate) fn write(tx: &Transaction, row: &FigureRow) -> Result<()> {
 }
 
 impl Store {
-    /// Every mailbox's figures, with `f` called once per row (streamed: millions of rows).
-    pub fn each_figures(&self, mut f: impl FnMut(FigureRow)) -> Result<()> {
+    /// Every mailbox's figures (of one wave), with `f` called once per row (streamed: millions).
+    pub fn each_figures(&self, wave: Option<&str>, mut f: impl FnMut(MoveRow)) -> Result<()> {
         let cols = columns();
+        let n = 3 + cols.len();
         let sql = format!(
-            "SELECT mailbox_id, collected_at, status, {} FROM move_stats ORDER BY mailbox_id",
-            cols.join(", ")
+            "SELECT f.mailbox_id, f.collected_at, f.status, {}, m.address, w.name, m.size_bytes, m.source_database
+             FROM move_stats f JOIN mailboxes m ON m.id = f.mailbox_id
+             JOIN mailbox_state s ON s.mailbox_id = f.mailbox_id JOIN waves w ON w.id = s.wave_id
+             WHERE ?1 IS NULL OR w.name = ?1 ORDER BY f.mailbox_id",
+            cols.iter().map(|c| format!("f.{c}")).collect::<Vec<_>>().join(", ")
         );
         let mut stmt = self.conn().prepare(&sql)?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([wave])?;
         while let Some(r) = rows.next()? {
             let u = |i: usize| -> rusqlite::Result<Option<u64>> {
                 Ok(r.get::<_, Option<i64>>(i)?.map(|n| n.max(0) as u64))
@@ -125,10 +140,16 @@ impl Store {
             fig.source_server = r.get(next())?;
             fig.source_database = r.get(next())?;
             fig.target_database = r.get(next())?;
-            f(FigureRow {
-                mailbox_id: r.get(0)?,
-                collected_at: r.get(1)?,
-                figures: fig,
+            f(MoveRow {
+                row: FigureRow {
+                    mailbox_id: r.get(0)?,
+                    collected_at: r.get(1)?,
+                    figures: fig,
+                },
+                address: r.get(n)?,
+                wave: r.get(n + 1)?,
+                size_bytes: r.get::<_, i64>(n + 2)?.max(0) as u64,
+                source_database: r.get(n + 3)?,
             });
         }
         Ok(())
