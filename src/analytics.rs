@@ -474,7 +474,11 @@ pub fn text(a: &Analysis) -> String {
             .iter()
             .map(|(c, s)| format!("{c} {:.1}%", 100.0 * **s))
             .collect();
-        let _ = writeln!(out, "stalls by cause (share of time in progress): {}", parts.join(", "));
+        let _ = writeln!(
+            out,
+            "stalls by cause (share of time in progress): {}",
+            parts.join(", ")
+        );
     }
     if !t.dcs.is_empty() {
         let parts: Vec<String> = t.dcs.iter().map(|(k, n)| format!("{k} {n}")).collect();
@@ -565,14 +569,25 @@ mod tests {
         assert!((t.cutover_lag_minutes.as_ref().unwrap().p50 - 30.0).abs() < 1e-6);
         assert_eq!(t.dcs.get("Perfect"), Some(&3));
         assert_eq!(t.slowest[0].address, "mw-b-4@contoso.com");
-        assert_eq!(t.slowest[1].dominant_stall.as_deref(), Some("read_throttle"));
+        assert_eq!(
+            t.slowest[1].dominant_stall.as_deref(),
+            Some("read_throttle")
+        );
         assert_eq!(x.completed_gb_by_hour.values().sum::<f64>().round(), 7.0);
         let text = text(&x);
-        assert!(text.contains("mw-a") && text.contains("read_throttle"), "{text}");
+        assert!(
+            text.contains("mw-a") && text.contains("read_throttle"),
+            "{text}"
+        );
         let mut by_size = Analyzer::new(By::Size);
         by_size.add(&row("mw-a", 0.5, 1.0, 0, 0.0));
         by_size.add(&row("mw-a", 30.0, 10.0, 0, 0.0));
-        let keys: Vec<String> = by_size.finish(None).groups.into_iter().map(|g| g.key).collect();
+        let keys: Vec<String> = by_size
+            .finish(None)
+            .groups
+            .into_iter()
+            .map(|g| g.key)
+            .collect();
         assert_eq!(keys, ["under 1 GB", "25-50 GB"]);
     }
 }

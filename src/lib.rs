@@ -10,6 +10,7 @@ pub mod config;
 pub mod directory;
 pub mod engine;
 pub mod exchange;
+pub mod forecast;
 pub mod format;
 pub mod http;
 pub mod inventory;

@@ -7,6 +7,7 @@ mod out;
 mod actions;
 mod analyze;
 mod demo;
+mod forecast;
 mod init;
 mod inventory;
 mod mailbox;
@@ -121,6 +122,9 @@ pub enum Command {
     /// How fast the moves went and what held them up (transfer rates, stalls by cause, queueing,
     /// efficiency, data consistency, cut-over lag, the slowest moves), by wave, source or size.
     Analyze(analyze::Args),
+    /// Will each coming wave be ready? Replays the rest of the plan from where every mailbox
+    /// stands, on the simulator calibrated from this estate's moves; what-if options side by side.
+    Forecast(forecast::Args),
     /// One mailbox: facts, state and history; hold, release, retry, skip, reschedule, approve.
     #[command(subcommand)]
     Mailbox(mailbox::Command),
@@ -258,6 +262,7 @@ pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Watch(a) => watch::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Analyze(a) => analyze::run(cli, a),
+        Command::Forecast(a) => forecast::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
         Command::Wave(c) => wave::run(cli, c),
         Command::Preflight(a) => preflight::run(cli, a),

@@ -55,7 +55,7 @@ impl Status {
             .find(|st| st.name().eq_ignore_ascii_case(s))
     }
 
-    pub(crate) fn is_completed(self) -> bool {
+    pub fn is_completed(self) -> bool {
         matches!(
             self,
             Status::Completed | Status::CompletedWithWarning | Status::CompletedWithSkippedItems
@@ -456,6 +456,21 @@ impl Answer {
     }
 }
 
+/// What a new move is made of.
+struct NewMoveFacts<'a> {
+    identity: &'a str,
+    batch: &'a str,
+    complete_after: Ms,
+    start_after: Ms,
+    suspend_when_ready: bool,
+    /// Size, items and source of the mailbox, when the service knows them.
+    known: Option<(u64, u32, u16)>,
+    /// The share already copied.
+    done: f64,
+    /// Findable by identity (false for the forecast's anonymous moves).
+    indexed: bool,
+}
+
 struct Known {
     size: u64,
     items: u32,
@@ -493,6 +508,7 @@ pub struct MoveService {
     /// What the service knows of the source mailboxes, by lower-case address (see [`Self::know`]).
     known: HashMap<String, Known>,
     sources: Vec<String>,
+    source_index: HashMap<String, u16>,
     pub stats: CallStats,
     /// Simulated time the state has been advanced to.
     now: Timestamp,
@@ -516,6 +532,7 @@ impl MoveService {
             completing: 0,
             known: HashMap::new(),
             sources: Vec::new(),
+            source_index: HashMap::new(),
             stats: CallStats::default(),
             now,
         }
@@ -526,14 +543,7 @@ impl MoveService {
     /// their own speed. Without it a move's size is drawn at random.
     pub fn know(&mut self, address: &str, size: u64, items: u32, source_database: Option<&str>) {
         let source = match source_database {
-            Some(db) if !db.is_empty() => match self.sources.iter().position(|s| s == db) {
-                Some(i) => i as u16,
-                None if self.sources.len() < u16::MAX as usize - 1 => {
-                    self.sources.push(db.to_string());
-                    (self.sources.len() - 1) as u16
-                }
-                None => u16::MAX,
-            },
+            Some(db) if !db.is_empty() => self.source_id(db),
             _ => u16::MAX,
         };
         self.known.insert(
@@ -544,6 +554,19 @@ impl MoveService {
                 source,
             },
         );
+    }
+
+    fn source_id(&mut self, db: &str) -> u16 {
+        if let Some(&i) = self.source_index.get(db) {
+            return i;
+        }
+        if self.sources.len() >= u16::MAX as usize - 1 {
+            return u16::MAX;
+        }
+        self.sources.push(db.to_string());
+        let i = (self.sources.len() - 1) as u16;
+        self.source_index.insert(db.to_string(), i);
+        i
     }
 
     pub fn profile(&self) -> &Profile {
@@ -934,12 +957,42 @@ impl MoveService {
         }
         let start_after = params.get("StartAfter").and_then(parse_time);
 
+        let suspend_when_ready =
+            params.get("SuspendWhenReadyToComplete") == Some(&Value::Bool(true));
+        let batch = params
+            .get("BatchName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let known = self
+            .known
+            .get(&identity.to_ascii_lowercase())
+            .map(|k| (k.size, k.items, k.source));
+        let id = self.insert_move(NewMoveFacts {
+            identity,
+            batch: &batch,
+            complete_after: complete_after.map_or(NEVER, ms_ceil),
+            start_after: start_after.map_or(NEVER, ms_ceil),
+            suspend_when_ready,
+            known,
+            done: 0.0,
+            indexed: true,
+        });
+        let now = self.now_ms();
+        // The service answers Queued; the job is picked up after the answer.
+        let answer = self.request_value(id);
+        self.start_copies(now);
+        Ok(answer)
+    }
+
+    /// Makes a move request (the work of New-MoveRequest after its checks).
+    fn insert_move(&mut self, f: NewMoveFacts<'_>) -> u32 {
         let p = &self.profile;
         let mut size = (self.rng.random::<f64>() * 3.0e9) as u64 + 50_000_000;
         let mut items = size / self.rng.random_range(40_000..120_000u64);
         let mut source = u16::MAX;
-        if let Some(k) = self.known.get(&identity.to_ascii_lowercase()) {
-            (size, items, source) = (k.size.max(1), k.items as u64, k.source);
+        if let Some(k) = f.known {
+            (size, items, source) = (k.0.max(1), k.1 as u64, k.2);
         }
         let speed = source_speed(&self.sources, source, p.source_speed_spread);
         let share_gbph = p.throughput_gb_per_hour / p.max_concurrent_migrations.max(1) as f64;
@@ -974,17 +1027,10 @@ impl MoveService {
         let stall_cause = p
             .stall_causes
             .pick((guid >> 75) as f64 / (1u64 << 53) as f64);
-        let suspend_when_ready =
-            params.get("SuspendWhenReadyToComplete") == Some(&Value::Bool(true));
-        let batch = params
-            .get("BatchName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let batch_id = self.batch_id(&batch);
+        let batch_id = self.batch_id(f.batch);
         let id = self.moves.len() as u32;
-        let name = (self.names.len() as u32, identity.len() as u32);
-        self.names.push_str(identity);
+        let name = (self.names.len() as u32, f.identity.len() as u32);
+        self.names.push_str(f.identity);
         let now = self.now_ms();
         self.moves.push(Move {
             guid: [(guid >> 64) as u64, guid as u64],
@@ -993,9 +1039,9 @@ impl MoveService {
             items: items.min(u32::MAX as u64) as u32,
             size,
             created: now,
-            complete_after: complete_after.map_or(NEVER, ms_ceil),
-            start_after: start_after.map_or(NEVER, ms_ceil),
-            copy_left: secs(copy),
+            complete_after: f.complete_after,
+            start_after: f.start_after,
+            copy_left: secs(copy * (1.0 - f.done.clamp(0.0, 1.0))),
             copy_total: secs(copy),
             copy_started: NEVER,
             copy_done_at: NEVER,
@@ -1010,7 +1056,7 @@ impl MoveService {
             planned_failure: planned,
             detail: D_QUEUED,
             failure: 0,
-            suspend_when_ready,
+            suspend_when_ready: f.suspend_when_ready,
             approved: false,
             waiting_completion: false,
             removed: false,
@@ -1024,29 +1070,132 @@ impl MoveService {
             failed_s: 0,
             stall_s: span_s(0, stall),
         });
-        let (moves, names) = (&self.moves, &self.names);
-        self.index.insert(
-            &names[name.0 as usize..(name.0 + name.1) as usize],
-            id,
-            |i| {
-                let m = &moves[i as usize];
-                if m.removed {
-                    ""
-                } else {
-                    &names[m.name.0 as usize..(m.name.0 + m.name.1) as usize]
-                }
-            },
-        );
+        if f.indexed {
+            let (moves, names) = (&self.moves, &self.names);
+            self.index.insert(
+                &names[name.0 as usize..(name.0 + name.1) as usize],
+                id,
+                |i| {
+                    let m = &moves[i as usize];
+                    if m.removed {
+                        ""
+                    } else {
+                        &names[m.name.0 as usize..(m.name.0 + m.name.1) as usize]
+                    }
+                },
+            );
+        }
         self.by_batch[batch_id as usize].push(id);
+        if f.done >= 1.0 {
+            // Already copied (a forecast's starting point): synced, waiting for its cut-over.
+            let m = &mut self.moves[id as usize];
+            m.copy_left = 0;
+            m.started_s = 0;
+            m.seeded_s = 0;
+            m.status = Status::Synced;
+            m.detail = D_INCREMENTAL;
+            self.maybe_queue_completion(id, now);
+            return id;
+        }
         self.copy_queue.push_back(id);
         let start = self.moves[id as usize].start_after;
         if start > now {
             self.schedule(start, Event::StartAfter, id);
         }
-        // The service answers Queued; the job is picked up after the answer.
-        let answer = self.request_value(id);
-        self.start_copies(now);
-        Ok(answer)
+        id
+    }
+
+    // --- direct access, for the forecast: no JSON, no identities, no budget ---------------------
+
+    /// Creates a move at the simulated now: `done` is the share already copied (1 = synced).
+    pub(crate) fn create_direct(
+        &mut self,
+        batch: &str,
+        complete_after: Timestamp,
+        facts: (u64, u32, Option<&str>),
+        done: f64,
+    ) -> u32 {
+        let source = match facts.2 {
+            Some(db) => self.source_id(db),
+            None => u16::MAX,
+        };
+        let id = self.insert_move(NewMoveFacts {
+            identity: "",
+            batch,
+            complete_after: ms_ceil(complete_after),
+            start_after: NEVER,
+            suspend_when_ready: false,
+            known: Some((facts.0, facts.1, source)),
+            done,
+            indexed: false,
+        });
+        self.start_copies(self.now_ms());
+        id
+    }
+
+    pub(crate) fn status_of(&self, id: u32) -> Status {
+        self.moves[id as usize].status
+    }
+
+    /// A failed move's failure is permanent (resuming it fails again).
+    pub(crate) fn failed_for_good(&self, id: u32) -> bool {
+        let m = &self.moves[id as usize];
+        m.planned_failure == Planned::Permanent || m.dcs == Dcs::Poor
+    }
+
+    /// Waits for approval of its skipped items (data consistency Investigate).
+    pub(crate) fn awaits_approval(&self, id: u32) -> bool {
+        let m = &self.moves[id as usize];
+        m.dcs == Dcs::Investigate && !m.approved
+    }
+
+    pub(crate) fn completed_at(&self, id: u32) -> Option<Timestamp> {
+        ts(self.moves[id as usize].completed_at)
+    }
+
+    pub(crate) fn set_complete_after_direct(&mut self, id: u32, at: Timestamp) {
+        let now = self.now_ms();
+        let m = &mut self.moves[id as usize];
+        m.complete_after = ms_ceil(at);
+        if m.status == Status::Synced {
+            self.maybe_queue_completion(id, now);
+        }
+    }
+
+    pub(crate) fn resume_direct(&mut self, id: u32) {
+        let now = self.now_ms();
+        let m = &mut self.moves[id as usize];
+        if m.status != Status::Failed {
+            return;
+        }
+        m.failed_s = m.failed_s.saturating_add(span_s(m.failed_at, now));
+        m.status = Status::Queued;
+        m.detail = D_QUEUED;
+        m.failure = 0;
+        if m.copy_left == 0 {
+            m.status = Status::Synced;
+            m.detail = D_INCREMENTAL;
+            self.maybe_queue_completion(id, now);
+        } else {
+            self.copy_queue.push_back(id);
+            self.start_copies(now);
+        }
+    }
+
+    pub(crate) fn approve_direct(&mut self, id: u32) {
+        let now = self.now_ms();
+        self.moves[id as usize].approved = true;
+        self.maybe_queue_completion(id, now);
+    }
+
+    /// When the next thing happens on the service by itself.
+    pub(crate) fn next_event(&self) -> Option<Timestamp> {
+        self.events.peek().and_then(|Reverse((at, _, _))| ts(*at))
+    }
+
+    /// Moves waiting for a copy slot, and copying.
+    pub(crate) fn copy_load(&self) -> (usize, u32) {
+        (self.copy_queue.len(), self.copying)
     }
 
     fn get_move_request(
@@ -1161,7 +1310,11 @@ impl MoveService {
         // Some data crosses twice (retried folders, and what a failed stretch had copied).
         let overhead = 1.0
             + (m.guid() >> 100) as f64 / (1u64 << 28) as f64 * 0.06
-            + if m.failed_s > 0 || m.failure != 0 { 0.15 } else { 0.0 };
+            + if m.failed_s > 0 || m.failure != 0 {
+                0.15
+            } else {
+                0.0
+            };
         let transferred = (m.size as f64 * percent as f64 / 100.0 * overhead) as u64;
         let mut v = self.request_value(id);
         let o = v.as_object_mut().expect("request json is an object");

@@ -14,6 +14,20 @@ pub struct FigureRow {
     pub figures: MoveFigures,
 }
 
+/// A planned mailbox as the forecast starts from it.
+#[derive(Debug, Clone)]
+pub struct PlanMailbox {
+    pub id: i64,
+    pub wave_id: i64,
+    pub state: super::State,
+    pub failure_class: Option<super::FailureClass>,
+    /// How far its copy has got, as the service last said.
+    pub percent: u8,
+    pub size_bytes: u64,
+    pub items: u32,
+    pub source_database: Option<String>,
+}
+
 /// A mailbox's figures with what the inventory and the plan say of it (for reading).
 #[derive(Debug, Clone)]
 pub struct MoveRow {
@@ -166,6 +180,54 @@ impl Store {
             .query_map([since], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<i64>>>()?;
         Ok(ids)
+    }
+
+    /// Every planned mailbox in plan order (wave, then place in it), with what a forecast starts
+    /// from: where it stands, how far its copy has got, and what it is made of.
+    pub fn each_plan_mailbox(&self, mut f: impl FnMut(PlanMailbox)) -> Result<()> {
+        let mut stmt = self.conn().prepare(
+            "SELECT s.mailbox_id, s.wave_id, s.state, s.failure_class, s.percent, m.size_bytes, m.item_count, m.source_database
+             FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
+             ORDER BY w.window_start, s.seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(PlanMailbox {
+                id: r.get(0)?,
+                wave_id: r.get(1)?,
+                state: super::State::from_code(r.get(2)?).unwrap_or(super::State::Failed),
+                failure_class: r
+                    .get::<_, Option<String>>(3)?
+                    .and_then(|c| super::FailureClass::from_name(&c)),
+                percent: r.get::<_, Option<i64>>(4)?.unwrap_or(0).clamp(0, 100) as u8,
+                size_bytes: r.get::<_, i64>(5)?.max(0) as u64,
+                items: r.get::<_, i64>(6)?.clamp(0, u32::MAX as i64) as u32,
+                source_database: r.get(7)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps a forecast (JSON) as the latest.
+    pub fn save_forecast(&self, at: i64, body: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO forecasts (at, body) VALUES (?1, ?2)",
+            rusqlite::params![at, body],
+        )?;
+        Ok(())
+    }
+
+    /// The latest forecast: when it was made, and its JSON.
+    pub fn latest_forecast(&self) -> Result<Option<(i64, String)>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT at, body FROM forecasts ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     pub fn figures_count(&self) -> Result<u64> {

@@ -5,6 +5,7 @@ mod cli;
 mod contract;
 mod crash;
 mod engine;
+mod forecast;
 mod fuzz;
 mod helpers;
 mod hostile;

@@ -38,3 +38,10 @@ CREATE TABLE move_stats (
     source_database TEXT,
     target_database TEXT
 );
+
+-- Forecasts (`mailwave forecast`), newest last: status, watch and the reports show the latest.
+CREATE TABLE forecasts (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
