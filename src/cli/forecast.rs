@@ -59,7 +59,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let prepared = forecast::prepare(&store, &config, from, &crate::sim::Profile::default())?;
     drop(store);
     if prepared.waves.is_empty() {
-        return Err(BadInput("no plan in the state database: run `mailwave plan` first".into()).into());
+        return Err(
+            BadInput("no plan in the state database: run `mailwave plan` first".into()).into(),
+        );
     }
     let f = forecast::forecast(&prepared, &config, &what_if, args.seed)?;
     // Kept for status, watch and the reports (the base case: a what-if is a question, not a plan).
@@ -85,15 +87,24 @@ fn what_if(args: &Args) -> anyhow::Result<WhatIf> {
     if let Some(t) = args.throughput
         && !(t > 0.0 && t <= 100.0)
     {
-        return Err(BadInput(format!("--throughput: {t} is not a factor above 0 and at most 100")).into());
+        return Err(BadInput(format!(
+            "--throughput: {t} is not a factor above 0 and at most 100"
+        ))
+        .into());
     }
-    for (name, v) in [("--capacity", args.capacity), ("--weekend-capacity", args.weekend_capacity)] {
+    for (name, v) in [
+        ("--capacity", args.capacity),
+        ("--weekend-capacity", args.weekend_capacity),
+    ] {
         if v.is_some_and(|c| c > 10_000_000) {
             return Err(BadInput(format!("{name}: at most 10000000")).into());
         }
     }
     if args.concurrency == Some(0) || args.prestage_days.is_some_and(|d| d > 60) {
-        return Err(BadInput("--concurrency must be at least 1 and --prestage-days at most 60".into()).into());
+        return Err(BadInput(
+            "--concurrency must be at least 1 and --prestage-days at most 60".into(),
+        )
+        .into());
     }
     Ok(WhatIf {
         capacity: args.capacity,

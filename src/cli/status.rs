@@ -83,6 +83,25 @@ pub(crate) fn render(status: &Status) -> String {
             let _ = writeln!(out, "next wave: none");
         }
     }
+    if let Some(f) = &status.forecast {
+        let risky: Vec<String> = f
+            .waves_at_risk
+            .iter()
+            .map(|(w, ready)| format!("{w} {:.0}% ready", 100.0 * ready))
+            .collect();
+        let _ = writeln!(
+            out,
+            "forecast (made {}): the estate finishes {}; {} wave(s) at risk{}",
+            f.made_at,
+            f.finish.as_deref().unwrap_or("-"),
+            f.at_risk,
+            if risky.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", crate::format::few(&risky, 5))
+            }
+        );
+    }
     for w in &status.waves {
         if let Some(o) = &w.oldest_unsynced {
             let _ = writeln!(

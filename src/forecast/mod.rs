@@ -208,7 +208,14 @@ pub fn forecast(
     seed: u64,
 ) -> anyhow::Result<Forecast> {
     let started = std::time::Instant::now();
-    let base = scenario(p, &p.waves, &p.mailboxes, &p.calibration.profile, "base".into(), seed);
+    let base = scenario(
+        p,
+        &p.waves,
+        &p.mailboxes,
+        &p.calibration.profile,
+        "base".into(),
+        seed,
+    );
     let what_if = if what_if.is_empty() {
         None
     } else {
@@ -221,7 +228,14 @@ pub fn forecast(
         profile.throughput_gb_per_hour =
             rate * factor * profile.max_concurrent_migrations.max(1) as f64;
         let (waves, mailboxes) = rearrange(p, config, what_if)?;
-        Some(scenario(p, &waves, &mailboxes, &profile, what_if.label(), seed))
+        Some(scenario(
+            p,
+            &waves,
+            &mailboxes,
+            &profile,
+            what_if.label(),
+            seed,
+        ))
     };
     Ok(Forecast {
         made_at: Timestamp::now(),
@@ -332,7 +346,12 @@ fn scenario(
 fn local_window(w: &Wave, tz: &jiff::tz::TimeZone) -> String {
     let s = w.window_start.to_zoned(tz.clone());
     let e = w.window_end.to_zoned(tz.clone());
-    format!("{} {}-{}", s.strftime("%a %d %b"), s.strftime("%H:%M"), e.strftime("%H:%M"))
+    format!(
+        "{} {}-{}",
+        s.strftime("%a %d %b"),
+        s.strftime("%H:%M"),
+        e.strftime("%H:%M")
+    )
 }
 
 /// The waves and mailboxes of a what-if: windows and pre-stage recomputed on each wave's date;
@@ -486,7 +505,9 @@ pub fn text(f: &Forecast) -> String {
             out,
             "\n{}: the estate finishes {}; {} cut over, {} need the operator, {} with no later wave; {} wave(s) at risk",
             s.label,
-            s.finish_local.as_deref().unwrap_or("(nothing left to cut over)"),
+            s.finish_local
+                .as_deref()
+                .unwrap_or("(nothing left to cut over)"),
             s.cut_over,
             s.attention,
             s.without_a_wave,

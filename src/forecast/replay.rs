@@ -150,7 +150,8 @@ pub fn replay(input: Input<'_>) -> Outcome {
     let next_wave = |w: usize, not_before: Timestamp| -> Option<usize> {
         (0..n)
             .filter(|&x| {
-                x != w && waves[x].window_start > waves[w].window_start
+                x != w
+                    && waves[x].window_start > waves[w].window_start
                     && waves[x].window_start > not_before
             })
             .min_by_key(|&x| waves[x].window_start)
@@ -189,8 +190,11 @@ pub fn replay(input: Input<'_>) -> Outcome {
         members[w].push(i as u32);
     }
     for (w, wave) in waves.iter().enumerate() {
-        outcome[w].prestage_hours =
-            wave.window_start.duration_since(wave.prestage_start).as_secs_f64() / 3600.0;
+        outcome[w].prestage_hours = wave
+            .window_start
+            .duration_since(wave.prestage_start)
+            .as_secs_f64()
+            / 3600.0;
         if close_time(w) <= from {
             phase[w] = Phase::Closed;
         } else if wave.window_start <= from {
@@ -211,11 +215,7 @@ pub fn replay(input: Input<'_>) -> Outcome {
         }
     }
 
-    let end_of_plan = waves
-        .iter()
-        .map(|w| w.window_end)
-        .max()
-        .unwrap_or(from)
+    let end_of_plan = waves.iter().map(|w| w.window_end).max().unwrap_or(from)
         + SignedDuration::from_hours(24 * 30);
     let mut now = from;
     let mut tokens = 0.0f64;
@@ -232,7 +232,8 @@ pub fn replay(input: Input<'_>) -> Outcome {
             match sim.status_of(id) {
                 Status::Queued | Status::InProgress => true,
                 Status::Failed => {
-                    if sim.failed_for_good(id) || resumed[i as usize] as u32 >= engine.resume_attempts
+                    if sim.failed_for_good(id)
+                        || resumed[i as usize] as u32 >= engine.resume_attempts
                     {
                         mark_attention(&mut attention, &mut outcome, &wave_of, i);
                         false
@@ -241,10 +242,7 @@ pub fn replay(input: Input<'_>) -> Outcome {
                             resume_due[i as usize] = true;
                             let k = resumed[i as usize].min(10) as i32;
                             let wait = engine.resume_backoff.as_secs_f64() * 2f64.powi(k);
-                            resumes.push(Reverse((
-                                now.as_second() + wait as i64,
-                                i,
-                            )));
+                            resumes.push(Reverse((now.as_second() + wait as i64, i)));
                         }
                         true
                     }
@@ -283,8 +281,7 @@ pub fn replay(input: Input<'_>) -> Outcome {
                         | Status::CompletedWithSkippedItems => o.synced_at_open += 1,
                         _ => {}
                     }
-                    if sim.awaits_approval(id) && engine.dcs_approval == DcsApproval::Investigate
-                    {
+                    if sim.awaits_approval(id) && engine.dcs_approval == DcsApproval::Investigate {
                         sim.approve_direct(id);
                     }
                 }
@@ -382,8 +379,8 @@ pub fn replay(input: Input<'_>) -> Outcome {
         }
         // When to look next.
         let mut next = end_of_plan;
-        for w in 0..n {
-            for t in [waves[w].prestage_start, waves[w].window_start, close_time(w)] {
+        for (w, wave) in waves.iter().enumerate() {
+            for t in [wave.prestage_start, wave.window_start, close_time(w)] {
                 if t > now && t < next {
                     next = t;
                 }
@@ -422,7 +419,9 @@ pub fn replay(input: Input<'_>) -> Outcome {
         if let Some(done) = sim.completed_at(id)
             && matches!(
                 sim.status_of(id),
-                Status::Completed | Status::CompletedWithWarning | Status::CompletedWithSkippedItems
+                Status::Completed
+                    | Status::CompletedWithWarning
+                    | Status::CompletedWithSkippedItems
             )
         {
             cut_over += 1;
@@ -445,12 +444,7 @@ pub fn replay(input: Input<'_>) -> Outcome {
     }
 }
 
-fn mark_attention(
-    attention: &mut [bool],
-    outcome: &mut [WaveOutcome],
-    wave_of: &[u32],
-    i: u32,
-) {
+fn mark_attention(attention: &mut [bool], outcome: &mut [WaveOutcome], wave_of: &[u32], i: u32) {
     if !attention[i as usize] {
         attention[i as usize] = true;
         outcome[wave_of[i as usize] as usize].attention += 1;
@@ -458,7 +452,10 @@ fn mark_attention(
 }
 
 fn create(sim: &mut MoveService, wave: &Wave, m: &Mailbox, sources: &[String], done: f64) -> u32 {
-    let source = m.source.and_then(|s| sources.get(s as usize)).map(String::as_str);
+    let source = m
+        .source
+        .and_then(|s| sources.get(s as usize))
+        .map(String::as_str);
     sim.create_direct(
         &wave.name,
         wave.window_start,

@@ -57,6 +57,48 @@ pub struct Status {
     pub failures: BTreeMap<&'static str, u64>,
     pub next_wave: Option<NextWave>,
     pub waves: Vec<WaveStatus>,
+    /// The latest `mailwave forecast`, in short.
+    pub forecast: Option<ForecastNote>,
+}
+
+/// The latest forecast, as status and watch show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ForecastNote {
+    pub made_at: String,
+    pub basis: String,
+    /// The last cut-over, in the schedule's zone.
+    pub finish: Option<String>,
+    pub at_risk: u64,
+    /// The waves at risk, soonest first, with their expected share ready at the window's start.
+    pub waves_at_risk: Vec<(String, f64)>,
+}
+
+impl ForecastNote {
+    fn of(at: i64, body: &str) -> Option<ForecastNote> {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        let base = v.get("base")?;
+        Some(ForecastNote {
+            made_at: super::from_millis(at).to_string(),
+            basis: v.get("basis")?.as_str()?.to_string(),
+            finish: base
+                .get("finish_local")
+                .and_then(|f| f.as_str())
+                .map(str::to_string),
+            at_risk: base.get("at_risk")?.as_u64()?,
+            waves_at_risk: base
+                .get("waves")?
+                .as_array()?
+                .iter()
+                .filter(|w| w.get("risk").is_some_and(|r| !r.is_null()))
+                .filter_map(|w| {
+                    Some((
+                        w.get("wave")?.as_str()?.to_string(),
+                        w.get("ready_share")?.as_f64()?,
+                    ))
+                })
+                .collect(),
+        })
+    }
 }
 
 impl Store {
@@ -174,6 +216,9 @@ impl Store {
             failures,
             next_wave,
             waves,
+            forecast: self
+                .latest_forecast()?
+                .and_then(|(at, body)| ForecastNote::of(at, &body)),
         })
     }
 

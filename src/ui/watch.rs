@@ -264,6 +264,25 @@ pub(crate) fn draw(frame: &mut Frame, view: &View) {
             Style::default().fg(Color::Yellow),
         ));
     }
+    if let Some(f) = &s.forecast {
+        second.push(Span::raw(" · "));
+        let text = match f.waves_at_risk.first() {
+            Some((w, ready)) => format!(
+                "forecast: {} wave(s) at risk, first {w} ({:.0}% ready)",
+                f.at_risk,
+                100.0 * ready
+            ),
+            None => "forecast: every wave ready".to_string(),
+        };
+        second.push(Span::styled(
+            text,
+            Style::default().fg(if f.at_risk > 0 {
+                Color::Red
+            } else {
+                Color::Green
+            }),
+        ));
+    }
     let mut lines = vec![Line::from(states)];
     lines.push(Line::from(second));
     frame.render_widget(
@@ -503,6 +522,7 @@ mod tests {
                     ("planned", 7_993),
                 ]),
                 failures: Default::default(),
+                forecast: None,
                 next_wave: Some(NextWave {
                     id: "mw-2027-01-06".into(),
                     window_start: "2027-01-06T20:00:00Z".into(),

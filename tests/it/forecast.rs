@@ -40,7 +40,9 @@ fn tight_profile() -> Profile {
 #[tokio::test(start_paused = true)]
 async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
     // One day of pre-stage: a weekend wave needs about as long as that to copy.
-    let p = Project::new(&engine_config(120, 260, "").replace("prestage_days = 2", "prestage_days = 1"));
+    let p = Project::new(
+        &engine_config(120, 260, "").replace("prestage_days = 2", "prestage_days = 1"),
+    );
     let plan = planned_estate(&p, 2_400, date(2027, 1, 4));
     let config = p.config();
     let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
@@ -69,7 +71,11 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
     // The forecast from that history (a seed of its own).
     let store = Store::open_read_only(&p.db()).unwrap();
     let prepared = forecast::prepare(&store, &config, now, &Profile::default()).unwrap();
-    assert!(prepared.calibration.measured, "{}", prepared.calibration.basis);
+    assert!(
+        prepared.calibration.measured,
+        "{}",
+        prepared.calibration.basis
+    );
     let f = forecast::forecast(&prepared, &config, &WhatIf::default(), 99).unwrap();
     drop(store);
     let slower = forecast::forecast(
@@ -129,7 +135,10 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
         100.0 * worst,
         lines.join("\n")
     );
-    assert!(errors.len() >= 8, "a forecast of the rest of the plan: {lines:?}");
+    assert!(
+        errors.len() >= 8,
+        "a forecast of the rest of the plan: {lines:?}"
+    );
     assert!(
         f.base.waves.iter().any(|w| w.risk.is_some()),
         "the tight service puts waves at risk: {lines:?}"
@@ -150,7 +159,11 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
         .duration_since(finish_real)
         .abs()
         .as_hours();
-    assert!(off <= 30, "finish forecast {:?} vs {finish_real}", f.base.finish);
+    assert!(
+        off <= 30,
+        "finish forecast {:?} vs {finish_real}",
+        f.base.finish
+    );
 
     // The analytics of the same history, as the command line prints them.
     let out = p.run(&["analyze", "--by", "size", "--json"]);
@@ -163,7 +176,27 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["measured"], true, "{v}");
-    assert!(v["what_if"]["label"].as_str().unwrap().contains("concurrency 24"));
+    assert!(
+        v["what_if"]["label"]
+            .as_str()
+            .unwrap()
+            .contains("concurrency 24")
+    );
+    let out = p.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["forecast"]["basis"].as_str().unwrap().contains("history"),
+        "{v}"
+    );
+    let out = p.run(&["status"]);
+    assert!(stdout(&out).contains("forecast (made"), "{}", stdout(&out));
+    let out = p.run(&["report"]);
+    assert!(stdout(&out).contains("## Forecast"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("## Move analytics"),
+        "{}",
+        stdout(&out)
+    );
     let out = p.run(&["forecast", "--window", "25:00-06:00"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--window"), "{}", stderr(&out));
