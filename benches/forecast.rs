@@ -45,7 +45,7 @@ fn main() {
     let rss_before = peak_rss();
     let started = std::time::Instant::now();
     let (prepared, read) = timed("read the state database", || {
-        forecast::prepare(&store, &config, from, &service).unwrap()
+        forecast::prepare(&store, &config, from, from, &service).unwrap()
     });
     let (f, replayed) = timed("replay the plan", || {
         forecast::forecast(&prepared, &config, &WhatIf::default(), 1).unwrap()

@@ -51,7 +51,7 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(values: &mut [f32]) -> Option<Spread> {
+    pub(crate) fn of(values: &mut [f32]) -> Option<Spread> {
         if values.is_empty() {
             return None;
         }
@@ -72,6 +72,48 @@ impl Spread {
 pub struct Fit {
     pub base_hours: f64,
     pub hours_per_gb: f64,
+}
+
+/// Least squares of hours on GB, accumulated a move at a time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LineFit {
+    n: f64,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    sxy: f64,
+}
+
+impl LineFit {
+    pub(crate) fn add(&mut self, gb: f64, hours: f64) {
+        self.n += 1.0;
+        self.sx += gb;
+        self.sy += hours;
+        self.sxx += gb * gb;
+        self.sxy += gb * hours;
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.n as u64
+    }
+
+    /// The line through the points (their mean, flat, when every size is the same); `None` below
+    /// two points.
+    pub(crate) fn fit(&self) -> Option<Fit> {
+        if self.n < 2.0 {
+            return None;
+        }
+        let denom = self.n * self.sxx - self.sx * self.sx;
+        let slope = if denom.abs() < 1e-9 {
+            0.0
+        } else {
+            (self.n * self.sxy - self.sx * self.sy) / denom
+        };
+        Some(Fit {
+            base_hours: (self.sy - slope * self.sx) / self.n,
+            hours_per_gb: slope,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -140,12 +182,8 @@ struct Acc {
     queued: Vec<f32>,
     lags: Vec<f32>,
     dcs: BTreeMap<String, u64>,
-    // least squares of in-progress hours on GB
-    n: f64,
-    sx: f64,
-    sy: f64,
-    sxx: f64,
-    sxy: f64,
+    /// In-progress hours on GB.
+    line: LineFit,
     first_start: Option<i64>,
     last_done: Option<i64>,
     slowest: Vec<Slow>,
@@ -191,11 +229,7 @@ impl Acc {
         if done.is_some() && hours > 0.0 {
             let gb = size / GB;
             self.rates.push((gb / hours) as f32);
-            self.n += 1.0;
-            self.sx += gb;
-            self.sy += hours;
-            self.sxx += gb * gb;
-            self.sxy += gb * hours;
+            self.line.add(gb, hours);
             let stalled: f64 = f.stalled();
             let dominant = f
                 .stalls
@@ -253,21 +287,6 @@ impl Acc {
                     .sum(),
             )
         };
-        let duration = (self.n >= 2.0).then(|| {
-            let denom = self.n * self.sxx - self.sx * self.sx;
-            if denom.abs() < 1e-9 {
-                Fit {
-                    base_hours: self.sy / self.n,
-                    hours_per_gb: 0.0,
-                }
-            } else {
-                let slope = (self.n * self.sxy - self.sx * self.sy) / denom;
-                Fit {
-                    base_hours: (self.sy - slope * self.sx) / self.n,
-                    hours_per_gb: slope,
-                }
-            }
-        });
         let throughput = match (self.first_start, self.last_done) {
             (Some(a), Some(b)) if b > a => Some(self.size / GB / ((b - a) as f64 / 3600.0)),
             _ => None,
@@ -280,7 +299,7 @@ impl Acc {
             gb: self.size / GB,
             rate_gb_per_hour: Spread::of(&mut self.rates),
             throughput_gb_per_hour: throughput,
-            duration,
+            duration: self.line.fit(),
             queued_minutes: Spread::of(&mut self.queued),
             stall_share: share(self.stalls.iter().sum()),
             stall_source_share: side(Side::Source),

@@ -55,13 +55,14 @@ pub(crate) fn minutes(m: f64) -> String {
     }
 }
 
-/// At most `width` characters: a longer text is cut with "~" as its last character (for columns).
+/// At most `width` characters of a text, for a message or a column: a longer one is cut and ends
+/// in "...".
 pub(crate) fn clip(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();
     }
-    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
-    s.push('~');
+    let mut s: String = text.chars().take(width.saturating_sub(3)).collect();
+    s.push_str("...");
     s
 }
 
@@ -81,7 +82,7 @@ mod tests {
         assert_eq!(minutes(125.0), "2h05m");
         assert_eq!(minutes(-30.0), "-30m");
         assert_eq!(minutes(1440.0 * 3.0 + 240.0), "3d04h");
-        assert_eq!(clip("abcdef", 4), "abc~");
+        assert_eq!(clip("abcdefgh", 6), "abc...");
         assert_eq!(clip("abc", 4), "abc");
     }
 }

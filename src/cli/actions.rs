@@ -517,11 +517,7 @@ pub fn target_wave(
     force: bool,
 ) -> anyhow::Result<WaveInfo> {
     let store = Store::open_read_only(&cli.state)?;
-    let wave = store.wave_info(name)?.ok_or_else(|| {
-        BadInput(format!(
-            "--to: no wave {name} in the state database (see `mailwave status`)"
-        ))
-    })?;
+    let wave = super::wave_named(&store, name, "--to: ")?;
     check_target(cli, &wave, arriving, force)?;
     Ok(wave)
 }

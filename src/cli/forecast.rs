@@ -56,7 +56,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         },
     };
     let store = Store::open_read_only(&cli.state)?;
-    let prepared = forecast::prepare(&store, &config, from, &crate::sim::Profile::default())?;
+    let prepared = forecast::prepare(&store, &config, now, from, &crate::sim::Profile::default())?;
     drop(store);
     if prepared.waves.is_empty() {
         return Err(

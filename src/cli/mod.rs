@@ -238,6 +238,20 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
 #[error("{0}")]
 pub(crate) struct BadInput(pub String);
 
+/// The wave the option `option` names, or bad input saying there is none.
+pub(crate) fn wave_named(
+    store: &crate::store::Store,
+    name: &str,
+    option: &str,
+) -> anyhow::Result<crate::store::actions::WaveInfo> {
+    store.wave_info(name)?.ok_or_else(|| {
+        BadInput(format!(
+            "{option}no wave {name} in the state database (see `mailwave status`)"
+        ))
+        .into()
+    })
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();

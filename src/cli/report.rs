@@ -29,13 +29,8 @@ pub enum Format {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
-    if let Some(w) = &args.wave
-        && store.wave_info(w)?.is_none()
-    {
-        return Err(super::BadInput(format!(
-            "--wave: no wave {w} in the state database (see `mailwave status`)"
-        ))
-        .into());
+    if let Some(w) = &args.wave {
+        super::wave_named(&store, w, "--wave: ")?;
     }
     if args.format != Format::Md {
         return rows(&store, args);

@@ -43,12 +43,7 @@ fn eligible(cli: &Cli, waves: &[String], kind: ActionKind) -> anyhow::Result<Vec
     let store = Store::open_read_only(&cli.state)?;
     let mut out = Vec::new();
     for w in waves {
-        if store.wave_info(w)?.is_none() {
-            return Err(BadInput(format!(
-                "no wave {w} in the state database (see `mailwave status`)"
-            ))
-            .into());
-        }
+        super::wave_named(&store, w, "")?;
         for f in store.wave_facts(w)? {
             let class = f
                 .failure_class

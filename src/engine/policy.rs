@@ -169,6 +169,20 @@ pub(crate) enum AtClose {
     Leave,
 }
 
+/// The wave a mailbox moves to when its window closes: the first whose window starts after `after`
+/// (the closing one's start) and after `not_before`. By position in `starts`.
+pub(crate) fn next_window(
+    starts: impl Iterator<Item = Timestamp>,
+    after: Timestamp,
+    not_before: Timestamp,
+) -> Option<usize> {
+    starts
+        .enumerate()
+        .filter(|(_, s)| *s > after && *s > not_before)
+        .min_by_key(|(_, s)| *s)
+        .map(|(i, _)| i)
+}
+
 pub(crate) fn at_close(state: State, class: Option<FailureClass>) -> AtClose {
     match state {
         State::Planned => AtClose::MoveUnstarted,

@@ -396,15 +396,12 @@ impl RunState {
 
     /// The first wave after `w` whose window starts after `not_before`.
     pub fn next_wave(&self, w: u32, not_before: Timestamp) -> Target {
-        let after = self.waves[w as usize].window_start;
-        self.waves
-            .iter()
-            .enumerate()
-            .filter(|(i, x)| {
-                *i as u32 != w && x.window_start > after && x.window_start > not_before
-            })
-            .min_by_key(|(_, x)| x.window_start)
-            .map_or(Target::NoLaterWave, |(i, _)| Target::Wave(i as u32))
+        super::policy::next_window(
+            self.waves.iter().map(|x| x.window_start),
+            self.waves[w as usize].window_start,
+            not_before,
+        )
+        .map_or(Target::NoLaterWave, |i| Target::Wave(i as u32))
     }
 }
 

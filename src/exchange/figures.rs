@@ -83,6 +83,8 @@ pub const DURATIONS: [(&str, &str); 7] = [
 pub const OVERALL: usize = 0;
 pub const QUEUED: usize = 1;
 pub const IN_PROGRESS: usize = 2;
+pub const SUSPENDED: usize = 4;
+pub const FAILED: usize = 5;
 pub const TRANSIENT_FAILURE: usize = 6;
 
 /// The timestamps of a move, statistics field and store name.

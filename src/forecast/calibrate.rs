@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 
-use crate::exchange::figures::{COMPLETE_AFTER, COMPLETED_AT, IN_PROGRESS, TRANSIENT_FAILURE};
+use crate::analytics::{LineFit, Spread};
+use crate::exchange::figures::{
+    COMPLETE_AFTER, COMPLETED_AT, FAILED, IN_PROGRESS, QUEUED, SUSPENDED, TRANSIENT_FAILURE,
+};
 use crate::sim::Profile;
 use crate::store::figures::MoveRow;
 
@@ -14,7 +17,7 @@ pub const MIN_MOVES: u64 = 200;
 /// The simulator copies a move in `(base + size / rate) * U(0.8, 1.25)`: the mean of that factor.
 const COPY_FACTOR_MEAN: f64 = 1.0125;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Calibration {
     /// Whether the profile comes from this estate's history.
     pub measured: bool,
@@ -34,17 +37,12 @@ pub struct Calibration {
     pub dcs_investigate_share: f64,
     pub dcs_poor_share: f64,
     pub finalization_minutes: f64,
-    #[serde(skip)]
-    pub profile: Profile,
 }
 
 #[derive(Default)]
 pub struct Calibrator {
-    n: f64,
-    sx: f64,
-    sy: f64,
-    sxx: f64,
-    sxy: f64,
+    /// Copying hours (time in progress less stalls) on GB.
+    line: LineFit,
     moves: u64,
     stalled: u64,
     stall_seconds: f64,
@@ -73,7 +71,7 @@ impl Calibrator {
         if f.durations[TRANSIENT_FAILURE].unwrap_or(0.0) > 0.0 {
             self.transient += 1;
         }
-        if f.durations[crate::exchange::figures::QUEUED].unwrap_or(0.0) > 600.0 {
+        if f.durations[QUEUED].unwrap_or(0.0) > 600.0 {
             self.queued_long += 1;
         }
         let stall = f.stalled();
@@ -91,16 +89,11 @@ impl Calibrator {
         let in_progress = f.durations[IN_PROGRESS].unwrap_or(0.0);
         let size = f.total_size.unwrap_or(r.size_bytes) as f64 / 1e9;
         if done.is_some() && in_progress > 0.0 {
-            let hours = (in_progress - stall).max(0.0) / 3600.0;
-            self.n += 1.0;
-            self.sx += size;
-            self.sy += hours;
-            self.sxx += size * size;
-            self.sxy += size * hours;
+            self.line.add(size, (in_progress - stall).max(0.0) / 3600.0);
         }
         // Copying spans of moves that copied in one go (a failure or suspension leaves its slot
         // while the span still covers it).
-        let interrupted = [4, 5, TRANSIENT_FAILURE]
+        let interrupted = [SUSPENDED, FAILED, TRANSIENT_FAILURE]
             .iter()
             .any(|&i| f.durations[i].unwrap_or(0.0) > 0.0);
         if let (Some(start), Some(seeded), false) = (f.times[1], f.times[2], interrupted)
@@ -115,7 +108,7 @@ impl Calibrator {
     pub fn finish(mut self, defaults: &Profile) -> Calibration {
         let d = defaults;
         let default_rate = d.throughput_gb_per_hour / d.max_concurrent_migrations.max(1) as f64;
-        let completed = self.n as u64;
+        let completed = self.line.count();
         if completed < MIN_MOVES {
             return Calibration {
                 measured: false,
@@ -134,17 +127,10 @@ impl Calibrator {
                 dcs_investigate_share: d.dcs_investigate_share,
                 dcs_poor_share: d.dcs_poor_share,
                 finalization_minutes: d.finalization_minutes,
-                profile: d.clone(),
             };
         }
-        let n = self.n;
-        let denom = n * self.sxx - self.sx * self.sx;
-        let (base_h, per_gb_h) = if denom.abs() < 1e-9 {
-            (self.sy / n, 0.0)
-        } else {
-            let slope = (n * self.sxy - self.sx * self.sy) / denom;
-            ((self.sy - slope * self.sx) / n, slope)
-        };
+        let fit = self.line.fit().unwrap_or_default();
+        let (base_h, per_gb_h) = (fit.base_hours, fit.hours_per_gb);
         // A move's fixed cost and its rate, as the simulator's copy formula has them.
         let base_minutes = (base_h * 60.0 / COPY_FACTOR_MEAN).max(0.0);
         let rate = if per_gb_h > 1e-6 {
@@ -165,17 +151,14 @@ impl Calibrator {
             (peak.max(0) as u32).max(d.max_concurrent_migrations)
         };
         let share = |k: u64| k as f64 / self.moves.max(1) as f64;
-        self.lags.sort_unstable_by(f32::total_cmp);
-        let finalization = self
-            .lags
-            .get(self.lags.len() / 2)
-            .map_or(d.finalization_minutes, |&m| (m as f64).max(0.5));
+        let finalization =
+            Spread::of(&mut self.lags).map_or(d.finalization_minutes, |s| s.p50.max(0.5));
         let stall_minutes = if self.stalled > 0 {
             self.stall_seconds / self.stalled as f64 / 60.0
         } else {
             d.stall_minutes
         };
-        let cal = Calibration {
+        Calibration {
             measured: true,
             basis: format!(
                 "this estate's history: {completed} completed moves of {} measured",
@@ -193,11 +176,6 @@ impl Calibrator {
             dcs_investigate_share: share(self.investigate),
             dcs_poor_share: share(self.poor),
             finalization_minutes: finalization,
-            profile: d.clone(),
-        };
-        Calibration {
-            profile: cal.apply(d),
-            ..cal
         }
     }
 }

@@ -99,11 +99,9 @@ pub struct Scenario {
 pub struct Forecast {
     pub made_at: Timestamp,
     pub from: Timestamp,
-    /// What the replay's service is calibrated on, in words, and whether from this estate.
-    pub basis: String,
-    pub measured: bool,
-    pub per_move_gb_per_hour: f64,
-    pub concurrency: u32,
+    /// What the replay's service is calibrated on (`basis` says it in words).
+    #[serde(flatten)]
+    pub calibration: Calibration,
     pub base: Scenario,
     pub what_if: Option<Scenario>,
     /// Wall-clock seconds the forecast took.
@@ -112,11 +110,15 @@ pub struct Forecast {
 
 /// Everything the replay starts from.
 pub struct Prepared {
+    /// When the forecast is made (the command's clock), and the moment it replays from.
+    pub now: Timestamp,
     pub from: Timestamp,
     pub waves: Vec<Wave>,
     pub mailboxes: Vec<Mailbox>,
     pub sources: Vec<String>,
     pub calibration: Calibration,
+    /// The simulator profile the calibration describes.
+    pub profile: Profile,
     pub engine: Engine,
     pub timezone: jiff::tz::TimeZone,
 }
@@ -125,6 +127,7 @@ pub struct Prepared {
 pub fn prepare(
     store: &Store,
     config: &Config,
+    now: Timestamp,
     from: Timestamp,
     defaults: &Profile,
 ) -> anyhow::Result<Prepared> {
@@ -178,13 +181,16 @@ pub fn prepare(
     let mut cal = Calibrator::default();
     store.each_figures(None, |r| cal.add(&r))?;
     let calibration = cal.finish(defaults);
+    let profile = calibration.apply(defaults);
     let run = &config.run;
     Ok(Prepared {
+        now,
         from,
         waves,
         mailboxes,
         sources,
         calibration,
+        profile,
         engine: Engine {
             max_in_flight: run.max_in_flight,
             // Listings and statistics share the request budget with creates.
@@ -208,18 +214,11 @@ pub fn forecast(
     seed: u64,
 ) -> anyhow::Result<Forecast> {
     let started = std::time::Instant::now();
-    let base = scenario(
-        p,
-        &p.waves,
-        &p.mailboxes,
-        &p.calibration.profile,
-        "base".into(),
-        seed,
-    );
+    let base = scenario(p, &p.waves, &p.mailboxes, &p.profile, "base".into(), seed);
     let what_if = if what_if.is_empty() {
         None
     } else {
-        let mut profile = p.calibration.profile.clone();
+        let mut profile = p.profile.clone();
         let rate = profile.throughput_gb_per_hour / profile.max_concurrent_migrations.max(1) as f64;
         if let Some(c) = what_if.concurrency {
             profile.max_concurrent_migrations = c.max(1);
@@ -238,12 +237,9 @@ pub fn forecast(
         ))
     };
     Ok(Forecast {
-        made_at: Timestamp::now(),
+        made_at: p.now,
         from: p.from,
-        basis: p.calibration.basis.clone(),
-        measured: p.calibration.measured,
-        per_move_gb_per_hour: p.calibration.per_move_gb_per_hour,
-        concurrency: p.calibration.concurrency,
+        calibration: p.calibration.clone(),
         base,
         what_if,
         seconds: started.elapsed().as_secs_f64(),
@@ -460,9 +456,9 @@ pub fn text(f: &Forecast) -> String {
         out,
         "forecast from {}, replayed on the simulator calibrated on {} ({:.2} GB/h a move, {} at once)",
         f.from.strftime("%Y-%m-%d %H:%M UTC"),
-        f.basis,
-        f.per_move_gb_per_hour,
-        f.concurrency
+        f.calibration.basis,
+        f.calibration.per_move_gb_per_hour,
+        f.calibration.concurrency
     );
     let other: HashMap<&str, &WaveForecast> = f
         .what_if

@@ -9,6 +9,7 @@ use std::collections::BinaryHeap;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::config::{DcsApproval, Window};
+use crate::engine::policy;
 use crate::sim::Profile;
 use crate::sim::moves::{MoveService, Status};
 
@@ -146,19 +147,13 @@ pub fn replay(input: Input<'_>) -> Outcome {
     let mut in_flight: Vec<u32> = Vec::new();
     let mut stranded = 0u64;
 
-    // The first wave each past wave's leftovers go to.
-    let next_wave = |w: usize, not_before: Timestamp| -> Option<usize> {
-        (0..n)
-            .filter(|&x| {
-                x != w
-                    && waves[x].window_start > waves[w].window_start
-                    && waves[x].window_start > not_before
-            })
-            .min_by_key(|&x| waves[x].window_start)
+    // Where a closing wave's mailboxes go: the engine's rule.
+    let starts = || waves.iter().map(|w| w.window_start);
+    let next_wave = |w: usize, not_before: Timestamp| {
+        policy::next_window(starts(), waves[w].window_start, not_before)
     };
-    let first_future = (0..n)
-        .filter(|&x| waves[x].window_start > from + engine.cutover_margin)
-        .min_by_key(|&x| waves[x].window_start);
+    // Past waves' leftovers go to the first wave still ahead.
+    let first_future = policy::next_window(starts(), from, from + engine.cutover_margin);
     let close_time = |w: usize| waves[w].window_end - engine.cutover_margin;
 
     for (i, m) in mailboxes.iter().enumerate() {
@@ -339,7 +334,7 @@ pub fn replay(input: Input<'_>) -> Outcome {
         // Creates for every wave in pre-stage, earliest first.
         let creating_allowed = engine
             .prestage_window
-            .is_none_or(|win| crate::engine::policy::in_local_window(win, now, &engine.timezone));
+            .is_none_or(|win| policy::in_local_window(win, now, &engine.timezone));
         let mut capped = false;
         let mut pending = false;
         for w in 0..n {

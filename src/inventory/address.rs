@@ -6,7 +6,7 @@ pub(crate) fn check(address: &str) -> Result<(), String> {
     if address.len() > 320 {
         return Err(format!(
             "{:?} is longer than an address can be (320 characters)",
-            super::read::clip(address, 60)
+            crate::format::clip(address, 60)
         ));
     }
     let Some((local, domain)) = address.rsplit_once('@') else {

@@ -2,6 +2,7 @@
 //! ignoring spaces and punctuation, so Microsoft's batch CSV, Graph's usage report and mailwave's own
 //! form all import as they are.
 
+use crate::format::clip;
 use std::fs::File;
 use std::path::Path;
 
@@ -160,14 +161,6 @@ pub fn line_too_long(e: &csv::Error) -> Option<u64> {
 }
 
 type Csv = csv::Reader<LimitedLines<File>>;
-
-/// At most `n` characters of something read from a file, for a message.
-pub fn clip(text: &str, n: usize) -> String {
-    match text.char_indices().nth(n) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
-    }
-}
 
 /// Opens a CSV file, refusing an empty one, and returns its reader with the header row.
 fn open(path: &Path) -> Result<(Csv, Vec<String>), InventoryError> {

@@ -76,8 +76,7 @@ pub fn read_bank_holidays(
             column: e.column(),
             message: e.to_string(),
         })?;
-    let found =
-        crate::inventory::read::clip(&all.keys().cloned().collect::<Vec<_>>().join(", "), 200);
+    let found = crate::format::clip(&all.keys().cloned().collect::<Vec<_>>().join(", "), 200);
     let div = all
         .remove(division)
         .ok_or_else(|| CalendarError::Division {

@@ -204,7 +204,7 @@ fn validate(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
         {
             return Err(wave(&format!(
                 "{:?} is not a batch file name of its own (mw-YYYY-MM-DD.bNNN.csv, in the plan folder)",
-                crate::inventory::read::clip(b, 80)
+                crate::format::clip(b, 80)
             )));
         }
         if let Some(p) = previous

@@ -1163,22 +1163,8 @@ impl MoveService {
     }
 
     pub(crate) fn resume_direct(&mut self, id: u32) {
-        let now = self.now_ms();
-        let m = &mut self.moves[id as usize];
-        if m.status != Status::Failed {
-            return;
-        }
-        m.failed_s = m.failed_s.saturating_add(span_s(m.failed_at, now));
-        m.status = Status::Queued;
-        m.detail = D_QUEUED;
-        m.failure = 0;
-        if m.copy_left == 0 {
-            m.status = Status::Synced;
-            m.detail = D_INCREMENTAL;
-            self.maybe_queue_completion(id, now);
-        } else {
-            self.copy_queue.push_back(id);
-            self.start_copies(now);
+        if self.moves[id as usize].status == Status::Failed {
+            let _ = self.resume_move(id);
         }
     }
 
@@ -1544,6 +1530,24 @@ impl MoveService {
     fn resume(&mut self, params: &Map<String, Value>) -> Result<(), ServiceFault> {
         Self::check_params(params, &["Identity", "SuspendWhenReadyToComplete"])?;
         let id = self.visible_move(params)?;
+        self.resume_move(id).map_err(|status| {
+            cmdlet_error(
+                400,
+                "BadRequest",
+                "Ex7D6B20",
+                "Microsoft.Exchange.Management.RecipientTasks.CannotResumeRequestException",
+                &format!(
+                    "The move request for '{}' can't be resumed in its current state ({}).",
+                    self.identity_of(&self.moves[id as usize]),
+                    status.name()
+                ),
+            )
+        })
+    }
+
+    /// Resume-MoveRequest's work: a failed or suspended move copies again (or, copied already, waits
+    /// for its cut-over); the time it stood still is counted. Refused in any other state.
+    fn resume_move(&mut self, id: u32) -> Result<(), Status> {
         let now = self.now_ms();
         let m = &mut self.moves[id as usize];
         match m.status {
@@ -1577,17 +1581,7 @@ impl MoveService {
                 self.maybe_queue_completion(id, now);
                 Ok(())
             }
-            status => Err(cmdlet_error(
-                400,
-                "BadRequest",
-                "Ex7D6B20",
-                "Microsoft.Exchange.Management.RecipientTasks.CannotResumeRequestException",
-                &format!(
-                    "The move request for '{}' can't be resumed in its current state ({}).",
-                    self.identity_of(&self.moves[id as usize]),
-                    status.name()
-                ),
-            )),
+            status => Err(status),
         }
     }
 

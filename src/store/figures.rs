@@ -87,24 +87,28 @@ fn values(f: &MoveFigures) -> Vec<Sql> {
     out
 }
 
-/// Records (or replaces) a mailbox's figures; called by the writer inside its transaction.
-pub(crate) fn write(tx: &Transaction, row: &FigureRow) -> Result<()> {
+/// The insert, built once from the column list (the writer runs it for every finished move).
+static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let cols = columns();
-    let sql = format!(
+    format!(
         "INSERT OR REPLACE INTO move_stats (mailbox_id, collected_at, status, {}) VALUES (?1, ?2, ?3, {})",
         cols.join(", "),
         (4..4 + cols.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    )
+});
+
+/// Records (or replaces) a mailbox's figures; called by the writer inside its transaction.
+pub(crate) fn write(tx: &Transaction, row: &FigureRow) -> Result<()> {
     let mut v = vec![
         Sql::Integer(row.mailbox_id),
         Sql::Integer(row.collected_at),
         Sql::Text(row.figures.status.clone()),
     ];
     v.extend(values(&row.figures));
-    tx.prepare_cached(&sql)?.execute(params_from_iter(v))?;
+    tx.prepare_cached(&INSERT)?.execute(params_from_iter(v))?;
     Ok(())
 }
 

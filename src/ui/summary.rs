@@ -54,7 +54,7 @@ pub(crate) fn render(
     );
     for (cmdlet, outcomes) in &s.api_calls {
         let parts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
-        let _ = writeln!(out, "  {cmdlet:<27} {}", parts.join(", "));
+        let _ = writeln!(out, "  {cmdlet:<36} {}", parts.join(", "));
     }
     if s.figures_collected > 0 || s.figures_missed > 0 {
         let _ = writeln!(

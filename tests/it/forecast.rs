@@ -70,7 +70,7 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
 
     // The forecast from that history (a seed of its own).
     let store = Store::open_read_only(&p.db()).unwrap();
-    let prepared = forecast::prepare(&store, &config, now, &Profile::default()).unwrap();
+    let prepared = forecast::prepare(&store, &config, now, now, &Profile::default()).unwrap();
     assert!(
         prepared.calibration.measured,
         "{}",

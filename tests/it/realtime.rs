@@ -302,6 +302,10 @@ fn killed_runs_resume_in_seconds_without_duplicates_losses_or_late_cutovers() {
         )
         .unwrap();
     assert_eq!(open, 0, "every intent has its outcome");
+    assert!(
+        store.completed_without_figures(0).unwrap().is_empty(),
+        "the run that finished read the figures of every finished move"
+    );
 
     // No cut-over outside the window.
     let windows: HashMap<Timestamp, Timestamp> = [(window_start, window_end)].into();
