@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::exchange::figures::{
-    COMPLETE_AFTER, COMPLETED_AT, IN_PROGRESS, OVERALL, QUEUED, STALL_CAUSES, Side,
-    TRANSIENT_FAILURE,
+    COMPLETE_AFTER, COMPLETED_AT, IN_PROGRESS, OVERALL, QUEUED, SEEDED_AT, STALL_CAUSES,
+    STARTED_AT, Side, TRANSIENT_FAILURE,
 };
 use crate::store::Store;
 use crate::store::figures::MoveRow;
@@ -164,6 +164,9 @@ pub struct Analysis {
     pub groups: Vec<Group>,
     /// GB of moves completed in each hour (Unix seconds of the hour's start), for charts.
     pub completed_gb_by_hour: BTreeMap<i64, f64>,
+    /// GB copied in each hour: each move's bytes spread evenly over its initial seeding (start to
+    /// seeding done), which is when the service copies nearly all of them.
+    pub copied_gb_by_hour: BTreeMap<i64, f64>,
 }
 
 #[derive(Default)]
@@ -351,6 +354,8 @@ pub struct Analyzer {
     total: Acc,
     groups: HashMap<String, (usize, Acc)>,
     hourly: BTreeMap<i64, f64>,
+    /// Changes of the copy rate (GB a minute) by minute: two per move, whatever its length.
+    copy_rate: BTreeMap<i64, f64>,
 }
 
 impl Analyzer {
@@ -360,6 +365,7 @@ impl Analyzer {
             total: Acc::default(),
             groups: HashMap::new(),
             hourly: BTreeMap::new(),
+            copy_rate: BTreeMap::new(),
         }
     }
 
@@ -377,6 +383,19 @@ impl Analyzer {
             *self.hourly.entry(hour).or_default() +=
                 f.total_size.unwrap_or(r.size_bytes) as f64 / GB;
         }
+        if let (Some(start), Some(seeded)) = (f.times[STARTED_AT], f.times[SEEDED_AT]) {
+            let (from, to) = (
+                start.as_second().div_euclid(60),
+                seeded
+                    .as_second()
+                    .div_euclid(60)
+                    .max(start.as_second().div_euclid(60) + 1),
+            );
+            let gb = f.bytes_transferred.or(f.total_size).unwrap_or(r.size_bytes) as f64 / GB;
+            let rate = gb / (to - from) as f64;
+            *self.copy_rate.entry(from).or_default() += rate;
+            *self.copy_rate.entry(to).or_default() -= rate;
+        }
     }
 
     pub fn finish(self, wave: Option<String>) -> Analysis {
@@ -392,8 +411,31 @@ impl Analyzer {
             total: self.total.finish("all".into()),
             groups: groups.into_iter().map(|(_, g)| g).collect(),
             completed_gb_by_hour: self.hourly,
+            copied_gb_by_hour: per_hour(&self.copy_rate),
         }
     }
+}
+
+/// Rate changes by minute, integrated into GB by hour (Unix seconds of the hour's start).
+fn per_hour(changes: &BTreeMap<i64, f64>) -> BTreeMap<i64, f64> {
+    let mut out = BTreeMap::new();
+    let mut rate = 0.0;
+    let mut at: Option<i64> = None;
+    for (&minute, &change) in changes {
+        if let Some(mut m) = at
+            && rate > 1e-12
+        {
+            while m < minute {
+                let hour = m.div_euclid(60) * 60;
+                let end = (hour + 60).min(minute);
+                *out.entry(hour * 60).or_default() += rate * (end - m) as f64;
+                m = end;
+            }
+        }
+        rate += change;
+        at = Some(minute);
+    }
+    out
 }
 
 /// Analyses every move the store has figures for (of one wave when given).
@@ -559,6 +601,43 @@ mod tests {
             size_bytes: 0,
             source_database: Some("DB1".into()),
         }
+    }
+
+    #[test]
+    fn data_copied_is_spread_over_each_seeding_hour_by_hour() {
+        let at = |hh: i8, mm: i8| {
+            jiff::civil::date(2027, 1, 4)
+                .at(hh, mm, 0, 0)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+        };
+        let mut a = Analyzer::new(By::Wave);
+        let mut long = row("mw-a", 1.0, 1.0, 4, 0.0);
+        long.row.figures.bytes_transferred = Some((3.0 * GB) as u64);
+        long.row.figures.times[STARTED_AT] = Some(at(10, 30));
+        long.row.figures.times[SEEDED_AT] = Some(at(13, 30));
+        let mut short = row("mw-a", 1.0, 1.0, 4, 0.0);
+        short.row.figures.bytes_transferred = Some(GB as u64);
+        short.row.figures.times[STARTED_AT] = Some(at(11, 0));
+        short.row.figures.times[SEEDED_AT] = Some(at(11, 30));
+        // Not seeded (failed early): nothing to spread.
+        let mut failed = row("mw-a", 5.0, 1.0, 4, 0.0);
+        failed.row.figures.times[SEEDED_AT] = None;
+        for r in [&long, &short, &failed] {
+            a.add(r);
+        }
+        let hours: Vec<(i64, f64)> = a
+            .finish(None)
+            .copied_gb_by_hour
+            .into_iter()
+            .map(|(h, gb)| (h, (gb * 1e6).round() / 1e6))
+            .collect();
+        let h = |hh| at(hh, 0).as_second();
+        assert_eq!(
+            hours,
+            vec![(h(10), 0.5), (h(11), 2.0), (h(12), 1.0), (h(13), 0.5)]
+        );
     }
 
     #[test]

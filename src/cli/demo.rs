@@ -184,9 +184,14 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
 
     let store = Store::open_read_only(&state)?;
     let report = dir.join("report.md");
+    let report_html = dir.join("report.html");
     crate::private::write(
         &report,
-        crate::ui::report::markdown(&store, clock.now(), None)?,
+        crate::ui::report::markdown(&store, clock.now(), None, None)?,
+    )?;
+    crate::private::write(
+        &report_html,
+        crate::ui::report::html(&store, clock.now(), None, None)?,
     )?;
     let stats = sim.stats();
     outln!(
@@ -202,7 +207,11 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     );
     outln!("\nplan      {}", plan_dir.display());
     outln!("database  {}", state.display());
-    outln!("report    {}", report.display());
+    outln!(
+        "report    {} and {}",
+        report.display(),
+        report_html.display()
+    );
     outln!(
         "look around: mailwave --config {} --state {} status",
         config_path.display(),

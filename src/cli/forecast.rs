@@ -41,20 +41,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let config = Config::load(&cli.config)?;
     let what_if = what_if(args)?;
     let now = cli.clock().now();
-    let from = match args.from.as_str() {
-        "now" => now,
-        s => match s.parse::<jiff::civil::Date>() {
-            Ok(d) => d
-                .to_zoned(config.schedule.timezone.clone())
-                .map_err(|e| BadInput(format!("--from {s}: {e}")))?
-                .timestamp(),
-            Err(_) => s.parse::<jiff::Timestamp>().map_err(|_| {
-                BadInput(format!(
-                    "--from: {s:?} is not \"now\", a date (2027-01-04) or a time (2027-01-04T18:00:00Z)"
-                ))
-            })?,
-        },
-    };
+    let from = super::moment(&args.from, "--from", now, &config.schedule.timezone, false)?;
     let store = Store::open_read_only(&cli.state)?;
     let prepared = forecast::prepare(&store, &config, now, from, &crate::sim::Profile::default())?;
     drop(store);

@@ -238,6 +238,52 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
 #[error("{0}")]
 pub(crate) struct BadInput(pub String);
 
+/// A moment an option names: "now", a date (midnight in `tz`), an RFC 3339 time, or with `ago`
+/// a span back from now ("24h", "90m", "7d").
+pub(crate) fn moment(
+    text: &str,
+    option: &str,
+    now: jiff::Timestamp,
+    tz: &jiff::tz::TimeZone,
+    ago: bool,
+) -> anyhow::Result<jiff::Timestamp> {
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return Ok(d
+            .to_zoned(tz.clone())
+            .map_err(|e| BadInput(format!("{option} {text}: {e}")))?
+            .timestamp());
+    }
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    if ago {
+        let span = match text.strip_suffix('d').map(str::parse::<i64>) {
+            Some(Ok(days)) if (0..=3660).contains(&days) => {
+                Some(jiff::SignedDuration::from_hours(24 * days))
+            }
+            Some(_) => None,
+            None => text.parse::<jiff::SignedDuration>().ok(),
+        };
+        if let Some(back) = span.filter(|d| !d.is_negative())
+            && let Ok(t) = now.checked_sub(back)
+        {
+            return Ok(t);
+        }
+    }
+    Err(BadInput(format!(
+        "{option}: {text:?} is not \"now\", a date (2027-01-04), a time (2027-01-04T18:00:00Z){}",
+        if ago {
+            " or a span back from now (24h, 7d)"
+        } else {
+            ""
+        }
+    ))
+    .into())
+}
+
 /// The wave the option `option` names, or bad input saying there is none.
 pub(crate) fn wave_named(
     store: &crate::store::Store,

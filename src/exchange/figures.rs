@@ -96,6 +96,8 @@ pub const TIMESTAMPS: [(&str, &str); 6] = [
     ("CompletionTimestamp", "completed_at"),
     ("CompleteAfter", "complete_after"),
 ];
+pub const STARTED_AT: usize = 1;
+pub const SEEDED_AT: usize = 2;
 pub const COMPLETED_AT: usize = 4;
 pub const COMPLETE_AFTER: usize = 5;
 

@@ -102,6 +102,8 @@ pub struct Forecast {
     /// What the replay's service is calibrated on (`basis` says it in words).
     #[serde(flatten)]
     pub calibration: Calibration,
+    /// The share of a wave that must be copied when its window opens for it not to be at risk.
+    pub ready_target: f64,
     pub base: Scenario,
     pub what_if: Option<Scenario>,
     /// Wall-clock seconds the forecast took.
@@ -240,6 +242,7 @@ pub fn forecast(
         made_at: p.now,
         from: p.from,
         calibration: p.calibration.clone(),
+        ready_target: READY_TARGET,
         base,
         what_if,
         seconds: started.elapsed().as_secs_f64(),

@@ -58,6 +58,104 @@ fn columns() -> Vec<&'static str> {
     c
 }
 
+/// The columns a query selects to rebuild figures with [`read`]: `status` then [`columns`], each
+/// prefixed with `alias.`.
+pub(crate) fn select_list(alias: &str) -> String {
+    std::iter::once("status")
+        .chain(columns())
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Figures from a row holding [`select_list`] from column `at` on.
+pub(crate) fn read(r: &rusqlite::Row, at: usize) -> rusqlite::Result<MoveFigures> {
+    let u = |i: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(|n| n.max(0) as u64))
+    };
+    let mut i = at + 1;
+    let mut next = || {
+        i += 1;
+        i - 1
+    };
+    let mut fig = MoveFigures {
+        status: r.get(at)?,
+        total_size: u(next())?,
+        archive_size: u(next())?,
+        bytes_transferred: u(next())?,
+        items_transferred: u(next())?,
+        ..MoveFigures::default()
+    };
+    for d in fig.durations.iter_mut() {
+        *d = r.get(next())?;
+    }
+    for s in fig.stalls.iter_mut() {
+        *s = r.get(next())?;
+    }
+    for t in fig.times.iter_mut() {
+        *t = r
+            .get::<_, Option<i64>>(next())?
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
+    }
+    fig.dcs = r.get(next())?;
+    fig.source_server = r.get(next())?;
+    fig.source_database = r.get(next())?;
+    fig.target_database = r.get(next())?;
+    Ok(fig)
+}
+
+/// The names `report --format csv|json` gives a move's figures (with their units), in the order
+/// [`report_values`] gives them.
+pub static REPORT_FIELDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    let mut c: Vec<String> = [
+        "status",
+        "total_size_bytes",
+        "archive_size_bytes",
+        "bytes_transferred",
+        "items_transferred",
+    ]
+    .map(String::from)
+    .into();
+    c.extend(DURATIONS.iter().map(|(_, name)| format!("{name}_s")));
+    c.extend(STALL_CAUSES.iter().map(|s| format!("stalled_{}_s", s.name)));
+    c.extend(TIMESTAMPS.iter().map(|(_, name)| name.to_string()));
+    c.extend(["dcs", "source_server", "source_database", "target_database"].map(String::from));
+    c
+});
+
+/// A move's figures as report values: sizes and counts as integers, durations as seconds, times as
+/// RFC 3339 text; null where the service said nothing.
+pub fn report_values(f: &MoveFigures) -> Vec<serde_json::Value> {
+    use serde_json::Value as J;
+    let int = |v: Option<u64>| v.map_or(J::Null, J::from);
+    let real = |v: &Option<f64>| v.map_or(J::Null, |x| J::from((x * 1000.0).round() / 1000.0));
+    let text = |v: &Option<String>| v.clone().map_or(J::Null, J::String);
+    let mut out = vec![
+        J::String(f.status.clone()),
+        int(f.total_size),
+        int(f.archive_size),
+        int(f.bytes_transferred),
+        int(f.items_transferred),
+    ];
+    out.extend(f.durations.iter().map(real));
+    out.extend(f.stalls.iter().map(real));
+    out.extend(
+        f.times
+            .iter()
+            .map(|t| t.map_or(J::Null, |t| J::String(t.to_string()))),
+    );
+    out.extend(
+        [
+            &f.dcs,
+            &f.source_server,
+            &f.source_database,
+            &f.target_database,
+        ]
+        .map(text),
+    );
+    out
+}
+
 fn values(f: &MoveFigures) -> Vec<Sql> {
     let int = |v: Option<u64>| v.map_or(Sql::Null, |n| Sql::Integer(n.min(i64::MAX as u64) as i64));
     let real = |v: &Option<f64>| v.map_or(Sql::Null, Sql::Real);
@@ -115,49 +213,18 @@ pub(crate) fn write(tx: &Transaction, row: &FigureRow) -> Result<()> {
 impl Store {
     /// Every mailbox's figures (of one wave), with `f` called once per row (streamed: millions).
     pub fn each_figures(&self, wave: Option<&str>, mut f: impl FnMut(MoveRow)) -> Result<()> {
-        let cols = columns();
-        let n = 3 + cols.len();
+        let n = 3 + columns().len();
         let sql = format!(
-            "SELECT f.mailbox_id, f.collected_at, f.status, {}, m.address, w.name, m.size_bytes, m.source_database
+            "SELECT f.mailbox_id, f.collected_at, {}, m.address, w.name, m.size_bytes, m.source_database
              FROM move_stats f JOIN mailboxes m ON m.id = f.mailbox_id
              JOIN mailbox_state s ON s.mailbox_id = f.mailbox_id JOIN waves w ON w.id = s.wave_id
              WHERE ?1 IS NULL OR w.name = ?1 ORDER BY f.mailbox_id",
-            cols.iter().map(|c| format!("f.{c}")).collect::<Vec<_>>().join(", ")
+            select_list("f")
         );
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = stmt.query([wave])?;
         while let Some(r) = rows.next()? {
-            let u = |i: usize| -> rusqlite::Result<Option<u64>> {
-                Ok(r.get::<_, Option<i64>>(i)?.map(|n| n.max(0) as u64))
-            };
-            let mut i = 3;
-            let mut next = || {
-                i += 1;
-                i - 1
-            };
-            let mut fig = MoveFigures {
-                status: r.get(2)?,
-                total_size: u(next())?,
-                archive_size: u(next())?,
-                bytes_transferred: u(next())?,
-                items_transferred: u(next())?,
-                ..MoveFigures::default()
-            };
-            for d in fig.durations.iter_mut() {
-                *d = r.get(next())?;
-            }
-            for s in fig.stalls.iter_mut() {
-                *s = r.get(next())?;
-            }
-            for t in fig.times.iter_mut() {
-                *t = r
-                    .get::<_, Option<i64>>(next())?
-                    .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
-            }
-            fig.dcs = r.get(next())?;
-            fig.source_server = r.get(next())?;
-            fig.source_database = r.get(next())?;
-            fig.target_database = r.get(next())?;
+            let fig = read(r, 2)?;
             f(MoveRow {
                 row: FigureRow {
                     mailbox_id: r.get(0)?,

@@ -9,6 +9,7 @@ mod inventory;
 pub mod lifecycle;
 pub mod lock;
 mod plan_load;
+mod report;
 pub mod run_view;
 pub mod status;
 pub mod writer;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 pub use inventory::ReplaceReport;
 pub use lifecycle::{FailureClass, State};
 pub use plan_load::LoadReport;
+pub use report::{Attention, FailureReason, RunRecord};
 
 /// Schema migrations, applied in order on open. `PRAGMA user_version` holds the last one applied.
 const MIGRATIONS: &[&str] = &[

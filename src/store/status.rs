@@ -417,7 +417,11 @@ impl Store {
         )
     }
 
-    fn attention_rows(&self, tail: &str, p: impl rusqlite::Params) -> Result<Vec<AttentionRow>> {
+    pub(super) fn attention_rows(
+        &self,
+        tail: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<AttentionRow>> {
         let mut q = self.conn().prepare(&format!(
             "SELECT m.address, w.name, s.state, s.failure_class, s.last_error
              FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id {tail}"
@@ -461,22 +465,27 @@ impl Store {
     pub fn each_mailbox_row(
         &self,
         wave: Option<&str>,
+        since: Option<jiff::Timestamp>,
         mut each: impl FnMut(MailboxReportRow) -> std::io::Result<()>,
     ) -> Result<std::io::Result<()>> {
-        let mut q = self.conn().prepare(
+        let mut q = self.conn().prepare(&format!(
             "SELECT m.address, w.name, s.state, s.submitted_at, s.synced_at, s.completed_at,
                     m.size_bytes, s.attempts, s.failure_class, s.last_error,
                     (SELECT group_concat(a.kind || ' by ' || a.by
                         || COALESCE(' (' || a.reason || ')', '')
                         || ' -> ' || COALESCE(a.outcome, 'pending'), '; ')
-                     FROM actions a WHERE a.mailbox_id = m.id)
+                     FROM actions a WHERE a.mailbox_id = m.id),
+                    {}
              FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
-             WHERE ?1 IS NULL OR w.name = ?1
+             LEFT JOIN move_stats f ON f.mailbox_id = s.mailbox_id
+             WHERE (?1 IS NULL OR w.name = ?1) AND (?2 IS NULL OR s.updated_at >= ?2)
              ORDER BY w.window_start, m.address",
-        )?;
-        let mut rows = q.query([wave])?;
+            super::figures::select_list("f")
+        ))?;
+        let mut rows = q.query(params![wave, since.map(millis)])?;
         let time = |v: Option<i64>| v.map(|t| from_millis(t).to_string());
         while let Some(r) = rows.next()? {
+            let has_figures = r.get::<_, Option<String>>(11)?.is_some();
             let row = MailboxReportRow {
                 address: r.get(0)?,
                 wave: r.get(1)?,
@@ -489,6 +498,11 @@ impl Store {
                 failure_class: r.get(8)?,
                 last_error: r.get(9)?,
                 actions: r.get(10)?,
+                figures: if has_figures {
+                    Some(super::figures::read(r, 11)?)
+                } else {
+                    None
+                },
             };
             if let Err(e) = each(row) {
                 return Ok(Err(e));
@@ -527,4 +541,24 @@ pub struct MailboxReportRow {
     pub last_error: Option<String>,
     /// The operator's actions on it: "hold by alice (VIP) -> applied; ...".
     pub actions: Option<String>,
+    /// Its move's figures (`Get-MoveRequestStatistics`), once read: named by
+    /// [`REPORT_FIELDS`](super::figures::REPORT_FIELDS).
+    #[serde(rename = "move", serialize_with = "move_figures")]
+    pub figures: Option<crate::exchange::figures::MoveFigures>,
+}
+
+fn move_figures<S: serde::Serializer>(
+    f: &Option<crate::exchange::figures::MoveFigures>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let Some(f) = f else {
+        return s.serialize_none();
+    };
+    let names = &*super::figures::REPORT_FIELDS;
+    let mut map = s.serialize_map(Some(names.len()))?;
+    for (k, v) in names.iter().zip(super::figures::report_values(f)) {
+        map.serialize_entry(k, &v)?;
+    }
+    map.end()
 }

@@ -13,5 +13,6 @@ mod layout;
 mod misbehave;
 mod preflight;
 mod realtime;
+mod report;
 mod secrets;
 mod store;

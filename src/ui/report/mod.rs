@@ -1,0 +1,319 @@
+//! `mailwave report`: what an operator hands on, the same content two ways: [`markdown`] for
+//! terminals and tickets, [`html`] (one self-contained file, charts inline) for mail. Both read one
+//! [`Report`], so they cannot say different things.
+
+mod html;
+mod md;
+mod svg;
+
+pub use html::CHARTS;
+pub(crate) use html::html;
+pub(crate) use md::markdown;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+use crate::analytics::{self, Analysis};
+use crate::exchange::figures::{STALL_CAUSES, Side};
+use crate::store::status::{StateCounts, Status};
+use crate::store::{Attention, FailureReason, Result, RunRecord, Store};
+
+/// Mailboxes listed per attention table (all are counted; `--format csv` lists every one).
+pub(crate) const LISTED: usize = 1000;
+/// Runs told, newest first.
+const RUNS: usize = 5;
+
+/// Mailboxes by a moment, in time order.
+pub(crate) type Counts = Vec<(Timestamp, u64)>;
+
+/// Everything a report says, read once.
+pub(crate) struct Report {
+    pub now: Timestamp,
+    /// The plan's zone: windows and dates are shown in it.
+    pub tz: TimeZone,
+    pub source: String,
+    /// Who holds the run lock, when a run is going.
+    pub running: Option<String>,
+    /// Lists and time series only show what changed since then; the standing figures are now.
+    pub since: Option<Timestamp>,
+    pub status: Status,
+    pub attention: Attention,
+    pub failures: Vec<FailureReason>,
+    /// Cut-overs by hour, the whole history (the progress chart adds them up).
+    pub cutovers: Vec<(Timestamp, u64)>,
+    pub analysis: Analysis,
+    pub forecast: Option<ForecastView>,
+    pub runs: Vec<RunRecord>,
+}
+
+/// The part of a saved forecast the reports show.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ForecastView {
+    pub made_at: Timestamp,
+    pub basis: String,
+    #[serde(default = "ready_target")]
+    pub ready_target: f64,
+    pub base: ScenarioView,
+}
+
+/// What forecasts saved before they stated their target held to.
+fn ready_target() -> f64 {
+    0.95
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ScenarioView {
+    pub waves: Vec<WaveView>,
+    pub finish_local: Option<String>,
+    pub at_risk: u64,
+    pub without_a_wave: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WaveView {
+    pub wave: String,
+    pub window: String,
+    pub window_start: Timestamp,
+    pub mailboxes: u64,
+    pub ready_share: f64,
+    pub miss: u64,
+    pub rolls_to: Option<String>,
+    pub risk: Option<String>,
+}
+
+/// The side a stall waits on, in words.
+pub(crate) fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Source => "source (on-premises)",
+        Side::Target => "target (Exchange Online)",
+        Side::Either => "either side",
+    }
+}
+
+/// Started and not ended: a request exists and has neither completed nor failed.
+pub(crate) fn in_progress(s: &StateCounts) -> u64 {
+    s["submitted"] + s["syncing"] + s["synced"] + s["completing"]
+}
+
+pub(crate) fn cut_over(s: &StateCounts) -> u64 {
+    s["completed"] + s["completed_with_warning"]
+}
+
+impl Report {
+    pub(crate) fn gather(
+        store: &Store,
+        now: Timestamp,
+        running: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> Result<Report> {
+        let tz = store
+            .plan_timezone()?
+            .and_then(|z| TimeZone::get(&z).ok())
+            .unwrap_or(TimeZone::UTC);
+        let forecast = store
+            .latest_forecast()?
+            .and_then(|(_, body)| serde_json::from_str(&body).ok());
+        Ok(Report {
+            now,
+            tz,
+            source: store.path().display().to_string(),
+            running: running.map(str::to_string),
+            since,
+            status: store.status(now, None)?,
+            attention: store.attention_split(since, LISTED)?,
+            failures: store.failures_by_reason(since)?,
+            cutovers: store.cutovers_by_hour(None)?,
+            analysis: analytics::analyze(store, analytics::By::Wave, None)?,
+            forecast,
+            runs: store.runs(since, RUNS)?,
+        })
+    }
+
+    /// A moment in the plan's zone, as people read it: "Mon 4 Jan 2027 20:00 GMT".
+    pub(crate) fn local(&self, t: Timestamp) -> String {
+        t.to_zoned(self.tz.clone())
+            .strftime("%a %-d %b %Y %H:%M %Z")
+            .to_string()
+    }
+
+    /// A date in the plan's zone: "4 Jan".
+    pub(crate) fn day(&self, t: Timestamp) -> String {
+        t.to_zoned(self.tz.clone()).strftime("%-d %b").to_string()
+    }
+
+    /// The standing figures, label and value, as both formats head the report with them.
+    pub(crate) fn headline(&self) -> Vec<(&'static str, String)> {
+        let s = &self.status;
+        let t = &s.totals;
+        let done = cut_over(t);
+        let pct = if s.mailboxes > 0 {
+            100.0 * done as f64 / s.mailboxes as f64
+        } else {
+            0.0
+        };
+        let retrying = s.failures["transient"];
+        let person = t["held"] + t["failed"] - retrying.min(t["failed"]);
+        let th = crate::format::thousands;
+        let mut h = vec![
+            ("mailboxes planned", th(s.mailboxes)),
+            ("cut over", format!("{} ({pct:.1}%)", th(done))),
+            ("in progress (started)", th(in_progress(t))),
+            ("not started", th(t["planned"])),
+            ("need a person", th(person)),
+            ("failed, retried by the run", th(retrying)),
+            ("skipped", th(t["skipped"])),
+        ];
+        if self.analysis.total.moves > 0 {
+            h.push((
+                "data moved (measured)",
+                format!("{:.0} GB", self.analysis.total.gb),
+            ));
+        }
+        if let Some(n) = &s.next_wave {
+            h.push(("next wave", format!("{} ({})", n.id, th(n.mailboxes))));
+        }
+        if let Some(f) = &self.forecast {
+            h.push((
+                "forecast finish",
+                f.base.finish_local.clone().unwrap_or_else(|| "-".into()),
+            ));
+            h.push(("waves at risk", f.base.at_risk.to_string()));
+        }
+        h
+    }
+
+    /// Cumulative cut-overs the plan expects by the end of each window, and those done by each hour.
+    pub(crate) fn progress(&self) -> (Counts, Counts) {
+        let mut waves: Vec<(Timestamp, u64)> = self
+            .status
+            .waves
+            .iter()
+            .filter_map(|w| Some((w.window_end.parse::<Timestamp>().ok()?, w.total)))
+            .collect();
+        waves.sort();
+        let mut sum = 0;
+        let plan = waves
+            .into_iter()
+            .map(|(t, n)| {
+                sum += n;
+                (t, sum)
+            })
+            .collect();
+        let mut sum = 0;
+        let done = self
+            .cutovers
+            .iter()
+            .map(|&(hour, n)| {
+                sum += n;
+                (hour + jiff::SignedDuration::from_hours(1), sum)
+            })
+            .collect();
+        (plan, done)
+    }
+
+    /// GB copied per hour, averaged over buckets so a long history stays readable (an hour, six or
+    /// a day each): each bucket's start, its GB/h, and the bucket's length in hours.
+    pub(crate) fn throughput(&self) -> (Vec<(Timestamp, f64)>, i64) {
+        let from = self.since.map(|t| t.as_second()).unwrap_or(i64::MIN);
+        let hours: Vec<(i64, f64)> = self
+            .analysis
+            .copied_gb_by_hour
+            .iter()
+            .filter(|(h, _)| **h >= from)
+            .map(|(h, gb)| (*h, *gb))
+            .collect();
+        let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+            return (Vec::new(), 1);
+        };
+        let span_h = (last.0 - first.0) / 3600 + 1;
+        let bucket_h: i64 = if span_h <= 72 {
+            1
+        } else if span_h <= 336 {
+            6
+        } else {
+            24
+        };
+        let mut out: Vec<(Timestamp, f64)> = Vec::new();
+        let mut at = first.0 - first.0.rem_euclid(bucket_h * 3600);
+        let mut i = 0;
+        while at <= last.0 {
+            let end = at + bucket_h * 3600;
+            let mut gb = 0.0;
+            while i < hours.len() && hours[i].0 < end {
+                gb += hours[i].1;
+                i += 1;
+            }
+            if let Ok(t) = Timestamp::from_second(at) {
+                out.push((t, gb / bucket_h as f64));
+            }
+            at = end;
+        }
+        (out, bucket_h)
+    }
+
+    /// Stalled time by cause as a share of time in progress, largest first, with the side it
+    /// waits on.
+    pub(crate) fn stalls(&self) -> Vec<(&'static str, Side, f64)> {
+        let mut v: Vec<_> = STALL_CAUSES
+            .iter()
+            .filter_map(|c| {
+                let share = *self.analysis.total.stall_by_cause.get(c.name)?;
+                (share > 0.0).then_some((c.name, c.side, share))
+            })
+            .collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
+    }
+
+    /// The runs in words, newest first.
+    pub(crate) fn runs_in_words(&self) -> Vec<String> {
+        self.runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let head = format!("Run {} (`{}`), started {}", r.id, r.command, self.local(r.started_at));
+                match (&r.ended_at, &r.outcome) {
+                    (Some(end), outcome) => format!(
+                        "{head}, ended {}: **{}**. {}",
+                        self.local(*end),
+                        outcome.as_deref().unwrap_or("without an outcome"),
+                        r.summary.as_deref().map(run_in_words).unwrap_or_default()
+                    ),
+                    (None, _) if i == 0 && self.running.is_some() => {
+                        format!("{head}, **is going**.")
+                    }
+                    (None, _) => format!(
+                        "{head}, **never finished**: it was killed or crashed; the next run resumed from its last checkpoint."
+                    ),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A run summary (JSON) in a sentence or two.
+fn run_in_words(summary: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(summary) else {
+        return String::new();
+    };
+    let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    let th = crate::format::thousands;
+    let mut s = format!(
+        "It cut over {} mailbox(es), made {} API calls ({} answered 429) and left {} needing attention.",
+        th(n("completed_this_run")),
+        th(n("api_calls_total")),
+        th(n("throttled")),
+        th(n("attention"))
+    );
+    if n("figures_collected") > 0 {
+        s.push_str(&format!(
+            " It read the figures of {} move(s).",
+            th(n("figures_collected"))
+        ));
+    }
+    if let Some(f) = v.get("fatal").and_then(|f| f.as_str()) {
+        s.push_str(&format!(" It stopped because: {f}."));
+    }
+    s
+}
