@@ -125,6 +125,7 @@ fn main() {
             stop: CancellationToken::new(),
             ending: CancellationToken::new(),
             progress: Some(progress_tx),
+            mailer: None,
         })
         .await
         .unwrap();

@@ -49,6 +49,7 @@ pub struct Config {
     pub schedule: Schedule,
     pub run: Run,
     pub notify: Notify,
+    pub notices: Notices,
 }
 
 /// Whether the completer approves skipped items (Data Consistency Score) so a move can complete.
@@ -191,6 +192,64 @@ impl Default for Run {
             collect_statistics: Collect::All,
         }
     }
+}
+
+/// `[notices]`: the mail users get before and after their move, sent by the run from a pool of
+/// sending mailboxes through Graph `sendMail`.
+#[derive(Debug, Clone)]
+pub struct Notices {
+    pub enabled: bool,
+    pub senders: Vec<String>,
+    /// How long before the window opens each "before" notice goes, longest first.
+    pub before: Vec<jiff::SignedDuration>,
+    pub after: bool,
+    /// The templates folder (before, after, correction; `.txt` or `.html`; per organisation in a
+    /// sub-folder of that name).
+    pub templates: PathBuf,
+    /// Local time (schedule.timezone) in which nothing is sent.
+    pub quiet_hours: Option<Window>,
+    pub reply_to: Option<String>,
+    pub help_link: Option<String>,
+    /// Messages a sender may send a minute, and recipients a rolling day (Exchange Online's limits).
+    pub per_minute: u32,
+    pub per_day: u32,
+}
+
+impl Default for Notices {
+    fn default() -> Notices {
+        Notices {
+            enabled: false,
+            senders: Vec::new(),
+            before: vec![
+                jiff::SignedDuration::from_hours(7 * 24),
+                jiff::SignedDuration::from_hours(24),
+            ],
+            after: true,
+            templates: PathBuf::from("schedules/notices"),
+            quiet_hours: None,
+            reply_to: None,
+            help_link: None,
+            per_minute: 30,
+            per_day: 10_000,
+        }
+    }
+}
+
+/// A notice offset as written: "7d", "36h", "90m".
+pub(crate) fn parse_offset(text: &str) -> Option<jiff::SignedDuration> {
+    let d = match text.strip_suffix('d') {
+        Some(days) => jiff::SignedDuration::from_hours(24 * days.trim().parse::<i64>().ok()?),
+        None => text.parse::<jiff::SignedDuration>().ok()?,
+    };
+    (d.is_positive() && d <= jiff::SignedDuration::from_hours(24 * 60)).then_some(d)
+}
+
+/// A mail address as a sender list or reply-to holds one: one `@`, something on each side, no
+/// spaces or separators.
+pub(crate) fn plausible_address(a: &str) -> bool {
+    let mut parts = a.split('@');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(l), Some(d), None)
+        if !l.is_empty() && d.contains('.') && !a.chars().any(|c| c.is_whitespace() || ",;<>\"".contains(c)))
 }
 
 /// `[notify]`: where the run's summary goes.
@@ -342,6 +401,7 @@ impl Default for Config {
             schedule: Schedule::default(),
             run: Run::default(),
             notify: Notify::default(),
+            notices: Notices::default(),
         }
     }
 }
@@ -363,6 +423,24 @@ struct RawConfig {
     run: RawRun,
     #[serde(default)]
     notify: RawNotify,
+    #[serde(default)]
+    notices: RawNotices,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNotices {
+    enabled: Option<bool>,
+    senders: Option<Spanned<Vec<Spanned<String>>>>,
+    senders_file: Option<Spanned<String>>,
+    before: Option<Spanned<Vec<Spanned<String>>>>,
+    after: Option<bool>,
+    templates: Option<Spanned<String>>,
+    quiet_hours: Option<Spanned<String>>,
+    reply_to: Option<Spanned<String>>,
+    help_link: Option<Spanned<String>>,
+    per_minute: Option<Spanned<i64>>,
+    per_day: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -925,6 +1003,7 @@ impl Config {
                 None => 0,
             },
         };
+        let notices = notices(&cx, raw.notices, base)?;
         Ok(Config {
             path: path.to_path_buf(),
             tenant,
@@ -933,8 +1012,129 @@ impl Config {
             schedule,
             run,
             notify,
+            notices,
         })
     }
+}
+
+/// `[notices]`, validated; the senders file is read here, so a bad address names its line.
+fn notices(cx: &Ctx, n: RawNotices, base: &Path) -> Result<Notices, ConfigError> {
+    let d = Notices::default();
+    let mut senders = Vec::new();
+    if let Some(list) = &n.senders {
+        for a in list.get_ref() {
+            if !plausible_address(a.get_ref()) {
+                return Err(cx.invalid(
+                    a.span(),
+                    "notices.senders",
+                    format!("{:?} is not a mail address", a.get_ref()),
+                ));
+            }
+            senders.push(a.get_ref().to_ascii_lowercase());
+        }
+    }
+    if let Some(file) = &n.senders_file {
+        let path = base.join(file.get_ref());
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            cx.invalid(
+                file.span(),
+                "notices.senders_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        for (i, line) in text.lines().enumerate() {
+            // One address a line, or the first column of a CSV; a header and comments are skipped.
+            let a = line
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            if a.is_empty() || a.starts_with('#') || (i == 0 && !a.contains('@')) {
+                continue;
+            }
+            if !plausible_address(a) {
+                return Err(ConfigError::Invalid {
+                    path: path.clone(),
+                    line: i + 1,
+                    key: "sender".into(),
+                    message: format!("{a:?} is not a mail address"),
+                });
+            }
+            senders.push(a.to_ascii_lowercase());
+        }
+    }
+    senders.sort();
+    senders.dedup();
+    let enabled = n.enabled.unwrap_or(false);
+    if enabled && senders.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: cx.path.to_path_buf(),
+            line: 1,
+            key: "notices.senders".into(),
+            message: "notices are enabled but no sender is given (senders or senders_file)".into(),
+        });
+    }
+    let before = match &n.before {
+        None => d.before,
+        Some(list) => {
+            let mut v = Vec::new();
+            for o in list.get_ref() {
+                v.push(parse_offset(o.get_ref()).ok_or_else(|| {
+                    cx.invalid(
+                        o.span(),
+                        "notices.before",
+                        format!(
+                            "{:?} is not a time before the window (for example \"7d\", \"36h\"; at most 60d)",
+                            o.get_ref()
+                        ),
+                    )
+                })?);
+            }
+            v.sort_by(|a, b| b.cmp(a));
+            v.dedup();
+            v
+        }
+    };
+    let address = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
+        match v {
+            Some(a) if !plausible_address(a.get_ref()) => Err(cx.invalid(
+                a.span(),
+                key,
+                format!("{:?} is not a mail address", a.get_ref()),
+            )),
+            Some(a) => Ok(Some(a.get_ref().clone())),
+            None => Ok(None),
+        }
+    };
+    let limit = |v: &Option<Spanned<i64>>, key: &str, default: u32| match v {
+        Some(x) if !(1..=1_000_000).contains(x.get_ref()) => {
+            Err(cx.invalid(x.span(), key, "must be from 1 to 1000000"))
+        }
+        Some(x) => Ok(*x.get_ref() as u32),
+        None => Ok(default),
+    };
+    Ok(Notices {
+        enabled,
+        senders,
+        before,
+        after: n.after.unwrap_or(d.after),
+        templates: n
+            .templates
+            .as_ref()
+            .map_or_else(|| base.join(&d.templates), |t| base.join(t.get_ref())),
+        quiet_hours: match &n.quiet_hours {
+            Some(q) => Some(
+                Window::parse(q.get_ref())
+                    .map_err(|m| cx.invalid(q.span(), "notices.quiet_hours", m))?,
+            ),
+            None => None,
+        },
+        reply_to: address(&n.reply_to, "notices.reply_to")?,
+        help_link: n.help_link.as_ref().map(|h| h.get_ref().clone()),
+        per_minute: limit(&n.per_minute, "notices.per_minute", d.per_minute)?,
+        per_day: limit(&n.per_day, "notices.per_day", d.per_day)?,
+    })
 }
 
 #[cfg(test)]

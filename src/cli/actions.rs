@@ -400,10 +400,13 @@ async fn actions_session<S: MoveService>(
         }
     });
     super::run::watchdog(stop.clone(), ending.clone(), config.run.stop_grace);
+    // Applying actions now is not a run: the notices wait for the next one.
+    let mut config = config.clone();
+    config.notices.enabled = false;
     let report = session::run(Session {
         service,
         state: &cli.state,
-        config,
+        config: &config,
         clock,
         options,
         command: "mailwave (actions)",
@@ -411,6 +414,7 @@ async fn actions_session<S: MoveService>(
         stop,
         ending,
         progress: None,
+        mailer: None,
     })
     .await;
     signals.abort();

@@ -177,7 +177,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         clock,
         RunOptions::default(),
         "mailwave demo",
-        None,
+        super::run::Extras::default(),
     ));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     let code = super::run::finish(report, started)?;

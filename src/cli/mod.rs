@@ -217,8 +217,10 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
         {
             return exit::BAD_INPUT;
         }
-        if let Some(crate::engine::session::SessionError::UnknownWave(_)) =
-            cause.downcast_ref::<crate::engine::session::SessionError>()
+        if let Some(
+            crate::engine::session::SessionError::UnknownWave(_)
+            | crate::engine::session::SessionError::Notices(_),
+        ) = cause.downcast_ref::<crate::engine::session::SessionError>()
         {
             return exit::BAD_INPUT;
         }

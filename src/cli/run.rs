@@ -105,6 +105,13 @@ pub(super) fn watchdog(stop: CancellationToken, ending: CancellationToken, grace
     });
 }
 
+/// What a run may have besides the move service: a metrics listener, a mailer for the notices.
+#[derive(Default)]
+pub(crate) struct Extras {
+    pub metrics: Option<std::net::TcpListener>,
+    pub mailer: Option<Arc<dyn crate::directory::Mailer>>,
+}
+
 /// Runs a session with what the command line adds around it: signals, the watchdog, progress on
 /// standard error. Returns the report (printing is the caller's).
 pub(crate) async fn drive<S: MoveService>(
@@ -114,8 +121,9 @@ pub(crate) async fn drive<S: MoveService>(
     clock: Clock,
     options: RunOptions,
     command: &str,
-    metrics: Option<std::net::TcpListener>,
+    extras: Extras,
 ) -> Result<SessionReport, SessionError> {
+    let Extras { metrics, mailer } = extras;
     let (stop, ending) = (CancellationToken::new(), CancellationToken::new());
     let signals = tokio::spawn(watch_signals(stop.clone()));
     watchdog(stop.clone(), ending.clone(), config.run.stop_grace);
@@ -138,6 +146,7 @@ pub(crate) async fn drive<S: MoveService>(
         stop,
         ending,
         progress: Some(progress_tx),
+        mailer,
     })
     .await;
     signals.abort();
@@ -160,6 +169,9 @@ pub(crate) fn finish(
                 "--wave: no wave {w} in the state database (see `mailwave status`); nothing was changed"
             ))
             .into());
+        }
+        Err(SessionError::Notices(m)) => {
+            return Err(BadInput(format!("{m}; nothing was changed")).into());
         }
         Err(SessionError::Store(e)) => return Err(e.into()),
     };
@@ -233,6 +245,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let report = runtime.block_on(async {
         let policy = config.run.http();
         let tokens = Arc::new(TokenProvider::new(policy, &config, credential, clock)?);
+        let mailer: Option<Arc<dyn crate::directory::Mailer>> = if config.notices.enabled {
+            Some(Arc::new(crate::directory::graph::GraphClient::new(
+                crate::directory::graph::RestGraph::new(
+                    policy,
+                    &config.endpoints.graph,
+                    tokens.clone(),
+                )
+                .map_err(BadInput)?,
+            )))
+        } else {
+            None
+        };
         let transport = RestTransport::new(
             policy,
             &config.endpoints.exchange,
@@ -255,7 +279,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
                 clock,
                 options,
                 "mailwave run",
-                metrics,
+                Extras { metrics, mailer },
             )
             .await,
         )

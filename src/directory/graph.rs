@@ -18,7 +18,7 @@ use std::sync::Arc;
 use reqwest::Url;
 use serde_json::{Value, json};
 
-use super::{Directory, Res, ServiceError, Sku, User, classify, mail_body};
+use super::{Directory, Message, Res, ServiceError, Sku, User, classify, mail_body};
 use crate::auth::{Resource, TokenProvider};
 use crate::exchange::Failure;
 use crate::http::{self, CallClass, Policy};
@@ -189,8 +189,8 @@ impl<T: GraphTransport> Directory for GraphClient<T> {
             .map(|_| ())
     }
 
-    async fn send_mail(&self, sender: &str, to: &[String], subject: &str, text: &str) -> Res<()> {
-        let body = mail_body(to, subject, text);
+    async fn send_mail(&self, sender: &str, message: &Message) -> Res<()> {
+        let body = mail_body(message);
         let target = format!("/v1.0/users/{}/sendMail", segment(sender));
         self.call(Method::Post, &target, Some(&body))
             .await

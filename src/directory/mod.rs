@@ -113,14 +113,39 @@ pub trait Directory: Send + Sync + 'static {
     fn subscribed_skus(&self) -> impl Future<Output = Res<Vec<Sku>>> + Send;
     fn get_user(&self, user: &str) -> impl Future<Output = Res<User>> + Send;
     fn assign_licence(&self, user: &str, sku_id: &str) -> impl Future<Output = Res<()>> + Send;
-    /// Sends a plain-text message as `sender` (a mailbox the app may send as).
-    fn send_mail(
-        &self,
-        sender: &str,
-        to: &[String],
-        subject: &str,
-        body: &str,
-    ) -> impl Future<Output = Res<()>> + Send;
+    /// Sends `message` as `sender` (a mailbox the app may send as).
+    fn send_mail(&self, sender: &str, message: &Message) -> impl Future<Output = Res<()>> + Send;
+}
+
+/// A message to send through Graph `sendMail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// The body is html (else plain text).
+    pub html: bool,
+    pub reply_to: Option<String>,
+}
+
+/// Sends mail for the run's notices, behind a trait object so the run session need not know
+/// which directory carries it.
+pub trait Mailer: Send + Sync + 'static {
+    fn send<'a>(
+        &'a self,
+        sender: &'a str,
+        message: &'a Message,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Res<()>> + Send + 'a>>;
+}
+
+impl<D: Directory> Mailer for D {
+    fn send<'a>(
+        &'a self,
+        sender: &'a str,
+        message: &'a Message,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Res<()>> + Send + 'a>> {
+        Box::pin(self.send_mail(sender, message))
+    }
 }
 
 /// Checks a user's Exchange Online licence and assigns `sku_id` when there is none.
@@ -140,15 +165,17 @@ pub async fn ensure_exchange_licence<D: Directory>(
 }
 
 /// The body of `sendMail`.
-pub(crate) fn mail_body(to: &[String], subject: &str, body: &str) -> Value {
-    serde_json::json!({
-        "message": {
-            "subject": subject,
-            "body": {"contentType": "Text", "content": body},
-            "toRecipients": to.iter().map(|a| serde_json::json!({"emailAddress": {"address": a}})).collect::<Vec<_>>(),
-        },
-        "saveToSentItems": false,
-    })
+pub(crate) fn mail_body(m: &Message) -> Value {
+    let address = |a: &String| serde_json::json!({"emailAddress": {"address": a}});
+    let mut message = serde_json::json!({
+        "subject": m.subject,
+        "body": {"contentType": if m.html { "HTML" } else { "Text" }, "content": m.body},
+        "toRecipients": m.to.iter().map(address).collect::<Vec<_>>(),
+    });
+    if let Some(r) = &m.reply_to {
+        message["replyTo"] = serde_json::json!([address(r)]);
+    }
+    serde_json::json!({"message": message, "saveToSentItems": false})
 }
 
 /// Classifies a failed Graph answer.

@@ -12,8 +12,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::coordinator::{self, EngineError, RunContext, RunOptions};
+use super::notices::Notifier;
+use super::notices::template::Templates;
 use super::summary::{Alert, RunOutcome, RunSummary, Snapshot, webhook_text};
 use crate::config::Config;
+use crate::directory::Mailer;
 use crate::exchange::MoveService;
 use crate::secrets::Secret;
 use crate::store::status::AttentionRow;
@@ -36,6 +39,8 @@ pub struct Session<'a, S: MoveService> {
     /// Cancelled by the run when it begins to end, whatever the reason (a watchdog may hang on it).
     pub ending: CancellationToken,
     pub progress: Option<watch::Sender<Snapshot>>,
+    /// Sends the notices to users (Graph `sendMail`) when `[notices]` is enabled.
+    pub mailer: Option<Arc<dyn Mailer>>,
 }
 
 /// How the process should end, for the exit code.
@@ -62,6 +67,9 @@ pub enum SessionError {
     /// Bad input: nothing was written.
     #[error("no wave {0} in the state database (see `mailwave status`)")]
     UnknownWave(String),
+    /// Bad input: the notices cannot go as configured (a template, no mailer). Nothing was written.
+    #[error("{0}")]
+    Notices(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,7 +81,7 @@ pub async fn run<S: MoveService>(s: Session<'_, S>) -> Result<SessionReport, Ses
     let webhook = s.config.notify.webhook_url.clone();
     let started = s.clock.now();
     match begin(&s) {
-        Ok(run_id) => Ok(drive(s, run_id, webhook).await),
+        Ok((run_id, templates)) => Ok(drive(s, run_id, webhook, templates).await),
         Err(e) => {
             // Nothing was recorded, but whoever watches the webhook still hears of it.
             if let Some(url) = &webhook {
@@ -86,8 +94,33 @@ pub async fn run<S: MoveService>(s: Session<'_, S>) -> Result<SessionReport, Ses
     }
 }
 
-/// Checks the scope and records the run; nothing is written when the scope names an unknown wave.
-fn begin<S: MoveService>(s: &Session<'_, S>) -> Result<i64, SessionError> {
+/// The notice templates, read and checked, when notices are enabled.
+pub fn notice_templates(config: &Config) -> Result<Option<Templates>, SessionError> {
+    let n = &config.notices;
+    if !n.enabled {
+        return Ok(None);
+    }
+    let mut needed = Vec::new();
+    if !n.before.is_empty() {
+        needed.extend(["before", "correction"]);
+    }
+    if n.after {
+        needed.push("after");
+    }
+    Templates::load(&n.templates, &needed)
+        .map(Some)
+        .map_err(|e| SessionError::Notices(format!("notice template {e}")))
+}
+
+/// Checks the scope and the notice templates, and records the run; nothing is written when
+/// either is wrong.
+fn begin<S: MoveService>(s: &Session<'_, S>) -> Result<(i64, Option<Templates>), SessionError> {
+    let templates = notice_templates(s.config)?;
+    if templates.is_some() && s.mailer.is_none() {
+        return Err(SessionError::Notices(
+            "notices are enabled but nothing can send them (endpoints.graph)".into(),
+        ));
+    }
     if !s.state.exists() {
         return Err(StoreError::Missing {
             path: s.state.to_path_buf(),
@@ -110,13 +143,14 @@ fn begin<S: MoveService>(s: &Session<'_, S>) -> Result<i64, SessionError> {
             "closed the records of runs that did not end cleanly"
         );
     }
-    Ok(store.begin_run(s.command, now)?)
+    Ok((store.begin_run(s.command, now)?, templates))
 }
 
 async fn drive<S: MoveService>(
     s: Session<'_, S>,
     run_id: i64,
     webhook: Option<Secret>,
+    templates: Option<Templates>,
 ) -> SessionReport {
     let started = s.clock.now();
     let (alerts_tx, alerts) = match &webhook {
@@ -132,6 +166,25 @@ async fn drive<S: MoveService>(
                 writer.for_paused_time()
             } else {
                 writer
+            };
+            // The notices go beside the coordinator, on their own connection to the database.
+            let notices_stop = s.stop.child_token();
+            let engine_done = CancellationToken::new();
+            let notifier = match (templates, &s.mailer) {
+                (Some(templates), Some(mailer)) => Some(tokio::spawn(
+                    Notifier {
+                        store_path: s.state.to_path_buf(),
+                        config: s.config.notices.clone(),
+                        timezone: s.config.schedule.timezone.clone(),
+                        templates,
+                        mailer: mailer.clone(),
+                        clock: s.clock,
+                        stop_grace: jiff::SignedDuration::try_from(s.config.run.stop_grace)
+                            .unwrap_or(jiff::SignedDuration::from_secs(10)),
+                    }
+                    .run(notices_stop.clone(), engine_done.clone()),
+                )),
+                _ => None,
             };
             let result = coordinator::run(RunContext {
                 service: s.service.clone(),
@@ -175,6 +228,26 @@ async fn drive<S: MoveService>(
             {
                 summary.outcome = RunOutcome::Fatal(String::new()).name().into();
                 summary.fatal = Some(reason);
+            }
+            if let Some(task) = notifier {
+                // A finished run sends what is still due (the last "after" notices); any other
+                // end stops the notices too.
+                if summary.outcome == "finished" {
+                    engine_done.cancel();
+                } else {
+                    notices_stop.cancel();
+                }
+                match task.await {
+                    Ok(Ok(n)) => summary.notices = Some(n),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "the notices stopped: state database");
+                        if summary.fatal.is_none() {
+                            summary.outcome = RunOutcome::Fatal(String::new()).name().into();
+                            summary.fatal = Some(format!("notices: state database: {e}"));
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "the notices task failed"),
+                }
             }
             summary
         }

@@ -161,6 +161,9 @@ pub struct RunSummary {
     pub figures_missed: u64,
     /// When the service last gave a good answer.
     pub(crate) last_good_answer: Option<String>,
+    /// The notices to users this run sent, dropped, ... (when `[notices]` is enabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notices: Option<super::notices::NoticeSummary>,
 }
 
 impl RunSummary {
@@ -189,6 +192,7 @@ impl RunSummary {
             figures_collected: 0,
             figures_missed: 0,
             last_good_answer: None,
+            notices: None,
         }
     }
 }

@@ -36,14 +36,34 @@ pub struct DirectoryStats {
     pub(crate) mails_sent: u64,
 }
 
+/// A message the simulated Graph accepted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SentMail {
+    pub at: Timestamp,
+    pub sender: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub html: bool,
+    pub reply_to: Option<String>,
+}
+
+/// The sending mailbox the simulator keeps besides its users, by number (1-based).
+pub fn sender_address(n: u32) -> String {
+    format!("notices{n:02}@contoso.com")
+}
+
 pub struct Directory {
     pub users: Vec<User>,
     reports: HashMap<String, String>,
-    sends: HashMap<String, VecDeque<Timestamp>>,
+    /// Per sender: when each message of the last day went, and to how many.
+    sends: HashMap<String, VecDeque<(Timestamp, u32)>>,
     conceal: bool,
     mail_per_minute: u32,
+    mail_recipients_per_day: u32,
+    senders: std::collections::HashSet<String>,
     refresh_date: jiff::civil::Date,
-    pub(crate) sent: Vec<(String, usize, String)>,
+    pub sent: Vec<SentMail>,
     pub stats: DirectoryStats,
     spare_licences: u64,
     /// Users from this index on have no cloud object yet.
@@ -112,6 +132,8 @@ impl Directory {
             sends: HashMap::new(),
             conceal: profile.conceal_names,
             mail_per_minute: profile.mail_per_minute,
+            mail_recipients_per_day: profile.mail_recipients_per_day,
+            senders: (1..=profile.mail_senders).map(sender_address).collect(),
             refresh_date: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
             sent: Vec::new(),
             stats: DirectoryStats::default(),
@@ -269,56 +291,86 @@ impl Directory {
         Ok(v)
     }
 
-    /// `POST /v1.0/users/{sender}/sendMail`: 30 messages a minute per sender, as Exchange Online allows.
+    /// `POST /v1.0/users/{sender}/sendMail`: per sender, 30 messages a minute and 10,000 recipients
+    /// a rolling day, as Exchange Online allows; over either, 429 with Retry-After.
     pub fn send_mail(
         &mut self,
         now: Timestamp,
         sender: &str,
         body: &Value,
     ) -> Result<(), ServiceFault> {
-        let subject = body["message"]["subject"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let recipients = body["message"]["toRecipients"]
+        let m = &body["message"];
+        let address = |v: &Value| v["emailAddress"]["address"].as_str().map(str::to_string);
+        let to: Vec<String> = m["toRecipients"]
             .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
-        if recipients == 0 {
+            .map(|r| r.iter().filter_map(address).collect())
+            .unwrap_or_default();
+        if to.is_empty() || to.iter().any(|a| !a.contains('@')) {
             return Err(graph_error(
                 400,
                 "ErrorInvalidRecipients",
                 "At least one recipient isn't valid.",
             ));
         }
-        if self.find_user(sender).is_none() {
+        let key = sender.to_ascii_lowercase();
+        if !self.senders.contains(&key) && self.find_user(sender).is_none() {
             return Err(graph_error(
                 404,
                 "ErrorInvalidUser",
                 &format!("The requested user '{sender}' is invalid."),
             ));
         }
-        let window = self.sends.entry(sender.to_ascii_lowercase()).or_default();
+        let window = self.sends.entry(key).or_default();
         while window
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= SignedDuration::from_mins(1))
+            .is_some_and(|(t, _)| now.duration_since(*t) >= SignedDuration::from_hours(24))
         {
             window.pop_front();
         }
-        if window.len() as u32 >= self.mail_per_minute {
-            let oldest = *window.front().expect("non-empty window");
-            let wait = 60.0 - now.duration_since(oldest).as_secs_f64();
-            let mut fault = graph_error(
-                429,
-                "ApplicationThrottled",
-                "Application is over its MailboxConcurrency limit.",
-            );
+        let minute_ago = now - SignedDuration::from_mins(1);
+        let in_minute: Vec<Timestamp> = window
+            .iter()
+            .rev()
+            .take_while(|(t, _)| *t > minute_ago)
+            .map(|(t, _)| *t)
+            .collect();
+        let day: u64 = window.iter().map(|(_, n)| *n as u64).sum();
+        let throttled = |wait: f64, message: &str| {
+            let mut fault = graph_error(429, "ApplicationThrottled", message);
             fault.retry_after = Some(wait.max(0.1));
+            fault
+        };
+        if in_minute.len() as u32 >= self.mail_per_minute {
+            let oldest = *in_minute.last().expect("non-empty minute");
             self.stats.throttled += 1;
-            return Err(fault);
+            return Err(throttled(
+                60.0 - now.duration_since(oldest).as_secs_f64(),
+                "Application is over its MailboxConcurrency limit.",
+            ));
         }
-        window.push_back(now);
-        self.sent.push((sender.to_string(), recipients, subject));
+        if day + to.len() as u64 > self.mail_recipients_per_day as u64 {
+            let oldest = window.front().map_or(now, |(t, _)| *t);
+            self.stats.throttled += 1;
+            return Err(throttled(
+                86_400.0 - now.duration_since(oldest).as_secs_f64(),
+                "The sender has exceeded its recipient rate limit for the day.",
+            ));
+        }
+        window.push_back((now, to.len() as u32));
+        self.sent.push(SentMail {
+            at: now,
+            sender: sender.to_ascii_lowercase(),
+            to,
+            subject: m["subject"].as_str().unwrap_or("").to_string(),
+            body: m["body"]["content"].as_str().unwrap_or("").to_string(),
+            html: m["body"]["contentType"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("html")),
+            reply_to: m["replyTo"]
+                .as_array()
+                .and_then(|r| r.first())
+                .and_then(address),
+        });
         self.stats.mails_sent += 1;
         Ok(())
     }

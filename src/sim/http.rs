@@ -265,7 +265,13 @@ async fn user_action(
             Err(f) => fault_response(f, &headers),
         },
         "sendMail" => match sim.with_directory(|d| d.send_mail(now, &user, &body)) {
-            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Ok(()) => {
+                let latency = sim.profile().mail_latency_ms;
+                if latency > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+                }
+                StatusCode::ACCEPTED.into_response()
+            }
             Err(f) => fault_response(f, &headers),
         },
         _ => StatusCode::NOT_FOUND.into_response(),
@@ -282,6 +288,11 @@ async fn sim_stats(State(sim): Shared) -> Response {
         "directory": directory,
     }))
     .into_response()
+}
+
+/// Every message the simulated Graph accepted, in order (tests count them).
+async fn sim_mail(State(sim): Shared) -> Response {
+    axum::Json(sim.with_directory(|d| d.sent.clone())).into_response()
 }
 
 async fn sim_moves(State(sim): Shared) -> Response {
@@ -323,6 +334,7 @@ pub(crate) fn router(sim: Arc<Simulator>) -> Router {
         .route("/_download/report/{token}", get(download))
         .route("/_sim/stats", get(sim_stats))
         .route("/_sim/moves", get(sim_moves))
+        .route("/_sim/mail", get(sim_mail))
         .with_state(sim)
 }
 

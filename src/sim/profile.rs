@@ -66,6 +66,13 @@ pub struct Profile {
     pub conceal_names: bool,
     /// Messages a sender mailbox may send a minute (Exchange Online: 30).
     pub mail_per_minute: u32,
+    /// Recipients a sender mailbox may reach in a rolling day (Exchange Online: 10,000).
+    pub mail_recipients_per_day: u32,
+    /// How long `sendMail` takes to answer, after the message is accepted (a client killed in
+    /// that time does not know it went).
+    pub mail_latency_ms: u64,
+    /// Sending mailboxes besides the users: `notices01@contoso.com` to `noticesNN@contoso.com`.
+    pub mail_senders: u32,
     /// Free seats of the Exchange Online licence beyond those in use.
     pub spare_licences: u64,
     /// The last N users of the directory have no cloud object yet (directory sync has not
@@ -177,6 +184,9 @@ impl Default for Profile {
             directory_seed: 7,
             conceal_names: false,
             mail_per_minute: 30,
+            mail_recipients_per_day: 10_000,
+            mail_senders: 50,
+            mail_latency_ms: 0,
             spare_licences: 500,
             unsynced_users: 0,
             forbidden_cmdlets: Vec::new(),

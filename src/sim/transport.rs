@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Cursor, Simulator};
+use crate::directory::graph::{GraphReply, GraphTransport, Method};
 use crate::exchange::{Call, Failure, Page, Transport};
 
 pub struct LocalTransport {
@@ -57,4 +58,100 @@ impl Transport for LocalTransport {
             }),
         }
     }
+}
+
+/// Graph straight into the in-process simulator (users, licences, sendMail), with the same
+/// request budget and answers as over HTTP: the demo, the notices tests and their benchmark.
+pub struct LocalGraph {
+    sim: Arc<Simulator>,
+}
+
+impl LocalGraph {
+    pub fn new(sim: Arc<Simulator>) -> LocalGraph {
+        LocalGraph { sim }
+    }
+}
+
+impl GraphTransport for LocalGraph {
+    async fn send(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<&Value>,
+    ) -> Result<GraphReply, Failure> {
+        let reply = |status: u16, body: Option<Value>, retry_after: Option<f64>| GraphReply {
+            status,
+            location: None,
+            retry_after: retry_after.map(|s| format!("{}", s.ceil() as u64)),
+            body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        };
+        let fault = |f: super::ServiceFault| reply(f.status, f.body, f.retry_after);
+        if let Err(f) = self.sim.graph_call() {
+            return Ok(fault(f));
+        }
+        let path = target.split('?').next().unwrap_or(target);
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let now = self.sim.clock().now();
+        let empty = Value::Null;
+        let body = body.unwrap_or(&empty);
+        let user = |s: &str| percent_decode(s);
+        let answer = match (method, parts.as_slice()) {
+            (Method::Get, ["v1.0", "subscribedSkus"]) => {
+                Ok(Some(self.sim.with_directory(|d| d.subscribed_skus())))
+            }
+            (Method::Get, ["v1.0", "users", u]) => {
+                self.sim.with_directory(|d| d.get_user(&user(u))).map(Some)
+            }
+            (Method::Post, ["v1.0", "users", u, "assignLicense"]) => self
+                .sim
+                .with_directory(|d| d.assign_license(&user(u), body))
+                .map(Some),
+            (Method::Post, ["v1.0", "users", u, "sendMail"]) => self
+                .sim
+                .with_directory(|d| d.send_mail(now, &user(u), body))
+                .map(|()| None),
+            _ => {
+                return Ok(reply(
+                    404,
+                    Some(
+                        serde_json::json!({"error": {"code": "BadRequest", "message": format!("no such resource in the simulator: {target}")}}),
+                    ),
+                    None,
+                ));
+            }
+        };
+        Ok(match answer {
+            Ok(Some(v)) => reply(200, Some(v), None),
+            Ok(None) => reply(202, None, None),
+            Err(f) => fault(f),
+        })
+    }
+
+    async fn download(&self, _url: &str) -> Result<Vec<u8>, Failure> {
+        Err(Failure {
+            status: 404,
+            body: None,
+            retry_after: None,
+        })
+    }
+}
+
+/// `%40` and friends back to characters (a user segment is percent-encoded by the client).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..(i + 3).min(s.len())], 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

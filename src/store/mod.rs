@@ -8,6 +8,7 @@ pub mod figures;
 mod inventory;
 pub mod lifecycle;
 pub mod lock;
+pub mod notices;
 mod plan_load;
 mod report;
 pub mod run_view;
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_intent_wave.sql"),
     include_str!("migrations/0003_actions.sql"),
     include_str!("migrations/0004_move_stats.sql"),
+    include_str!("migrations/0005_notices.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

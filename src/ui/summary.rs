@@ -68,6 +68,16 @@ pub(crate) fn render(
             }
         );
     }
+    if let Some(n) = &s.notices {
+        let _ = writeln!(
+            out,
+            "notices sent {} and {} correction(s); failed {}, dropped {} (too late or superseded), uncertain {} (never resent), 429s {} (mailwave notices status)",
+            n.sent, n.corrections, n.failed, n.dropped, n.uncertain, n.throttled
+        );
+        for (sender, why) in &n.rested {
+            let _ = writeln!(out, "  notice sender {sender} rested for the run: {why}");
+        }
+    }
     if s.uncertain_at_start > 0 || s.calls_cut_off > 0 {
         let _ = writeln!(
             out,

@@ -451,15 +451,21 @@ async fn graph_users_report_licences_and_mail() {
     );
 
     let sender = &users[0].user_principal_name;
-    let to = vec!["ops@contoso.com".to_string()];
+    let message = |subject: &str| mailwave::directory::Message {
+        to: vec!["ops@contoso.com".to_string()],
+        subject: subject.into(),
+        body: "Hello".into(),
+        html: false,
+        reply_to: Some("servicedesk@contoso.com".into()),
+    };
     for _ in 0..30 {
         graph
-            .send_mail(sender, &to, "Your mailbox moves tonight", "Hello")
+            .send_mail(sender, &message("Your mailbox moves tonight"))
             .await
             .unwrap();
     }
     let err = graph
-        .send_mail(sender, &to, "one too many", "Hello")
+        .send_mail(sender, &message("one too many"))
         .await
         .unwrap_err();
     assert!(matches!(err, ServiceError::Throttled { .. }), "{err}");

@@ -95,6 +95,18 @@ pub async fn run_session_at<S: MoveService>(
     service: Arc<S>,
     options: RunOptions,
 ) -> RunSummary {
+    run_session_mailing(db, config, clock, service, options, None).await
+}
+
+/// The same, with notices sent through `mailer`.
+pub async fn run_session_mailing<S: MoveService>(
+    db: &std::path::Path,
+    config: &mailwave::config::Config,
+    clock: Clock,
+    service: Arc<S>,
+    options: RunOptions,
+    mailer: Option<Arc<dyn mailwave::directory::Mailer>>,
+) -> RunSummary {
     session::run(Session {
         service,
         state: db,
@@ -106,6 +118,7 @@ pub async fn run_session_at<S: MoveService>(
         stop: CancellationToken::new(),
         ending: CancellationToken::new(),
         progress: None,
+        mailer,
     })
     .await
     .unwrap()

@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod layout;
 mod misbehave;
+mod notices;
 mod preflight;
 mod realtime;
 mod report;

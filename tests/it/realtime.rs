@@ -1078,3 +1078,141 @@ fn a_pending_action_outlives_a_stalled_service_and_a_killed_run() {
     assert_eq!(audit.len(), 1, "one action, applied once");
     assert_eq!(audit[0].outcome.as_deref(), Some("applied"));
 }
+
+/// Notices in real time through `sim serve`'s Graph, the run killed with SIGKILL again and again
+/// while they go out: nobody gets a notice twice, and every user's notice is accounted for (sent,
+/// dropped as too late, or uncertain because a kill cut its call off).
+#[test]
+fn killed_runs_never_send_a_notice_twice() {
+    const N: usize = 90;
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let origin = window_start - SignedDuration::from_secs(20);
+    let clock = format!("scaled:1:{}:{origin}", Timestamp::now());
+    let schedule = "weekday_capacity = 5000\nweekend_capacity = 5000\ncutover_window = \"20:00-20:01\"\nprestage_days = 1";
+    let run = "requests_per_second = 20\nburst = 20\nmax_parallel_calls = 16\ncutover_margin = \"20s\"\n\
+               cutover_poll = \"5s\"\nprestage_poll = \"10s\"\nresume_backoff = \"5s\"\ndcs_approval = \"investigate\"\nstop_grace = \"5s\"";
+    let notices = "\n[notices]\nenabled = true\nsenders = [\"notices01@contoso.com\", \"notices02@contoso.com\", \"notices03@contoso.com\"]\n\
+                   before = [\"1m\"]\nafter = true\ntemplates = \"schedules/notices\"\nper_minute = 600\n";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    crate::notices::write_templates(&p);
+    std::fs::write(
+        p.path("sim-profile.toml"),
+        format!("{CRASH_PROFILE}\ntransient_failure_share = 0.0\nmail_per_minute = 600\nmail_latency_ms = 250\n")
+            .replace("transient_failure_share = 0.03\n", ""),
+    )
+    .unwrap();
+    let mut sim = mailwave(
+        &p,
+        &clock,
+        &[
+            "sim",
+            "serve",
+            "--seed",
+            "5",
+            "--profile",
+            "sim-profile.toml",
+        ],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    std::fs::write(
+        p.path("mailwave.toml"),
+        config(&base, schedule, run) + notices,
+    )
+    .unwrap();
+    plan_with_binary(&p, &clock, N, "2027-02-01");
+
+    // Killed while the notices go: each send takes 250 ms, so a kill usually cuts one off after
+    // the service took the message (3 senders: 90 take about 8 s; a run starts in about a
+    // second).
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for round in 0..3 {
+        let mut child = mailwave(&p, &clock, &["run"], &format!("run-{round}.log"))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(700..2_500)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round} ended by itself: {}",
+            std::fs::read_to_string(p.path(&format!("run-{round}.log"))).unwrap()
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let mut last = mailwave(&p, &clock, &["run"], "run-last.log")
+        .spawn()
+        .unwrap();
+    let (status, _) = wait_within(
+        &mut last,
+        Duration::from_secs(150),
+        "the last run",
+        &p.path("run-last.log"),
+    );
+    let out = stdout_of(&mut last);
+    assert!(
+        matches!(status.code(), Some(0) | Some(3)),
+        "{status:?}\n{out}\n{}",
+        std::fs::read_to_string(p.path("run-last.log")).unwrap()
+    );
+    assert!(out.contains("notices sent"), "{out}");
+
+    let mail: Vec<serde_json::Value> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(format!("{base}/_sim/mail"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for m in &mail {
+        *seen
+            .entry((
+                m["to"][0].as_str().unwrap().to_string(),
+                m["subject"].as_str().unwrap().to_string(),
+            ))
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let sent = count("SELECT COUNT(*) FROM notices WHERE status = 'sent'");
+    let uncertain = count("SELECT COUNT(*) FROM notices WHERE status = 'uncertain'");
+    assert!(
+        mail.len() as i64 >= sent && mail.len() as i64 <= sent + uncertain,
+        "{} accepted by the service; {sent} sent and {uncertain} uncertain in the books",
+        mail.len()
+    );
+    // Every user's "before" notice is accounted for, and every user who moved was told after.
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM mailbox_state s WHERE NOT EXISTS (SELECT 1 FROM notices n
+             WHERE n.mailbox_id = s.mailbox_id AND n.kind = 'before:1m'
+               AND n.status IN ('sent', 'uncertain', 'dropped'))"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM mailbox_state s WHERE s.state IN (5, 6) AND NOT EXISTS (SELECT 1
+             FROM notices n WHERE n.mailbox_id = s.mailbox_id AND n.kind = 'after'
+               AND n.status IN ('sent', 'uncertain'))"
+        ),
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM notices WHERE status = 'sending'"),
+        0
+    );
+    println!(
+        "NOTICES {} accepted, {sent} sent, {uncertain} uncertain, {} dropped",
+        mail.len(),
+        count("SELECT COUNT(*) FROM notices WHERE status = 'dropped'")
+    );
+}

@@ -140,6 +140,7 @@ impl<S: MoveService> Coordinator<S> {
             figures_collected: self.counters.figures,
             figures_missed: self.counters.figures_missed,
             last_good_answer: health.last_good.map(|t| t.to_string()),
+            notices: None,
         }
     }
 }

@@ -1,0 +1,543 @@
+//! Notices to users ([`crate::config::Notices`]): before their window opens (each `before` offset),
+//! after their mailbox has moved, and a correction when a date they were told no longer holds. The
+//! notifier runs beside the coordinator in `mailwave run`: every minute it works out what is due
+//! from the state database, and sends it through the pool of senders via Graph `sendMail`.
+//!
+//! Exactly once: each notice's row is committed as 'sending' before its call and updated after. A
+//! call whose outcome is unknown (the run was killed, the call timed out after it left) is marked
+//! 'uncertain' and never sent again: a user may miss a notice, and the reports say how many, but
+//! nobody gets two. A "before" notice that could not go before its window opened is dropped and
+//! counted; when several offsets are due at once (mailwave was down), only the latest goes.
+
+pub mod pool;
+pub mod template;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Notices, Window};
+use crate::directory::{Mailer, Message, ServiceError};
+use crate::store::notices::{Due, NoticeWave};
+use crate::store::{Store, StoreError};
+use crate::time::Clock;
+use pool::{Pool, Wait};
+use template::{PLACEHOLDERS, Templates, Values};
+
+/// How often the notifier looks for what is due when nothing is.
+const TICK: SignedDuration = SignedDuration::from_secs(60);
+/// Notices read from the database at once.
+const BATCH: usize = 2_000;
+/// "after" notices go to mailboxes that completed in this long before now (not to a whole
+/// estate that moved before notices were switched on).
+const AFTER_WITHIN: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// A failing notice (the service's fault) is tried this many times.
+const ATTEMPTS: i64 = 5;
+
+/// What the notices came to in one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NoticeSummary {
+    pub sent: u64,
+    pub corrections: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    /// Left unknown by a crash or a cut-off call (found at the start or made in this run).
+    pub uncertain: u64,
+    pub throttled: u64,
+    /// Messages by sender in this run.
+    pub by_sender: BTreeMap<String, u64>,
+    /// Senders rested for the run, and why.
+    pub rested: BTreeMap<String, String>,
+}
+
+/// A notice offset as the kind names it: "7d", "36h", "90m".
+pub fn offset_label(d: SignedDuration) -> String {
+    let m = d.as_secs() / 60;
+    if m % 1440 == 0 {
+        format!("{}d", m / 1440)
+    } else if m % 60 == 0 {
+        format!("{}h", m / 60)
+    } else {
+        format!("{m}m")
+    }
+}
+
+pub fn before_kind(d: SignedDuration) -> String {
+    format!("before:{}", offset_label(d))
+}
+
+/// Whether local time `t` is within the quiet hours.
+pub fn quiet(q: &Window, tz: &TimeZone, t: Timestamp) -> bool {
+    let time = t.to_zoned(tz.clone()).time();
+    if q.crosses_midnight() {
+        time >= q.start || time < q.end
+    } else {
+        time >= q.start && time < q.end
+    }
+}
+
+/// When the quiet hours around `t` end.
+fn quiet_end(q: &Window, tz: &TimeZone, t: Timestamp) -> Timestamp {
+    let z = t.to_zoned(tz.clone());
+    let today = z.date().to_datetime(q.end);
+    let end = if z.time() < q.end {
+        today
+    } else {
+        today + SignedDuration::from_hours(24)
+    };
+    end.to_zoned(tz.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or(t + SignedDuration::from_hours(1))
+}
+
+/// Everything needed to fill a notice's placeholders for one mailbox.
+pub fn values(
+    config: &Notices,
+    tz: &TimeZone,
+    due: &Due,
+    window: Option<(&str, Timestamp, Timestamp)>,
+    old_start: Option<Timestamp>,
+) -> Values {
+    let date = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%A %-d %B %Y").to_string();
+    let mut v: Values = Default::default();
+    let set = |v: &mut Values, name: &str, value: String| {
+        if let Some(i) = PLACEHOLDERS.iter().position(|p| *p == name) {
+            v[i] = value;
+        }
+    };
+    set(
+        &mut v,
+        "display_name",
+        due.display_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| due.address.split('@').next().unwrap_or("").to_string()),
+    );
+    set(&mut v, "address", due.address.clone());
+    set(
+        &mut v,
+        "organisation",
+        due.organisation.clone().unwrap_or_default(),
+    );
+    set(
+        &mut v,
+        "help_link",
+        config.help_link.clone().unwrap_or_default(),
+    );
+    set(
+        &mut v,
+        "reply_to",
+        config.reply_to.clone().unwrap_or_default(),
+    );
+    match window {
+        Some((wave, start, end)) => {
+            set(&mut v, "date", date(start));
+            let z = |t: Timestamp| t.to_zoned(tz.clone());
+            set(
+                &mut v,
+                "window",
+                format!(
+                    "{} and {} {}",
+                    z(start).strftime("%H:%M"),
+                    z(end).strftime("%H:%M"),
+                    z(start).strftime("%Z")
+                ),
+            );
+            set(&mut v, "wave", wave.to_string());
+        }
+        None => {
+            set(&mut v, "date", "a date we will confirm".into());
+            set(&mut v, "window", "a time we will confirm".into());
+        }
+    }
+    if let Some(t) = old_start {
+        set(&mut v, "old_date", date(t));
+    }
+    v
+}
+
+pub struct Notifier {
+    pub store_path: PathBuf,
+    pub config: Notices,
+    pub timezone: TimeZone,
+    pub templates: Templates,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Clock,
+    /// How long a stop waits for the calls in flight.
+    pub stop_grace: SignedDuration,
+}
+
+/// What the notifier remembers between looks at the database, so that each look reads only what
+/// may have changed: a 2.1-million-mailbox estate is not scanned every minute.
+#[derive(Default)]
+struct Cursor {
+    /// The last event seen (None: look at everything, as at the start).
+    seen_event: Option<i64>,
+    /// (wave, kind) whose "before" notices were all handed out, and when.
+    covered: HashMap<(i64, String), Timestamp>,
+    /// (wave, kind) whose missed notices were recorded as dropped in this run.
+    dropped: std::collections::HashSet<(i64, String)>,
+    /// Notices to try again, and when.
+    retries: Vec<(Timestamp, Due)>,
+}
+
+/// A wave's "before" notices handed out are looked at again after this long (a reschedule into
+/// it, a retry that fell due).
+const RECHECK: SignedDuration = SignedDuration::from_mins(15);
+
+/// One send's result, back from its task.
+struct Sent {
+    sender: usize,
+    id: i64,
+    due: Due,
+    result: Result<(), ServiceError>,
+}
+
+impl Notifier {
+    /// Sends what is due until `stop`, or, once `engine_done` is cancelled, until nothing is due.
+    pub async fn run(
+        self,
+        stop: CancellationToken,
+        engine_done: CancellationToken,
+    ) -> Result<NoticeSummary, StoreError> {
+        let store = Store::open(&self.store_path)?;
+        let mut summary = NoticeSummary {
+            uncertain: store.settle_open_notices()?,
+            ..NoticeSummary::default()
+        };
+        let now = self.clock.now();
+        let history = store.sender_history(now - SignedDuration::from_hours(24))?;
+        let mut pool = Pool::new(
+            &self.config.senders,
+            self.config.per_minute,
+            self.config.per_day,
+            &history,
+        );
+        let mut queue: VecDeque<Due> = VecDeque::new();
+        let mut flying: JoinSet<Sent> = JoinSet::new();
+        let mut windows: HashMap<i64, (String, Timestamp, Timestamp)> = HashMap::new();
+        let mut last_collect: Option<Timestamp> = None;
+        let mut cursor = Cursor::default();
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            let now = self.clock.now();
+            let hushed = self
+                .config
+                .quiet_hours
+                .as_ref()
+                .is_some_and(|q| quiet(q, &self.timezone, now));
+            if queue.is_empty()
+                && !hushed
+                && last_collect.is_none_or(|t| now >= t + TICK || flying.is_empty())
+            {
+                windows = store
+                    .waves()?
+                    .into_iter()
+                    .map(|w| (w.id, (w.name.clone(), w.window_start, w.window_end)))
+                    .collect();
+                queue = self.collect(&store, now, &mut pool, &mut cursor, &mut summary)?;
+                last_collect = Some(now);
+            }
+            if queue.is_empty() && flying.is_empty() && engine_done.is_cancelled() {
+                break;
+            }
+            // Send what the pool allows now.
+            let mut wake = now + TICK;
+            if hushed {
+                if let Some(q) = &self.config.quiet_hours {
+                    wake = quiet_end(q, &self.timezone, now);
+                }
+            } else {
+                while let Some(due) = queue.front() {
+                    match pool.pick(now) {
+                        Ok(i) => {
+                            let due = due.clone();
+                            queue.pop_front();
+                            let Some(message) = self.message(&store, &due, &windows)? else {
+                                continue;
+                            };
+                            let sender = pool.address(i).to_string();
+                            let id = store.notice_sending(&due, &sender, now)?;
+                            let mailer = self.mailer.clone();
+                            flying.spawn(async move {
+                                let result = mailer.send(&sender, &message).await;
+                                Sent {
+                                    sender: i,
+                                    id,
+                                    due,
+                                    result,
+                                }
+                            });
+                        }
+                        Err(Wait::Until(at)) => {
+                            wake = wake.min(at);
+                            break;
+                        }
+                        Err(Wait::Busy) => break,
+                        Err(Wait::NoneLeft) => {
+                            if flying.is_empty() {
+                                tracing::error!(
+                                    "every notice sender is rested: no notice can be sent in this run"
+                                );
+                                return Ok(self.finish(summary, &pool));
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            let sleep = self
+                .clock
+                .sleep(wake.duration_since(now).max(SignedDuration::from_millis(1)));
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                Some(done) = flying.join_next(), if !flying.is_empty() => {
+                    if let Ok(sent) = done {
+                        self.outcome(&store, sent, &mut pool, &mut queue, &mut cursor, &mut summary)?;
+                    }
+                }
+                _ = engine_done.cancelled(), if !engine_done.is_cancelled() => {}
+                _ = sleep => {}
+            }
+        }
+        // Stopping: the calls on the wire may finish within the grace; the rest stay 'sending'
+        // and are settled as uncertain by the next run.
+        let grace = self.clock.sleep(self.stop_grace);
+        tokio::pin!(grace);
+        while !flying.is_empty() {
+            tokio::select! {
+                Some(done) = flying.join_next() => {
+                    if let Ok(sent) = done {
+                        self.outcome(&store, sent, &mut pool, &mut queue, &mut cursor, &mut summary)?;
+                    }
+                }
+                _ = &mut grace => {
+                    flying.abort_all();
+                    break;
+                }
+            }
+        }
+        Ok(self.finish(summary, &pool))
+    }
+
+    fn finish(&self, mut summary: NoticeSummary, pool: &Pool) -> NoticeSummary {
+        for (sender, n, rested) in pool.report() {
+            if n > 0 {
+                summary.by_sender.insert(sender.clone(), n);
+            }
+            if let Some(why) = rested {
+                summary.rested.insert(sender, why);
+            }
+        }
+        summary
+    }
+
+    /// What is due now, most urgent first: corrections, retries, then "before" notices of the
+    /// soonest wave, then "after" notices. Records the notices no longer worth sending as dropped.
+    fn collect(
+        &self,
+        store: &Store,
+        now: Timestamp,
+        pool: &mut Pool,
+        cursor: &mut Cursor,
+        summary: &mut NoticeSummary,
+    ) -> Result<VecDeque<Due>, StoreError> {
+        let limit = pool.room(now, 5).clamp(1, BATCH);
+        let last_event = store.last_event_id()?;
+        let mut out: VecDeque<Due> = VecDeque::new();
+        let before = &self.config.before;
+        // Waves that opened in the last two days: what never went is dropped (once a run).
+        for w in store.waves_opening(now - SignedDuration::from_hours(48), now)? {
+            for off in before {
+                let kind = before_kind(*off);
+                if cursor.dropped.insert((w.id, kind.clone())) {
+                    summary.dropped += store.drop_notices(
+                        &w,
+                        &kind,
+                        "the window opened before it could go",
+                        now,
+                    )?;
+                }
+            }
+        }
+        let corrections = store.due_corrections(now, cursor.seen_event, limit)?;
+        let mut complete = corrections.len() < limit;
+        out.extend(corrections);
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut cursor.retries)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        cursor.retries = later;
+        out.extend(ready.into_iter().map(|(_, d)| d));
+        if let Some(longest) = before.first() {
+            let opening: Vec<NoticeWave> =
+                store.waves_opening(now + SignedDuration::from_millis(1), now + *longest)?;
+            for w in opening {
+                // The latest offset now due; earlier ones not sent are superseded by it.
+                let Some(current) = before
+                    .iter()
+                    .rev()
+                    .find(|off| w.window_start - **off <= now)
+                else {
+                    continue;
+                };
+                for off in before.iter().filter(|o| *o > current) {
+                    let kind = before_kind(*off);
+                    if cursor.dropped.insert((w.id, kind.clone())) {
+                        summary.dropped +=
+                            store.drop_notices(&w, &kind, "superseded by a later notice", now)?;
+                    }
+                }
+                let kind = before_kind(*current);
+                let key = (w.id, kind.clone());
+                if cursor.covered.get(&key).is_some_and(|t| now < *t + RECHECK) {
+                    continue;
+                }
+                let room = limit.saturating_sub(out.len());
+                if room == 0 {
+                    break;
+                }
+                let found = store.due_before(&w, &kind, now, room)?;
+                if found.len() < room {
+                    cursor.covered.insert(key, now);
+                }
+                out.extend(found);
+            }
+        }
+        if self.config.after {
+            let room = limit.saturating_sub(out.len());
+            let after = store.due_after(now - AFTER_WITHIN, now, cursor.seen_event, room)?;
+            complete &= after.len() < room;
+            out.extend(after);
+        }
+        if complete {
+            cursor.seen_event = Some(last_event);
+        }
+        // A notice can be found twice (a retry also owed by its wave): once is enough.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|d| seen.insert((d.mailbox_id, d.kind.clone(), d.told_start)));
+        Ok(out)
+    }
+
+    /// The message for one notice (None: no template for it; recorded as failed).
+    fn message(
+        &self,
+        store: &Store,
+        due: &Due,
+        windows: &HashMap<i64, (String, Timestamp, Timestamp)>,
+    ) -> Result<Option<Message>, StoreError> {
+        let base = due.kind.split(':').next().unwrap_or(&due.kind);
+        let window = windows
+            .get(&due.wave_id)
+            .filter(|_| !(base == "correction" && due.told_start == 0))
+            .map(|(name, s, e)| (name.as_str(), *s, *e));
+        let old = (due.old_start > 0).then(|| crate::store::from_millis(due.old_start));
+        let values = values(&self.config, &self.timezone, due, window, old);
+        match self
+            .templates
+            .render(base, due.organisation.as_deref(), &values)
+        {
+            Some((subject, body, html)) => Ok(Some(Message {
+                to: vec![due.address.clone()],
+                subject,
+                body,
+                html,
+                reply_to: self.config.reply_to.clone(),
+            })),
+            None => {
+                let id = store.notice_sending(due, "", self.clock.now())?;
+                store.notice_outcome(
+                    id,
+                    "failed",
+                    Some(&format!("no {base} template")),
+                    None,
+                    self.clock.now(),
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn outcome(
+        &self,
+        store: &Store,
+        sent: Sent,
+        pool: &mut Pool,
+        queue: &mut VecDeque<Due>,
+        cursor: &mut Cursor,
+        summary: &mut NoticeSummary,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let Sent {
+            sender,
+            id,
+            due,
+            result,
+        } = sent;
+        let retry = |store: &Store, reason: &str, at: Timestamp| {
+            store.notice_outcome(id, "retry", Some(reason), Some(at), now)
+        };
+        match result {
+            Ok(()) => {
+                pool.sent(sender, now);
+                store.notice_outcome(id, "sent", None, None, now)?;
+                if due.kind == "correction" {
+                    summary.corrections += 1;
+                } else {
+                    summary.sent += 1;
+                }
+            }
+            Err(ServiceError::Throttled { retry_after }) => {
+                summary.throttled += 1;
+                let wait = SignedDuration::try_from(retry_after).unwrap_or(TICK);
+                pool.throttled(sender, now + wait);
+                retry(store, "throttled", now)?;
+                queue.push_front(due);
+            }
+            // The sender itself was refused: another takes the notice.
+            Err(e @ (ServiceError::NotFound { .. } | ServiceError::Permanent { .. })) => {
+                let reason = e.to_string();
+                if pool.refused(sender, &reason) {
+                    tracing::error!(sender = pool.address(sender), reason = %reason, "notice sender rested for the run");
+                }
+                retry(store, &reason, now)?;
+                queue.push_back(due);
+            }
+            Err(ServiceError::BadRequest { message }) => {
+                pool.released(sender);
+                summary.failed += 1;
+                store.notice_outcome(id, "failed", Some(&message), None, now)?;
+            }
+            Err(ServiceError::Transient { status, message })
+                if status == 504 || (status == 0 && !message.starts_with("could not connect")) =>
+            {
+                // It may have gone: never sent again.
+                pool.sent(sender, now);
+                summary.uncertain += 1;
+                store.notice_outcome(id, "uncertain", Some(&message), None, now)?;
+            }
+            Err(e) => {
+                pool.released(sender);
+                if due.attempts + 1 >= ATTEMPTS {
+                    summary.failed += 1;
+                    store.notice_outcome(id, "failed", Some(&e.to_string()), None, now)?;
+                } else {
+                    let backoff = SignedDuration::from_mins(5 * (due.attempts + 1));
+                    retry(store, &e.to_string(), now + backoff)?;
+                    let mut due = due;
+                    due.attempts += 1;
+                    cursor.retries.push((now + backoff, due));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! Notices to users on the paused clock: a plan run to its end with notices on, a wave rescheduled
+//! and a mailbox held after their users were told, through the simulator's Graph with its
+//! per-sender limits. Every message the service accepted is checked against the limits, the quiet
+//! hours and the bookkeeping.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use jiff::civil::date;
+use jiff::{SignedDuration, Timestamp};
+use mailwave::directory::graph::GraphClient;
+use mailwave::engine::RunOptions;
+use mailwave::engine::notices::template::STARTERS;
+use mailwave::exchange::ExchangeClient;
+use mailwave::sim::directory::SentMail;
+use mailwave::sim::transport::{LocalGraph, LocalTransport};
+use mailwave::sim::{Profile, Simulator};
+use mailwave::store::Store;
+use mailwave::time::Clock;
+
+use crate::engine::{engine_config, run_session_mailing};
+use crate::helpers::*;
+
+pub const NOTICES: &str = r#"
+[notices]
+enabled = true
+senders = ["notices01@contoso.com", "notices02@contoso.com", "notices03@contoso.com"]
+before = ["7d", "1d"]
+after = true
+templates = "schedules/notices"
+quiet_hours = "21:00-07:00"
+reply_to = "servicedesk@contoso.com"
+help_link = "https://intranet.contoso.com/move"
+per_minute = 30
+per_day = 10000
+"#;
+
+pub fn write_templates(p: &Project) {
+    let dir = p.path("schedules/notices");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in STARTERS {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+/// No sender over `per_minute` in any minute or `per_day` recipients in any rolling day.
+pub fn assert_within_limits(sent: &[SentMail], per_minute: usize, per_day: usize) {
+    let mut by_sender: HashMap<&str, Vec<Timestamp>> = HashMap::new();
+    for m in sent {
+        by_sender.entry(&m.sender).or_default().push(m.at);
+    }
+    for (sender, mut times) in by_sender {
+        times.sort();
+        let (mut minute, mut day) = (0, 0);
+        for (i, t) in times.iter().enumerate() {
+            while t.duration_since(times[minute]) >= SignedDuration::from_mins(1) {
+                minute += 1;
+            }
+            while t.duration_since(times[day]) >= SignedDuration::from_hours(24) {
+                day += 1;
+            }
+            assert!(
+                i + 1 - minute <= per_minute,
+                "{sender}: {} in a minute at {t}",
+                i + 1 - minute
+            );
+            assert!(
+                i + 1 - day <= per_day,
+                "{sender}: {} in a day at {t}",
+                i + 1 - day
+            );
+        }
+    }
+}
+
+fn members(db: &std::path::Path, wave: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut q = conn
+        .prepare(
+            "SELECT m.address FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id
+             JOIN waves w ON w.id = s.wave_id WHERE w.name = ?1 ORDER BY m.address",
+        )
+        .unwrap();
+    q.query_map([wave], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn notice_rows(db: &std::path::Path) -> Vec<(String, String, i64, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut q = conn
+        .prepare(
+            "SELECT m.address, n.kind, n.told_start, n.status FROM notices n
+             JOIN mailboxes m ON m.id = n.mailbox_id ORDER BY n.id",
+        )
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_change() {
+    let p = Project::new(&engine_config(40, 80, NOTICES));
+    write_templates(&p);
+    let plan = planned_estate(&p, 400, date(2027, 1, 4));
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
+    {
+        let store = Store::open_read_only(&p.db()).unwrap();
+        sim.know_inventory(&store.load_inventory().unwrap().0);
+    }
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let mailer: Arc<dyn mailwave::directory::Mailer> =
+        Arc::new(GraphClient::new(LocalGraph::new(sim.clone())));
+    let config = p.config();
+
+    // Until three days before the sixth wave: its users have had their 7-day notice.
+    let moved = &plan.waves[5];
+    let held_wave = &plan.waves[6];
+    let first = run_session_mailing(
+        &p.db(),
+        &config,
+        clock,
+        service.clone(),
+        RunOptions {
+            until: Some(moved.window_start_utc - SignedDuration::from_hours(72)),
+            ..RunOptions::default()
+        },
+        Some(mailer.clone()),
+    )
+    .await;
+    assert_eq!(first.outcome, "until", "{first:#?}");
+    let told = |addr: &str| {
+        notice_rows(&p.db())
+            .iter()
+            .filter(|r| r.0 == addr && r.3 == "sent")
+            .count()
+    };
+    let moved_members = members(&p.db(), &moved.id);
+    assert!(!moved_members.is_empty());
+    assert!(
+        moved_members.iter().all(|a| told(a) == 1),
+        "the 7-day notice went"
+    );
+
+    // The operator moves that wave to a later date and holds one user of the next.
+    let out = p.run(&["wave", "reschedule", &moved.id, "--to", "2027-01-23"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let held = members(&p.db(), &held_wave.id)[0].clone();
+    let out = p.run(&["mailbox", "hold", &held, "--reason", "VIP asked"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let rest = run_session_mailing(
+        &p.db(),
+        &config,
+        clock,
+        service,
+        RunOptions::default(),
+        Some(mailer),
+    )
+    .await;
+    let n = rest.notices.clone().expect("notices in the summary");
+    println!("{n:#?}");
+    assert_eq!(rest.outcome, "finished", "{rest:#?}");
+
+    let sent = sim.with_directory(|d| d.sent.clone());
+    assert_within_limits(&sent, 30, 10_000);
+    let tz = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    for m in &sent {
+        let hour = m.at.to_zoned(tz.clone()).hour();
+        assert!((7..21).contains(&hour), "sent in the quiet hours: {m:?}");
+        assert_eq!(m.reply_to.as_deref(), Some("servicedesk@contoso.com"));
+        assert_eq!(m.to.len(), 1);
+    }
+
+    // The bookkeeping and the service agree, message for message: nobody got one twice.
+    let rows = notice_rows(&p.db());
+    let sent_rows: Vec<_> = rows.iter().filter(|r| r.3 == "sent").collect();
+    assert_eq!(sent_rows.len(), sent.len());
+    let mut per_address: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &sent {
+        *per_address.entry(&m.to[0]).or_default() += 1;
+    }
+    for (address, count) in &per_address {
+        assert_eq!(
+            *count,
+            sent_rows.iter().filter(|r| r.0 == *address).count(),
+            "{address}"
+        );
+    }
+    assert!(rows.iter().all(|r| r.3 != "uncertain" && r.3 != "sending"));
+
+    // Every user who moved was told after, once.
+    let db = Store::open_read_only(&p.db()).unwrap();
+    let status = db.status(clock.now(), None).unwrap();
+    let completed = status.totals["completed"] + status.totals["completed_with_warning"];
+    let after = sent
+        .iter()
+        .filter(|m| m.subject == "Your mailbox has moved")
+        .count();
+    assert_eq!(after as u64, completed);
+
+    // The moved wave's users: a correction naming the new date, then that date's notices; or,
+    // for those whose move then failed for good, a second correction: no date yet.
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let state = |a: &str| -> i64 {
+        conn.query_row(
+            "SELECT s.state FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id WHERE m.address = ?1",
+            [a],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    for a in &moved_members {
+        let theirs: Vec<&SentMail> = sent.iter().filter(|m| &m.to[0] == a).collect();
+        let corrections: Vec<&&SentMail> = theirs
+            .iter()
+            .filter(|m| m.subject == "Change to your mailbox move")
+            .collect();
+        assert!(
+            corrections
+                .first()
+                .is_some_and(|c| c.body.contains("Saturday 23 January 2027")),
+            "{a}: {theirs:#?}"
+        );
+        let new_date = theirs
+            .iter()
+            .filter(|m| m.subject == "Your mailbox moves on Saturday 23 January 2027")
+            .count();
+        if [5, 6].contains(&state(a)) {
+            assert_eq!(
+                new_date, 2,
+                "the 7-day and 1-day notices of the new date: {theirs:#?}"
+            );
+        } else {
+            assert!(
+                corrections.len() == 2 && corrections[1].body.contains("a date we will confirm"),
+                "{a} ({}): {theirs:#?}",
+                state(a)
+            );
+        }
+    }
+    // The held user: told the date is off, and nothing more about it.
+    let theirs: Vec<&SentMail> = sent.iter().filter(|m| m.to[0] == held).collect();
+    let correction = theirs
+        .iter()
+        .find(|m| m.subject == "Change to your mailbox move")
+        .unwrap_or_else(|| panic!("{held} got no correction: {theirs:#?}"));
+    assert!(
+        correction.body.contains("a date we will confirm"),
+        "{}",
+        correction.body
+    );
+    assert_eq!(n.rested.len(), 0);
+    assert!(n.sent > 0 && n.corrections as usize > moved_members.len());
+}
