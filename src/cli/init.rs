@@ -29,8 +29,19 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     if !holidays.exists() {
         crate::private::write(&holidays, BANK_HOLIDAYS)?;
     }
+    let notices = args.dir.join("schedules/notices");
+    if !notices.exists() {
+        crate::private::create_dir(&notices)?;
+        for (name, text) in crate::engine::notices::template::STARTERS {
+            crate::private::write(&notices.join(name), text)?;
+        }
+    }
     crate::private::write(&config, TEMPLATE)?;
     outln!("wrote {}", config.display());
+    outln!(
+        "wrote starter notice templates in {} ([notices] is off until you enable it)",
+        notices.display()
+    );
     outln!(
         "created {}/ and {}/",
         args.dir.join("schedules").display(),

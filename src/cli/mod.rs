@@ -11,6 +11,7 @@ mod forecast;
 mod init;
 mod inventory;
 mod mailbox;
+mod notices;
 mod plan;
 mod preflight;
 mod report;
@@ -117,7 +118,8 @@ pub enum Command {
     Status(status::Args),
     /// A live dashboard of the estate, refreshed from the state database (q quits).
     Watch(watch::Args),
-    /// A Markdown report to hand on: every wave, and every mailbox that needs attention and why.
+    /// A report to hand on (md, html with charts, or csv/json rows): every wave, the charts, and
+    /// every mailbox that needs attention and why.
     Report(report::Args),
     /// How fast the moves went and what held them up (transfer rates, stalls by cause, queueing,
     /// efficiency, data consistency, cut-over lag, the slowest moves), by wave, source or size.
@@ -131,6 +133,9 @@ pub enum Command {
     /// Whole waves: hold, release, reschedule.
     #[command(subcommand)]
     Wave(wave::Command),
+    /// Notices to users: what one user will get, and what has gone.
+    #[command(subcommand)]
+    Notices(notices::Command),
     /// Before a wave: tokens, permissions, endpoint, mail users, conflicting requests, licences,
     /// timing and capacity, each pass/warn/fail (exit 0, 3 or 1).
     Preflight(preflight::Args),
@@ -327,6 +332,7 @@ pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Forecast(a) => forecast::run(cli, a),
         Command::Mailbox(c) => mailbox::run(cli, c),
         Command::Wave(c) => wave::run(cli, c),
+        Command::Notices(c) => notices::run(cli, c),
         Command::Preflight(a) => preflight::run(cli, a),
         Command::Sim(c) => sim::run(cli, c),
     }

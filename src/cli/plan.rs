@@ -71,6 +71,30 @@ fn timing_warnings(
     out
 }
 
+/// With notices enabled: whether the pool of senders can carry the plan's busiest day.
+fn notice_warning(plan: &plan::Plan, config: &Config) -> Option<String> {
+    let n = &config.notices;
+    if !n.enabled {
+        return None;
+    }
+    let waves: Vec<(jiff::Timestamp, u64)> = plan
+        .waves
+        .iter()
+        .map(|w| (w.window_start_utc, w.mailboxes))
+        .collect();
+    let (day, load, needed) =
+        crate::engine::notices::busiest_day(&waves, n, &config.schedule.timezone)?;
+    (needed > n.senders.len() as u64).then(|| {
+        format!(
+            "the notices need {needed} sending mailboxes on {day} ({load} notices; each sender {} a minute, {} a day{}), but [notices] has {}: add senders or the notices will be late or dropped",
+            n.per_minute,
+            n.per_day,
+            if n.quiet_hours.is_some() { ", outside the quiet hours" } else { "" },
+            n.senders.len()
+        )
+    })
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -128,7 +152,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let (inv, _) = store.load_inventory()?;
     drop(store);
     let plan = plan::build(&inv, &calendar, start, &name)?;
-    let warnings = timing_warnings(&plan, start, cli.clock().now(), &calendar.timezone);
+    let mut warnings = timing_warnings(&plan, start, cli.clock().now(), &calendar.timezone);
+    warnings.extend(notice_warning(&plan, &config));
     for w in &warnings {
         errln!("mailwave: warning: {w}");
     }

@@ -218,6 +218,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
             .into());
         }
     }
+    // Notice templates are checked before anything else is touched (the session checks again).
+    if let Err(e) = crate::engine::session::notice_templates(&config) {
+        return Err(BadInput(format!("{e}; nothing was changed")).into());
+    }
     let credential = Credential::from_config(&config.tenant)?;
     let clock = cli.clock();
     let until = args

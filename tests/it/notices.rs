@@ -256,5 +256,78 @@ async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_chan
         correction.body
     );
     assert_eq!(n.rested.len(), 0);
+
+    // What the operator sees: counts per wave and sender, a user's notices, the reports.
+    let out = p.run(&["notices", "status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let total_sent: u64 = counts
+        .iter()
+        .filter(|c| c["status"] == "sent")
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total_sent as usize, sent.len());
+    let out = stdout(&p.run(&["notices", "status"]));
+    assert!(out.contains("notices02@contoso.com"), "{out}");
+    let member = members(&p.db(), &plan.waves[1].id)[0].clone();
+    let out = p.run(&["notices", "preview", &member]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("To:       {member}")), "{text}");
+    assert!(
+        text.contains("Subject:  Your mailbox moves on Tuesday 5 January 2027"),
+        "{text}"
+    );
+    assert!(text.contains("Reply-To: servicedesk@contoso.com"), "{text}");
+    assert!(text.contains("--- correction notice"), "{text}");
+    assert_eq!(
+        p.run(&["notices", "preview", "nobody@nowhere.org"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let report = stdout(&p.run(&["report"]));
+    assert!(report.contains("## Notices to users"), "{report}");
+    assert!(
+        report.contains(&format!("| after | {after} | 0 |")),
+        "{report}"
+    );
     assert!(n.sent > 0 && n.corrections as usize > moved_members.len());
+}
+
+#[test]
+fn a_bad_template_is_refused_with_its_line_and_the_planner_counts_senders() {
+    let p = Project::new(&engine_config(
+        40,
+        80,
+        &NOTICES.replace("per_day = 10000", "per_day = 50"),
+    ));
+    write_templates(&p);
+    planned_estate(&p, 400, date(2027, 1, 4));
+    std::fs::write(
+        p.path("schedules/notices/after.txt"),
+        "Subject: Moved\n\nHello {display_name},\nsee {helplink}\n",
+    )
+    .unwrap();
+    let runs = |p: &Project| -> i64 {
+        rusqlite::Connection::open(p.db())
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = runs(&p);
+    let out = p.run(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("schedules/notices/after.txt:4"), "{err}");
+    assert!(err.contains("unknown placeholder {helplink}"), "{err}");
+    assert_eq!(runs(&p), before, "nothing was written");
+
+    // 80 mailboxes a weekend day, told twice and after: 160 notices, 50 a sender a day.
+    let out = p.run(&["plan", "--start", "2027-01-04", "--dry-run"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the notices need 4 sending mailboxes") && err.contains("[notices] has 3"),
+        "{err}"
+    );
 }

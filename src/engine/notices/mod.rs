@@ -96,6 +96,43 @@ fn quiet_end(q: &Window, tz: &TimeZone, t: Timestamp) -> Timestamp {
         .unwrap_or(t + SignedDuration::from_hours(1))
 }
 
+/// The busiest day of notices a plan needs (local date, notices that day) and the senders it
+/// takes to carry it within the limits: `waves` are (window start, mailboxes). Each "before"
+/// offset falls on its own day; the "after" notices on the cut-over day.
+pub fn busiest_day(
+    waves: &[(Timestamp, u64)],
+    config: &Notices,
+    tz: &TimeZone,
+) -> Option<(jiff::civil::Date, u64, u64)> {
+    let mut days: BTreeMap<jiff::civil::Date, u64> = BTreeMap::new();
+    for &(start, n) in waves {
+        for off in &config.before {
+            *days
+                .entry((start - *off).to_zoned(tz.clone()).date())
+                .or_default() += n;
+        }
+        if config.after {
+            *days.entry(start.to_zoned(tz.clone()).date()).or_default() += n;
+        }
+    }
+    let (day, load) = days
+        .into_iter()
+        .max_by_key(|(d, n)| (*n, std::cmp::Reverse(*d)))?;
+    // A sender's day: its recipients' limit, or its minute's limit over the hours it may send.
+    let awake_minutes = match &config.quiet_hours {
+        Some(q) => {
+            let (s, e) = (
+                q.start.hour() as i64 * 60 + q.start.minute() as i64,
+                q.end.hour() as i64 * 60 + q.end.minute() as i64,
+            );
+            1440 - (e - s).rem_euclid(1440)
+        }
+        None => 1440,
+    };
+    let per_sender = (config.per_day as u64).min(config.per_minute as u64 * awake_minutes as u64);
+    Some((day, load, load.div_ceil(per_sender.max(1))))
+}
+
 /// Everything needed to fill a notice's placeholders for one mailbox.
 pub fn values(
     config: &Notices,
@@ -539,5 +576,68 @@ impl Notifier {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_weekend_of_83000_a_day_needs_17_senders() {
+        let tz = TimeZone::get("Europe/London").unwrap();
+        let at = |d: i8, n: u64| {
+            (
+                jiff::civil::date(2027, 1, d)
+                    .at(20, 0, 0, 0)
+                    .to_zoned(tz.clone())
+                    .unwrap()
+                    .timestamp(),
+                n,
+            )
+        };
+        // Thursday and Friday 22,000, Saturday and Sunday 83,000.
+        let waves = [at(7, 22_000), at(8, 22_000), at(9, 83_000), at(10, 83_000)];
+        let config = Notices {
+            enabled: true,
+            quiet_hours: Some(Window::parse("21:00-07:00").unwrap()),
+            ..Notices::default()
+        };
+        let (day, load, needed) = busiest_day(&waves, &config, &tz).unwrap();
+        // Saturday: its own 83,000 "after" and Sunday's 83,000 "1d".
+        assert_eq!(day, jiff::civil::date(2027, 1, 9));
+        assert_eq!(load, 166_000);
+        assert_eq!(needed, 17);
+        // Quiet from 18:00 to 09:00 leaves 9 hours: 30 a minute is 16,200, the day's 10,000 binds.
+        let short = Notices {
+            quiet_hours: Some(Window::parse("18:00-09:00").unwrap()),
+            per_day: 20_000,
+            ..config.clone()
+        };
+        assert_eq!(busiest_day(&waves, &short, &tz).unwrap().2, 11);
+        assert_eq!(offset_label(SignedDuration::from_hours(36)), "36h");
+        assert_eq!(before_kind(SignedDuration::from_hours(168)), "before:7d");
+    }
+
+    #[test]
+    fn quiet_hours_across_midnight() {
+        let tz = TimeZone::get("Europe/London").unwrap();
+        let q = Window::parse("21:00-07:00").unwrap();
+        let t = |h: i8, m: i8| {
+            jiff::civil::date(2027, 7, 1)
+                .at(h, m, 0, 0)
+                .to_zoned(tz.clone())
+                .unwrap()
+                .timestamp()
+        };
+        assert!(quiet(&q, &tz, t(21, 0)));
+        assert!(quiet(&q, &tz, t(3, 0)));
+        assert!(!quiet(&q, &tz, t(7, 0)));
+        assert!(!quiet(&q, &tz, t(20, 59)));
+        assert_eq!(
+            quiet_end(&q, &tz, t(22, 30)),
+            t(7, 0) + SignedDuration::from_hours(24)
+        );
+        assert_eq!(quiet_end(&q, &tz, t(3, 0)), t(7, 0));
     }
 }

@@ -234,6 +234,24 @@ pub(crate) fn render(r: &Report) -> String {
         o.push_str("</section>");
     }
 
+    if !r.notices.is_empty() {
+        o.push_str(
+            r#"<section><h2>Notices to users</h2><p class="meta">Dropped: too late (the window opened first) or superseded by a later notice. Uncertain: a call cut off; never sent again.</p>"#,
+        );
+        let mut head = vec![("notice", false)];
+        head.extend(super::NOTICE_STATUSES.iter().map(|s| (*s, true)));
+        table(
+            &mut o,
+            &head,
+            r.notices.iter().map(|(kind, n)| {
+                let mut cells = vec![kind.clone()];
+                cells.extend(n.iter().map(|c| th(*c)));
+                (cells, false)
+            }),
+        );
+        o.push_str("</section>");
+    }
+
     let at = &r.attention;
     for (title, total, list, about) in [
         (

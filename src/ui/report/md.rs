@@ -241,6 +241,16 @@ pub(crate) fn render(r: &Report) -> String {
         }
     }
 
+    if !r.notices.is_empty() {
+        let _ = writeln!(o, "\n## Notices to users\n");
+        let _ = writeln!(o, "| notice | {} |", super::NOTICE_STATUSES.join(" | "));
+        let _ = writeln!(o, "|---|{}", "---:|".repeat(super::NOTICE_STATUSES.len()));
+        for (kind, n) in &r.notices {
+            let cells: Vec<String> = n.iter().map(|c| th(*c)).collect();
+            let _ = writeln!(o, "| {kind} | {} |", cells.join(" | "));
+        }
+    }
+
     let at = &r.attention;
     for (title, total, list) in [
         ("Needs attention", at.person_total, &at.person),

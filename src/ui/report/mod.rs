@@ -45,7 +45,12 @@ pub(crate) struct Report {
     pub analysis: Analysis,
     pub forecast: Option<ForecastView>,
     pub runs: Vec<RunRecord>,
+    /// Notices to users by kind and status (empty when none were ever due).
+    pub notices: Vec<(String, [u64; NOTICE_STATUSES.len()])>,
 }
+
+/// The statuses a notice ends in, as the reports count them.
+pub(crate) const NOTICE_STATUSES: [&str; 5] = ["sent", "failed", "dropped", "uncertain", "pending"];
 
 /// The part of a saved forecast the reports show.
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +132,7 @@ impl Report {
             analysis: analytics::analyze(store, analytics::By::Wave, None)?,
             forecast,
             runs: store.runs(since, RUNS)?,
+            notices: notices_by_kind(store)?,
         })
     }
 
@@ -292,6 +298,21 @@ impl Report {
     }
 }
 
+/// Notices by kind ("before:7d", "after", "correction"), counted by [`NOTICE_STATUSES`] (those
+/// still being sent or retried count as pending).
+fn notices_by_kind(store: &Store) -> Result<Vec<(String, [u64; NOTICE_STATUSES.len()])>> {
+    let mut by: std::collections::BTreeMap<String, [u64; NOTICE_STATUSES.len()]> =
+        Default::default();
+    for c in store.notice_counts()? {
+        let i = NOTICE_STATUSES
+            .iter()
+            .position(|s| *s == c.status)
+            .unwrap_or(NOTICE_STATUSES.len() - 1);
+        by.entry(c.kind).or_default()[i] += c.count;
+    }
+    Ok(by.into_iter().collect())
+}
+
 /// A run summary (JSON) in a sentence or two.
 fn run_in_words(summary: &str) -> String {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(summary) else {
@@ -310,6 +331,16 @@ fn run_in_words(summary: &str) -> String {
         s.push_str(&format!(
             " It read the figures of {} move(s).",
             th(n("figures_collected"))
+        ));
+    }
+    if let Some(n) = v.get("notices") {
+        let k = |key: &str| n.get(key).and_then(|x| x.as_u64()).unwrap_or(0);
+        s.push_str(&format!(
+            " It sent {} notice(s) to users and {} correction(s) ({} failed, {} dropped as too late).",
+            th(k("sent")),
+            th(k("corrections")),
+            th(k("failed")),
+            th(k("dropped"))
         ));
     }
     if let Some(f) = v.get("fatal").and_then(|f| f.as_str()) {
