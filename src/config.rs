@@ -259,6 +259,8 @@ pub struct Notify {
     pub webhook_url: Option<crate::secrets::Secret>,
     /// Post as soon as this many mailboxes have failed in a run (0: only at the end).
     pub failure_threshold: u64,
+    /// Mail the html report here after each window closes (sent by the `[notices]` senders).
+    pub report_to: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -467,6 +469,7 @@ struct RawRun {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawNotify {
+    report_to: Option<Spanned<Vec<Spanned<String>>>>,
     webhook_url: Option<Spanned<String>>,
     webhook_url_env: Option<Spanned<String>>,
     failure_threshold: Option<Spanned<i64>>,
@@ -1002,8 +1005,32 @@ impl Config {
                 Some(v) => *v.get_ref() as u64,
                 None => 0,
             },
+            report_to: Vec::new(),
         };
+        let mut notify = notify;
+        if let Some(list) = &n.report_to {
+            for a in list.get_ref() {
+                if !plausible_address(a.get_ref()) {
+                    return Err(cx.invalid(
+                        a.span(),
+                        "notify.report_to",
+                        format!("{:?} is not a mail address", a.get_ref()),
+                    ));
+                }
+                notify.report_to.push(a.get_ref().clone());
+            }
+        }
         let notices = notices(&cx, raw.notices, base)?;
+        if let Some(list) = &n.report_to
+            && !list.get_ref().is_empty()
+            && notices.senders.is_empty()
+        {
+            return Err(cx.invalid(
+                list.span(),
+                "notify.report_to",
+                "the report is mailed by the [notices] senders: name at least one",
+            ));
+        }
         Ok(Config {
             path: path.to_path_buf(),
             tenant,

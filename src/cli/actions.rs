@@ -400,9 +400,10 @@ async fn actions_session<S: MoveService>(
         }
     });
     super::run::watchdog(stop.clone(), ending.clone(), config.run.stop_grace);
-    // Applying actions now is not a run: the notices wait for the next one.
+    // Applying actions now is not a run: the notices and the report wait for the next one.
     let mut config = config.clone();
     config.notices.enabled = false;
+    config.notify.report_to.clear();
     let report = session::run(Session {
         service,
         state: &cli.state,

@@ -105,11 +105,16 @@ pub(super) fn watchdog(stop: CancellationToken, ending: CancellationToken, grace
     });
 }
 
+/// The html report as the run mails it after each window.
+pub(crate) fn report_renderer() -> crate::engine::notices::ReportFn {
+    Arc::new(|store, now| crate::ui::report::html(store, now, Some("mailwave run"), None))
+}
+
 /// What a run may have besides the move service: a metrics listener, a mailer for the notices.
 #[derive(Default)]
 pub(crate) struct Extras {
     pub metrics: Option<std::net::TcpListener>,
-    pub mailer: Option<Arc<dyn crate::directory::Mailer>>,
+    pub mailer: Option<crate::engine::session::Mailing>,
 }
 
 /// Runs a session with what the command line adds around it: signals, the watchdog, progress on
@@ -249,15 +254,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let report = runtime.block_on(async {
         let policy = config.run.http();
         let tokens = Arc::new(TokenProvider::new(policy, &config, credential, clock)?);
-        let mailer: Option<Arc<dyn crate::directory::Mailer>> = if config.notices.enabled {
-            Some(Arc::new(crate::directory::graph::GraphClient::new(
-                crate::directory::graph::RestGraph::new(
-                    policy,
-                    &config.endpoints.graph,
-                    tokens.clone(),
-                )
-                .map_err(BadInput)?,
-            )))
+        let mailer = if config.notices.enabled || !config.notify.report_to.is_empty() {
+            Some(crate::engine::session::Mailing {
+                mailer: Arc::new(crate::directory::graph::GraphClient::new(
+                    crate::directory::graph::RestGraph::new(
+                        policy,
+                        &config.endpoints.graph,
+                        tokens.clone(),
+                    )
+                    .map_err(BadInput)?,
+                )),
+                report: Some(report_renderer()),
+            })
         } else {
             None
         };

@@ -39,8 +39,16 @@ pub struct Session<'a, S: MoveService> {
     /// Cancelled by the run when it begins to end, whatever the reason (a watchdog may hang on it).
     pub ending: CancellationToken,
     pub progress: Option<watch::Sender<Snapshot>>,
-    /// Sends the notices to users (Graph `sendMail`) when `[notices]` is enabled.
-    pub mailer: Option<Arc<dyn Mailer>>,
+    /// Sends the notices to users and the report (Graph `sendMail`) when `[notices]` is enabled
+    /// or `[notify] report_to` is set.
+    pub mailer: Option<Mailing>,
+}
+
+/// What sends mail for a run, and renders the report it mails.
+#[derive(Clone)]
+pub struct Mailing {
+    pub mailer: Arc<dyn Mailer>,
+    pub report: Option<super::notices::ReportFn>,
 }
 
 /// How the process should end, for the exit code.
@@ -116,9 +124,9 @@ pub fn notice_templates(config: &Config) -> Result<Option<Templates>, SessionErr
 /// either is wrong.
 fn begin<S: MoveService>(s: &Session<'_, S>) -> Result<(i64, Option<Templates>), SessionError> {
     let templates = notice_templates(s.config)?;
-    if templates.is_some() && s.mailer.is_none() {
+    if (templates.is_some() || !s.config.notify.report_to.is_empty()) && s.mailer.is_none() {
         return Err(SessionError::Notices(
-            "notices are enabled but nothing can send them (endpoints.graph)".into(),
+            "notices or report_to are set but nothing can send mail (endpoints.graph)".into(),
         ));
     }
     if !s.state.exists() {
@@ -170,14 +178,17 @@ async fn drive<S: MoveService>(
             // The notices go beside the coordinator, on their own connection to the database.
             let notices_stop = s.stop.child_token();
             let engine_done = CancellationToken::new();
-            let notifier = match (templates, &s.mailer) {
-                (Some(templates), Some(mailer)) => Some(tokio::spawn(
+            let mails = templates.is_some() || !s.config.notify.report_to.is_empty();
+            let notifier = match &s.mailer {
+                Some(mailing) if mails => Some(tokio::spawn(
                     Notifier {
                         store_path: s.state.to_path_buf(),
                         config: s.config.notices.clone(),
                         timezone: s.config.schedule.timezone.clone(),
                         templates,
-                        mailer: mailer.clone(),
+                        report_to: s.config.notify.report_to.clone(),
+                        report: mailing.report.clone(),
+                        mailer: mailing.mailer.clone(),
                         clock: s.clock,
                         stop_grace: jiff::SignedDuration::try_from(s.config.run.stop_grace)
                             .unwrap_or(jiff::SignedDuration::from_secs(10)),

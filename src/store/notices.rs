@@ -85,6 +85,10 @@ impl Store {
     /// At a run's start: notices whose call may have been on the wire when the last run ended
     /// become 'uncertain' and are never sent again. Returns how many.
     pub fn settle_open_notices(&self) -> Result<u64> {
+        self.conn().execute(
+            "UPDATE reports_mailed SET status = 'uncertain' WHERE status = 'sending'",
+            [],
+        )?;
         Ok(self.conn().execute(
             "UPDATE notices SET status = 'uncertain', done_at = created_at,
                  reason = 'the run ended while it was being sent: not sent again'
@@ -323,6 +327,54 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+
+    /// Waves whose window closed between `from` and `to` (with `all_done`: whose window has
+    /// opened by `to`, the run's work being over) and whose report has not been mailed (nor may
+    /// have been).
+    pub fn reports_owed(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+        all_done: bool,
+    ) -> Result<Vec<NoticeWave>> {
+        let mut q = self.conn().prepare_cached(
+            "SELECT w.id, w.name, w.window_start, w.window_end FROM waves w
+             LEFT JOIN reports_mailed r ON r.wave_id = w.id
+             WHERE w.window_end >= ?1 AND (CASE WHEN ?3 THEN w.window_start ELSE w.window_end END) <= ?2
+               AND (r.wave_id IS NULL OR r.status = 'retry')
+               AND EXISTS (SELECT 1 FROM mailbox_state s WHERE s.wave_id = w.id)
+             ORDER BY w.window_end",
+        )?;
+        let rows = q
+            .query_map(params![millis(from), millis(to), all_done], |r| {
+                Ok(NoticeWave {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    window_start: from_millis(r.get(2)?),
+                    window_end: from_millis(r.get(3)?),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// The report of a wave is being mailed ('sending', before the call), or what came of it.
+    pub fn report_mailed(
+        &self,
+        wave_id: i64,
+        status: &str,
+        sender: &str,
+        reason: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO reports_mailed (wave_id, status, sender, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (wave_id) DO UPDATE SET status = excluded.status, sender = excluded.sender,
+                 reason = excluded.reason, at = excluded.at",
+            params![wave_id, status, sender, reason, millis(now)],
+        )?;
+        Ok(())
     }
 
     /// One mailbox as a notice would address it, with its wave (for `notices preview`).

@@ -22,6 +22,9 @@ use crate::engine::{engine_config, run_session_mailing};
 use crate::helpers::*;
 
 pub const NOTICES: &str = r#"
+[notify]
+report_to = ["leads@contoso.com", "ops@contoso.com"]
+
 [notices]
 enabled = true
 senders = ["notices01@contoso.com", "notices02@contoso.com", "notices03@contoso.com"]
@@ -114,8 +117,12 @@ async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_chan
         sim.know_inventory(&store.load_inventory().unwrap().0);
     }
     let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
-    let mailer: Arc<dyn mailwave::directory::Mailer> =
-        Arc::new(GraphClient::new(LocalGraph::new(sim.clone())));
+    let mailer = mailwave::engine::session::Mailing {
+        mailer: Arc::new(GraphClient::new(LocalGraph::new(sim.clone()))),
+        report: Some(Arc::new(|store, now| {
+            mailwave::ui::report::html(store, now, Some("test"), None)
+        })),
+    };
     let config = p.config();
 
     // Until three days before the sixth wave: its users have had their 7-day notice.
@@ -170,6 +177,33 @@ async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_chan
     let sent = sim.with_directory(|d| d.sent.clone());
     assert_within_limits(&sent, 30, 10_000);
     let tz = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    // The html report after each window closed, once each, to the leads.
+    let (reports, sent): (Vec<SentMail>, Vec<SentMail>) = sent
+        .into_iter()
+        .partition(|m| m.to.contains(&"leads@contoso.com".to_string()));
+    let windows = rusqlite::Connection::open(p.db())
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM waves w WHERE EXISTS (SELECT 1 FROM mailbox_state s WHERE s.wave_id = w.id)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap();
+    assert_eq!(reports.len() as i64, windows, "one report a window");
+    for r in &reports {
+        assert!(
+            r.html && r.body.contains("id=\"chart-cutovers\""),
+            "{}",
+            r.subject
+        );
+        assert_eq!(r.to.len(), 2);
+        assert!(r.subject.contains("window closed"), "{}", r.subject);
+    }
+    let mut subjects: Vec<&str> = reports.iter().map(|r| r.subject.as_str()).collect();
+    subjects.dedup();
+    assert_eq!(subjects.len(), reports.len(), "no report twice");
+    let first_reports = first.notices.as_ref().map_or(0, |f| f.reports_mailed);
+    assert_eq!((first_reports + n.reports_mailed) as usize, reports.len());
     for m in &sent {
         let hour = m.at.to_zoned(tz.clone()).hour();
         assert!((7..21).contains(&hour), "sent in the quiet hours: {m:?}");

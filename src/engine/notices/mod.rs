@@ -50,6 +50,8 @@ pub struct NoticeSummary {
     /// Left unknown by a crash or a cut-off call (found at the start or made in this run).
     pub uncertain: u64,
     pub throttled: u64,
+    /// html reports mailed to `[notify] report_to` (one a closed window).
+    pub reports_mailed: u64,
     /// Messages by sender in this run.
     pub by_sender: BTreeMap<String, u64>,
     /// Senders rested for the run, and why.
@@ -199,11 +201,19 @@ pub fn values(
     v
 }
 
+/// Renders the html report for mail (the command line supplies it: reports sit above the engine).
+pub type ReportFn =
+    Arc<dyn Fn(&Store, Timestamp) -> Result<String, StoreError> + Send + Sync + 'static>;
+
 pub struct Notifier {
     pub store_path: PathBuf,
     pub config: Notices,
     pub timezone: TimeZone,
-    pub templates: Templates,
+    /// The notice templates; None: no notices to users (only the report, if any).
+    pub templates: Option<Templates>,
+    /// Where the report goes after each window closes, and how it is rendered.
+    pub report_to: Vec<String>,
+    pub report: Option<ReportFn>,
     pub mailer: Arc<dyn Mailer>,
     pub clock: Clock,
     /// How long a stop waits for the calls in flight.
@@ -261,6 +271,7 @@ impl Notifier {
         let mut windows: HashMap<i64, (String, Timestamp, Timestamp)> = HashMap::new();
         let mut last_collect: Option<Timestamp> = None;
         let mut cursor = Cursor::default();
+        let (mut last_reports, mut final_reports): (Option<Timestamp>, bool) = (None, false);
         loop {
             if stop.is_cancelled() {
                 break;
@@ -271,6 +282,18 @@ impl Notifier {
                 .quiet_hours
                 .as_ref()
                 .is_some_and(|q| quiet(q, &self.timezone, now));
+            // The reports, for operators, ignore the quiet hours; a finished run mails the last.
+            let all_done = engine_done.is_cancelled();
+            if last_reports.is_none_or(|t| now >= t + TICK) || (all_done && !final_reports) {
+                final_reports = all_done;
+                last_reports = Some(now);
+                let reports = self.reports_due(&store, now, all_done, &mut pool)?;
+                for (wave_id, i, message) in reports {
+                    let sender = pool.address(i).to_string();
+                    let result = self.mailer.send(&sender, &message).await;
+                    self.report_outcome(&store, (wave_id, i), result, &mut pool, &mut summary)?;
+                }
+            }
             if queue.is_empty()
                 && !hushed
                 && last_collect.is_none_or(|t| now >= t + TICK || flying.is_empty())
@@ -280,7 +303,9 @@ impl Notifier {
                     .into_iter()
                     .map(|w| (w.id, (w.name.clone(), w.window_start, w.window_end)))
                     .collect();
-                queue = self.collect(&store, now, &mut pool, &mut cursor, &mut summary)?;
+                if self.templates.is_some() {
+                    queue = self.collect(&store, now, &mut pool, &mut cursor, &mut summary)?;
+                }
                 last_collect = Some(now);
             }
             if queue.is_empty() && flying.is_empty() && engine_done.is_cancelled() {
@@ -464,6 +489,73 @@ impl Notifier {
         Ok(out)
     }
 
+    /// The html reports owed (each wave whose window closed in the last day, once), each with a
+    /// sender picked and its row committed as 'sending' before the call.
+    fn reports_due(
+        &self,
+        store: &Store,
+        now: Timestamp,
+        all_done: bool,
+        pool: &mut Pool,
+    ) -> Result<Vec<(i64, usize, Message)>, StoreError> {
+        let mut out = Vec::new();
+        let Some(render) = self.report.as_ref().filter(|_| !self.report_to.is_empty()) else {
+            return Ok(out);
+        };
+        for wave in store.reports_owed(now - SignedDuration::from_hours(24), now, all_done)? {
+            let Ok(i) = pool.pick(now) else {
+                break; // no sender free now: the next look tries again
+            };
+            let message = Message {
+                to: self.report_to.clone(),
+                subject: format!(
+                    "mailwave: {} window closed ({})",
+                    wave.name,
+                    wave.window_end
+                        .to_zoned(self.timezone.clone())
+                        .strftime("%a %-d %b %H:%M %Z")
+                ),
+                body: render(store, now)?,
+                html: true,
+                reply_to: self.config.reply_to.clone(),
+            };
+            store.report_mailed(wave.id, "sending", pool.address(i), None, now)?;
+            out.push((wave.id, i, message));
+        }
+        Ok(out)
+    }
+
+    fn report_outcome(
+        &self,
+        store: &Store,
+        (wave_id, i): (i64, usize),
+        result: Result<(), ServiceError>,
+        pool: &mut Pool,
+        summary: &mut NoticeSummary,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let sender = pool.address(i).to_string();
+        match result {
+            Ok(()) => {
+                pool.sent(i, now);
+                summary.reports_mailed += 1;
+                store.report_mailed(wave_id, "sent", &sender, None, now)
+            }
+            Err(ServiceError::Throttled { retry_after }) => {
+                pool.throttled(
+                    i,
+                    now + SignedDuration::try_from(retry_after).unwrap_or(TICK),
+                );
+                store.report_mailed(wave_id, "retry", &sender, Some("throttled"), now)
+            }
+            Err(e) => {
+                pool.released(i);
+                tracing::warn!(error = %e, "could not mail the report");
+                store.report_mailed(wave_id, "failed", &sender, Some(&e.to_string()), now)
+            }
+        }
+    }
+
     /// The message for one notice (None: no template for it; recorded as failed).
     fn message(
         &self,
@@ -480,7 +572,8 @@ impl Notifier {
         let values = values(&self.config, &self.timezone, due, window, old);
         match self
             .templates
-            .render(base, due.organisation.as_deref(), &values)
+            .as_ref()
+            .and_then(|t| t.render(base, due.organisation.as_deref(), &values))
         {
             Some((subject, body, html)) => Ok(Some(Message {
                 to: vec![due.address.clone()],

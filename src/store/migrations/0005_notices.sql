@@ -23,3 +23,13 @@ CREATE TABLE notices (
 );
 CREATE INDEX notices_by_sender ON notices (sender, done_at);
 CREATE INDEX notices_open ON notices (status) WHERE status IN ('sending', 'retry');
+
+-- The html report mailed to [notify] report_to after each window closed: one row per wave, written
+-- before the call (status 'sending') and updated after ('sent', 'retry', 'failed', 'uncertain').
+CREATE TABLE reports_mailed (
+    wave_id INTEGER PRIMARY KEY REFERENCES waves(id),
+    status TEXT NOT NULL,
+    sender TEXT,
+    reason TEXT,
+    at INTEGER NOT NULL
+);

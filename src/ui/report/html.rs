@@ -61,7 +61,7 @@ footer{color:#5f6b76;font-size:.8em;margin:18px 0}
 @media print{body{background:#fff}section,figure{break-inside:avoid}}
 "#;
 
-pub(crate) fn html(
+pub fn html(
     store: &Store,
     now: jiff::Timestamp,
     running: Option<&str>,

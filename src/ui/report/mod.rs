@@ -7,7 +7,7 @@ mod md;
 mod svg;
 
 pub use html::CHARTS;
-pub(crate) use html::html;
+pub use html::html;
 pub(crate) use md::markdown;
 
 use jiff::Timestamp;
