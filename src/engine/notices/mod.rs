@@ -135,6 +135,13 @@ pub fn busiest_day(
     Some((day, load, load.div_ceil(per_sender.max(1))))
 }
 
+/// A network failure that proves the message never reached the service: no connection, or no
+/// token to send it with. Any other (a timeout, a reset) may have come after the service took it.
+fn never_left(message: &str) -> bool {
+    message.starts_with("could not connect")
+        || message.starts_with("cannot reach the token endpoint")
+}
+
 /// Everything needed to fill a notice's placeholders for one mailbox.
 pub fn values(
     config: &Notices,
@@ -647,7 +654,7 @@ impl Notifier {
                 store.notice_outcome(id, "failed", Some(&message), None, now)?;
             }
             Err(ServiceError::Transient { status, message })
-                if status == 504 || (status == 0 && !message.starts_with("could not connect")) =>
+                if status == 504 || (status == 0 && !never_left(&message)) =>
             {
                 // It may have gone: never sent again.
                 pool.sent(sender, now);
@@ -710,6 +717,18 @@ mod tests {
         assert_eq!(busiest_day(&waves, &short, &tz).unwrap().2, 11);
         assert_eq!(offset_label(SignedDuration::from_hours(36)), "36h");
         assert_eq!(before_kind(SignedDuration::from_hours(168)), "before:7d");
+    }
+
+    #[test]
+    fn only_failures_that_prove_nothing_went_are_retried() {
+        assert!(never_left(
+            "could not connect: Connection refused (os error 111)"
+        ));
+        assert!(never_left(
+            "cannot reach the token endpoint https://login.example/t: timed out"
+        ));
+        assert!(!never_left("timed out"));
+        assert!(!never_left("the answer broke off: connection reset"));
     }
 
     #[test]
