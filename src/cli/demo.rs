@@ -66,6 +66,21 @@ burst = 20
 max_parallel_calls = 16
 resume_backoff = "10m"
 dcs_approval = "investigate"
+
+[notify]
+# The html report after each window, to the leads (the simulator keeps every message).
+report_to = ["migration-leads@contoso.com"]
+
+[notices]
+# Every user is told a week and a day before the move, and after it, from ten senders.
+enabled = true
+senders = ["notices01@contoso.com", "notices02@contoso.com", "notices03@contoso.com", "notices04@contoso.com", "notices05@contoso.com", "notices06@contoso.com", "notices07@contoso.com", "notices08@contoso.com", "notices09@contoso.com", "notices10@contoso.com"]
+before = ["7d", "1d"]
+after = true
+templates = "schedules/notices"
+quiet_hours = "21:00-07:00"
+reply_to = "servicedesk@contoso.com"
+help_link = "https://intranet.contoso.com/mailbox-move"
 "#
     )
 }
@@ -117,6 +132,10 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         &dir.join("schedules/uk-bank-holidays.json"),
         include_str!("../../schedules/uk-bank-holidays.json"),
     )?;
+    crate::private::create_dir(&dir.join("schedules/notices"))?;
+    for (name, text) in crate::engine::notices::template::STARTERS {
+        crate::private::write(&dir.join("schedules/notices").join(name), text)?;
+    }
     let config_path = dir.join("mailwave.toml");
     crate::private::write(&config_path, demo_config(args.mailboxes))?;
     let config = Config::load(&config_path)?;
@@ -177,7 +196,15 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         clock,
         RunOptions::default(),
         "mailwave demo",
-        super::run::Extras::default(),
+        super::run::Extras {
+            metrics: None,
+            mailer: Some(crate::engine::session::Mailing {
+                mailer: Arc::new(crate::directory::graph::GraphClient::new(
+                    crate::sim::transport::LocalGraph::new(sim.clone()),
+                )),
+                report: Some(super::run::report_renderer()),
+            }),
+        },
     ));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     let code = super::run::finish(report, started)?;
