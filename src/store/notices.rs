@@ -7,11 +7,13 @@ use serde::Serialize;
 
 use super::{Result, Store, from_millis, millis};
 
-/// Mailboxes moving in their wave (a transient failure is retried): a "before" notice goes to these.
-const LIVE: &str = "(s.state IN (0, 1, 2, 3) OR (s.state = 7 AND s.failure_class = 'transient'))";
+/// Mailboxes moving in their wave (a transient failure is retried, a skipped-items approval may
+/// come): a "before" notice goes to these.
+const LIVE: &str = "(s.state IN (0, 1, 2, 3) OR (s.state = 7 AND s.failure_class IN ('transient', 'needs_approval')))";
 
 /// Mailboxes that will not move on any date yet: held, skipped, or failed for good.
-const OFF: &str = "(s.state IN (8, 9) OR (s.state = 7 AND COALESCE(s.failure_class, 'permanent') != 'transient'))";
+const OFF: &str =
+    "(s.state IN (8, 9) OR (s.state = 7 AND COALESCE(s.failure_class, 'permanent') = 'permanent'))";
 
 /// A wave a notice may be due for.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,7 +243,7 @@ impl Store {
              JOIN mailboxes m ON m.id = n.mailbox_id JOIN waves w ON w.id = s.wave_id
              WHERE n.kind LIKE 'before:%' AND n.status IN ('sent', 'uncertain', 'sending')
                AND n.told_start > ?1 - 86400000 {only_changed}
-               AND s.state NOT IN (5, 6) AND NOT (s.state = 7 AND s.failure_class = 'transient')
+               AND s.state NOT IN (5, 6) AND NOT (s.state = 7 AND s.failure_class IN ('transient', 'needs_approval'))
                AND ({OFF} OR w.window_start != n.told_start)
                AND NOT EXISTS (SELECT 1 FROM notices c WHERE c.mailbox_id = s.mailbox_id AND c.kind = 'correction'
                    AND c.told_start = CASE WHEN {OFF} THEN 0 ELSE w.window_start END

@@ -513,15 +513,27 @@ impl Notifier {
             let Ok(i) = pool.pick(now) else {
                 break; // no sender free now: the next look tries again
             };
-            let message = Message {
-                to: self.report_to.clone(),
-                subject: format!(
+            let local = |t: Timestamp| {
+                t.to_zoned(self.timezone.clone())
+                    .strftime("%a %-d %b %H:%M %Z")
+                    .to_string()
+            };
+            let subject = if now >= wave.window_end {
+                format!(
                     "mailwave: {} window closed ({})",
                     wave.name,
-                    wave.window_end
-                        .to_zoned(self.timezone.clone())
-                        .strftime("%a %-d %b %H:%M %Z")
-                ),
+                    local(wave.window_end)
+                )
+            } else {
+                format!(
+                    "mailwave: {} done, the run has finished ({})",
+                    wave.name,
+                    local(now)
+                )
+            };
+            let message = Message {
+                to: self.report_to.clone(),
+                subject,
                 body: render(store, now)?,
                 html: true,
                 reply_to: self.config.reply_to.clone(),
