@@ -50,6 +50,7 @@ pub struct Config {
     pub run: Run,
     pub notify: Notify,
     pub notices: Notices,
+    pub licences: Licences,
 }
 
 /// Whether the completer approves skipped items (Data Consistency Score) so a move can complete.
@@ -235,6 +236,27 @@ impl Default for Notices {
     }
 }
 
+/// `[licences]`: every mailbox's user holds an Exchange Online licence before its cut-over.
+#[derive(Debug, Clone)]
+pub struct Licences {
+    /// The SKU to assign (part number such as ENTERPRISEPACK, or its GUID); None: not checked.
+    pub sku: Option<String>,
+    /// Assign it to users who lack an Exchange Online plan (else they are listed for attention).
+    pub assign: bool,
+    /// A wave's users are checked (and licensed) this long before its window opens.
+    pub before: jiff::SignedDuration,
+}
+
+impl Default for Licences {
+    fn default() -> Licences {
+        Licences {
+            sku: None,
+            assign: false,
+            before: jiff::SignedDuration::from_hours(48),
+        }
+    }
+}
+
 /// A notice offset as written: "7d", "36h", "90m".
 pub(crate) fn parse_offset(text: &str) -> Option<jiff::SignedDuration> {
     let d = match text.strip_suffix('d') {
@@ -404,6 +426,7 @@ impl Default for Config {
             run: Run::default(),
             notify: Notify::default(),
             notices: Notices::default(),
+            licences: Licences::default(),
         }
     }
 }
@@ -427,6 +450,16 @@ struct RawConfig {
     notify: RawNotify,
     #[serde(default)]
     notices: RawNotices,
+    #[serde(default)]
+    licences: RawLicences,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLicences {
+    sku: Option<Spanned<String>>,
+    assign: Option<bool>,
+    before: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1031,6 +1064,42 @@ impl Config {
                 "the report is mailed by the [notices] senders: name at least one",
             ));
         }
+        let l = raw.licences;
+        let licences = Licences {
+            sku: match &l.sku {
+                Some(v) if v.get_ref().trim().is_empty() => {
+                    return Err(cx.invalid(
+                        v.span(),
+                        "licences.sku",
+                        "must name a SKU (ENTERPRISEPACK) or its GUID",
+                    ));
+                }
+                Some(v) => Some(v.get_ref().trim().to_string()),
+                None => None,
+            },
+            assign: l.assign.unwrap_or(false),
+            before: match &l.before {
+                Some(v) => parse_offset(v.get_ref()).ok_or_else(|| {
+                    cx.invalid(
+                        v.span(),
+                        "licences.before",
+                        format!(
+                            "{:?} is not a time before the window (\"2d\", \"36h\"; at most 60d)",
+                            v.get_ref()
+                        ),
+                    )
+                })?,
+                None => Licences::default().before,
+            },
+        };
+        if l.assign.unwrap_or(false) && licences.sku.is_none() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: 1,
+                key: "licences.sku".into(),
+                message: "assign = true needs the SKU to assign".into(),
+            });
+        }
         Ok(Config {
             path: path.to_path_buf(),
             tenant,
@@ -1040,6 +1109,7 @@ impl Config {
             run,
             notify,
             notices,
+            licences,
         })
     }
 }

@@ -404,6 +404,7 @@ async fn actions_session<S: MoveService>(
     let mut config = config.clone();
     config.notices.enabled = false;
     config.notify.report_to.clear();
+    config.licences.sku = None;
     let report = session::run(Session {
         service,
         state: &cli.state,

@@ -198,10 +198,11 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         "mailwave demo",
         super::run::Extras {
             metrics: None,
-            mailer: Some(crate::engine::session::Mailing {
+            mailer: Some(crate::engine::session::GraphServices {
                 mailer: Arc::new(crate::directory::graph::GraphClient::new(
                     crate::sim::transport::LocalGraph::new(sim.clone()),
                 )),
+                licensing: None,
                 report: Some(super::run::report_renderer()),
             }),
         },

@@ -114,7 +114,7 @@ pub(crate) fn report_renderer() -> crate::engine::notices::ReportFn {
 #[derive(Default)]
 pub(crate) struct Extras {
     pub metrics: Option<std::net::TcpListener>,
-    pub mailer: Option<crate::engine::session::Mailing>,
+    pub mailer: Option<crate::engine::session::GraphServices>,
 }
 
 /// Runs a session with what the command line adds around it: signals, the watchdog, progress on
@@ -254,16 +254,21 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let report = runtime.block_on(async {
         let policy = config.run.http();
         let tokens = Arc::new(TokenProvider::new(policy, &config, credential, clock)?);
-        let mailer = if config.notices.enabled || !config.notify.report_to.is_empty() {
-            Some(crate::engine::session::Mailing {
-                mailer: Arc::new(crate::directory::graph::GraphClient::new(
-                    crate::directory::graph::RestGraph::new(
-                        policy,
-                        &config.endpoints.graph,
-                        tokens.clone(),
-                    )
-                    .map_err(BadInput)?,
-                )),
+        let mailer = if config.notices.enabled
+            || !config.notify.report_to.is_empty()
+            || config.licences.sku.is_some()
+        {
+            let graph = Arc::new(crate::directory::graph::GraphClient::new(
+                crate::directory::graph::RestGraph::new(
+                    policy,
+                    &config.endpoints.graph,
+                    tokens.clone(),
+                )
+                .map_err(BadInput)?,
+            ));
+            Some(crate::engine::session::GraphServices {
+                mailer: graph.clone(),
+                licensing: Some(graph),
                 report: Some(report_renderer()),
             })
         } else {

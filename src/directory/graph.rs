@@ -18,7 +18,10 @@ use std::sync::Arc;
 use reqwest::Url;
 use serde_json::{Value, json};
 
-use super::{Directory, Message, Res, ServiceError, Sku, User, classify, mail_body};
+use super::{
+    BATCH, BatchAnswer, Directory, Licensing, Message, Res, ServiceError, Sku, User, classify,
+    mail_body,
+};
 use crate::auth::{Resource, TokenProvider};
 use crate::exchange::Failure;
 use crate::http::{self, CallClass, Policy};
@@ -117,6 +120,99 @@ impl<T: GraphTransport> GraphClient<T> {
             return Ok(Value::Null);
         }
         json_of(&reply, target)
+    }
+}
+
+impl<T: GraphTransport> GraphClient<T> {
+    /// `POST /v1.0/$batch` with up to [`BATCH`] requests (method, URL under /v1.0, body); the
+    /// answers in the order asked.
+    pub async fn batch(
+        &self,
+        requests: &[(Method, String, Option<Value>)],
+    ) -> Res<Vec<BatchAnswer>> {
+        let mut out = Vec::with_capacity(requests.len());
+        for chunk in requests.chunks(BATCH) {
+            let body = json!({"requests": chunk.iter().enumerate().map(|(i, (m, url, b))| {
+                let mut r = json!({"id": i.to_string(), "method": match m { Method::Get => "GET", Method::Post => "POST" }, "url": url});
+                if let Some(b) = b {
+                    r["body"] = b.clone();
+                    r["headers"] = json!({"Content-Type": "application/json"});
+                }
+                r
+            }).collect::<Vec<_>>()});
+            let v = self.call(Method::Post, "/v1.0/$batch", Some(&body)).await?;
+            let mut answers: Vec<Option<BatchAnswer>> = vec![None; chunk.len()];
+            for r in v["responses"].as_array().into_iter().flatten() {
+                let Some(i) = r["id"].as_str().and_then(|i| i.parse::<usize>().ok()) else {
+                    continue;
+                };
+                if let Some(slot) = answers.get_mut(i) {
+                    *slot = Some(BatchAnswer {
+                        status: r["status"].as_u64().unwrap_or(0) as u16,
+                        retry_after: r["headers"]["Retry-After"]
+                            .as_str()
+                            .map(str::to_string)
+                            .or_else(|| r["headers"]["retry-after"].as_str().map(str::to_string)),
+                        body: r["body"].clone(),
+                    });
+                }
+            }
+            // A request the answer left out counts as a transient failure, to be asked again.
+            out.extend(answers.into_iter().map(|a| {
+                a.unwrap_or(BatchAnswer {
+                    status: 503,
+                    retry_after: None,
+                    body: json!({"error": {"message": "no answer in the batch"}}),
+                })
+            }));
+        }
+        Ok(out)
+    }
+}
+
+impl<T: GraphTransport> Licensing for GraphClient<T> {
+    fn users<'a>(
+        &'a self,
+        upns: &'a [String],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Res<Vec<BatchAnswer>>> + Send + 'a>> {
+        Box::pin(async move {
+            let requests: Vec<(Method, String, Option<Value>)> = upns
+                .iter()
+                .map(|u| {
+                    (
+                        Method::Get,
+                        format!("/users/{}?$select={USER_FIELDS}", segment(u)),
+                        None,
+                    )
+                })
+                .collect();
+            self.batch(&requests).await
+        })
+    }
+
+    fn skus(&self) -> std::pin::Pin<Box<dyn Future<Output = Res<Vec<Sku>>> + Send + '_>> {
+        Box::pin(self.subscribed_skus())
+    }
+
+    fn assign<'a>(
+        &'a self,
+        upns: &'a [String],
+        sku_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Res<Vec<BatchAnswer>>> + Send + 'a>> {
+        Box::pin(async move {
+            let body = json!({"addLicenses": [{"skuId": sku_id, "disabledPlans": []}], "removeLicenses": []});
+            let requests: Vec<(Method, String, Option<Value>)> = upns
+                .iter()
+                .map(|u| {
+                    (
+                        Method::Post,
+                        format!("/users/{}/assignLicense", segment(u)),
+                        Some(body.clone()),
+                    )
+                })
+                .collect();
+            self.batch(&requests).await
+        })
     }
 }
 

@@ -117,6 +117,47 @@ pub trait Directory: Send + Sync + 'static {
     fn send_mail(&self, sender: &str, message: &Message) -> impl Future<Output = Res<()>> + Send;
 }
 
+/// One request's answer inside a Graph `$batch`: its status, `Retry-After` and body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchAnswer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+impl BatchAnswer {
+    /// The answer as a result, classified like any Graph answer.
+    pub fn result(&self) -> Res<&Value> {
+        if (200..300).contains(&self.status) {
+            Ok(&self.body)
+        } else {
+            Err(classify(
+                self.status,
+                Some(&self.body),
+                self.retry_after.as_deref(),
+            ))
+        }
+    }
+}
+
+/// Graph requests `$batch` carries at once.
+pub const BATCH: usize = 20;
+
+type BoxFut<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Users and licences for the run's licence checks, behind a trait object (as [`Mailer`]).
+pub trait Licensing: Send + Sync + 'static {
+    /// The users (by principal name), [`BATCH`] to a `$batch`, one answer each, in order.
+    fn users<'a>(&'a self, upns: &'a [String]) -> BoxFut<'a, Res<Vec<BatchAnswer>>>;
+    fn skus(&self) -> BoxFut<'_, Res<Vec<Sku>>>;
+    /// Assigns `sku_id` to each user, [`BATCH`] to a `$batch`, one answer each, in order.
+    fn assign<'a>(
+        &'a self,
+        upns: &'a [String],
+        sku_id: &'a str,
+    ) -> BoxFut<'a, Res<Vec<BatchAnswer>>>;
+}
+
 /// A message to send through Graph `sendMail`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

@@ -4,6 +4,7 @@
 pub mod coordinator;
 pub mod health;
 pub mod jobs;
+pub mod licences;
 pub mod notices;
 pub mod policy;
 pub mod session;

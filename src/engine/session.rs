@@ -41,13 +41,15 @@ pub struct Session<'a, S: MoveService> {
     pub progress: Option<watch::Sender<Snapshot>>,
     /// Sends the notices to users and the report (Graph `sendMail`) when `[notices]` is enabled
     /// or `[notify] report_to` is set.
-    pub mailer: Option<Mailing>,
+    pub mailer: Option<GraphServices>,
 }
 
 /// What sends mail for a run, and renders the report it mails.
 #[derive(Clone)]
-pub struct Mailing {
+pub struct GraphServices {
     pub mailer: Arc<dyn Mailer>,
+    /// Users and licences, for `[licences]`.
+    pub licensing: Option<Arc<dyn crate::directory::Licensing>>,
     pub report: Option<super::notices::ReportFn>,
 }
 
@@ -124,9 +126,13 @@ pub fn notice_templates(config: &Config) -> Result<Option<Templates>, SessionErr
 /// either is wrong.
 fn begin<S: MoveService>(s: &Session<'_, S>) -> Result<(i64, Option<Templates>), SessionError> {
     let templates = notice_templates(s.config)?;
-    if (templates.is_some() || !s.config.notify.report_to.is_empty()) && s.mailer.is_none() {
+    let graph_needed = templates.is_some()
+        || !s.config.notify.report_to.is_empty()
+        || s.config.licences.sku.is_some();
+    if graph_needed && s.mailer.is_none() {
         return Err(SessionError::Notices(
-            "notices or report_to are set but nothing can send mail (endpoints.graph)".into(),
+            "notices, report_to or licences are set but nothing can reach Graph (endpoints.graph)"
+                .into(),
         ));
     }
     if !s.state.exists() {
@@ -197,6 +203,23 @@ async fn drive<S: MoveService>(
                 )),
                 _ => None,
             };
+            let licences = match (&s.config.licences.sku, &s.mailer) {
+                (
+                    Some(_),
+                    Some(GraphServices {
+                        licensing: Some(l), ..
+                    }),
+                ) => Some(tokio::spawn(
+                    super::licences::LicenceChecker {
+                        store_path: s.state.to_path_buf(),
+                        config: s.config.licences.clone(),
+                        licensing: l.clone(),
+                        clock: s.clock,
+                    }
+                    .run(notices_stop.clone(), engine_done.clone()),
+                )),
+                _ => None,
+            };
             let result = coordinator::run(RunContext {
                 service: s.service.clone(),
                 store_path: s.state.to_path_buf(),
@@ -239,6 +262,21 @@ async fn drive<S: MoveService>(
             {
                 summary.outcome = RunOutcome::Fatal(String::new()).name().into();
                 summary.fatal = Some(reason);
+            }
+            if let Some(task) = licences {
+                engine_done.cancel();
+                match task.await {
+                    Ok(Ok(l)) => {
+                        if let Some(why) = &l.stopped {
+                            tracing::error!(reason = %why, "licence assignment stopped in this run");
+                        }
+                        summary.licences = Some(l);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "the licence checks stopped: state database")
+                    }
+                    Err(e) => tracing::error!(error = %e, "the licence task failed"),
+                }
             }
             if let Some(task) = notifier {
                 // A finished run sends what is still due (the last "after" notices); any other

@@ -164,6 +164,9 @@ pub struct RunSummary {
     /// The notices to users this run sent, dropped, ... (when `[notices]` is enabled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notices: Option<super::notices::NoticeSummary>,
+    /// The licence checks before cut-over (when `[licences] sku` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub licences: Option<super::licences::LicenceSummary>,
 }
 
 impl RunSummary {
@@ -193,6 +196,7 @@ impl RunSummary {
             figures_missed: 0,
             last_good_answer: None,
             notices: None,
+            licences: None,
         }
     }
 }

@@ -16,7 +16,7 @@ pub(crate) const EXCHANGE_S_ENTERPRISE: &str = "efb87545-963c-4e0d-99df-69c6916d
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
-    pub(crate) upn: String,
+    pub upn: String,
     pub display_name: String,
     pub(crate) enabled: bool,
     pub licences: Vec<String>,
@@ -65,7 +65,8 @@ pub struct Directory {
     refresh_date: jiff::civil::Date,
     pub sent: Vec<SentMail>,
     pub stats: DirectoryStats,
-    spare_licences: u64,
+    /// Seats of the Exchange Online SKU: those in use at the start and the spare ones.
+    seats: u64,
     /// Users from this index on have no cloud object yet.
     synced: usize,
 }
@@ -126,7 +127,7 @@ impl Directory {
                 }
             })
             .collect();
-        Directory {
+        let mut d = Directory {
             users,
             reports: HashMap::new(),
             sends: HashMap::new(),
@@ -137,11 +138,20 @@ impl Directory {
             refresh_date: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
             sent: Vec::new(),
             stats: DirectoryStats::default(),
-            spare_licences: profile.spare_licences,
+            seats: 0,
             synced: profile
                 .directory_users
                 .saturating_sub(profile.unsynced_users),
-        }
+        };
+        d.seats = d.consumed() + profile.spare_licences;
+        d
+    }
+
+    fn consumed(&self) -> u64 {
+        self.users
+            .iter()
+            .filter(|u| u.licences.iter().any(|l| l == E3_SKU))
+            .count() as u64
     }
 
     fn user_json(u: &User) -> Value {
@@ -222,16 +232,12 @@ impl Directory {
     }
 
     pub fn subscribed_skus(&self) -> Value {
-        let consumed = self
-            .users
-            .iter()
-            .filter(|u| u.licences.iter().any(|l| l == E3_SKU))
-            .count();
+        let consumed = self.consumed();
         json!({"value": [{
             "skuId": E3_SKU,
             "skuPartNumber": "ENTERPRISEPACK",
             "consumedUnits": consumed,
-            "prepaidUnits": {"enabled": consumed as u64 + self.spare_licences, "suspended": 0, "warning": 0},
+            "prepaidUnits": {"enabled": self.seats, "suspended": 0, "warning": 0},
             "servicePlans": [
                 {"servicePlanId": EXCHANGE_S_ENTERPRISE, "servicePlanName": "EXCHANGE_S_ENTERPRISE", "provisioningStatus": "Success", "appliesTo": "User"},
                 {"servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72", "servicePlanName": "SHAREPOINTENTERPRISE", "provisioningStatus": "Success", "appliesTo": "User"}
@@ -278,9 +284,17 @@ impl Directory {
                 &format!("License {bad} does not correspond to a valid company License."),
             ));
         }
+        let (consumed, seats) = (self.consumed(), self.seats);
         let user = self.find_user(key).ok_or_else(|| {
             graph_error(404, "Request_ResourceNotFound", &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."))
         })?;
+        if add.iter().any(|s| !user.licences.contains(s)) && consumed >= seats {
+            return Err(graph_error(
+                400,
+                "Request_BadRequest",
+                &format!("Subscription with SKU {E3_SKU} does not have any available licenses."),
+            ));
+        }
         for sku in add {
             if !user.licences.contains(&sku) {
                 user.licences.push(sku);

@@ -290,6 +290,15 @@ async fn sim_stats(State(sim): Shared) -> Response {
     .into_response()
 }
 
+/// `POST /v1.0/$batch`: each request answered (or throttled) on its own.
+async fn graph_batch(State(sim): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(f) = check_token(&sim, &headers, GRAPH_RESOURCE) {
+        return fault_response(f, &headers);
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    axum::Json(super::transport::batch(&sim, &body)).into_response()
+}
+
 /// Every message the simulated Graph accepted, in order (tests count them).
 async fn sim_mail(State(sim): Shared) -> Response {
     axum::Json(sim.with_directory(|d| d.sent.clone())).into_response()
@@ -329,6 +338,7 @@ pub(crate) fn router(sim: Arc<Simulator>) -> Router {
         .route("/v1.0/users", get(users))
         .route("/v1.0/users/{user}", get(user))
         .route("/v1.0/users/{user}/{action}", post(user_action))
+        .route("/v1.0/$batch", post(graph_batch))
         .route("/v1.0/reports/{function}", get(report))
         .route("/v1.0/subscribedSkus", get(skus))
         .route("/_download/report/{token}", get(download))

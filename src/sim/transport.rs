@@ -72,6 +72,72 @@ impl LocalGraph {
     }
 }
 
+/// One Graph request inside the simulator (its budget counted): the answer's JSON (None for an
+/// empty 202), or the fault. Users, licences, sendMail and `$batch`.
+pub(crate) fn graph_route(
+    sim: &Simulator,
+    method: Method,
+    target: &str,
+    body: &Value,
+) -> Result<Option<Value>, super::ServiceFault> {
+    sim.graph_call()?;
+    let path = target.split('?').next().unwrap_or(target);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let now = sim.clock().now();
+    match (method, parts.as_slice()) {
+        (Method::Get, ["v1.0", "subscribedSkus"]) => {
+            Ok(Some(sim.with_directory(|d| d.subscribed_skus())))
+        }
+        (Method::Get, ["v1.0", "users", u]) => sim
+            .with_directory(|d| d.get_user(&percent_decode(u)))
+            .map(Some),
+        (Method::Post, ["v1.0", "users", u, "assignLicense"]) => sim
+            .with_directory(|d| d.assign_license(&percent_decode(u), body))
+            .map(Some),
+        (Method::Post, ["v1.0", "users", u, "sendMail"]) => sim
+            .with_directory(|d| d.send_mail(now, &percent_decode(u), body))
+            .map(|()| None),
+        (Method::Post, ["v1.0", "$batch"]) => Ok(Some(batch(sim, body))),
+        _ => Err(super::ServiceFault {
+            status: 404,
+            body: Some(
+                serde_json::json!({"error": {"code": "BadRequest", "message": format!("no such resource in the simulator: {target}")}}),
+            ),
+            retry_after: None,
+        }),
+    }
+}
+
+/// `POST /v1.0/$batch`: at most 20 requests, each answered (or throttled) on its own.
+pub(crate) fn batch(sim: &Simulator, body: &Value) -> Value {
+    let requests = body["requests"].as_array().cloned().unwrap_or_default();
+    if requests.len() > crate::directory::BATCH {
+        return serde_json::json!({"error": {"code": "BadRequest", "message": "A batch may hold at most 20 requests."}});
+    }
+    let responses: Vec<Value> = requests
+        .iter()
+        .map(|r| {
+            let method = match r["method"].as_str() {
+                Some("POST") => Method::Post,
+                _ => Method::Get,
+            };
+            let url = format!("/v1.0{}", r["url"].as_str().unwrap_or(""));
+            let id = r["id"].clone();
+            match graph_route(sim, method, &url, &r["body"]) {
+                Ok(v) => serde_json::json!({"id": id, "status": if v.is_some() { 200 } else { 202 }, "body": v.unwrap_or(Value::Null)}),
+                Err(f) => {
+                    let mut a = serde_json::json!({"id": id, "status": f.status, "body": f.body.unwrap_or(Value::Null)});
+                    if let Some(s) = f.retry_after {
+                        a["headers"] = serde_json::json!({"Retry-After": format!("{}", s.ceil() as u64)});
+                    }
+                    a
+                }
+            }
+        })
+        .collect();
+    serde_json::json!({"responses": responses})
+}
+
 impl GraphTransport for LocalGraph {
     async fn send(
         &self,
@@ -85,46 +151,13 @@ impl GraphTransport for LocalGraph {
             retry_after: retry_after.map(|s| format!("{}", s.ceil() as u64)),
             body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
         };
-        let fault = |f: super::ServiceFault| reply(f.status, f.body, f.retry_after);
-        if let Err(f) = self.sim.graph_call() {
-            return Ok(fault(f));
-        }
-        let path = target.split('?').next().unwrap_or(target);
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let now = self.sim.clock().now();
-        let empty = Value::Null;
-        let body = body.unwrap_or(&empty);
-        let user = |s: &str| percent_decode(s);
-        let answer = match (method, parts.as_slice()) {
-            (Method::Get, ["v1.0", "subscribedSkus"]) => {
-                Ok(Some(self.sim.with_directory(|d| d.subscribed_skus())))
-            }
-            (Method::Get, ["v1.0", "users", u]) => {
-                self.sim.with_directory(|d| d.get_user(&user(u))).map(Some)
-            }
-            (Method::Post, ["v1.0", "users", u, "assignLicense"]) => self
-                .sim
-                .with_directory(|d| d.assign_license(&user(u), body))
-                .map(Some),
-            (Method::Post, ["v1.0", "users", u, "sendMail"]) => self
-                .sim
-                .with_directory(|d| d.send_mail(now, &user(u), body))
-                .map(|()| None),
-            _ => {
-                return Ok(reply(
-                    404,
-                    Some(
-                        serde_json::json!({"error": {"code": "BadRequest", "message": format!("no such resource in the simulator: {target}")}}),
-                    ),
-                    None,
-                ));
-            }
-        };
-        Ok(match answer {
-            Ok(Some(v)) => reply(200, Some(v), None),
-            Ok(None) => reply(202, None, None),
-            Err(f) => fault(f),
-        })
+        Ok(
+            match graph_route(&self.sim, method, target, body.unwrap_or(&Value::Null)) {
+                Ok(Some(v)) => reply(200, Some(v), None),
+                Ok(None) => reply(202, None, None),
+                Err(f) => reply(f.status, f.body, f.retry_after),
+            },
+        )
     }
 
     async fn download(&self, _url: &str) -> Result<Vec<u8>, Failure> {

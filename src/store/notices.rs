@@ -405,3 +405,78 @@ impl Store {
             .optional()?)
     }
 }
+
+/// Licence findings by status, and the mailboxes still without one (for the reports).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LicenceView {
+    pub by_status: Vec<(String, u64)>,
+    /// (address, wave, status, reason) of mailboxes not licensed, at most the limit asked.
+    pub unlicensed: Vec<(String, String, String, String)>,
+}
+
+impl Store {
+    /// Mailboxes moving in `wave` whose user is not known to hold a licence: never checked, a
+    /// failed assignment, or found wanting (no licence, no user) more than `recheck` ago.
+    pub fn licence_unchecked(
+        &self,
+        wave_id: i64,
+        now: jiff::Timestamp,
+        recheck: jiff::SignedDuration,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut q = self.conn().prepare_cached(&format!(
+            "SELECT s.mailbox_id, m.address FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id
+             LEFT JOIN licences l ON l.mailbox_id = s.mailbox_id
+             WHERE s.wave_id = ?1 AND {LIVE}
+               AND (l.status IS NULL OR l.status = 'failed' OR (l.status IN ('missing', 'no_user') AND l.at <= ?2))
+             ORDER BY s.seq"
+        ))?;
+        let rows = q
+            .query_map(params![wave_id, millis(now - recheck)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    pub fn record_licence(
+        &self,
+        mailbox_id: i64,
+        status: &str,
+        sku: Option<&str>,
+        reason: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO licences (mailbox_id, status, sku, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (mailbox_id) DO UPDATE SET status = excluded.status, sku = excluded.sku,
+                     reason = excluded.reason, at = excluded.at",
+            )?
+            .execute(params![mailbox_id, status, sku, reason, millis(now)])?;
+        Ok(())
+    }
+
+    pub fn licence_view(&self, limit: usize) -> Result<LicenceView> {
+        let mut q = self
+            .conn()
+            .prepare("SELECT status, COUNT(*) FROM licences GROUP BY 1 ORDER BY 1")?;
+        let by_status = q
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut q = self.conn().prepare(
+            "SELECT m.address, w.name, l.status, COALESCE(l.reason, '') FROM licences l
+             JOIN mailboxes m ON m.id = l.mailbox_id JOIN mailbox_state s ON s.mailbox_id = l.mailbox_id
+             JOIN waves w ON w.id = s.wave_id
+             WHERE l.status NOT IN ('licensed', 'assigned') ORDER BY w.window_start, m.address LIMIT ?1",
+        )?;
+        let unlicensed = q
+            .query_map([limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(LicenceView {
+            by_status,
+            unlicensed,
+        })
+    }
+}

@@ -78,6 +78,16 @@ pub(crate) fn render(
             let _ = writeln!(out, "  notice sender {sender} rested for the run: {why}");
         }
     }
+    if let Some(l) = &s.licences {
+        let _ = writeln!(
+            out,
+            "licences checked before cut-over: {} held one, {} assigned, {} missing, {} without a cloud user, {} failed (mailwave report lists them)",
+            l.licensed, l.assigned, l.missing, l.no_user, l.failed
+        );
+        if let Some(why) = &l.stopped {
+            let _ = writeln!(out, "  LICENCE ASSIGNMENT STOPPED: {why}");
+        }
+    }
     if s.uncertain_at_start > 0 || s.calls_cut_off > 0 {
         let _ = writeln!(
             out,

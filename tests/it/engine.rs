@@ -105,7 +105,7 @@ pub async fn run_session_mailing<S: MoveService>(
     clock: Clock,
     service: Arc<S>,
     options: RunOptions,
-    mailer: Option<mailwave::engine::session::Mailing>,
+    mailer: Option<mailwave::engine::session::GraphServices>,
 ) -> RunSummary {
     session::run(Session {
         service,

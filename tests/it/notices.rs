@@ -117,8 +117,9 @@ async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_chan
         sim.know_inventory(&store.load_inventory().unwrap().0);
     }
     let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
-    let mailer = mailwave::engine::session::Mailing {
+    let mailer = mailwave::engine::session::GraphServices {
         mailer: Arc::new(GraphClient::new(LocalGraph::new(sim.clone()))),
+        licensing: None,
         report: Some(Arc::new(|store, now| {
             mailwave::ui::report::html(store, now, Some("test"), None)
         })),
@@ -374,4 +375,140 @@ fn a_bad_template_is_refused_with_its_line_and_the_planner_counts_senders() {
         err.contains("the notices need 4 sending mailboxes") && err.contains("[notices] has 3"),
         "{err}"
     );
+}
+
+/// Licences before cut-over on the paused clock: the simulator's directory holds the plan's
+/// users (one in thirty without an Exchange Online licence, one in a hundred gone) and `spare`
+/// free seats.
+async fn licensed_run(spare: u64) -> (Project, Arc<Simulator>, mailwave::engine::RunSummary) {
+    let p = Project::new(&engine_config(
+        40,
+        80,
+        "[licences]\nsku = \"ENTERPRISEPACK\"\nassign = true\nbefore = \"2d\"\n",
+    ));
+    let plan = planned_estate(&p, 400, date(2027, 1, 4));
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let profile = Profile {
+        directory_users: 400,
+        directory_seed: 42,
+        spare_licences: spare,
+        ..Profile::default()
+    };
+    let sim = Arc::new(Simulator::new(profile, 3, clock).unwrap());
+    {
+        let store = Store::open_read_only(&p.db()).unwrap();
+        sim.know_inventory(&store.load_inventory().unwrap().0);
+    }
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let graph = Arc::new(GraphClient::new(LocalGraph::new(sim.clone())));
+    let services = mailwave::engine::session::GraphServices {
+        mailer: graph.clone(),
+        licensing: Some(graph),
+        report: None,
+    };
+    let summary = run_session_mailing(
+        &p.db(),
+        &p.config(),
+        clock,
+        service,
+        RunOptions::default(),
+        Some(services),
+    )
+    .await;
+    (p, sim, summary)
+}
+
+/// (wave, status) of every licence row.
+fn licence_rows(db: &std::path::Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut q = conn
+        .prepare(
+            "SELECT w.name, l.status FROM licences l JOIN mailbox_state s ON s.mailbox_id = l.mailbox_id
+             JOIN waves w ON w.id = s.wave_id ORDER BY w.window_start",
+        )
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn seats(sim: &Simulator) -> (u64, u64) {
+    let v = sim.with_directory(|d| d.subscribed_skus());
+    (
+        v["value"][0]["consumedUnits"].as_u64().unwrap(),
+        v["value"][0]["prepaidUnits"]["enabled"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn users_without_a_licence_get_one_before_their_cut_over_within_the_seats() {
+    let (p, sim, summary) = licensed_run(100).await;
+    let l = summary.licences.clone().expect("licences in the summary");
+    println!("{l:#?}");
+    assert!(l.stopped.is_none(), "{l:?}");
+    let rows = licence_rows(&p.db());
+    let count = |s: &str| rows.iter().filter(|r| r.1 == s).count() as u64;
+    assert!(count("assigned") >= 5, "{rows:?}");
+    assert_eq!(count("assigned"), l.assigned);
+    assert_eq!(count("missing") + count("failed"), 0, "{rows:?}");
+    assert!(
+        count("no_user") >= 2,
+        "the users gone from the directory: {rows:?}"
+    );
+    assert_eq!(count("no_user"), l.no_user, "each counted once");
+    // The service agrees: every user mailwave licensed holds the licence now.
+    let (consumed, enabled) = seats(&sim);
+    assert!(consumed <= enabled);
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let mut q = conn
+        .prepare(
+            "SELECT m.address FROM licences l JOIN mailboxes m ON m.id = l.mailbox_id
+             WHERE l.status = 'assigned'",
+        )
+        .unwrap();
+    let assigned: Vec<String> = q
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(assigned.len() as u64, l.assigned);
+    sim.with_directory(|d| {
+        for a in &assigned {
+            let u = d.users.iter().find(|u| &u.upn == a).unwrap();
+            assert!(!u.licences.is_empty(), "{a}");
+        }
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_out_of_seats_stops_assignment_and_never_licenses_half_a_wave() {
+    let (p, sim, summary) = licensed_run(3).await;
+    let l = summary.licences.clone().expect("licences in the summary");
+    println!("{l:#?}");
+    let why = l.stopped.clone().expect("assignment stopped");
+    assert!(why.contains("seats are free"), "{why}");
+    let (consumed, enabled) = seats(&sim);
+    assert!(consumed <= enabled, "{consumed} of {enabled}");
+    // Per wave, those who lacked a licence were all given one, or none was.
+    let rows = licence_rows(&p.db());
+    let mut waves: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (wave, status) in &rows {
+        let e = waves.entry(wave).or_default();
+        match status.as_str() {
+            "assigned" => e.0 += 1,
+            "missing" => e.1 += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        waves.values().all(|(a, m)| *a == 0 || *m == 0),
+        "half a wave licensed: {waves:?}"
+    );
+    assert!(waves.values().any(|(_, m)| *m > 0), "{waves:?}");
+    assert!(l.assigned <= 3);
+    // The summary and the report say so.
+    let text = stdout(&p.run(&["report"]));
+    assert!(text.contains("## Licences"), "{text}");
 }

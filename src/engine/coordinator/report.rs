@@ -141,6 +141,7 @@ impl<S: MoveService> Coordinator<S> {
             figures_missed: self.counters.figures_missed,
             last_good_answer: health.last_good.map(|t| t.to_string()),
             notices: None,
+            licences: None,
         }
     }
 }

@@ -33,3 +33,14 @@ CREATE TABLE reports_mailed (
     reason TEXT,
     at INTEGER NOT NULL
 );
+
+-- Licence checks ([licences]): the latest finding for each mailbox's user before its cut-over:
+-- 'licensed' (held an Exchange Online plan), 'assigned' (mailwave assigned the SKU), 'missing'
+-- (none, and none assigned: with the reason), 'no_user' (no cloud user), 'failed' (to try again).
+CREATE TABLE licences (
+    mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id),
+    status TEXT NOT NULL,
+    sku TEXT,
+    reason TEXT,
+    at INTEGER NOT NULL
+);

@@ -234,6 +234,29 @@ pub(crate) fn render(r: &Report) -> String {
         o.push_str("</section>");
     }
 
+    if !r.licences.by_status.is_empty() {
+        let _ = write!(
+            o,
+            "<section><h2>Licences</h2><p>Checked before cut-over: {}.</p>",
+            esc(&r.licence_counts())
+        );
+        if !r.licences.unlicensed.is_empty() {
+            table(
+                &mut o,
+                &[
+                    ("mailbox", false),
+                    ("wave", false),
+                    ("finding", false),
+                    ("why", false),
+                ],
+                r.licences.unlicensed.iter().map(|(a, w, s, why)| {
+                    (vec![a.clone(), w.clone(), s.clone(), why.clone()], false)
+                }),
+            );
+        }
+        o.push_str("</section>");
+    }
+
     if !r.notices.is_empty() {
         o.push_str(
             r#"<section><h2>Notices to users</h2><p class="meta">Dropped: too late (the window opened first) or superseded by a later notice. Uncertain: a call cut off; never sent again.</p>"#,

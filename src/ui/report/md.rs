@@ -241,6 +241,18 @@ pub(crate) fn render(r: &Report) -> String {
         }
     }
 
+    if !r.licences.by_status.is_empty() {
+        let _ = writeln!(o, "\n## Licences\n");
+        let _ = writeln!(o, "Checked before cut-over: {}.\n", r.licence_counts());
+        if !r.licences.unlicensed.is_empty() {
+            let _ = writeln!(o, "| mailbox | wave | finding | why |");
+            let _ = writeln!(o, "|---|---|---|---|");
+            for (address, wave, status, reason) in &r.licences.unlicensed {
+                let _ = writeln!(o, "| {address} | {wave} | {status} | {} |", cell(reason));
+            }
+        }
+    }
+
     if !r.notices.is_empty() {
         let _ = writeln!(o, "\n## Notices to users\n");
         let _ = writeln!(o, "| notice | {} |", super::NOTICE_STATUSES.join(" | "));
