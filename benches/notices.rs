@@ -82,6 +82,7 @@ fn main() {
                 mailer: Arc::new(GraphClient::new(LocalGraph::new(sim.clone()))),
                 clock,
                 stop_grace: jiff::SignedDuration::from_secs(10),
+                alerts: None,
             };
             let done = tokio_util::sync::CancellationToken::new();
             done.cancel();

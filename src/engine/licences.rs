@@ -56,6 +56,8 @@ pub struct LicenceChecker {
     pub config: Licences,
     pub licensing: Arc<dyn Licensing>,
     pub clock: Clock,
+    /// The webhook's alerts, when one is set.
+    pub alerts: Option<tokio::sync::mpsc::UnboundedSender<super::Alert>>,
 }
 
 /// The configured SKU among the subscribed ones (by GUID or part number).
@@ -124,6 +126,14 @@ impl LicenceChecker {
         Ok(summary.counted())
     }
 
+    fn alert(&self, reason: &str) {
+        if let Some(tx) = &self.alerts {
+            let _ = tx.send(super::Alert::LicencesStopped {
+                reason: reason.to_string(),
+            });
+        }
+    }
+
     /// Records who holds a licence and who has no user; decides about those who lack one.
     fn classify(
         &self,
@@ -181,6 +191,7 @@ impl LicenceChecker {
             let why = format!("the SKU {wanted} is not subscribed in this tenant");
             tracing::error!(reason = %why, "licence assignment stopped");
             let result = missing(&why);
+            self.alert(&why);
             summary.stopped = Some(why);
             return result;
         };
@@ -194,6 +205,7 @@ impl LicenceChecker {
             );
             tracing::error!(reason = %why, "licence assignment stopped: not a seat was given to this wave");
             let result = missing(&why);
+            self.alert(&why);
             summary.stopped = Some(why);
             return result;
         }

@@ -198,6 +198,7 @@ async fn drive<S: MoveService>(
                         clock: s.clock,
                         stop_grace: jiff::SignedDuration::try_from(s.config.run.stop_grace)
                             .unwrap_or(jiff::SignedDuration::from_secs(10)),
+                        alerts: alerts_tx.clone(),
                     }
                     .run(notices_stop.clone(), engine_done.clone()),
                 )),
@@ -215,6 +216,7 @@ async fn drive<S: MoveService>(
                         config: s.config.licences.clone(),
                         licensing: l.clone(),
                         clock: s.clock,
+                        alerts: alerts_tx.clone(),
                     }
                     .run(notices_stop.clone(), engine_done.clone()),
                 )),

@@ -104,6 +104,10 @@ pub enum Alert {
     },
     /// It answers again.
     Reachable { after: SignedDuration },
+    /// Licence assignment stopped for the run (seats ran out, the SKU is not subscribed).
+    LicencesStopped { reason: String },
+    /// A notice sender was rested for the run after repeated refusals.
+    SenderRested { sender: String, reason: String },
 }
 
 impl Alert {
@@ -120,6 +124,12 @@ impl Alert {
             } => format!(
                 "mailwave: Exchange Online has not answered since {since} ({failures} failures in a row; last: {last_error}). \
                  The run waits and retries; it gives up at {giving_up_at}."
+            ),
+            Alert::LicencesStopped { reason } => format!(
+                "mailwave: licence assignment stopped: {reason}. Users without a licence are listed in `mailwave report`."
+            ),
+            Alert::SenderRested { sender, reason } => format!(
+                "mailwave: notice sender {sender} is rested for this run after repeated refusals ({reason}); the other senders go on."
             ),
             Alert::Reachable { after } => format!(
                 "mailwave: Exchange Online answers again after {:.0} minutes; the run goes on.",

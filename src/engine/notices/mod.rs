@@ -225,6 +225,8 @@ pub struct Notifier {
     pub clock: Clock,
     /// How long a stop waits for the calls in flight.
     pub stop_grace: SignedDuration,
+    /// The webhook's alerts, when one is set.
+    pub alerts: Option<tokio::sync::mpsc::UnboundedSender<super::Alert>>,
 }
 
 /// What the notifier remembers between looks at the database, so that each look reads only what
@@ -656,6 +658,12 @@ impl Notifier {
                 let reason = e.to_string();
                 if pool.refused(sender, &reason) {
                     tracing::error!(sender = pool.address(sender), reason = %reason, "notice sender rested for the run");
+                    if let Some(tx) = &self.alerts {
+                        let _ = tx.send(super::Alert::SenderRested {
+                            sender: pool.address(sender).to_string(),
+                            reason: reason.clone(),
+                        });
+                    }
                 }
                 retry(store, &reason, now)?;
                 queue.push_back(due);
