@@ -71,3 +71,34 @@ pub fn estate_with_plan(
         .unwrap();
     plan
 }
+
+/// A bench's project folder: the bank-holiday file and a `mailwave.toml` of the migration keys
+/// plus `extra` (which may add to `[schedule]`, then further sections). Returns the folder, the
+/// config's path and the config.
+#[allow(dead_code)]
+pub fn bench_project(
+    extra: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    mailwave::config::Config,
+) {
+    let work = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(work.path().join("schedules")).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules/uk-bank-holidays.json"),
+        work.path().join("schedules/uk-bank-holidays.json"),
+    )
+    .unwrap();
+    let config_path = work.path().join("mailwave.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[migration]\nremote_host_name = \"hybrid.contoso.com\"\ntarget_delivery_domain = \"contoso.mail.onmicrosoft.com\"\n\
+             [schedule]\nbank_holidays = \"schedules/uk-bank-holidays.json\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    let config = mailwave::config::Config::load(&config_path).unwrap();
+    (work, config_path, config)
+}

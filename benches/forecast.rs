@@ -5,29 +5,14 @@
 mod common;
 
 use common::*;
-use mailwave::config::Config;
 use mailwave::forecast::{self, WhatIf};
 use mailwave::sim::Profile;
 use mailwave::store::Store;
 
 fn main() {
     let n = estate_size();
-    let work = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(work.path().join("schedules")).unwrap();
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules/uk-bank-holidays.json"),
-        work.path().join("schedules/uk-bank-holidays.json"),
-    )
-    .unwrap();
-    let config_path = work.path().join("mailwave.toml");
-    std::fs::write(
-        &config_path,
-        "[migration]\nremote_host_name = \"hybrid.contoso.com\"\ntarget_delivery_domain = \"contoso.mail.onmicrosoft.com\"\n\
-         [schedule]\nbank_holidays = \"schedules/uk-bank-holidays.json\"\n\
-         [run]\nrequests_per_second = 20\nmax_in_flight = 1000000\n",
-    )
-    .unwrap();
-    let config = Config::load(&config_path).unwrap();
+    let (work, _, config) =
+        bench_project("[run]\nrequests_per_second = 20\nmax_in_flight = 1000000\n");
     timed(
         "setup: generate, import and plan (not the forecast)",
         || estate_with_plan(work.path(), n, &config.schedule),

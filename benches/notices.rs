@@ -9,7 +9,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use mailwave::config::Config;
 use mailwave::directory::graph::GraphClient;
 use mailwave::engine::notices::Notifier;
 use mailwave::engine::notices::template::{KINDS, STARTERS, Templates};
@@ -25,31 +24,18 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(83_000);
     let senders = n.div_ceil(10_000) as u32;
-    let work = tempfile::tempdir().expect("temp dir");
+    let list: Vec<String> = (1..=senders)
+        .map(|i| format!("\"{}\"", sender_address(i)))
+        .collect();
+    let (work, _, config) = bench_project(&format!(
+        "weekday_capacity = {n}\nweekend_capacity = {n}\n\
+         [notices]\nenabled = true\nsenders = [{}]\nbefore = [\"1d\"]\nafter = false\n",
+        list.join(", ")
+    ));
     std::fs::create_dir_all(work.path().join("schedules/notices")).unwrap();
     for (name, text) in STARTERS {
         std::fs::write(work.path().join("schedules/notices").join(name), text).unwrap();
     }
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules/uk-bank-holidays.json"),
-        work.path().join("schedules/uk-bank-holidays.json"),
-    )
-    .unwrap();
-    let list: Vec<String> = (1..=senders)
-        .map(|i| format!("\"{}\"", sender_address(i)))
-        .collect();
-    let config_path = work.path().join("mailwave.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[migration]\nremote_host_name = \"hybrid.contoso.com\"\ntarget_delivery_domain = \"contoso.mail.onmicrosoft.com\"\n\
-             [schedule]\nbank_holidays = \"schedules/uk-bank-holidays.json\"\nweekday_capacity = {n}\nweekend_capacity = {n}\n\
-             [notices]\nenabled = true\nsenders = [{}]\nbefore = [\"1d\"]\nafter = false\n",
-            list.join(", ")
-        ),
-    )
-    .unwrap();
-    let config = Config::load(&config_path).unwrap();
     let plan = timed("setup: generate, import and plan", || {
         estate_with_plan(work.path(), n, &config.schedule)
     })

@@ -6,26 +6,11 @@
 mod common;
 
 use common::*;
-use mailwave::config::Config;
 use mailwave::store::Store;
 
 fn main() {
     let n = estate_size();
-    let work = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(work.path().join("schedules")).unwrap();
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules/uk-bank-holidays.json"),
-        work.path().join("schedules/uk-bank-holidays.json"),
-    )
-    .unwrap();
-    let config_path = work.path().join("mailwave.toml");
-    std::fs::write(
-        &config_path,
-        "[migration]\nremote_host_name = \"hybrid.contoso.com\"\ntarget_delivery_domain = \"contoso.mail.onmicrosoft.com\"\n\
-         [schedule]\nbank_holidays = \"schedules/uk-bank-holidays.json\"\n",
-    )
-    .unwrap();
-    let config = Config::load(&config_path).unwrap();
+    let (work, config_path, config) = bench_project("");
     timed("setup: generate, import and plan", || {
         estate_with_plan(work.path(), n, &config.schedule)
     });

@@ -127,23 +127,34 @@ pub static REPORT_FIELDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock
 /// RFC 3339 text; null where the service said nothing.
 pub fn report_values(f: &MoveFigures) -> Vec<serde_json::Value> {
     use serde_json::Value as J;
-    let int = |v: Option<u64>| v.map_or(J::Null, J::from);
-    let real = |v: &Option<f64>| v.map_or(J::Null, |x| J::from((x * 1000.0).round() / 1000.0));
-    let text = |v: &Option<String>| v.clone().map_or(J::Null, J::String);
+    let mut out = vec![J::String(f.status.clone())];
+    out.extend(cells(f).into_iter().map(|c| match c {
+        Cell::Int(v) => v.map_or(J::Null, J::from),
+        Cell::Real(v) => v.map_or(J::Null, |x| J::from((x * 1000.0).round() / 1000.0)),
+        Cell::Time(v) => v.map_or(J::Null, |t| J::String(t.to_string())),
+        Cell::Text(v) => v.map_or(J::Null, J::String),
+    }));
+    out
+}
+
+/// One figure, typed, in the order of [`columns`]: the store and the reports write it their way.
+enum Cell {
+    Int(Option<u64>),
+    Real(Option<f64>),
+    Time(Option<jiff::Timestamp>),
+    Text(Option<String>),
+}
+
+fn cells(f: &MoveFigures) -> Vec<Cell> {
     let mut out = vec![
-        J::String(f.status.clone()),
-        int(f.total_size),
-        int(f.archive_size),
-        int(f.bytes_transferred),
-        int(f.items_transferred),
+        Cell::Int(f.total_size),
+        Cell::Int(f.archive_size),
+        Cell::Int(f.bytes_transferred),
+        Cell::Int(f.items_transferred),
     ];
-    out.extend(f.durations.iter().map(real));
-    out.extend(f.stalls.iter().map(real));
-    out.extend(
-        f.times
-            .iter()
-            .map(|t| t.map_or(J::Null, |t| J::String(t.to_string()))),
-    );
+    out.extend(f.durations.iter().map(|d| Cell::Real(*d)));
+    out.extend(f.stalls.iter().map(|d| Cell::Real(*d)));
+    out.extend(f.times.iter().map(|t| Cell::Time(*t)));
     out.extend(
         [
             &f.dcs,
@@ -151,38 +162,21 @@ pub fn report_values(f: &MoveFigures) -> Vec<serde_json::Value> {
             &f.source_database,
             &f.target_database,
         ]
-        .map(text),
+        .map(|t| Cell::Text(t.clone())),
     );
     out
 }
 
 fn values(f: &MoveFigures) -> Vec<Sql> {
-    let int = |v: Option<u64>| v.map_or(Sql::Null, |n| Sql::Integer(n.min(i64::MAX as u64) as i64));
-    let real = |v: &Option<f64>| v.map_or(Sql::Null, Sql::Real);
-    let text = |v: &Option<String>| v.clone().map_or(Sql::Null, Sql::Text);
-    let mut out = vec![
-        int(f.total_size),
-        int(f.archive_size),
-        int(f.bytes_transferred),
-        int(f.items_transferred),
-    ];
-    out.extend(f.durations.iter().map(real));
-    out.extend(f.stalls.iter().map(real));
-    out.extend(
-        f.times
-            .iter()
-            .map(|t| t.map_or(Sql::Null, |t| Sql::Integer(t.as_millisecond()))),
-    );
-    out.extend(
-        [
-            &f.dcs,
-            &f.source_server,
-            &f.source_database,
-            &f.target_database,
-        ]
-        .map(text),
-    );
-    out
+    cells(f)
+        .into_iter()
+        .map(|c| match c {
+            Cell::Int(v) => v.map_or(Sql::Null, |n| Sql::Integer(n.min(i64::MAX as u64) as i64)),
+            Cell::Real(v) => v.map_or(Sql::Null, Sql::Real),
+            Cell::Time(v) => v.map_or(Sql::Null, |t| Sql::Integer(t.as_millisecond())),
+            Cell::Text(v) => v.map_or(Sql::Null, Sql::Text),
+        })
+        .collect()
 }
 
 /// The insert, built once from the column list (the writer runs it for every finished move).

@@ -64,6 +64,16 @@ fn changed(after_event: Option<i64>) -> (&'static str, &'static str) {
     }
 }
 
+/// A wave from `id, name, window_start, window_end` at column `at` on.
+fn notice_wave(r: &rusqlite::Row, at: usize) -> rusqlite::Result<NoticeWave> {
+    Ok(NoticeWave {
+        id: r.get(at)?,
+        name: r.get(at + 1)?,
+        window_start: from_millis(r.get(at + 2)?),
+        window_end: from_millis(r.get(at + 3)?),
+    })
+}
+
 const DUE_COLUMNS: &str = "s.mailbox_id, s.wave_id, m.address, m.display_name, m.organisation";
 
 fn due(r: &rusqlite::Row, kind: &str, told_start: Option<i64>) -> rusqlite::Result<Due> {
@@ -110,14 +120,7 @@ impl Store {
              WHERE window_start >= ?1 AND window_start <= ?2 ORDER BY window_start",
         )?;
         let rows = q
-            .query_map(params![millis(from), millis(to)], |r| {
-                Ok(NoticeWave {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    window_start: from_millis(r.get(2)?),
-                    window_end: from_millis(r.get(3)?),
-                })
-            })?
+            .query_map(params![millis(from), millis(to)], |r| notice_wave(r, 0))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
@@ -350,12 +353,7 @@ impl Store {
         )?;
         let rows = q
             .query_map(params![millis(from), millis(to), all_done], |r| {
-                Ok(NoticeWave {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    window_start: from_millis(r.get(2)?),
-                    window_end: from_millis(r.get(3)?),
-                })
+                notice_wave(r, 0)
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
@@ -385,21 +383,13 @@ impl Store {
             .conn()
             .query_row(
                 &format!(
-                    "SELECT {DUE_COLUMNS}, w.window_start, 0, 0, w.name, w.window_start, w.window_end
+                    "SELECT {DUE_COLUMNS}, w.window_start, 0, 0, w.id, w.name, w.window_start, w.window_end
                      FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
                      WHERE m.address = ?1 COLLATE NOCASE"
                 ),
                 [address],
                 |r| {
-                    Ok((
-                        due(r, "preview", None)?,
-                        NoticeWave {
-                            id: r.get(1)?,
-                            name: r.get(8)?,
-                            window_start: from_millis(r.get(9)?),
-                            window_end: from_millis(r.get(10)?),
-                        },
-                    ))
+                    Ok((due(r, "preview", None)?, notice_wave(r, 8)?))
                 },
             )
             .optional()?)
