@@ -93,8 +93,13 @@ impl LicenceChecker {
                     continue;
                 }
                 let addresses: Vec<String> = users.iter().map(|(_, a)| a.clone()).collect();
-                let looked_up = self.licensing.users(&addresses).await;
-                let skus = self.licensing.skus().await;
+                // A stop is never held up by a Graph call that hangs.
+                let (looked_up, skus) = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    r = async {
+                        (self.licensing.users(&addresses).await, self.licensing.skus().await)
+                    } => r,
+                };
                 let (answers, skus) = match (looked_up, skus) {
                     (Ok(a), Ok(s)) => (a, s),
                     (Err(e), _) | (_, Err(e)) => {
@@ -108,7 +113,12 @@ impl LicenceChecker {
                     continue;
                 };
                 let upns: Vec<String> = lacking.iter().map(|(_, a)| a.clone()).collect();
-                match self.licensing.assign(&upns, &sku_id).await {
+                // Assigning twice is harmless: one cut off by a stop is found licensed next run.
+                let assigned = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    r = self.licensing.assign(&upns, &sku_id) => r,
+                };
+                match assigned {
                     Ok(answers) => {
                         self.assigned(&store, &lacking, &answers, &sku_id, &mut summary)?
                     }

@@ -1216,3 +1216,52 @@ fn killed_runs_never_send_a_notice_twice() {
         count("SELECT COUNT(*) FROM notices WHERE status = 'dropped'")
     );
 }
+
+/// Graph hangs while the run sends notices and checks licences: SIGTERM still ends the run within
+/// the grace, and nothing that may have gone counts as sent.
+#[test]
+fn a_stop_ends_within_the_grace_while_graph_hangs() {
+    let server = Server::start(misbehave::exchange(|req, _| {
+        if req.path.contains("/v1.0/") {
+            Reply::Stall
+        } else {
+            Reply::Json(200, Some(serde_json::json!({"value": []})))
+        }
+    }));
+    let graph_hangs = |s: &Server| {
+        let r = s.requests();
+        r.iter().any(|q| q.path.contains("/sendMail"))
+            && r.iter().any(|q| q.path.contains("/$batch"))
+    };
+    let run = format!(
+        "{STOP_RUN}\n[licences]\nsku = \"ENTERPRISEPACK\"\nassign = true\n\
+         [notices]\nenabled = true\nsenders = [\"notices01@contoso.com\"]\ntemplates = \"schedules/notices\"\n"
+    );
+    let (p, clock) = stalled_project(&server.base, &run);
+    crate::notices::write_templates(&p);
+    let mut child = mailwave(&p, &clock, &["run"], "graph.log").spawn().unwrap();
+    assert!(
+        server.wait_for(Duration::from_secs(20), graph_hangs),
+        "no notice and no licence look-up reached the server: {}",
+        std::fs::read_to_string(p.path("graph.log")).unwrap_or_default()
+    );
+    sigterm(&child);
+    let (status, took) = wait_within(
+        &mut child,
+        GRACE + END + END,
+        "SIGTERM while Graph hangs",
+        &p.path("graph.log"),
+    );
+    let out = stdout_of(&mut child);
+    assert!(took <= GRACE + END, "ended {took:?} after SIGTERM\n{out}");
+    assert_eq!(status.code(), Some(0), "{out}");
+    let conn = rusqlite::Connection::open(p.db()).unwrap();
+    let sent: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM notices WHERE status = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sent, 0, "a notice whose call hung is never counted as sent");
+}

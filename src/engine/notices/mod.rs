@@ -299,7 +299,12 @@ impl Notifier {
                 let reports = self.reports_due(&store, now, all_done, &mut pool)?;
                 for (wave_id, i, message) in reports {
                     let sender = pool.address(i).to_string();
-                    let result = self.mailer.send(&sender, &message).await;
+                    // A stop is never held up by a call that hangs: the report's row stays
+                    // 'sending' and the next run counts it uncertain.
+                    let result = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        r = self.mailer.send(&sender, &message) => r,
+                    };
                     self.report_outcome(&store, (wave_id, i), result, &mut pool, &mut summary)?;
                 }
             }
