@@ -259,11 +259,17 @@ impl Default for Licences {
 
 /// A notice offset as written: "7d", "36h", "90m".
 pub(crate) fn parse_offset(text: &str) -> Option<jiff::SignedDuration> {
+    const MOST: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 60);
     let d = match text.strip_suffix('d') {
-        Some(days) => jiff::SignedDuration::from_hours(24 * days.trim().parse::<i64>().ok()?),
+        // The day count is range-checked before it is turned into hours: "999999999999999d" is
+        // refused, not multiplied past the end of a duration.
+        Some(days) => match days.trim().parse::<i64>().ok()? {
+            n @ 1..=60 => jiff::SignedDuration::from_hours(24 * n),
+            _ => return None,
+        },
         None => text.parse::<jiff::SignedDuration>().ok()?,
     };
-    (d.is_positive() && d <= jiff::SignedDuration::from_hours(24 * 60)).then_some(d)
+    (d.is_positive() && d <= MOST).then_some(d)
 }
 
 /// A mail address as a sender list or reply-to holds one: one `@`, something on each side, no
@@ -703,8 +709,10 @@ impl Ctx<'_> {
             None => Ok(default.to_string()),
             Some(s) => {
                 let u = s.get_ref().trim_end_matches('/');
-                crate::http::check_endpoint(u)
-                    .map_err(|m| self.invalid(s.span(), key, format!("{u:?}: {m}")))?;
+                // The address is echoed without what may be a credential in it (user:password@).
+                crate::http::check_endpoint(u).map_err(|m| {
+                    self.invalid(s.span(), key, format!("{}: {m}", crate::http::shown(u)))
+                })?;
                 Ok(u.to_string())
             }
         }
@@ -758,8 +766,11 @@ impl Config {
             },
         };
         let id_span = raw.tenant.id.as_ref().map(|s| s.span()).unwrap_or(0..0);
+        let given = raw.tenant.id.is_some();
         let id = raw.tenant.id.map(|s| s.into_inner()).unwrap_or_default();
-        if !id.is_empty() && !valid_tenant(&id) {
+        // Absent is fine for commands that never sign in; given, it must be a tenant (an empty
+        // one would make the token address `{authority}//oauth2/...`).
+        if given && !valid_tenant(&id) {
             let span = id_span;
             return Err(cx.invalid(
                 span,
@@ -882,11 +893,13 @@ impl Config {
         let d = Run::default();
         let requests_per_second = match &r.requests_per_second {
             None => d.requests_per_second,
-            Some(v) if !(*v.get_ref() > 0.0 && *v.get_ref() <= 10_000.0) => {
+            // At least one request every 100 seconds: the run divides by it to know how long
+            // a wave's moves take to send, and that must stay a time, not infinity.
+            Some(v) if !(*v.get_ref() >= 0.01 && *v.get_ref() <= 10_000.0) => {
                 return Err(cx.invalid(
                     v.span(),
                     "run.requests_per_second",
-                    format!("must be above zero and at most 10000, got {}", v.get_ref()),
+                    format!("must be from 0.01 to 10000, got {}", v.get_ref()),
                 ));
             }
             Some(v) => *v.get_ref(),
@@ -1359,6 +1372,26 @@ mod tests {
                 "out of range",
             ),
             (
+                "[notices]\nbefore = [\"999999999999999d\"]\n",
+                "notices.before",
+                "at most 60d",
+            ),
+            (
+                "[licences]\nbefore = \"999999999999999d\"\n",
+                "licences.before",
+                "at most 60d",
+            ),
+            (
+                "[licences]\nbefore = \"9223372036854775807h\"\n",
+                "licences.before",
+                "at most 60d",
+            ),
+            (
+                "[run]\nrequests_per_second = 1e-300\n",
+                "run.requests_per_second",
+                "from 0.01 to 10000",
+            ),
+            (
                 "[run]\ncutover_margin = \"soon\"\n",
                 "run.cutover_margin",
                 "not a duration",
@@ -1371,7 +1404,7 @@ mod tests {
             (
                 "[run]\nrequests_per_second = 1e300\n",
                 "run.requests_per_second",
-                "at most 10000",
+                "to 10000",
             ),
             (
                 "[run]\nresume_attempts = 1000\n",
@@ -1410,11 +1443,28 @@ mod tests {
             "contoso.com/x",
             "-x.com",
             "x.com\r\nX-Evil: 1",
+            "",
         ] {
             let e = parse(&format!("[tenant]\nid = {bad:?}\n")).unwrap_err();
             assert!(
                 matches!(&e, ConfigError::Invalid { key, .. } if key == "tenant.id"),
                 "{bad}: {e}"
+            );
+        }
+        for key in ["authority", "exchange", "graph"] {
+            let e = parse(&format!(
+                "[endpoints]\n{key} = \"https://admin:hunter2-pw@evil.example/x\"\n"
+            ))
+            .unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("user name or password")
+                    && text.contains("\"https://evil.example/x\""),
+                "{text}"
+            );
+            assert!(
+                !text.contains("hunter2") && !text.contains("admin"),
+                "{text}"
             );
         }
         let e = parse("[endpoints]\nexchange = \"http://outlook.office365.com\"\n").unwrap_err();

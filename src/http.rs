@@ -95,23 +95,39 @@ pub enum BodyError {
     TooLarge { cap: u64 },
     #[error("the answer stopped part-way: {0}")]
     Broken(String),
+    #[error("the answer could not be written: {0}")]
+    Write(String),
 }
 
 /// Reads a body up to `cap` bytes (refusing at once one that declares more).
-pub async fn read_capped(mut response: reqwest::Response, cap: u64) -> Result<Vec<u8>, BodyError> {
+pub async fn read_capped(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    copy_capped(response, cap, &mut out).await?;
+    Ok(out)
+}
+
+/// Writes a body to `to` as it comes, up to `cap` bytes (refusing at once one that declares
+/// more); returns the bytes written.
+pub async fn copy_capped(
+    mut response: reqwest::Response,
+    cap: u64,
+    to: &mut (dyn std::io::Write + Send),
+) -> Result<u64, BodyError> {
     if response.content_length().is_some_and(|n| n > cap) {
         return Err(BodyError::TooLarge { cap });
     }
-    let mut out = Vec::new();
+    let mut written = 0u64;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if out.len() as u64 + chunk.len() as u64 > cap {
+                written += chunk.len() as u64;
+                if written > cap {
                     return Err(BodyError::TooLarge { cap });
                 }
-                out.extend_from_slice(&chunk);
+                to.write_all(&chunk)
+                    .map_err(|e| BodyError::Write(e.to_string()))?;
             }
-            Ok(None) => return Ok(out),
+            Ok(None) => return Ok(written),
             Err(e) => return Err(BodyError::Broken(describe(&e))),
         }
     }
@@ -184,6 +200,22 @@ pub fn check_endpoint(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// An endpoint as an error may show it: scheme, host, port and path, never a user name, password,
+/// query or fragment (they may hold a credential). Text that is not a URL is not shown at all.
+pub fn shown(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(url) if url.has_host() => format!(
+            "\"{}://{}{}{}\"",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            url.path().trim_end_matches('/')
+        ),
+        _ if text.contains('@') => "the address".into(),
+        _ => format!("{text:?}"),
+    }
+}
+
 /// Whether two URLs share scheme, host and port: where a `nextLink` may lead with the token.
 pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
@@ -217,6 +249,16 @@ mod tests {
             let e = check_endpoint(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn an_endpoint_is_shown_without_what_may_be_a_credential() {
+        assert_eq!(
+            shown("https://admin:hunter2@x.example:8443/a/?k=secret#f"),
+            "\"https://x.example:8443/a\""
+        );
+        assert_eq!(shown("outlook.office365.com"), "\"outlook.office365.com\"");
+        assert_eq!(shown("admin:hunter2@x.example"), "the address");
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::store::lock::RunLock;
 use crate::time::Clock;
 
 const MARKER: &str = ".mailwave-demo";
+/// The largest synthetic estate the demo makes (NHSmail's is 2.1 million).
+const MAX_MAILBOXES: usize = 5_000_000;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -103,9 +105,18 @@ fn demo_profile() -> Profile {
 }
 
 pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
-    if args.mailboxes == 0 {
-        return Err(BadInput("--mailboxes must be at least 1".into()).into());
+    if !(1..=MAX_MAILBOXES).contains(&args.mailboxes) {
+        return Err(BadInput(format!(
+            "--mailboxes must be from 1 to {MAX_MAILBOXES}, got {}",
+            args.mailboxes
+        ))
+        .into());
     }
+    let speed = args
+        .speed
+        .map(crate::time::clock::check_speed)
+        .transpose()
+        .map_err(|e| BadInput(format!("--speed: {e}")))?;
     let dir = &args.dir;
     if dir.exists() {
         let is_demo = dir.join(MARKER).exists();
@@ -178,7 +189,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let last = plan.waves.last().map(|w| w.window_end_utc).unwrap_or(first);
     let origin = first - jiff::SignedDuration::from_hours(1);
     let span = last.duration_since(origin).as_secs_f64() + 6.0 * 3600.0;
-    let speed = args.speed.unwrap_or((span / 45.0).max(1.0));
+    let speed = speed.unwrap_or((span / 45.0).clamp(1.0, crate::time::clock::MAX_SPEED));
     outln!(
         "\n== running against the built-in simulator, {speed:.0}x real time ({:.1} simulated days), throttling and failures on",
         span / 86_400.0

@@ -37,6 +37,9 @@ pub struct ServeArgs {
     pub users: Option<usize>,
 }
 
+/// The largest simulated directory (NHSmail has 2.1 million users).
+const MAX_USERS: usize = 5_000_000;
+
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     let Command::Serve(args) = command;
     let mut profile = match &args.profile {
@@ -46,8 +49,14 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     if let Some(users) = args.users {
         profile.directory_users = users;
     }
-    if args.speed.is_nan() || args.speed <= 0.0 {
-        return Err(BadInput(format!("--speed must be above zero, got {}", args.speed)).into());
+    crate::time::clock::check_speed(args.speed).map_err(|e| BadInput(format!("--speed: {e}")))?;
+    // Every user is made up front: a directory larger than any tenant would only exhaust memory.
+    if profile.directory_users > MAX_USERS {
+        return Err(BadInput(format!(
+            "--users / directory_users must be at most {MAX_USERS}, got {}",
+            profile.directory_users
+        ))
+        .into());
     }
     // The global --clock (MAILWAVE_CLOCK) wins: another process already keeps that time.
     let spec = cli.clock.unwrap_or_else(|| {

@@ -12,19 +12,22 @@ use crate::ui::watch::{self, View};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Seconds between refreshes.
+    /// Seconds between refreshes (0.2 to 3600).
     #[arg(long, default_value_t = 2.0)]
     pub(crate) interval: f64,
     /// Print one frame as plain text and exit (for logs, or where there is no terminal).
     #[arg(long)]
     pub once: bool,
-    /// Width of the `--once` frame, in columns (80 or more).
-    #[arg(long, default_value_t = 100)]
+    /// Width of the `--once` frame, in columns (80 to 500; less is drawn at 80).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(..=MAX_FRAME as i64))]
     pub width: u16,
-    /// Height of the `--once` frame, in lines.
-    #[arg(long, default_value_t = 40)]
+    /// Height of the `--once` frame, in lines (20 to 500; less is drawn at 20).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(..=MAX_FRAME as i64))]
     pub height: u16,
 }
+
+/// The widest and tallest `--once` frame: every cell of it is allocated up front.
+const MAX_FRAME: u16 = 500;
 
 /// What the dashboard keeps between refreshes.
 struct Keep {
@@ -101,8 +104,8 @@ fn zone(cli: &Cli) -> jiff::tz::TimeZone {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
-    if !(args.interval.is_finite() && args.interval >= 0.2) {
-        errln!("error: --interval must be at least 0.2 seconds");
+    if !(0.2..=3600.0).contains(&args.interval) {
+        errln!("error: --interval must be from 0.2 to 3600 seconds");
         return Ok(exit::BAD_INPUT);
     }
     let store = Store::open_read_only(&cli.state)?;
@@ -117,7 +120,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         let view = read(&store, cli, &tz, &mut keep, false)?;
         out!(
             "{}",
-            watch::render_text(&view, args.width.max(80), args.height.max(20))
+            watch::render_text(
+                &view,
+                args.width.clamp(80, MAX_FRAME),
+                args.height.clamp(20, MAX_FRAME)
+            )
         );
         return Ok(exit::OK);
     }

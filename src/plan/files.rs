@@ -50,7 +50,7 @@ pub fn is_batch_name(name: &str) -> bool {
         && name.ends_with(".csv")
         && b[7] == b'-'
         && b[10] == b'-'
-        && &name[13..15] == ".b"
+        && b.get(13..15) == Some(b".b")
         && [3..7, 8..10, 11..13, 15..18]
             .into_iter()
             .all(|r| b[r].iter().all(u8::is_ascii_digit))

@@ -39,6 +39,23 @@ pub struct ClockSpec {
     pub(crate) sim_origin: Timestamp,
 }
 
+/// The fastest a clock may run: a simulated year in about three seconds. Faster is no rehearsal,
+/// and the scaled time must stay inside the calendar.
+pub const MAX_SPEED: f64 = 10_000_000.0;
+/// The slowest: a thousandth of real time.
+pub const MIN_SPEED: f64 = 0.001;
+
+/// A clock speed as an operator gives it (`--speed`, `MAILWAVE_CLOCK`), or why it is refused.
+pub fn check_speed(speed: f64) -> Result<f64, String> {
+    if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
+        Ok(speed)
+    } else {
+        Err(format!(
+            "a clock speed must be from {MIN_SPEED} to {MAX_SPEED}, got {speed}"
+        ))
+    }
+}
+
 impl FromStr for ClockSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<ClockSpec, String> {
@@ -56,11 +73,8 @@ impl FromStr for ClockSpec {
         if parts.next() != Some("scaled") {
             return Err(bad());
         }
-        let speed: f64 = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .filter(|v: &f64| *v > 0.0)
-            .ok_or_else(bad)?;
+        let speed: f64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let speed = check_speed(speed).map_err(|e| format!("{}: {e}", bad()))?;
         // RFC 3339 contains ':' itself, so the two origins are split on the 'Z' that ends the first.
         let rest = [parts.next(), parts.next()]
             .into_iter()
@@ -150,7 +164,9 @@ impl Clock {
                     .unwrap_or(SignedDuration::MAX)
             }
         };
-        let scaled = SignedDuration::from_secs_f64(elapsed.as_secs_f64() * self.speed);
+        // Saturating: a clock made in code (tests, the demo) is not checked like a spec.
+        let scaled = SignedDuration::try_from_secs_f64(elapsed.as_secs_f64() * self.speed)
+            .unwrap_or(SignedDuration::MAX);
         self.sim_origin
             .checked_add(scaled)
             .unwrap_or(Timestamp::MAX)
@@ -158,7 +174,8 @@ impl Clock {
 
     /// How long a stretch of simulated time takes in the reference clock.
     pub(crate) fn real_duration(&self, simulated: SignedDuration) -> Duration {
-        Duration::from_secs_f64((simulated.as_secs_f64() / self.speed).max(0.0))
+        Duration::try_from_secs_f64((simulated.as_secs_f64() / self.speed).max(0.0))
+            .unwrap_or(Duration::MAX)
     }
 
     pub async fn sleep(&self, simulated: SignedDuration) {
@@ -203,6 +220,12 @@ mod tests {
             "two processes with one spec agree to within a minute of sim time: {gap}"
         );
         assert!("scaled:0:x:y".parse::<ClockSpec>().is_err());
+        for speed in ["1e308", "inf", "NaN", "-1", "0.0000001", "10000001"] {
+            let e = format!("scaled:{speed}:2026-11-21T10:00:00Z:2027-01-04T18:00:00Z")
+                .parse::<ClockSpec>()
+                .unwrap_err();
+            assert!(e.contains("from 0.001 to 10000000"), "{speed}: {e}");
+        }
         assert!("fast".parse::<ClockSpec>().is_err());
     }
 

@@ -176,7 +176,7 @@ proptest! {
                 prop_assert!(inv.mailboxes.iter().all(|m| m.address.contains('@')));
             }
         }
-        let _ = mailwave::inventory::check_not_concealed(&bytes);
+        let _ = mailwave::inventory::check_not_concealed(bytes.as_slice());
     }
 
     #[test]
@@ -272,4 +272,137 @@ proptest! {
         let written = Value::String(mailwave::sim::moves::byte_quantified(n));
         prop_assert_eq!(mailwave::exchange::parse_byte_quantified(&written), Some(n));
     }
+}
+
+// ---- operator input that must never end in a panic (issue 20, finding 7) ----------------------
+
+/// A duration as an operator may write one: any number, any unit, or none.
+fn duration_text() -> impl Strategy<Value = String> {
+    let number = prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|f| f.to_string()),
+        "[0-9]{1,25}",
+        Just("999999999999999".to_string()),
+    ];
+    let unit = prop::sample::select(vec![
+        "d", "h", "m", "s", "ms", "", " d", "days", "y", "w", "dd",
+    ]);
+    prop_oneof![
+        4 => (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
+        1 => "\\PC{0,12}",
+    ]
+}
+
+/// A 22-byte name shaped like a batch file, with multi-byte characters anywhere in it.
+fn batch_like_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "mw-[0-9é€]{4}-[0-9é]{2}-[0-9é]{2}[.é]b[0-9é]{3}\\.csv",
+        "\\PC{0,30}",
+        prop::collection::vec(any::<u8>(), 0..30)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    #[test]
+    fn config_durations(d in duration_text(), key in 0usize..10) {
+        let text = match key {
+            0 => format!("[notices]\nbefore = [{d:?}]\n"),
+            1 => format!("[licences]\nbefore = {d:?}\n"),
+            _ => {
+                let k = ["resume_backoff", "prestage_poll", "cutover_poll", "cutover_margin",
+                         "stop_grace", "unreachable_timeout", "call_timeout", "action_poll"][key - 2];
+                format!("[run]\n{k} = {d:?}\n")
+            }
+        };
+        match mailwave::config::Config::parse(Path::new("mailwave.toml"), &text) {
+            Ok(c) => {
+                let most = jiff::SignedDuration::from_hours(24 * 60);
+                prop_assert!(c.notices.before.iter().all(|b| b.is_positive() && *b <= most));
+                prop_assert!(c.licences.before.is_positive() && c.licences.before <= most);
+            }
+            Err(e) => prop_assert!(e.to_string().starts_with("mailwave.toml, line ")),
+        }
+    }
+
+    #[test]
+    fn plan_file_names(name in batch_like_name()) {
+        if mailwave::plan::files::is_batch_name(&name) {
+            prop_assert!(name.is_ascii() && name.len() == 22, "{name}");
+        }
+        // The same name in a plan folder a plan is written over: refused or replaced, no panic.
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("plan");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("plan.json"), "{}").unwrap();
+        if !name.is_empty() && !name.contains(['/', '\0']) && name != "." && name != ".." {
+            let _ = std::fs::write(folder.join(&name), "EmailAddress\n");
+        }
+        let (_, json) = corpus("plan").into_iter().find(|(n, _)| n == "plan.json").unwrap();
+        let plan: mailwave::plan::Plan = serde_json::from_slice(&json).unwrap();
+        let _ = mailwave::plan::files::write(&plan, &folder);
+    }
+
+    #[test]
+    fn clock_specs(
+        speed in prop_oneof![
+            any::<f64>().prop_map(|f| f.to_string()),
+            "[0-9eE+.-]{0,12}",
+            prop::sample::select(vec!["inf".to_string(), "NaN".into(), "1e308".into(), "1e-308".into()]),
+        ],
+        real in prop::sample::select(vec!["-009999-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2026-11-21T10:00:00Z", "9999-12-31T23:59:59Z"]),
+        sim in prop::sample::select(vec!["-009999-01-01T00:00:00Z", "2027-01-04T18:00:00Z", "9999-12-31T23:59:59Z"]),
+    ) {
+        let text = format!("scaled:{speed}:{real}:{sim}");
+        if let Ok(spec) = text.parse::<mailwave::time::ClockSpec>() {
+            prop_assert!((mailwave::time::clock::MIN_SPEED..=mailwave::time::clock::MAX_SPEED).contains(&spec.speed));
+            let clock = mailwave::time::Clock::from_spec(spec);
+            let _ = clock.now();
+            let _ = clock.spec().map(|s| s.to_string());
+        }
+    }
+}
+
+/// `watch --once` at any frame size the command line takes: a frame or a refusal (exit 2),
+/// never a panic or a frame larger than asked.
+#[test]
+fn watch_frame_sizes_through_the_binary() {
+    use crate::helpers::*;
+    let p = Project::new(SMALL_CONFIG);
+    planned_estate(&p, 12, jiff::civil::date(2027, 3, 1));
+    let mut runner = proptest::test_runner::TestRunner::new(cases(12));
+    let sizes = prop_oneof![
+        (any::<u16>(), any::<u16>()),
+        (0u16..600, 0u16..600),
+        Just((65535u16, 65535u16)),
+    ];
+    runner
+        .run(&sizes, |(w, h)| {
+            let out = p.run(&[
+                "watch",
+                "--once",
+                "--width",
+                &w.to_string(),
+                "--height",
+                &h.to_string(),
+            ]);
+            let code = out.status.code();
+            prop_assert!(
+                code == Some(0) || code == Some(2),
+                "{w}x{h}: {}",
+                stderr(&out)
+            );
+            if code == Some(0) {
+                let text = stdout(&out);
+                let (most_w, most_h) = (w.clamp(80, 500) as usize, h.clamp(20, 500) as usize);
+                prop_assert!(text.lines().count() <= most_h, "{w}x{h}");
+                prop_assert!(text.lines().all(|l| l.chars().count() <= most_w), "{w}x{h}");
+            } else {
+                prop_assert!(w > 500 || h > 500, "{w}x{h} refused: {}", stderr(&out));
+            }
+            Ok(())
+        })
+        .unwrap();
 }

@@ -20,7 +20,11 @@ impl<S: MoveService> Coordinator<S> {
     /// When the completer moves a wave's unready mailboxes on.
     pub(super) fn close_time(&self, w: &Wave) -> Timestamp {
         let calls = w.unready() as f64 / self.cfg.requests_per_second;
-        w.window_end - self.cfg.cutover_margin - SignedDuration::from_secs_f64(calls)
+        let sending = SignedDuration::try_from_secs_f64(calls).unwrap_or(SignedDuration::MAX);
+        w.window_end
+            .checked_sub(self.cfg.cutover_margin)
+            .and_then(|t| t.checked_sub(sending))
+            .unwrap_or(Timestamp::MIN)
     }
 
     pub(super) async fn close_windows(&mut self, now: Timestamp) -> Result<(), StoreError> {
