@@ -86,9 +86,20 @@ pub(crate) fn thumbprint_s256(certificate_der: &[u8]) -> String {
 
 impl Credential {
     /// The credential the configuration names: its certificate if it has one, else the secret in
-    /// the environment variable `client_secret_env`.
-    pub(crate) fn from_config(tenant: &crate::config::Tenant) -> Result<Credential, AuthError> {
+    /// the environment variable `client_secret_env`. Like ssh, it is refused while others could
+    /// change the configuration (and so where the credential goes) or read the private key.
+    pub(crate) fn from_config(config: &crate::config::Config) -> Result<Credential, AuthError> {
+        let tenant = &config.tenant;
+        if !crate::config::valid_tenant(&tenant.id) {
+            return Err(AuthError::Credential(format!(
+                "{}: tenant.id must be set to the tenant GUID or a verified domain \
+                 (for example \"contoso.onmicrosoft.com\")",
+                config.path.display()
+            )));
+        }
+        crate::private::check_others_cannot_write(&config.path).map_err(AuthError::Credential)?;
         if let Some(path) = &tenant.certificate {
+            crate::private::check_others_cannot_read(path).map_err(AuthError::Credential)?;
             return Credential::from_pem_file(path, tenant.assertion_algorithm);
         }
         match &tenant.client_secret_env {
@@ -265,6 +276,12 @@ impl TokenProvider {
         ]
         .into_iter()
         .collect();
+        // Never `{authority}//oauth2/...`: a tenant is checked again where the address is made.
+        if !crate::config::valid_tenant(&config.tenant.id) {
+            return Err(AuthError::Credential(
+                "tenant.id must be the tenant GUID or a verified domain".into(),
+            ));
+        }
         let http = policy.client().map_err(|e| AuthError::Network {
             url: String::new(),
             message: crate::http::describe(&e),

@@ -53,6 +53,50 @@ pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
     io::Write::write_all(&mut create(path)?, bytes.as_ref())
 }
 
+/// Opens `path` only if it is a plain file: never through a link, and never waiting on a FIFO or
+/// a device (a plain open of a FIFO waits for a writer, forever). With `write`, a missing file is
+/// created readable by its owner only; nothing is truncated. Anything else is an error saying
+/// what it is.
+pub fn open_plain(path: &Path, write: bool) -> io::Result<File> {
+    let mut o = options();
+    if write {
+        o.write(true).create(true);
+    } else {
+        o.read(true);
+    }
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            &mut o,
+            (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32,
+        );
+    }
+    let f = o.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            return io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a link; links are not followed",
+            );
+        }
+        e
+    })?;
+    let kind = f.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            if kind.is_dir() {
+                "is a folder, not a plain file"
+            } else {
+                "is not a plain file (a FIFO, a socket or a device)"
+            },
+        ));
+    }
+    // Reads and writes of a plain file never block; the flag only mattered for the open.
+    Ok(f)
+}
+
 /// Creates a folder (and its missing parents) that only its owner can open.
 pub fn create_dir(path: &Path) -> io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
@@ -60,6 +104,94 @@ pub fn create_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(path)
+}
+
+/// A file's permission bits and owner, following links (what `chmod` and `chown` change).
+#[cfg(unix)]
+fn mode_and_owner(path: &Path) -> Result<(u32, u32), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((m.mode() & 0o7777, m.uid()))
+}
+
+#[cfg(unix)]
+fn me() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Refuses, as ssh does, a file that holds where the credential goes (the configuration) when
+/// someone else could change it: writable by group or others, or owned by another user (root
+/// aside). Whoever can change it can point `authority` at a listener of theirs.
+pub fn check_others_cannot_write(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        let (mode, owner) = mode_and_owner(path)?;
+        let p = path.display();
+        if owner != me() && owner != 0 {
+            return Err(format!(
+                "{p} belongs to another user (uid {owner}): whoever owns it can send the \
+                 credential elsewhere. Take it over (`chown $USER {p}`) or copy it"
+            ));
+        }
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "{p} can be changed by group or others (mode {mode:04o}): whoever can change it \
+                 can send the credential elsewhere. Fix: `chmod go-w {p}`"
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Refuses, as ssh does, a private key file that group or others can read.
+pub fn check_others_cannot_read(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        let (mode, _) = mode_and_owner(path)?;
+        if mode & 0o077 != 0 {
+            let p = path.display();
+            return Err(format!(
+                "{p} holds the private key and can be read by group or others (mode {mode:04o}). \
+                 Fix: `chmod 600 {p}`"
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Makes sure the folder that holds the state database is private: one the user owns is narrowed
+/// to 0700 (returning the mode it had, for a log line); one that belongs to someone else is
+/// accepted only if group and others cannot write to it (they could replace the database or
+/// its lock).
+pub fn secure_folder(dir: &Path) -> Result<Option<u32>, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let (mode, owner) = mode_and_owner(dir)?;
+        let d = dir.display();
+        if owner == me() {
+            if mode & 0o077 == 0 {
+                return Ok(None);
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|e| format!("{d}: cannot narrow it to its owner: {e}"))?;
+            return Ok(Some(mode));
+        }
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "{d} belongs to another user (uid {owner}) and group or others can write to it \
+                 (mode {mode:04o}): they could replace the state database. Keep the state in a \
+                 folder of your own (--state)"
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(None)
 }
 
 /// Narrows an existing file to its owner (a database made by an older mailwave, or by hand). By
@@ -112,5 +244,65 @@ mod tests {
         std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o664)).unwrap();
         drop(append(&log).unwrap());
         assert_eq!(mode(&log), 0o600);
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn like_ssh_a_config_others_can_change_and_a_key_others_can_read_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mailwave.toml");
+        std::fs::write(&config, "").unwrap();
+        for ok in [0o600, 0o644, 0o640, 0o400] {
+            chmod(&config, ok);
+            assert!(check_others_cannot_write(&config).is_ok(), "{ok:o}");
+        }
+        for bad in [0o664, 0o646, 0o666] {
+            chmod(&config, bad);
+            let e = check_others_cannot_write(&config).unwrap_err();
+            assert!(
+                e.contains(&format!("`chmod go-w {}`", config.display())),
+                "{e}"
+            );
+            assert!(e.contains(&format!("{bad:04o}")), "{e}");
+        }
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "").unwrap();
+        chmod(&key, 0o600);
+        assert!(check_others_cannot_read(&key).is_ok());
+        for bad in [0o644, 0o640, 0o604] {
+            chmod(&key, bad);
+            let e = check_others_cannot_read(&key).unwrap_err();
+            assert!(e.contains(&format!("`chmod 600 {}`", key.display())), "{e}");
+        }
+        assert!(check_others_cannot_read(&dir.path().join("gone.pem")).is_err());
+    }
+
+    #[test]
+    fn a_state_folder_of_ones_own_is_narrowed_and_a_shared_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        chmod(&state, 0o755);
+        assert_eq!(secure_folder(&state).unwrap(), Some(0o755));
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(secure_folder(&state).unwrap(), None, "already private");
+        // A folder of another user that others can write to. As root, one is made; otherwise
+        // /tmp is one (root's, writable by all).
+        let shared = if me() == 0 {
+            let shared = dir.path().join("shared");
+            std::fs::create_dir(&shared).unwrap();
+            std::os::unix::fs::chown(&shared, Some(65534), Some(65534)).unwrap();
+            chmod(&shared, 0o777);
+            shared
+        } else {
+            std::path::PathBuf::from("/tmp")
+        };
+        let before = mode(&shared);
+        let e = secure_folder(&shared).unwrap_err();
+        assert!(e.contains("belongs to another user"), "{e}");
+        assert_eq!(mode(&shared), before, "refused, not changed");
     }
 }

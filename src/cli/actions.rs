@@ -337,7 +337,7 @@ fn apply_here(cli: &Cli, wait: Duration) -> anyhow::Result<i32> {
         ..RunOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let credential = crate::auth::Credential::from_config(&config.tenant).ok();
+    let credential = crate::auth::Credential::from_config(&config).ok();
     let report = runtime.block_on(async {
         match credential.filter(|_| !config.tenant.id.is_empty()) {
             Some(credential) => {

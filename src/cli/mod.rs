@@ -231,7 +231,9 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return match e {
-                StoreError::PlanRow { .. } | StoreError::UnknownMailbox(_) => exit::BAD_INPUT,
+                StoreError::PlanRow { .. }
+                | StoreError::UnknownMailbox(_)
+                | StoreError::UnsafeFolder(_) => exit::BAD_INPUT,
                 StoreError::Locked(_) => exit::LOCKED,
                 _ => exit::FAILURE,
             };

@@ -110,22 +110,62 @@ fn facts_row(r: &rusqlite::Row) -> rusqlite::Result<MailboxFacts> {
     })
 }
 
-/// The file a command touches after recording actions, so a running mailwave looks at once.
+/// The file a command touches after recording actions, so a running mailwave looks at once. It
+/// is found from the database's real path, as the run lock is: every name for one database
+/// signals the same run.
 pub fn signal_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".actions");
-    db.with_file_name(name)
+    super::lock::beside(db, ".actions")
+}
+
+/// The most of the signal a run reads: a command writes a timestamp, and anything longer is not
+/// from mailwave.
+const MAX_SIGNAL: u64 = 64;
+
+/// Whether a signal that is not a plain file has been reported (once a process is enough).
+static ODD_SIGNAL_REPORTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// A signal path that is a link, a FIFO or a device is never read or written (that could block
+/// the run or write elsewhere); the run then finds actions every `run.action_poll`.
+fn odd_signal(path: &Path, e: &std::io::Error) {
+    if !ODD_SIGNAL_REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            path = %path.display(),
+            reason = %e,
+            "the actions signal is not a plain file; it is ignored, and actions are found every run.action_poll (remove it to have them applied at once)"
+        );
+    }
 }
 
 /// Tells a running mailwave that actions wait (best effort: it also looks now and then anyway).
 pub fn signal(db: &Path) {
+    let path = signal_path(db);
     let stamp = jiff::Timestamp::now().as_nanosecond().to_string();
-    let _ = crate::private::write(&signal_path(db), stamp);
+    match crate::private::open_plain(&path, true) {
+        Ok(mut f) => {
+            let _ = f.set_len(0);
+            let _ = std::io::Write::write_all(&mut f, stamp.as_bytes());
+        }
+        Err(e) => odd_signal(&path, &e),
+    }
 }
 
-/// The signal's current mark (its contents), to compare with the last one seen.
+/// The signal's current mark (its first bytes), to compare with the last one seen. None when
+/// there is no signal, or it is not a plain file.
 pub fn signal_mark(db: &Path) -> Option<String> {
-    std::fs::read_to_string(signal_path(db)).ok()
+    let path = signal_path(db);
+    match crate::private::open_plain(&path, false) {
+        Ok(f) => {
+            let mut mark = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_SIGNAL), &mut mark).ok()?;
+            Some(String::from_utf8_lossy(&mark).into_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            odd_signal(&path, &e);
+            None
+        }
+    }
 }
 
 impl Store {

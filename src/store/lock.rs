@@ -29,6 +29,12 @@ pub struct RunLock {
 /// The lock file of `db`, from the database's real path: two names for one database (a symlink,
 /// `./state` and `state`) must find the same lock.
 pub(crate) fn lock_path(db: &Path) -> PathBuf {
+    beside(db, ".lock")
+}
+
+/// A file named after the database with `suffix`, beside the database's real path (its folder
+/// resolved through links, so every name for one database finds the same file).
+pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
     let real = std::fs::canonicalize(db).unwrap_or_else(|_| {
         let parent = db.parent().filter(|p| !p.as_os_str().is_empty());
         let parent = parent
@@ -41,7 +47,7 @@ pub(crate) fn lock_path(db: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".lock");
+    name.push(suffix);
     real.with_file_name(name)
 }
 
@@ -78,6 +84,7 @@ impl RunLock {
         {
             crate::private::create_dir(parent).map_err(io)?;
         }
+        super::secure_state_folder(db)?;
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]

@@ -59,6 +59,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Locked(String),
+    #[error("{0}")]
+    UnsafeFolder(String),
     #[error("illegal transition for {mailbox}: {from} -> {to}")]
     IllegalTransition {
         mailbox: String,
@@ -138,6 +140,25 @@ fn check_header(path: &Path) -> Result<bool> {
     }
 }
 
+/// Makes the folder that holds the database the operator's alone before anything is written in
+/// it (see [`crate::private::secure_folder`]): narrowed if it is theirs, refused if others can
+/// write to it.
+pub(crate) fn secure_state_folder(db: &Path) -> Result<()> {
+    let folder = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match crate::private::secure_folder(folder) {
+        Ok(Some(was)) => tracing::info!(
+            folder = %folder.display(),
+            "narrowed the state folder to its owner (0700, it was {was:04o}): it holds the database that names every mailbox"
+        ),
+        Ok(None) => {}
+        Err(m) => return Err(StoreError::UnsafeFolder(m)),
+    }
+    Ok(())
+}
+
 /// Creates the database file readable by its owner only: it names every mailbox in the estate.
 fn create_private(path: &Path) -> Result<()> {
     let io = |source| StoreError::Io {
@@ -209,6 +230,7 @@ impl Store {
         if !check_header(path)? {
             create_private(path)?;
         }
+        secure_state_folder(path)?;
         // A database made by an older mailwave, or copied by hand, may be readable by others.
         crate::private::tighten(path).map_err(|source| StoreError::Io {
             path: path.to_path_buf(),
