@@ -92,22 +92,9 @@ fn write_rejected(path: &Path, rows: &[(&Path, &RowError)]) -> anyhow::Result<()
 fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
     use crate::directory::Directory;
     let config = crate::config::Config::load(&cli.config)?;
-    let credential = crate::auth::Credential::from_config(&config.tenant)?;
+    let credential = crate::auth::Credential::from_config(&config)?;
     let clock = cli.clock();
     let policy = config.run.http();
-    let runtime = tokio::runtime::Runtime::new()?;
-    let csv = runtime.block_on(async {
-        let tokens = std::sync::Arc::new(crate::auth::TokenProvider::new(
-            policy, &config, credential, clock,
-        )?);
-        let graph = crate::directory::graph::GraphClient::new(
-            crate::directory::graph::RestGraph::new(policy, &config.endpoints.graph, tokens)
-                .map_err(BadInput)?,
-        );
-        anyhow::Ok(graph.mailbox_usage_report(period).await?)
-    })?;
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    inventory::check_not_concealed(&csv).map_err(BadInput)?;
     let dir = cli
         .state
         .parent()
@@ -117,7 +104,37 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
         crate::private::create_dir(dir)?;
     }
     let path = dir.join(format!("graph-mailbox-usage-{period}.csv"));
-    crate::private::write(&path, csv)?;
+    // The report (hundreds of MB for millions of mailboxes) goes to a private file as it
+    // arrives, never into memory, and replaces the last one only once it is whole and usable.
+    let partial = dir.join(format!(
+        ".graph-mailbox-usage-{period}.csv.{}.part",
+        std::process::id()
+    ));
+    let fetched = (|| {
+        let mut file = std::io::BufWriter::new(crate::private::create(&partial)?);
+        let runtime = tokio::runtime::Runtime::new()?;
+        let got = runtime.block_on(async {
+            let tokens = std::sync::Arc::new(crate::auth::TokenProvider::new(
+                policy, &config, credential, clock,
+            )?);
+            let graph = crate::directory::graph::GraphClient::new(
+                crate::directory::graph::RestGraph::new(policy, &config.endpoints.graph, tokens)
+                    .map_err(BadInput)?,
+            );
+            anyhow::Ok(graph.mailbox_usage_report(period, &mut file).await?)
+        });
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        got?;
+        std::io::Write::flush(&mut file)?;
+        drop(file);
+        inventory::check_not_concealed(std::fs::File::open(&partial)?).map_err(BadInput)?;
+        std::fs::rename(&partial, &path)?;
+        anyhow::Ok(())
+    })();
+    if fetched.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    fetched?;
     outln!(
         "downloaded the {period} mailbox usage report to {}",
         path.display()

@@ -20,8 +20,9 @@ use crate::auth::{Credential, Resource, TokenProvider};
 use crate::config::Config;
 use crate::directory::graph::{GraphClient, RestGraph};
 use crate::directory::{Directory, Sku, User, has_exchange_licence};
+use crate::engine::jobs::{Executor, Retry};
 use crate::exchange::rest::RestTransport;
-use crate::exchange::{Call, ExchangeClient, MoveService, ServiceError, parse_request};
+use crate::exchange::{Call, ExchangeClient, MoveService, ServiceError, gather};
 use crate::format::few;
 use crate::store::status::WaveStatus;
 use crate::store::{State, Store};
@@ -115,7 +116,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     }
     drop(store);
 
-    let credential = Credential::from_config(&config.tenant)?;
+    let credential = Credential::from_config(&config)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let checks = runtime.block_on(async {
         let policy = config.run.http();
@@ -133,6 +134,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         let graph = GraphClient::new(
             RestGraph::new(policy, &config.endpoints.graph, tokens.clone()).map_err(BadInput)?,
         );
+        // Every call goes as a run's would: at `run.requests_per_second`, a 429 waited out and
+        // asked again, a transient failure retried. Ctrl-C ends the command as it is.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let exchange = Executor::new(Arc::new(exchange), clock, &config.run, stop.clone());
+        let graph = Executor::new(Arc::new(graph), clock, &config.run, stop);
         anyhow::Ok(checks(&config, now, &tokens, &exchange, &graph, &waves, &members).await)
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -185,8 +191,8 @@ async fn checks<T, G>(
     config: &Config,
     now: Timestamp,
     tokens: &Arc<TokenProvider>,
-    exchange: &ExchangeClient<T>,
-    graph: &GraphClient<G>,
+    exchange: &Executor<ExchangeClient<T>>,
+    graph: &Executor<GraphClient<G>>,
     waves: &[WaveStatus],
     members: &HashMap<String, Vec<(String, State)>>,
 ) -> Vec<Check>
@@ -212,11 +218,14 @@ where
         }
     }
 
+    let (ex, g) = (&exchange.service, &graph.service);
     // Exchange: a listing of a batch that cannot exist proves the role allows Get-MoveRequest.
     let mut requests: Option<Vec<crate::exchange::MoveRequest>> = None;
     if ok_tokens[0] {
         match exchange
-            .list_batch(Call::new(), "mailwave-preflight-probe", None)
+            .call("Get-MoveRequest", Retry::Transient, || {
+                ex.list_batch(Call::new(), "mailwave-preflight-probe", None)
+            })
             .await
         {
             Ok(_) => out.push(check(
@@ -233,7 +242,12 @@ where
             )),
         }
         let endpoint = config.migration.source_endpoint.as_deref();
-        match exchange.endpoint_limits(Call::new(), endpoint).await {
+        match exchange
+            .call("Get-MigrationEndpoint", Retry::Transient, || {
+                ex.endpoint_limits(Call::new(), endpoint)
+            })
+            .await
+        {
             Ok(l) => out.push(check(
                 "migration endpoint",
                 None,
@@ -251,10 +265,14 @@ where
                 failed("Get-MigrationEndpoint", &e),
             )),
         }
-        let mut p = serde_json::Map::new();
-        p.insert("ResultSize".into(), serde_json::json!("Unlimited"));
-        match exchange.invoke_raw(Call::new(), "Get-MoveRequest", p).await {
-            Ok(values) => requests = Some(values.iter().map(parse_request).collect()),
+        let call = &Call::new();
+        let listing = gather("Get-MoveRequest", |next| {
+            exchange.call("Get-MoveRequest", Retry::Transient, move || {
+                ex.tenant_requests_page(call, next.clone())
+            })
+        });
+        match listing.await {
+            Ok(list) => requests = Some(list),
             Err(e) => out.push(check(
                 "existing requests",
                 None,
@@ -267,7 +285,16 @@ where
     // Graph: every user once, and the licences.
     let mut users: Option<(HashMap<String, User>, Vec<Sku>)> = None;
     if ok_tokens[1] {
-        match (graph.list_users().await, graph.subscribed_skus().await) {
+        let listed = gather("users", |next| {
+            graph.call("users", Retry::Transient, move || {
+                g.users_page(next.clone())
+            })
+        })
+        .await;
+        let skus = graph
+            .call("subscribedSkus", Retry::Transient, || g.subscribed_skus())
+            .await;
+        match (listed, skus) {
             (Ok(list), Ok(skus)) => {
                 let mut by_address = HashMap::new();
                 for u in list {

@@ -50,8 +50,13 @@ pub trait GraphTransport: Send + Sync + 'static {
         target: &str,
         body: Option<&Value>,
     ) -> impl Future<Output = Result<GraphReply, Failure>> + Send;
-    /// Fetches a short-lived download URL, without the token.
-    fn download(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
+    /// Fetches a short-lived download URL, without the token, into `to`; returns the bytes
+    /// written.
+    fn download(
+        &self,
+        url: &str,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> impl Future<Output = Result<u64, Failure>> + Send;
 }
 
 /// The one [`Directory`] implementation, over any transport.
@@ -84,6 +89,47 @@ fn json_of(reply: &GraphReply, what: &str) -> Res<Value> {
         status: 502,
         message: format!("{what}: unreadable answer ({e})"),
     })
+}
+
+/// A 2xx answer that is not what Graph answers (an error inside it, another shape) is a transient
+/// failure, never a success: as Exchange's answers are read.
+pub(crate) fn wrong_answer(what: &str, why: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Transient {
+        status: 502,
+        message: format!("{what}: {why}"),
+    }
+}
+
+/// An `error` object inside a 2xx answer, as the failure it is.
+fn error_inside(v: &Value, what: &str) -> Res<()> {
+    match v.get("error") {
+        Some(e) => Err(wrong_answer(
+            what,
+            format_args!(
+                "an error in a success answer: {}",
+                e["message"].as_str().unwrap_or("(no message)")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The `value` list of a listing answer.
+fn value_list<'a>(v: &'a Value, what: &str) -> Res<&'a Vec<Value>> {
+    v["value"]
+        .as_array()
+        .ok_or_else(|| wrong_answer(what, "an answer without a value list"))
+}
+
+/// A user as Graph gives one: an object with its id and principal name.
+fn user_of(v: &Value, what: &str) -> Res<User> {
+    if !(v["id"].is_string() && v["userPrincipalName"].is_string()) {
+        return Err(wrong_answer(
+            what,
+            "a user without an id or userPrincipalName: not Graph's shape",
+        ));
+    }
+    Ok(User::from_json(v))
 }
 
 fn failed(f: Failure) -> ServiceError {
@@ -119,7 +165,9 @@ impl<T: GraphTransport> GraphClient<T> {
         if reply.body.is_empty() {
             return Ok(Value::Null);
         }
-        json_of(&reply, target)
+        let v = json_of(&reply, target)?;
+        error_inside(&v, target)?;
+        Ok(v)
     }
 }
 
@@ -141,8 +189,11 @@ impl<T: GraphTransport> GraphClient<T> {
                 r
             }).collect::<Vec<_>>()});
             let v = self.call(Method::Post, "/v1.0/$batch", Some(&body)).await?;
+            let responses = v["responses"]
+                .as_array()
+                .ok_or_else(|| wrong_answer("$batch", "an answer without a responses list"))?;
             let mut answers: Vec<Option<BatchAnswer>> = vec![None; chunk.len()];
-            for r in v["responses"].as_array().into_iter().flatten() {
+            for r in responses {
                 let Some(i) = r["id"].as_str().and_then(|i| i.parse::<usize>().ok()) else {
                     continue;
                 };
@@ -216,28 +267,31 @@ impl<T: GraphTransport> Licensing for GraphClient<T> {
     }
 }
 
+impl<T: GraphTransport> GraphClient<T> {
+    /// One page of the users (the first with `None`, then each `@odata.nextLink`), read into
+    /// records. A caller that paces its own requests (preflight) pages with this and
+    /// [`crate::exchange::gather`].
+    pub async fn users_page(&self, next: Option<String>) -> Res<(Vec<User>, Option<String>)> {
+        let target = next.unwrap_or_else(|| format!("/v1.0/users?$select={USER_FIELDS}&$top=999"));
+        let v = self.call(Method::Get, &target, None).await?;
+        let users = value_list(&v, "users")?
+            .iter()
+            .map(|u| user_of(u, "users"))
+            .collect::<Res<Vec<User>>>()?;
+        Ok((users, v["@odata.nextLink"].as_str().map(str::to_string)))
+    }
+}
+
 impl<T: GraphTransport> Directory for GraphClient<T> {
     async fn list_users(&self) -> Res<Vec<User>> {
-        let mut users = Vec::new();
-        let mut target = format!("/v1.0/users?$select={USER_FIELDS}&$top=999");
-        let mut pager = crate::exchange::Pager::default();
-        loop {
-            let v = self.call(Method::Get, &target, None).await?;
-            let page = v["value"]
-                .as_array()
-                .ok_or_else(|| ServiceError::Transient {
-                    status: 502,
-                    message: "users: an answer without a value list".into(),
-                })?;
-            users.extend(page.iter().map(User::from_json));
-            match v["@odata.nextLink"].as_str() {
-                Some(next) => target = pager.follow("users", next.to_string())?,
-                None => return Ok(users),
-            }
-        }
+        crate::exchange::gather("users", |next| self.users_page(next)).await
     }
 
-    async fn mailbox_usage_report(&self, period: &str) -> Res<Vec<u8>> {
+    async fn mailbox_usage_report(
+        &self,
+        period: &str,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> Res<u64> {
         let target = format!("/v1.0/reports/getMailboxUsageDetail(period='{period}')");
         let reply = self
             .transport
@@ -252,28 +306,31 @@ impl<T: GraphTransport> Directory for GraphClient<T> {
                     status: reply.status,
                     message: "the report's redirect has no Location".into(),
                 })?;
-                self.transport.download(&location).await.map_err(failed)
+                self.transport.download(&location, to).await.map_err(failed)
             }
-            200..=299 => Ok(reply.body),
+            200..=299 => {
+                to.write_all(&reply.body)
+                    .map_err(|e| ServiceError::Permanent {
+                        status: 0,
+                        message: format!("the report could not be written: {e}"),
+                    })?;
+                Ok(reply.body.len() as u64)
+            }
             _ => Err(failure_of(&reply)),
         }
     }
 
     async fn subscribed_skus(&self) -> Res<Vec<Sku>> {
         let v = self.call(Method::Get, "/v1.0/subscribedSkus", None).await?;
-        Ok(v["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        Ok(value_list(&v, "subscribedSkus")?
+            .iter()
             .map(Sku::from_json)
             .collect())
     }
 
     async fn get_user(&self, user: &str) -> Res<User> {
         let target = format!("/v1.0/users/{}?$select={USER_FIELDS}", segment(user));
-        Ok(User::from_json(
-            &self.call(Method::Get, &target, None).await?,
-        ))
+        user_of(&self.call(Method::Get, &target, None).await?, "user")
     }
 
     async fn assign_licence(&self, user: &str, sku_id: &str) -> Res<()> {
@@ -288,9 +345,29 @@ impl<T: GraphTransport> Directory for GraphClient<T> {
     async fn send_mail(&self, sender: &str, message: &Message) -> Res<()> {
         let body = mail_body(message);
         let target = format!("/v1.0/users/{}/sendMail", segment(sender));
-        self.call(Method::Post, &target, Some(&body))
+        let reply = self
+            .transport
+            .send(Method::Post, &target, Some(&body))
             .await
-            .map(|_| ())
+            .map_err(failed)?;
+        match reply.status {
+            // What Graph answers a message it took: 202 Accepted, with nothing in it.
+            202 if reply.body.iter().all(u8::is_ascii_whitespace) => Ok(()),
+            // Anything else that says 2xx reached Graph, so the message may have gone: the
+            // status is kept, and the notices count it uncertain, never sent and never again.
+            status @ 200..=299 => Err(ServiceError::Transient {
+                status,
+                message: format!(
+                    "sendMail answered {status}{}, not a plain 202 Accepted: the message may have gone",
+                    if reply.body.is_empty() {
+                        ""
+                    } else {
+                        " with a body"
+                    }
+                ),
+            }),
+            _ => Err(failure_of(&reply)),
+        }
     }
 }
 
@@ -409,7 +486,11 @@ impl GraphTransport for RestGraph {
         }
     }
 
-    async fn download(&self, url: &str) -> Result<Vec<u8>, Failure> {
+    async fn download(
+        &self,
+        url: &str,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, Failure> {
         // A fresh request without the token; the URL is never put in a message (it is a
         // credential until it expires).
         let url = http::check_endpoint(url)
@@ -422,9 +503,6 @@ impl GraphTransport for RestGraph {
             .await
             .map_err(|e| network(format!("report download: {}", http::describe(&e))))?;
         let status = response.status().as_u16();
-        let body = http::read_capped(response, self.policy.body_cap(CallClass::Report))
-            .await
-            .map_err(|e| network(format!("report download: {e}")))?;
         if !(200..300).contains(&status) {
             return Err(Failure {
                 status,
@@ -434,7 +512,10 @@ impl GraphTransport for RestGraph {
                 retry_after: None,
             });
         }
-        Ok(body)
+        // Hundreds of MB for a large tenant: written out as it comes, never held.
+        http::copy_capped(response, self.policy.body_cap(CallClass::Report), to)
+            .await
+            .map_err(|e| network(format!("report download: {e}")))
     }
 }
 

@@ -108,8 +108,13 @@ type Res<T> = Result<T, ServiceError>;
 pub trait Directory: Send + Sync + 'static {
     /// Every user (all pages).
     fn list_users(&self) -> impl Future<Output = Res<Vec<User>>> + Send;
-    /// The mailbox usage report CSV for `period` (D7, D30, D90, D180).
-    fn mailbox_usage_report(&self, period: &str) -> impl Future<Output = Res<Vec<u8>>> + Send;
+    /// The mailbox usage report CSV for `period` (D7, D30, D90, D180), written to `to` as it
+    /// comes; returns its size.
+    fn mailbox_usage_report(
+        &self,
+        period: &str,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> impl Future<Output = Res<u64>> + Send;
     fn subscribed_skus(&self) -> impl Future<Output = Res<Vec<Sku>>> + Send;
     fn get_user(&self, user: &str) -> impl Future<Output = Res<User>> + Send;
     fn assign_licence(&self, user: &str, sku_id: &str) -> impl Future<Output = Res<()>> + Send;
@@ -129,7 +134,16 @@ impl BatchAnswer {
     /// The answer as a result, classified like any Graph answer.
     pub fn result(&self) -> Res<&Value> {
         if (200..300).contains(&self.status) {
-            Ok(&self.body)
+            match self.body.get("error") {
+                Some(e) => Err(graph::wrong_answer(
+                    "$batch",
+                    format_args!(
+                        "an error in a success answer: {}",
+                        e["message"].as_str().unwrap_or("(no message)")
+                    ),
+                )),
+                None => Ok(&self.body),
+            }
         } else {
             Err(classify(
                 self.status,

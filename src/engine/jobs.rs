@@ -135,9 +135,30 @@ impl<S> Clone for Executor<S> {
     }
 }
 
+impl<S> Executor<S> {
+    /// An executor with the run's pacing of `run`: its rate limit, a gate for 429s and the
+    /// service's health, all its own. The run makes one for Exchange; preflight one per API.
+    pub(crate) fn new(
+        service: Arc<S>,
+        clock: Clock,
+        run: &crate::config::Run,
+        stop: CancellationToken,
+    ) -> Executor<S> {
+        Executor {
+            service,
+            clock,
+            limiter: Arc::new(limits::limiter(clock, run.requests_per_second, run.burst)),
+            gate: Arc::new(Gate::default()),
+            health: Arc::new(Health::default()),
+            metrics: Arc::new(Metrics::default()),
+            stop,
+        }
+    }
+}
+
 /// Whether a transient error (5xx, network) may be retried inside the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
+pub(crate) enum Retry {
     /// Reads and changes that are safe to send again, as the Exchange module does.
     Transient,
     /// Creates: an unknown outcome is settled by evidence, never by a blind retry.
@@ -149,10 +170,16 @@ enum Retry {
 const TRANSIENT_RETRIES: usize = 5;
 const THROTTLE_RETRIES: usize = 50;
 
-impl<S: MoveService> Executor<S> {
+impl<S> Executor<S> {
     /// One call under the health check, the gate and the rate limit; a 429 closes the gate for
     /// everyone and is retried (nothing was done). `NotSent` when the run stops before it goes.
-    async fn call<T, F, Fut>(&self, cmdlet: &str, retry: Retry, f: F) -> Result<T, ServiceError>
+    /// Any API's call may go this way: `f` makes it, whatever the service.
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        cmdlet: &str,
+        retry: Retry,
+        f: F,
+    ) -> Result<T, ServiceError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, ServiceError>>,

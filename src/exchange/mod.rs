@@ -280,17 +280,55 @@ impl Page {
     }
 }
 
-/// Guards a listing's paging: a link that comes back, or more pages than any listing can have,
-/// ends it with an error instead of a loop.
+/// Guards a listing's paging: a link that comes back, more pages than any listing can have, or
+/// more records in all, ends it with an error instead of a loop or a process out of memory.
 #[derive(Debug, Default)]
 pub struct Pager {
     seen: std::collections::HashSet<String>,
+    records: usize,
 }
 
 /// The most pages one listing may take: ten million requests at a thousand a page.
 pub const MAX_PAGES: usize = 10_000;
+/// The most records one listing may gather (users or move requests; NHSmail has 2.1 million),
+/// however many a page holds.
+pub const MAX_RECORDS: usize = 5_000_000;
+
+/// Gathers a listing page by page into records: `page` fetches one page (the first with `None`,
+/// then each `nextLink`) and reads it into records at once, so no more than one page is ever
+/// held as text; the [`Pager`] bounds the pages and the records in all.
+pub async fn gather<R, F, Fut>(what: &str, mut page: F) -> Res<Vec<R>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Res<(Vec<R>, Option<String>)>>,
+{
+    let mut out = Vec::new();
+    let mut pager = Pager::default();
+    let mut next = None;
+    loop {
+        let (records, link) = page(next.take()).await?;
+        pager.took(what, records.len())?;
+        out.extend(records);
+        match link {
+            Some(link) => next = Some(pager.follow(what, link)?),
+            None => return Ok(out),
+        }
+    }
+}
 
 impl Pager {
+    /// Counts a page's records against the listing's total.
+    pub fn took(&mut self, what: &str, records: usize) -> Res<()> {
+        self.records = self.records.saturating_add(records);
+        if self.records > MAX_RECORDS {
+            return Err(ServiceError::Transient {
+                status: 502,
+                message: format!("{what}: more than {MAX_RECORDS} records; the listing was ended"),
+            });
+        }
+        Ok(())
+    }
+
     pub fn follow(&mut self, cmdlet: &str, link: String) -> Res<String> {
         if self.seen.len() >= MAX_PAGES {
             return Err(ServiceError::Transient {
@@ -546,6 +584,19 @@ impl<T: Transport> ExchangeClient<T> {
         }
     }
 
+    /// One page of a cmdlet's answer read as `R`s, and the link to the next page if any. A caller
+    /// that paces its own requests (preflight) pages with this and [`gather`].
+    pub async fn page<R: serde::de::DeserializeOwned>(
+        &self,
+        call: &Call,
+        cmdlet: &str,
+        body: &Value,
+        next: Option<&str>,
+    ) -> Res<(Vec<R>, Option<String>)> {
+        let page = self.invoke_page(call, cmdlet, body, next).await?;
+        Ok((page.read::<R>(cmdlet)?, page.next_link))
+    }
+
     /// Runs a cmdlet and gathers every page, read as `R`s.
     async fn invoke<R: serde::de::DeserializeOwned>(
         &self,
@@ -553,20 +604,46 @@ impl<T: Transport> ExchangeClient<T> {
         cmdlet: &str,
         parameters: Map<String, Value>,
     ) -> Res<Vec<R>> {
+        let body = &cmdlet_body(cmdlet, parameters);
+        gather(cmdlet, |next| async move {
+            self.page::<R>(call, cmdlet, body, next.as_deref()).await
+        })
+        .await
+    }
+
+    /// One page of every move request in the tenant, whatever its batch (preflight's look for
+    /// requests in the way of a wave).
+    pub async fn tenant_requests_page(
+        &self,
+        call: &Call,
+        next: Option<String>,
+    ) -> Res<(Vec<MoveRequest>, Option<String>)> {
+        let mut p = Map::new();
+        p.insert("ResultSize".into(), json!("Unlimited"));
+        let body = cmdlet_body("Get-MoveRequest", p);
+        let (requests, next) = self
+            .page::<WireRequest>(call, "Get-MoveRequest", &body, next.as_deref())
+            .await?;
+        Ok((requests.into_iter().map(MoveRequest::from).collect(), next))
+    }
+
+    /// Runs a cmdlet that answers one object (a create, `-Identity`): the first of its first page.
+    /// No further page is asked for, so an answer cannot grow past one page.
+    async fn invoke_one(
+        &self,
+        call: &Call,
+        cmdlet: &str,
+        parameters: Map<String, Value>,
+    ) -> Res<Value> {
         let body = cmdlet_body(cmdlet, parameters);
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        let mut pager = Pager::default();
-        loop {
-            let page = self
-                .invoke_page(call, cmdlet, &body, next.as_deref())
-                .await?;
-            out.extend(page.read::<R>(cmdlet)?);
-            match page.next_link {
-                Some(link) => next = Some(pager.follow(cmdlet, link)?),
-                None => return Ok(out),
-            }
-        }
+        let (values, _) = self.page::<Value>(call, cmdlet, &body, None).await?;
+        values
+            .into_iter()
+            .next()
+            .ok_or_else(|| ServiceError::Permanent {
+                status: 200,
+                message: format!("{cmdlet} answered with no object"),
+            })
     }
 
     async fn identity_cmdlet(
@@ -587,16 +664,6 @@ impl<T: Transport> ExchangeClient<T> {
     }
 }
 
-fn first(values: Vec<Value>, what: &str) -> Res<Value> {
-    values
-        .into_iter()
-        .next()
-        .ok_or_else(|| ServiceError::Permanent {
-            status: 200,
-            message: format!("{what} answered with no object"),
-        })
-}
-
 impl<T: Transport> MoveService for ExchangeClient<T> {
     async fn create(&self, call: Call, r: &NewMove) -> Res<MoveRequest> {
         let mut p = Map::new();
@@ -615,8 +682,9 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
         if let Some(e) = &r.source_endpoint {
             p.insert("SourceEndpoint".into(), json!(e));
         }
-        let v = self.invoke(&call, "New-MoveRequest", p).await?;
-        Ok(parse_request(&first(v, "New-MoveRequest")?))
+        Ok(parse_request(
+            &self.invoke_one(&call, "New-MoveRequest", p).await?,
+        ))
     }
 
     async fn list_batch(
@@ -664,15 +732,19 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
     async fn get(&self, call: Call, identity: &str) -> Res<MoveRequest> {
         let mut p = Map::new();
         p.insert("Identity".into(), json!(identity));
-        let v = self.invoke(&call, "Get-MoveRequest", p).await?;
-        Ok(parse_request(&first(v, "Get-MoveRequest")?))
+        Ok(parse_request(
+            &self.invoke_one(&call, "Get-MoveRequest", p).await?,
+        ))
     }
 
     async fn statistics(&self, call: Call, identity: &str) -> Res<MoveStatistics> {
         let mut p = Map::new();
         p.insert("Identity".into(), json!(identity));
-        let v = self.invoke(&call, "Get-MoveRequestStatistics", p).await?;
-        Ok(parse_statistics(&first(v, "Get-MoveRequestStatistics")?))
+        Ok(parse_statistics(
+            &self
+                .invoke_one(&call, "Get-MoveRequestStatistics", p)
+                .await?,
+        ))
     }
 
     async fn approve_skipped_items(&self, call: Call, identity: &str, at: Timestamp) -> Res<()> {
@@ -729,10 +801,7 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
         if let Some(e) = endpoint {
             p.insert("Identity".into(), json!(e));
         }
-        let v = first(
-            self.invoke(&call, "Get-MigrationEndpoint", p).await?,
-            "Get-MigrationEndpoint",
-        )?;
+        let v = self.invoke_one(&call, "Get-MigrationEndpoint", p).await?;
         let n = |k: &str| {
             v.get(k).and_then(|x| {
                 x.as_u64()
@@ -750,6 +819,31 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_listing_ends_past_its_total_however_its_pages_are_cut() {
+        // Pages of a million records (zero-sized: the cap is what is tested, not memory), each
+        // with a new link: the sixth passes the total and ends the listing.
+        let mut pages = 0;
+        let e = gather::<(), _, _>("Get-MoveRequest", |_| {
+            pages += 1;
+            let n = pages;
+            async move { Ok((vec![(); 1_000_000], Some(format!("https://h/next?{n}")))) }
+        })
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("more than 5000000 records"), "{e}");
+        assert_eq!(pages, 6);
+        let all = gather::<u8, _, _>("users", |next| async move {
+            Ok(match next {
+                None => (vec![1, 2], Some("https://h/2".to_string())),
+                Some(_) => (vec![3], None),
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(all, [1, 2, 3]);
+    }
 
     #[test]
     fn datetimes_have_seven_fraction_digits() {

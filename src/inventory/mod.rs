@@ -160,8 +160,11 @@ fn format_rejections(path: &Path, errors: &[RowError], total: usize) -> String {
 
 /// Refuses a usage report whose names are concealed: with `displayConcealedNames` on, Graph replaces
 /// every user principal name with a hash, and nothing can be migrated by hash.
-pub fn check_not_concealed(csv: &[u8]) -> Result<(), String> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv);
+pub fn check_not_concealed(csv: impl std::io::Read) -> Result<(), String> {
+    // The first 200 rows are a few kB; a megabyte bounds what a hostile first line can take.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(std::io::Read::take(csv, 1 << 20));
     let Ok(headers) = reader.headers().cloned() else {
         return Ok(());
     };

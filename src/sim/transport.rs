@@ -160,7 +160,11 @@ impl GraphTransport for LocalGraph {
         )
     }
 
-    async fn download(&self, _url: &str) -> Result<Vec<u8>, Failure> {
+    async fn download(
+        &self,
+        _url: &str,
+        _to: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, Failure> {
         Err(Failure {
             status: 404,
             body: None,

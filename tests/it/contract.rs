@@ -417,7 +417,9 @@ async fn graph_users_report_licences_and_mail() {
         "2,500 less the 1% deleted, over three pages of 999"
     );
 
-    let csv = graph.mailbox_usage_report("D7").await.unwrap();
+    let mut csv = Vec::new();
+    let size = graph.mailbox_usage_report("D7", &mut csv).await.unwrap();
+    assert_eq!(size, csv.len() as u64);
     let stats = h.sim.with_directory(|d| d.stats.clone());
     assert_eq!(stats.report_downloads, 1);
     assert_eq!(
@@ -429,7 +431,7 @@ async fn graph_users_report_licences_and_mail() {
     let (inv, _) = mailwave::inventory::read_mailboxes(file.path(), &Default::default()).unwrap();
     assert_eq!(inv.mailboxes.len() as u64 + inv.deleted_skipped, 2_500);
     assert_eq!(inv.deleted_skipped, 25);
-    assert!(mailwave::inventory::check_not_concealed(&csv).is_ok());
+    assert!(mailwave::inventory::check_not_concealed(csv.as_slice()).is_ok());
 
     let skus = graph.subscribed_skus().await.unwrap();
     assert!(skus[0].includes_exchange());
@@ -479,8 +481,12 @@ async fn concealed_report_names_are_detected() {
         ..quiet()
     })
     .await;
-    let csv = h.graph().mailbox_usage_report("D30").await.unwrap();
-    let err = mailwave::inventory::check_not_concealed(&csv).unwrap_err();
+    let mut csv = Vec::new();
+    h.graph()
+        .mailbox_usage_report("D30", &mut csv)
+        .await
+        .unwrap();
+    let err = mailwave::inventory::check_not_concealed(csv.as_slice()).unwrap_err();
     assert!(err.contains("displayConcealedNames"), "{err}");
 }
 

@@ -484,4 +484,171 @@ mod net {
             .count();
         assert_eq!(token_requests, 1, "one fetch for all eight callers");
     }
+
+    fn graph(
+        server: &Server,
+    ) -> mailwave::directory::graph::GraphClient<mailwave::directory::graph::RestGraph> {
+        let config = config(&server.base);
+        let tokens = Arc::new(
+            TokenProvider::new(
+                config.run.http(),
+                &config,
+                Credential::Secret(Secret::new("net-test-secret")),
+                mailwave::time::Clock::real(),
+            )
+            .unwrap(),
+        );
+        mailwave::directory::graph::GraphClient::new(
+            mailwave::directory::graph::RestGraph::new(
+                config.run.http(),
+                &config.endpoints.graph,
+                tokens,
+            )
+            .unwrap(),
+        )
+    }
+
+    /// Finding 11: Graph's 2xx answers were taken as they came: a sendMail answered 200 with an
+    /// error in it counted as sent. Now a 2xx with an error or another shape is a classified
+    /// error, and sendMail is a success only as a clean 202 (otherwise its status is kept, so the
+    /// notices count it uncertain).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn graph_answers_are_checked_like_exchanges() {
+        use mailwave::directory::{Directory, Message};
+        let error =
+            json!({"error": {"code": "ErrorMessageSubmissionBlocked", "message": "blocked"}});
+        // What each call says of each answer (None: it is a fine answer for that call).
+        let cases: Vec<(Reply, [Option<&str>; 3])> = vec![
+            (
+                Reply::Json(200, Some(error.clone())),
+                [Some("an error in a success answer"); 3],
+            ),
+            (
+                Reply::Json(200, Some(json!({"value": [{"foo": 1}]}))),
+                [Some("without an id"), None, Some("without an id")],
+            ),
+            (
+                Reply::Json(200, Some(json!({"users": []}))),
+                [
+                    Some("without a value list"),
+                    Some("without a value list"),
+                    Some("without an id"),
+                ],
+            ),
+            (
+                Reply::Raw(200, vec![], b"<html>sign in</html>".to_vec()),
+                [Some("unreadable answer"); 3],
+            ),
+        ];
+        for (reply, expected) in cases {
+            let shown = format!("{reply:?}");
+            let server = Server::start(move |req, _| {
+                if req.path.ends_with("/oauth2/v2.0/token") {
+                    misbehave::token()
+                } else {
+                    reply.clone()
+                }
+            });
+            let g = graph(&server);
+            let got = [
+                g.list_users().await.map(|_| ()),
+                g.subscribed_skus().await.map(|_| ()),
+                g.get_user("amy@contoso.com").await.map(|_| ()),
+            ];
+            for (got, expected) in got.into_iter().zip(expected) {
+                match (got, expected) {
+                    (Ok(()), None) => {}
+                    (Err(e @ ServiceError::Transient { status: 502, .. }), Some(why))
+                        if e.to_string().contains(why) => {}
+                    (got, expected) => panic!("{shown}: {got:?}, expected {expected:?}"),
+                }
+            }
+        }
+
+        let message = Message {
+            to: vec!["amy@contoso.com".into()],
+            subject: "Your mailbox moves tonight".into(),
+            body: "Hello".into(),
+            html: false,
+            reply_to: None,
+        };
+        for (reply, sent) in [
+            (Reply::Json(202, None), true),
+            (Reply::Json(200, Some(error.clone())), false),
+            (Reply::Json(200, None), false),
+            (Reply::Json(204, None), false),
+            (Reply::Json(202, Some(error.clone())), false),
+        ] {
+            let shown = format!("{reply:?}");
+            let server = Server::start(move |req, _| {
+                if req.path.ends_with("/oauth2/v2.0/token") {
+                    misbehave::token()
+                } else {
+                    reply.clone()
+                }
+            });
+            let r = graph(&server)
+                .send_mail("notices01@contoso.com", &message)
+                .await;
+            match r {
+                Ok(()) => assert!(sent, "{shown} counted as sent"),
+                Err(ServiceError::Transient { status, message }) => {
+                    assert!(!sent, "{shown}: {message}");
+                    assert!((200..300).contains(&status), "{shown}: kept as {status}");
+                    assert!(message.contains("may have gone"), "{message}");
+                }
+                Err(e) => panic!("{shown}: {e:?}"),
+            }
+        }
+    }
+
+    /// Finding 10, the usage report: it was read whole into memory (up to 4 GiB). Now it goes to
+    /// the file as it arrives: a download that stalls after its first megabyte has already
+    /// handed that megabyte on when it times out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_usage_report_is_written_as_it_arrives() {
+        use mailwave::directory::Directory;
+        let server = Server::start(|req, _| {
+            if req.path.ends_with("/oauth2/v2.0/token") {
+                misbehave::token()
+            } else if req.path.contains("getMailboxUsageDetail") {
+                let host = req.header("host").unwrap_or_default().to_string();
+                Reply::Raw(
+                    302,
+                    vec![("location".into(), format!("http://{host}/download/r.csv"))],
+                    vec![],
+                )
+            } else {
+                Reply::StallMidBody {
+                    length: 64 << 20,
+                    partial: vec![b'x'; 1 << 20],
+                }
+            }
+        });
+        struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::io::Write for Counted {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .fetch_add(b.len(), std::sync::atomic::Ordering::SeqCst);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut to = Counted(written.clone());
+        let start = Instant::now();
+        let e = graph(&server)
+            .mailbox_usage_report("D7", &mut to)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("report download"), "{e}");
+        assert!(start.elapsed() < CALL * 3, "{:?}", start.elapsed());
+        assert_eq!(
+            written.load(std::sync::atomic::Ordering::SeqCst),
+            1 << 20,
+            "the first megabyte was written before the answer ended"
+        );
+    }
 }

@@ -512,3 +512,83 @@ async fn running_out_of_seats_stops_assignment_and_never_licenses_half_a_wave() 
     let text = stdout(&p.run(&["report"]));
     assert!(text.contains("## Licences"), "{text}");
 }
+
+/// Graph that took every message but answered its sendMail with a 200 and an error inside, as a
+/// proxy or a confused gateway may.
+struct NotAClean202(LocalGraph);
+
+impl mailwave::directory::graph::GraphTransport for NotAClean202 {
+    async fn send(
+        &self,
+        method: mailwave::directory::graph::Method,
+        target: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<mailwave::directory::graph::GraphReply, mailwave::exchange::Failure> {
+        let mut reply = self.0.send(method, target, body).await?;
+        if target.ends_with("/sendMail") && reply.status == 202 {
+            reply.status = 200;
+            reply.body =
+                br#"{"error":{"code":"ErrorInternalServerTransientError","message":"try again"}}"#
+                    .to_vec();
+        }
+        Ok(reply)
+    }
+
+    async fn download(
+        &self,
+        url: &str,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, mailwave::exchange::Failure> {
+        self.0.download(url, to).await
+    }
+}
+
+/// Finding 11: a sendMail answered 2xx with an error in it counted as sent. Now a notice whose
+/// answer is not a clean 202 is not counted sent, and, since it reached Graph and may have gone,
+/// it is uncertain: never sent again.
+#[tokio::test(start_paused = true)]
+async fn a_notice_not_answered_with_a_clean_202_is_uncertain_never_sent() {
+    let p = Project::new(&engine_config(
+        40,
+        80,
+        &NOTICES.replace(
+            "report_to = [\"leads@contoso.com\", \"ops@contoso.com\"]",
+            "",
+        ),
+    ));
+    write_templates(&p);
+    let plan = planned_estate(&p, 30, date(2027, 1, 4));
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
+    {
+        let store = Store::open_read_only(&p.db()).unwrap();
+        sim.know_inventory(&store.load_inventory().unwrap().0);
+    }
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let mailer = mailwave::engine::session::GraphServices {
+        mailer: Arc::new(GraphClient::new(NotAClean202(LocalGraph::new(sim.clone())))),
+        licensing: None,
+        report: None,
+    };
+    let summary = run_session_mailing(
+        &p.db(),
+        &p.config(),
+        clock,
+        service,
+        RunOptions {
+            until: Some(plan.waves[0].window_start_utc),
+            ..RunOptions::default()
+        },
+        Some(mailer),
+    )
+    .await;
+    let n = summary.notices.expect("notices in the summary");
+    let accepted = sim.with_directory(|d| d.sent.len()) as u64;
+    assert!(accepted > 0, "notices were due: {n:#?}");
+    assert_eq!(n.sent, 0, "{n:#?}");
+    assert_eq!(n.uncertain, accepted, "{n:#?}");
+    let rows = notice_rows(&p.db());
+    assert!(rows.iter().all(|r| r.3 == "uncertain"), "{rows:?}");
+    assert_eq!(rows.len() as u64, accepted, "none was sent again");
+}

@@ -226,3 +226,77 @@ fn preflight_warns_of_what_needs_doing_and_passes_the_rest() {
         v["pre-stage"]
     );
 }
+
+/// Finding 12: preflight's listings bypassed the run's rate limit and failed on the first 429,
+/// though README says they go at the configured rate. Against a service with a small budget, it
+/// now waits each 429 out as a run does, and every check passes.
+#[test]
+fn preflight_keeps_to_the_rate_and_waits_out_429s() {
+    // The service's clock and preflight's run 20 times faster than real time, so the waits for
+    // Retry-After are short; the budget is one Graph and one Exchange request a (simulated)
+    // second with a burst of two, against `run.requests_per_second = 10`.
+    let start: jiff::Timestamp = "2027-02-20T12:00:00Z".parse().unwrap();
+    let clock = format!("scaled:20:{}:{start}", jiff::Timestamp::now());
+    let setup = Project::new(SMALL_CONFIG);
+    std::fs::write(
+        setup.path("profile.toml"),
+        "directory_users = 3000\ngraph_requests_per_second = 1.0\ngraph_burst = 2\n\
+         exchange_requests_per_second = 1.0\nexchange_burst = 2\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(["sim", "serve", "--profile", "profile.toml"])
+        .current_dir(setup.dir.path())
+        .env("MAILWAVE_CLOCK", &clock)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = sim_base(&mut child);
+    let sim = Sim { child, base };
+    let p = project(&sim.base);
+    planned(&p, "s", "2027-03-01");
+    let out = mailwave(
+        &p,
+        "s",
+        Some(&clock),
+        &["preflight", "--json", "--next", "3"],
+    );
+    let v = verdicts(&out);
+    let stats: serde_json::Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(format!("{}/_sim/stats", sim.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let throttled = (
+        stats["directory"]["throttled"].as_u64().unwrap(),
+        stats["exchange"]["throttled"].as_u64().unwrap(),
+    );
+    assert!(
+        throttled.0 > 0 && throttled.1 > 0,
+        "the budget was not reached: {throttled:?}"
+    );
+    for check in [
+        "move cmdlets",
+        "migration endpoint",
+        "mail users",
+        "existing requests",
+    ] {
+        assert_eq!(
+            v[check].0,
+            "pass",
+            "{check}: {:?} {}",
+            v[check],
+            stderr(&out)
+        );
+    }
+    assert!(
+        v["mail users"].1.contains("found in the directory"),
+        "{:?}",
+        v["mail users"]
+    );
+    assert_ne!(out.status.code(), Some(1), "{}", stdout(&out));
+}

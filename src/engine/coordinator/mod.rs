@@ -21,8 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::health::Health;
-use super::jobs::{Executor, Gate, Job, Metrics, Outcome, What};
+use super::jobs::{Executor, Job, Outcome, What};
 use super::policy::{self, Resume};
 use super::state::{OpenCreate, RunState, Work, from_ms, ms};
 use super::summary::{Alert, RunOutcome, RunSummary, Snapshot};
@@ -31,7 +30,6 @@ use crate::exchange::{Call, MoveService, ServiceError};
 use crate::store::writer::{Command, Transition, WriterHandle};
 use crate::store::{FailureClass, State, Store, StoreError};
 use crate::time::Clock;
-use crate::time::limits;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -192,26 +190,13 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
     };
     drop(store);
 
-    let limiter = Arc::new(limits::limiter(
-        ctx.clock,
-        ctx.run.requests_per_second,
-        ctx.run.burst,
-    ));
     let started = ctx.clock.now();
     let mut c = Coordinator {
         st,
         store_path: ctx.store_path.clone(),
         actions: actions::Actions::default(),
         in_flight_actions: std::collections::HashMap::new(),
-        exec: Executor {
-            service: ctx.service,
-            clock: ctx.clock,
-            limiter,
-            gate: Arc::new(Gate::default()),
-            health: Arc::new(Health::default()),
-            metrics: Arc::new(Metrics::default()),
-            stop: ctx.ending,
-        },
+        exec: Executor::new(ctx.service, ctx.clock, &ctx.run, ctx.ending),
         jobs: JoinSet::new(),
         in_flight_cap: ctx.run.max_in_flight,
         cfg: ctx.run,

@@ -678,8 +678,11 @@ impl Notifier {
                 summary.failed += 1;
                 store.notice_outcome(id, "failed", Some(&message), None, now)?;
             }
+            // A 504, a call cut off after it left, or a 2xx that is not sendMail's clean 202.
             Err(ServiceError::Transient { status, message })
-                if status == 504 || (status == 0 && !never_left(&message)) =>
+                if status == 504
+                    || (200..300).contains(&status)
+                    || (status == 0 && !never_left(&message)) =>
             {
                 // It may have gone: never sent again.
                 pool.sent(sender, now);
