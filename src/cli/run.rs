@@ -32,6 +32,35 @@ pub struct Args {
     /// throttled, the last good answer.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Allow `--metrics` on an address other than loopback (the figures name the waves; put a
+    /// firewall or a proxy with authentication in front).
+    #[arg(long, requires = "metrics")]
+    pub metrics_public: bool,
+}
+
+/// Raises this process's soft limit of open files to its hard limit, and returns the limit in
+/// force: a long run holds a database, its journal, the clients' connections and the metrics
+/// listener's, and the default soft limit (1024, or less) is a number nobody chose.
+pub(crate) fn open_files_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current != limit.maximum {
+            let raised = rustix::process::Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                return limit.maximum.unwrap_or(u64::MAX);
+            }
+        }
+        limit.current.unwrap_or(u64::MAX)
+    }
+    #[cfg(not(unix))]
+    {
+        1024
+    }
 }
 
 /// Parses `--until` in the plan's zone.
@@ -110,10 +139,11 @@ pub(crate) fn report_renderer() -> crate::engine::notices::ReportFn {
     Arc::new(|store, now| crate::ui::report::html(store, now, Some("mailwave run"), None))
 }
 
-/// What a run may have besides the move service: a metrics listener, a mailer for the notices.
+/// What a run may have besides the move service: a metrics listener (and how many connections
+/// it may hold), a mailer for the notices.
 #[derive(Default)]
 pub(crate) struct Extras {
-    pub metrics: Option<std::net::TcpListener>,
+    pub metrics: Option<(std::net::TcpListener, usize)>,
     pub mailer: Option<crate::engine::session::GraphServices>,
 }
 
@@ -134,8 +164,8 @@ pub(crate) async fn drive<S: MoveService>(
     watchdog(stop.clone(), ending.clone(), config.run.stop_grace);
     let (progress_tx, progress_rx) = tokio::sync::watch::channel(Snapshot::default());
     let metrics = metrics
-        .and_then(|l| tokio::net::TcpListener::from_std(l).ok())
-        .map(|l| tokio::spawn(crate::ui::metrics::serve(l, progress_rx.clone())));
+        .and_then(|(l, n)| Some((tokio::net::TcpListener::from_std(l).ok()?, n)))
+        .map(|(l, n)| tokio::spawn(crate::ui::metrics::serve(l, progress_rx.clone(), n)));
     let reporter = tokio::spawn(crate::ui::progress::report(
         progress_rx,
         Duration::from_secs(10),
@@ -202,6 +232,18 @@ pub(crate) fn finish(
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
+    if let Some(addr) = args
+        .metrics
+        .filter(|a| !a.ip().is_loopback() && !args.metrics_public)
+    {
+        return Err(BadInput(format!(
+            "--metrics {addr}: not a loopback address, so anyone who can reach it reads the \
+             run's figures; add --metrics-public to serve them there, or use 127.0.0.1:{}",
+            addr.port()
+        ))
+        .into());
+    }
+    let open_files = open_files_limit();
     let config = Config::load(&cli.config)?;
     for (key, value) in [
         ("tenant.id", &config.tenant.id),
@@ -227,7 +269,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if let Err(e) = crate::engine::session::notice_templates(&config) {
         return Err(BadInput(format!("{e}; nothing was changed")).into());
     }
-    let credential = Credential::from_config(&config.tenant)?;
+    let credential = Credential::from_config(&config)?;
     let clock = cli.clock();
     let until = args
         .until
@@ -242,8 +284,13 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
             let l = std::net::TcpListener::bind(addr)
                 .map_err(|e| BadInput(format!("--metrics {addr}: {e}")))?;
             l.set_nonblocking(true)?;
-            tracing::info!(url = %format!("http://{}/metrics", l.local_addr()?), "serving metrics");
-            anyhow::Ok(l)
+            let url = format!("http://{}/metrics", l.local_addr()?);
+            if addr.ip().is_loopback() {
+                tracing::info!(url = %url, "serving metrics");
+            } else {
+                tracing::warn!(url = %url, "serving metrics beyond this machine (--metrics-public): anyone who can reach it reads the run's figures");
+            }
+            anyhow::Ok((l, crate::ui::metrics::connections_for(open_files)))
         })
         .transpose()?;
     let lock = RunLock::acquire(&cli.state, "mailwave run")?;

@@ -2,6 +2,8 @@
 //! already have. Counts and wave names only: no address, no secret.
 
 use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::engine::Snapshot;
 
@@ -110,27 +112,86 @@ pub fn render(s: &Snapshot) -> String {
     text
 }
 
-/// Serves `/metrics` on `addr` from the latest snapshot until the task is dropped.
+/// Connections served at once, at most. Others wait in the kernel's queue, where they cost this
+/// process no descriptor.
+pub const MAX_CONNECTIONS: usize = 32;
+/// A scraper has this long to send its request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest one connection may last, whatever its client does (says nothing, reads slowly).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most bytes of a request read (hyper's floor): a scrape is one short GET.
+const MAX_REQUEST: usize = 8 * 1024;
+
+/// How many connections the listener may hold with `open_files` descriptors to the process: an
+/// eighth, at most [`MAX_CONNECTIONS`]. The rest is the run's: the database, its journal, the
+/// clients' connections and the logs.
+pub fn connections_for(open_files: u64) -> usize {
+    (open_files / 8).clamp(1, MAX_CONNECTIONS as u64) as usize
+}
+
+/// Serves `/metrics` from the latest snapshot until the task is dropped, never holding more than
+/// `connections` at once nor any of them long: whoever connects cannot take from the run the
+/// descriptors its database and calls need.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     rx: tokio::sync::watch::Receiver<Snapshot>,
-) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let rx = rx.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    render(&rx.borrow()),
-                )
+    connections: usize,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false)
+        .max_buf_size(MAX_REQUEST);
+    let mut told = false;
+    loop {
+        // A slot first, then the connection: past the cap nothing more is accepted.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, most likely: wait rather than spin, and say so once.
+                if !told {
+                    tracing::warn!(error = %e, "metrics: cannot accept a connection; trying again");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
-        }),
+        };
+        let rx = rx.clone();
+        let answer = hyper::service::service_fn(move |req| {
+            let response = respond(&req, &rx.borrow());
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), answer);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+            drop(slot);
+        });
+    }
+}
+
+/// The answer to one request: the text for `GET /metrics`, nothing else.
+fn respond<B>(req: &hyper::Request<B>, snapshot: &Snapshot) -> hyper::Response<axum::body::Body> {
+    use axum::http::{Method, StatusCode, header};
+    let (status, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (StatusCode::OK, render(snapshot)),
+        (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "the figures are at /metrics\n".into(),
+        ),
+    };
+    let mut response = hyper::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    axum::serve(listener, app).await
+    response
 }
 
 #[cfg(test)]
