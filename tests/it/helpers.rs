@@ -48,6 +48,12 @@ impl Project {
         )
         .unwrap();
         std::fs::write(dir.path().join("mailwave.toml"), config).unwrap();
+        // Whatever the umask: commands that sign in refuse a config others can change.
+        std::fs::set_permissions(
+            dir.path().join("mailwave.toml"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         Project { dir }
     }
 

@@ -16,4 +16,5 @@ mod preflight;
 mod realtime;
 mod report;
 mod secrets;
+mod security;
 mod store;

@@ -22,7 +22,7 @@ use crate::misbehave::{self, Reply, Server};
 
 const SECRET: &str = "realtime-test-secret";
 
-fn config(endpoint: &str, schedule: &str, run: &str) -> String {
+pub(crate) fn config(endpoint: &str, schedule: &str, run: &str) -> String {
     format!(
         r#"[tenant]
 id = "contoso.onmicrosoft.com"
@@ -46,7 +46,7 @@ bank_holidays = "schedules/uk-bank-holidays.json"
 }
 
 /// `mailwave <args>` in the project, following `clock`, its log in `log`.
-fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
+pub(crate) fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mailwave"));
     c.args(args)
         .current_dir(p.dir.path())
@@ -61,13 +61,13 @@ fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
 }
 
 /// A clock at real speed whose simulated time is `at` now.
-fn clock_at(at: Timestamp) -> String {
+pub(crate) fn clock_at(at: Timestamp) -> String {
     format!("scaled:1:{}:{at}", Timestamp::now())
 }
 
 /// Waits for the process to end, at most `limit`; kills it and fails the test past that, with
 /// its log.
-fn wait_within(
+pub(crate) fn wait_within(
     child: &mut Child,
     limit: Duration,
     what: &str,
@@ -88,7 +88,7 @@ fn wait_within(
     }
 }
 
-fn stdout_of(child: &mut Child) -> String {
+pub(crate) fn stdout_of(child: &mut Child) -> String {
     let mut out = String::new();
     if let Some(mut s) = child.stdout.take() {
         let _ = s.read_to_string(&mut out);
@@ -96,7 +96,7 @@ fn stdout_of(child: &mut Child) -> String {
     out
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -106,7 +106,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Writes an inventory of `n` mailboxes, imports it and plans it from `day` with the binary.
-fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
+pub(crate) fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
     let mut csv = String::from("EmailAddress,SizeBytes,ItemCount,SourceDatabase\n");
     for i in 0..n {
         csv.push_str(&format!(
@@ -130,7 +130,7 @@ fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
     }
 }
 
-const CRASH_PROFILE: &str = r#"
+pub(crate) const CRASH_PROFILE: &str = r#"
 max_concurrent_migrations = 1000
 throughput_gb_per_hour = 1000000.0
 base_move_minutes = 0.25
@@ -149,7 +149,7 @@ exchange_requests_per_second = 1000.0
 exchange_burst = 1000
 "#;
 
-fn moves(base: &str) -> Vec<serde_json::Value> {
+pub(crate) fn moves(base: &str) -> Vec<serde_json::Value> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         reqwest::get(format!("{base}/_sim/moves"))

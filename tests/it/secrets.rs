@@ -187,9 +187,14 @@ fn no_secret_reaches_a_file_a_log_an_error_or_a_post() {
     outputs.push(("refused run".into(), [out.stdout, out.stderr].concat()));
     dirs.push(p.dir);
 
-    // A run with a certificate.
-    let cert = format!("certificate = {:?}", fixture("test-cert.pem"));
-    let p = Project::new(&config(&base, &cert, "MW_HOOK"));
+    // A run with a certificate: a copy of the fixture only its owner can read (a checkout's is
+    // 0644, which mailwave refuses as ssh does).
+    // It lives outside the project: the folders searched below are what mailwave wrote.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("key.pem");
+    std::fs::copy(fixture("test-cert.pem"), &key).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let p = Project::new(&config(&base, &format!("certificate = {key:?}"), "MW_HOOK"));
     planned_estate(&p, 10, jiff::civil::date(2027, 2, 1));
     let out = run(&p, &clock, &["run", "--once"], &[]).output().unwrap();
     assert!(
