@@ -55,8 +55,8 @@ pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
 
 /// Opens `path` only if it is a plain file: never through a link, and never waiting on a FIFO or
 /// a device (a plain open of a FIFO waits for a writer, forever). With `write`, a missing file is
-/// created readable by its owner only; nothing is truncated. Anything else is an error saying
-/// what it is.
+/// created readable by its owner only; nothing is truncated. Anything else is an error of kind
+/// `InvalidInput` saying what it is.
 pub fn open_plain(path: &Path, write: bool) -> io::Result<File> {
     let mut o = options();
     if write {
@@ -244,6 +244,46 @@ mod tests {
         std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o664)).unwrap();
         drop(append(&log).unwrap());
         assert_eq!(mode(&log), 0o600);
+    }
+
+    #[test]
+    fn only_a_plain_file_is_opened_never_a_link_a_fifo_or_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "mark").unwrap();
+        assert!(open_plain(&plain, false).is_ok());
+        let made = dir.path().join("made");
+        drop(open_plain(&made, true).unwrap());
+        assert_eq!(mode(&made), 0o600);
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&plain, &link).unwrap();
+        // Each returns at once (a FIFO opened plainly would wait for a writer, for ever).
+        for (what, path) in [
+            ("fifo", &fifo),
+            ("link", &link),
+            ("folder", &dir.path().to_path_buf()),
+        ] {
+            for write in [false, true] {
+                let e = open_plain(path, write).unwrap_err();
+                // For writing, the kernel may refuse first (a FIFO without a reader, a folder).
+                assert!(
+                    e.kind() == io::ErrorKind::InvalidInput
+                        || (write && what != "link" && e.raw_os_error().is_some()),
+                    "{what}, write {write}: {e:?}"
+                );
+            }
+        }
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "mark");
+        let gone = open_plain(&dir.path().join("gone"), false).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
     }
 
     fn chmod(p: &Path, mode: u32) {

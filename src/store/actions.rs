@@ -146,7 +146,8 @@ pub fn signal(db: &Path) {
             let _ = f.set_len(0);
             let _ = std::io::Write::write_all(&mut f, stamp.as_bytes());
         }
-        Err(e) => odd_signal(&path, &e),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => odd_signal(&path, &e),
+        Err(_) => {}
     }
 }
 
@@ -160,11 +161,12 @@ pub fn signal_mark(db: &Path) -> Option<String> {
             std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_SIGNAL), &mut mark).ok()?;
             Some(String::from_utf8_lossy(&mark).into_owned())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
             odd_signal(&path, &e);
             None
         }
+        // No signal yet, or none readable now (the poll finds the actions anyway).
+        Err(_) => None,
     }
 }
 

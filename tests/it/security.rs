@@ -98,7 +98,7 @@ fn scrape(addr: &str) -> Result<(String, String), String> {
     let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
         .map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: mailwave\r\n\r\n")
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: mailwave\r\nConnection: close\r\n\r\n")
         .map_err(|e| e.to_string())?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| e.to_string())?;
