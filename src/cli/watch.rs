@@ -19,15 +19,24 @@ pub struct Args {
     #[arg(long)]
     pub once: bool,
     /// Width of the `--once` frame, in columns (80 to 500; less is drawn at 80).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(..=MAX_FRAME as i64))]
+    #[arg(long, default_value_t = 100, value_parser = frame_size)]
     pub width: u16,
     /// Height of the `--once` frame, in lines (20 to 500; less is drawn at 20).
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(..=MAX_FRAME as i64))]
+    #[arg(long, default_value_t = 40, value_parser = frame_size)]
     pub height: u16,
 }
 
 /// The widest and tallest `--once` frame: every cell of it is allocated up front.
 const MAX_FRAME: u16 = 500;
+
+/// A `--once` frame size: every cell is allocated up front, so it is bounded.
+fn frame_size(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n <= MAX_FRAME as u64 => Ok(n as u16),
+        Ok(_) => Err(format!("at most {MAX_FRAME}")),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
 
 /// What the dashboard keeps between refreshes.
 struct Keep {

@@ -50,8 +50,14 @@ pub fn check_speed(speed: f64) -> Result<f64, String> {
     if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
         Ok(speed)
     } else {
+        // 1e308 as written, not as three hundred digits.
+        let got = if (1e-3..1e9).contains(&speed.abs()) {
+            speed.to_string()
+        } else {
+            format!("{speed:e}")
+        };
         Err(format!(
-            "a clock speed must be from {MIN_SPEED} to {MAX_SPEED}, got {speed}"
+            "a clock speed must be from {MIN_SPEED} to {MAX_SPEED}, got {got}"
         ))
     }
 }
