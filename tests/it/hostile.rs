@@ -542,13 +542,7 @@ mod net {
         ];
         for (reply, expected) in cases {
             let shown = format!("{reply:?}");
-            let server = Server::start(move |req, _| {
-                if req.path.ends_with("/oauth2/v2.0/token") {
-                    misbehave::token()
-                } else {
-                    reply.clone()
-                }
-            });
+            let server = Server::start(misbehave::exchange(move |_, _| reply.clone()));
             let g = graph(&server);
             let got = [
                 g.list_users().await.map(|_| ()),
@@ -580,13 +574,7 @@ mod net {
             (Reply::Json(202, Some(error.clone())), false),
         ] {
             let shown = format!("{reply:?}");
-            let server = Server::start(move |req, _| {
-                if req.path.ends_with("/oauth2/v2.0/token") {
-                    misbehave::token()
-                } else {
-                    reply.clone()
-                }
-            });
+            let server = Server::start(misbehave::exchange(move |_, _| reply.clone()));
             let r = graph(&server)
                 .send_mail("notices01@contoso.com", &message)
                 .await;
@@ -608,10 +596,8 @@ mod net {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_usage_report_is_written_as_it_arrives() {
         use mailwave::directory::Directory;
-        let server = Server::start(|req, _| {
-            if req.path.ends_with("/oauth2/v2.0/token") {
-                misbehave::token()
-            } else if req.path.contains("getMailboxUsageDetail") {
+        let server = Server::start(misbehave::exchange(|req, _| {
+            if req.path.contains("getMailboxUsageDetail") {
                 let host = req.header("host").unwrap_or_default().to_string();
                 Reply::Raw(
                     302,
@@ -624,7 +610,7 @@ mod net {
                     partial: vec![b'x'; 1 << 20],
                 }
             }
-        });
+        }));
         struct Counted(Arc<std::sync::atomic::AtomicUsize>);
         impl std::io::Write for Counted {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {

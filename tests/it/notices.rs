@@ -104,11 +104,18 @@ fn notice_rows(db: &std::path::Path) -> Vec<(String, String, i64, String)> {
         .collect()
 }
 
-#[tokio::test(start_paused = true)]
-async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_change() {
-    let p = Project::new(&engine_config(40, 80, NOTICES));
-    write_templates(&p);
-    let plan = planned_estate(&p, 400, date(2027, 1, 4));
+/// `n` mailboxes planned from 2027-01-04, on a paused clock an hour before the first pre-stage,
+/// with a simulator that knows them.
+fn estate_on_sim(
+    p: &Project,
+    n: usize,
+) -> (
+    mailwave::plan::Plan,
+    Clock,
+    Arc<Simulator>,
+    Arc<ExchangeClient<LocalTransport>>,
+) {
+    let plan = planned_estate(p, n, date(2027, 1, 4));
     let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
     let clock = Clock::tokio(origin, 1.0);
     let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
@@ -117,6 +124,14 @@ async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_chan
         sim.know_inventory(&store.load_inventory().unwrap().0);
     }
     let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    (plan, clock, sim, service)
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_change() {
+    let p = Project::new(&engine_config(40, 80, NOTICES));
+    write_templates(&p);
+    let (plan, clock, sim, service) = estate_on_sim(&p, 400);
     let mailer = mailwave::engine::session::GraphServices {
         mailer: Arc::new(GraphClient::new(LocalGraph::new(sim.clone()))),
         licensing: None,
@@ -557,15 +572,7 @@ async fn a_notice_not_answered_with_a_clean_202_is_uncertain_never_sent() {
         ),
     ));
     write_templates(&p);
-    let plan = planned_estate(&p, 30, date(2027, 1, 4));
-    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
-    let clock = Clock::tokio(origin, 1.0);
-    let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
-    {
-        let store = Store::open_read_only(&p.db()).unwrap();
-        sim.know_inventory(&store.load_inventory().unwrap().0);
-    }
-    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let (plan, clock, sim, service) = estate_on_sim(&p, 30);
     let mailer = mailwave::engine::session::GraphServices {
         mailer: Arc::new(GraphClient::new(NotAClean202(LocalGraph::new(sim.clone())))),
         licensing: None,

@@ -149,6 +149,38 @@ exchange_requests_per_second = 1000.0
 exchange_burst = 1000
 "#;
 
+/// A project against a `sim serve` without failures or stalls on `clock`, planned with `n`
+/// mailboxes from `day` by the binary: the project, the simulator's process and its address.
+pub(crate) fn quiet_project(
+    clock: &str,
+    schedule: &str,
+    run: &str,
+    n: usize,
+    day: &str,
+) -> (Project, Child, String) {
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    let quiet = CRASH_PROFILE
+        .replace(
+            "transient_failure_share = 0.03",
+            "transient_failure_share = 0.0",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
+        .replace("stall_share = 0.05", "stall_share = 0.0");
+    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
+    let mut sim = mailwave(
+        &p,
+        clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    plan_with_binary(&p, clock, n, day);
+    (p, sim, base)
+}
+
 pub(crate) fn moves(base: &str) -> Vec<serde_json::Value> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -770,26 +802,7 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
     let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
     let run = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 16\ncutover_margin = \"30s\"\n\
                cutover_poll = \"3s\"\nprestage_poll = \"5s\"\nstop_grace = \"5s\"\naction_poll = \"1h\"";
-    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
-    let quiet = CRASH_PROFILE
-        .replace(
-            "transient_failure_share = 0.03",
-            "transient_failure_share = 0.0",
-        )
-        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
-        .replace("stall_share = 0.05", "stall_share = 0.0");
-    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
-    let mut sim = mailwave(
-        &p,
-        &clock,
-        &["sim", "serve", "--profile", "sim-profile.toml"],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
-    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
-    plan_with_binary(&p, &clock, 40, "2027-02-01");
+    let (p, mut sim, base) = quiet_project(&clock, schedule, run, 40, "2027-02-01");
     let store = || Store::open_read_only(&p.db()).unwrap();
     let first = store().wave_addresses("mw-2027-02-01").unwrap();
     let second = store().wave_addresses("mw-2027-02-02").unwrap();
@@ -968,26 +981,7 @@ fn a_pending_action_outlives_a_stalled_service_and_a_killed_run() {
     let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
     let run = "requests_per_second = 50\nburst = 50\nprestage_poll = \"5s\"\nstop_grace = \"2s\"\n\
                call_timeout = \"3s\"\naction_poll = \"1h\"";
-    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
-    let quiet = CRASH_PROFILE
-        .replace(
-            "transient_failure_share = 0.03",
-            "transient_failure_share = 0.0",
-        )
-        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
-        .replace("stall_share = 0.05", "stall_share = 0.0");
-    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
-    let mut sim = mailwave(
-        &p,
-        &clock,
-        &["sim", "serve", "--profile", "sim-profile.toml"],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
-    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
-    plan_with_binary(&p, &clock, 10, "2027-02-01");
+    let (p, mut sim, base) = quiet_project(&clock, schedule, run, 10, "2027-02-01");
     let live = || -> HashMap<String, serde_json::Value> {
         moves(&base)
             .into_iter()
