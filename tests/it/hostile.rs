@@ -485,3 +485,216 @@ mod net {
         assert_eq!(token_requests, 1, "one fetch for all eight callers");
     }
 }
+
+// ---- hostile text ----------------------------------------------------------------------------
+
+/// What a terminal, a report or a ticket must never be handed raw: C0 and C1 controls (ESC starts
+/// escape sequences) and DEL. Line ends are the output's own.
+fn assert_no_controls(what: &str, text: &str) {
+    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\n') {
+        panic!("{what} holds {c:?}:\n{text}");
+    }
+}
+
+/// Text planted by `sim serve` before every failure message and source server name: a formula,
+/// terminal escapes that clear the screen and turn it red, markup that would run in a browser, a
+/// table bar and an entity.
+const PLANTED: &str = "=cmd|' /C calc'!A0\u{1b}[2J\u{1b}[31m<b onmouseover='x'>|&amp;</b> ";
+
+/// Finding 2 and 3 of issue 20, as they were found: a service message carrying `ESC[2J ESC[31m`
+/// reached `mailbox show`, `status`, the run summary and the md report raw, and made the html
+/// report invalid XML; csv cells from the service went out as formulas. Addresses with a bar broke
+/// the md tables. Here a run at 600x against `sim serve` planting such text, then every output.
+#[test]
+fn text_from_the_service_reaches_every_output_clean() {
+    use crate::realtime::{CRASH_PROFILE, config, mailwave};
+    use jiff::{SignedDuration, Timestamp};
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let origin = window_start - SignedDuration::from_mins(30);
+    let clock = format!("scaled:600:{}:{origin}", Timestamp::now());
+    let schedule = "weekday_capacity = 100\nweekend_capacity = 100\ncutover_window = \"20:00-20:40\"\nprestage_days = 1";
+    let run = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 16\ncutover_margin = \"5m\"\n\
+               cutover_poll = \"1m\"\nprestage_poll = \"1m\"\nresume_backoff = \"1m\"\nresume_attempts = 1";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    let profile = CRASH_PROFILE
+        .replace(
+            "permanent_failure_share = 0.0",
+            "permanent_failure_share = 0.4",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0");
+    // TOML has no raw ESC: it is written as its escape.
+    let planted = PLANTED.replace('\u{1b}', "\\u001B");
+    std::fs::write(
+        p.path("sim-profile.toml"),
+        format!("{profile}planted_text = \"{planted}\"\n"),
+    )
+    .unwrap();
+    let mut sim = mailwave(
+        &p,
+        &clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    // Addresses Exchange accepts that carry Markdown's bar, emphasis and code marks.
+    let mut csv = String::from("EmailAddress,SizeBytes,ItemCount,SourceDatabase\n");
+    for i in 0..40 {
+        csv.push_str(&format!(
+            "ops|{i:02}*team`x@contoso.com,{},{},DB{}\n",
+            100_000_000 + i * 1_000,
+            1_000 + i,
+            i % 3
+        ));
+    }
+    std::fs::write(p.path("mailboxes.csv"), csv).unwrap();
+    let cli = |args: &[&str]| {
+        let out = mailwave(&p, &clock, args, "cli.log").output().unwrap();
+        let log = std::fs::read_to_string(p.path("cli.log")).unwrap();
+        assert_no_controls(&format!("{args:?}'s log"), &log);
+        (out.status.code(), stdout(&out), log)
+    };
+    for args in [
+        &["inventory", "import", "mailboxes.csv"][..],
+        &["plan", "--start", "2027-02-01"],
+    ] {
+        let (code, out, log) = cli(args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{log}");
+    }
+    let (code, summary, log) = cli(&["run"]);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(code, Some(3), "some need a person: {summary}{log}");
+    assert_no_controls("the run summary", &summary);
+    assert!(
+        summary.contains("\u{FFFD}[2J\u{FFFD}[31m"),
+        "the service's reason is shown, cleaned: {summary}"
+    );
+
+    let (_, json, _) = cli(&["report", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["failure_class"] == "permanent")
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    assert!(!failed.is_empty(), "{json}");
+    let (_, show, _) = cli(&["mailbox", "show", failed[0]]);
+    let (_, status, _) = cli(&["status"]);
+    let (_, analyze, _) = cli(&["analyze", "--by", "source"]);
+    let (_, watch, _) = cli(&["watch", "--once", "--width", "160", "--height", "60"]);
+    let (_, md, _) = cli(&["report"]);
+    for (what, text) in [
+        ("mailbox show", &show),
+        ("status", &status),
+        ("analyze", &analyze),
+        ("watch", &watch),
+        ("the md report", &md),
+    ] {
+        assert_no_controls(what, text);
+    }
+    assert!(show.contains("\u{FFFD}[31m<b onmouseover"), "{show}");
+
+    // md: every row of the attention table has its six bars, and no markup is raw.
+    let attention = md
+        .split("## Needs attention")
+        .nth(1)
+        .expect("a Needs attention section")
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    let unescaped_bars = |line: &str| {
+        let b = line.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+            .count()
+    };
+    for line in attention.lines() {
+        assert_eq!(unescaped_bars(line), 6, "{line}");
+    }
+    assert!(attention.contains("ops\\|"), "{attention}");
+    assert!(
+        md.match_indices('<').all(|(i, _)| md[..i].ends_with('\\')),
+        "raw html in the md report:\n{md}"
+    );
+
+    // html: well-formed XML, the planted markup text and never an element or attribute.
+    let out = cli(&["report", "--format", "html", "--out", "r.html"]);
+    assert_eq!(out.0, Some(0), "{}{}", out.1, out.2);
+    let html = std::fs::read_to_string(p.path("r.html")).unwrap();
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("the html report is not well-formed: {e}"));
+    assert!(
+        doc.descendants()
+            .all(|n| n.attribute("onmouseover").is_none()),
+        "markup from the service became markup"
+    );
+    assert!(
+        doc.descendants()
+            .any(|n| n.text().is_some_and(|t| t.contains("<b onmouseover='x'>"))),
+        "the service's text is shown as text"
+    );
+
+    // csv: text from the service is shown, not run; json keeps the value as it came (cleaned).
+    let (code, _, log) = cli(&["report", "--format", "csv", "--out", "r.csv"]);
+    assert_eq!(code, Some(0), "{log}");
+    let mut reader = csv::Reader::from_path(p.path("r.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let server = headers
+        .iter()
+        .position(|h| h == "move_source_server")
+        .unwrap();
+    let mut guarded = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        for cell in record.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']) || cell.parse::<f64>().is_ok(),
+                "a formula in the csv: {cell:?}"
+            );
+            assert_no_controls("a csv cell", cell);
+        }
+        if record[server].starts_with("'=cmd") {
+            guarded += 1;
+        }
+    }
+    assert!(guarded > 0, "source servers came from the service");
+    assert!(
+        rows.iter().any(|r| r["move"]["source_server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("=cmd"))),
+        "json keeps the raw value"
+    );
+    // The report fed back: its failed rows, kept as a spreadsheet would (guards and all), are
+    // what `--from-file` takes.
+    let mut reader = csv::Reader::from_path(p.path("r.csv")).unwrap();
+    let mut writer = csv::Writer::from_path(p.path("failed.csv")).unwrap();
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    let class = headers.iter().position(|h| h == "failure_class").unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        if &record[class] == "permanent" {
+            writer.write_record(&record).unwrap();
+        }
+    }
+    writer.flush().unwrap();
+    let (code, out, log) = cli(&[
+        "mailbox",
+        "retry",
+        "--from-file",
+        "failed.csv",
+        "--force",
+        "--dry-run",
+    ]);
+    assert_eq!(code, Some(0), "{out}{log}");
+    assert_eq!(out.lines().count(), failed.len(), "{out}");
+    assert!(out.contains(failed[0]), "{out}");
+}

@@ -22,7 +22,7 @@ use crate::misbehave::{self, Reply, Server};
 
 const SECRET: &str = "realtime-test-secret";
 
-fn config(endpoint: &str, schedule: &str, run: &str) -> String {
+pub fn config(endpoint: &str, schedule: &str, run: &str) -> String {
     format!(
         r#"[tenant]
 id = "contoso.onmicrosoft.com"
@@ -46,7 +46,7 @@ bank_holidays = "schedules/uk-bank-holidays.json"
 }
 
 /// `mailwave <args>` in the project, following `clock`, its log in `log`.
-fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
+pub fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mailwave"));
     c.args(args)
         .current_dir(p.dir.path())
@@ -130,7 +130,7 @@ fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
     }
 }
 
-const CRASH_PROFILE: &str = r#"
+pub const CRASH_PROFILE: &str = r#"
 max_concurrent_migrations = 1000
 throughput_gb_per_hour = 1000000.0
 base_move_minutes = 0.25
