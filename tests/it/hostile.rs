@@ -698,3 +698,219 @@ fn text_from_the_service_reaches_every_output_clean() {
     assert_eq!(out.lines().count(), failed.len(), "{out}");
     assert!(out.contains(failed[0]), "{out}");
 }
+
+/// Finding 4 of issue 20: html notices escaped `"` but not `'`, so a display name broke out of an
+/// attribute and `o'brien@...` broke `href='mailto:...'`. `notices preview` renders what a user
+/// gets.
+#[test]
+fn a_notice_keeps_names_inside_their_attributes() {
+    use mailwave::engine::notices::template::STARTERS;
+    let p = Project::new(&format!(
+        "{SMALL_CONFIG}\n[notices]\ntemplates = \"schedules/notices\"\n"
+    ));
+    let dir = p.path("schedules/notices");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in STARTERS.iter().filter(|(n, _)| !n.starts_with("before")) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    std::fs::write(
+        dir.join("before.html"),
+        "Subject: Your move\n<p><a title='{display_name}' href='mailto:{address}'>{display_name}</a></p>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path("users.csv"),
+        "EmailAddress,Display Name\no'brien@contoso.com,Alice' onmouseover='alert(1)\nbob@contoso.com,Bob\n",
+    )
+    .unwrap();
+    for args in [
+        &["inventory", "import", "users.csv"][..],
+        &["plan", "--start", "2027-01-04"],
+    ] {
+        let out = p.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let out = p.run(&["notices", "preview", "o'brien@contoso.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let html = text
+        .lines()
+        .find(|l| l.starts_with("<p>"))
+        .unwrap_or_else(|| panic!("no html body: {text}"));
+    let doc = roxmltree::Document::parse(html).unwrap_or_else(|e| panic!("{e}: {html}"));
+    let a = doc
+        .descendants()
+        .find(|n| n.has_tag_name("a"))
+        .expect("the link");
+    assert_eq!(a.attributes().count(), 2, "{html}");
+    assert_eq!(a.attribute("title"), Some("Alice' onmouseover='alert(1)"));
+    assert_eq!(a.attribute("href"), Some("mailto:o'brien@contoso.com"));
+    assert_eq!(a.text(), Some("Alice' onmouseover='alert(1)"));
+}
+
+/// Finding 3 of issue 20, the import side: `=1+cmd|'/Ccalc'!A0@contoso.com` was accepted and
+/// became the first cell of a batch file's row. It is refused (a batch file cannot guard it), and
+/// the rejected-rows file, which holds what the file held, guards every formula.
+#[test]
+fn an_address_that_is_a_formula_is_refused_and_its_row_kept_harmless() {
+    let p = Project::new(SMALL_CONFIG);
+    std::fs::write(
+        p.path("m.csv"),
+        "EmailAddress,Display Name\nok@contoso.com,Ok\n=1+cmd|'/Ccalc'!A0@contoso.com,@SUM(A1)\n",
+    )
+    .unwrap();
+    let out = p.run(&["inventory", "import", "m.csv"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    assert!(
+        stderr(&out).contains("m.csv, line 3, column EmailAddress")
+            && stderr(&out).contains("formula"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.db().exists(), "nothing was stored");
+    let out = p.run(&["inventory", "import", "m.csv", "--skip-invalid"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut rejected = csv::Reader::from_path(p.path("state/inventory-rejected.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = rejected.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    let cells: Vec<&str> = rows[0].iter().collect();
+    assert!(
+        cells[3].starts_with("\"=1+cmd") && cells[4].starts_with("'=1+cmd"),
+        "{cells:?}"
+    );
+    for cell in cells {
+        assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?}");
+    }
+}
+
+/// Finding 6 of issue 20: a quoted field could span many lines (800 lines of 60 kB imported one
+/// mailbox with a 48 MB display name). Every CSV reader now holds a row to 64 KiB however many
+/// lines it spans, and says where it began.
+#[test]
+fn no_csv_reader_takes_a_row_that_runs_on() {
+    let p = planned();
+    let before = std::fs::read(p.db()).unwrap();
+    let open_quote = |header: &str, good: &str, bad: &str| {
+        let mut s = format!("{header}\n{good}\n{bad},\"Runs on");
+        for _ in 0..2_000 {
+            s.push_str(&format!("{}\n", "x".repeat(59)));
+        }
+        s
+    };
+    let usage = "Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Created Date,Last Activity Date,Item Count,Storage Used (Byte)";
+    for (file, content) in [
+        (
+            "mailboxes.csv",
+            open_quote(
+                "EmailAddress,Display Name",
+                "alice@contoso.com,Alice",
+                "bob@contoso.com",
+            ),
+        ),
+        (
+            "delegates.csv",
+            open_quote(
+                "Mailbox,Delegate",
+                "alice@contoso.com,bob@contoso.com",
+                "bob@contoso.com",
+            ),
+        ),
+        (
+            "usage.csv",
+            open_quote(
+                usage,
+                "2027-01-01,alice@contoso.com,Alice,False,,,,1,1",
+                "2027-01-01,bob@contoso.com",
+            ),
+        ),
+        (
+            "addresses.csv",
+            open_quote(
+                "EmailAddress,Note",
+                "alice@contoso.com,x",
+                "bob@contoso.com",
+            ),
+        ),
+        (
+            "senders.csv",
+            open_quote(
+                "Sender,Note",
+                "notices01@contoso.com,x",
+                "notices02@contoso.com",
+            ),
+        ),
+    ] {
+        std::fs::write(p.path(file), content).unwrap();
+    }
+    let estate = fixture("estate.csv");
+    let estate = estate.to_str().unwrap();
+    let config = std::fs::read_to_string(p.path("mailwave.toml")).unwrap();
+    let senders = format!("{config}\n[notices]\nsenders_file = \"senders.csv\"\n");
+    for (file, args, config) in [
+        (
+            "mailboxes.csv",
+            vec!["inventory", "import", "mailboxes.csv"],
+            &config,
+        ),
+        (
+            "delegates.csv",
+            vec![
+                "inventory",
+                "import",
+                estate,
+                "--delegates",
+                "delegates.csv",
+            ],
+            &config,
+        ),
+        (
+            "usage.csv",
+            vec!["inventory", "import", estate, "--sizes", "usage.csv"],
+            &config,
+        ),
+        (
+            "addresses.csv",
+            vec!["mailbox", "hold", "--from-file", "addresses.csv"],
+            &config,
+        ),
+        (
+            "senders.csv",
+            vec!["plan", "--start", "2027-01-04", "--dry-run"],
+            &senders,
+        ),
+    ] {
+        std::fs::write(p.path("mailwave.toml"), config).unwrap();
+        let out = p.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(BAD_INPUT), "{file}: {err}");
+        assert!(
+            err.contains(&format!("{file}, line 3")) && err.contains("longer than 65536 bytes"),
+            "{file}: {err}"
+        );
+        assert!(err.contains("quote left open"), "{file}: {err}");
+        assert!(
+            err.len() < 600,
+            "{file}: the message does not echo the file"
+        );
+    }
+    std::fs::write(p.path("mailwave.toml"), &config).unwrap();
+
+    // A batch file of the plan, edited by hand the same way.
+    let dir = p.path("schedules/jan");
+    let batch = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|e| e == "csv"))
+        .unwrap();
+    let good = std::fs::read_to_string(&batch).unwrap();
+    let first = good.lines().nth(1).unwrap();
+    std::fs::write(&batch, open_quote("EmailAddress", first, "x@contoso.com")).unwrap();
+    let out = p.run(&["plan", "--load", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(", line 3: the row is longer than 65536 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(p.db()).unwrap(), before, "nothing changed");
+}
