@@ -449,21 +449,23 @@ fn problem(e: csv::Error) -> Problem {
 impl Sheet<'static> {
     /// Opens a CSV file whose first row is its header.
     pub fn open(path: &Path) -> Result<Sheet<'static>, Problem> {
-        let file = std::fs::File::open(path).map_err(|e| Problem::File {
-            line: 0,
-            message: format!("cannot read: {e}"),
-        })?;
-        Sheet::new(Box::new(file), true)
+        Sheet::new(file(path)?, true)
     }
 
     /// Opens a list: one value a line, or a CSV without a header; lines starting with `#` are
     /// comments.
     pub fn open_list(path: &Path) -> Result<Sheet<'static>, Problem> {
-        let file = std::fs::File::open(path).map_err(|e| Problem::File {
+        Sheet::new(file(path)?, false)
+    }
+}
+
+fn file(path: &Path) -> Result<Box<dyn Read>, Problem> {
+    match std::fs::File::open(path) {
+        Ok(f) => Ok(Box::new(f)),
+        Err(e) => Err(Problem::File {
             line: 0,
             message: format!("cannot read: {e}"),
-        })?;
-        Sheet::new(Box::new(file), false)
+        }),
     }
 }
 

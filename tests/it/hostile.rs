@@ -507,7 +507,7 @@ const PLANTED: &str = "=cmd|' /C calc'!A0\u{1b}[2J\u{1b}[31m<b onmouseover='x'>|
 /// the md tables. Here a run at 600x against `sim serve` planting such text, then every output.
 #[test]
 fn text_from_the_service_reaches_every_output_clean() {
-    use crate::realtime::{CRASH_PROFILE, config, mailwave};
+    use crate::realtime::{CRASH_PROFILE, mailwave, served_project};
     use jiff::{SignedDuration, Timestamp};
     let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
     let origin = window_start - SignedDuration::from_mins(30);
@@ -515,7 +515,6 @@ fn text_from_the_service_reaches_every_output_clean() {
     let schedule = "weekday_capacity = 100\nweekend_capacity = 100\ncutover_window = \"20:00-20:40\"\nprestage_days = 1";
     let run = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 16\ncutover_margin = \"5m\"\n\
                cutover_poll = \"1m\"\nprestage_poll = \"1m\"\nresume_backoff = \"1m\"\nresume_attempts = 1";
-    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
     let profile = CRASH_PROFILE
         .replace(
             "permanent_failure_share = 0.0",
@@ -524,21 +523,8 @@ fn text_from_the_service_reaches_every_output_clean() {
         .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0");
     // TOML has no raw ESC: it is written as its escape.
     let planted = PLANTED.replace('\u{1b}', "\\u001B");
-    std::fs::write(
-        p.path("sim-profile.toml"),
-        format!("{profile}planted_text = \"{planted}\"\n"),
-    )
-    .unwrap();
-    let mut sim = mailwave(
-        &p,
-        &clock,
-        &["sim", "serve", "--profile", "sim-profile.toml"],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
-    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    let profile = format!("{profile}planted_text = \"{planted}\"\n");
+    let (p, mut sim, _) = served_project(&clock, schedule, run, &profile);
     // Addresses Exchange accepts that carry Markdown's bar, emphasis and code marks.
     let mut csv = String::from("EmailAddress,SizeBytes,ItemCount,SourceDatabase\n");
     for i in 0..40 {
@@ -624,14 +610,7 @@ fn text_from_the_service_reaches_every_output_clean() {
     let out = cli(&["report", "--format", "html", "--out", "r.html"]);
     assert_eq!(out.0, Some(0), "{}{}", out.1, out.2);
     let html = std::fs::read_to_string(p.path("r.html")).unwrap();
-    let doc = roxmltree::Document::parse_with_options(
-        &html,
-        roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("the html report is not well-formed: {e}"));
+    let doc = html_report(&html);
     assert!(
         doc.descendants()
             .all(|n| n.attribute("onmouseover").is_none()),

@@ -60,6 +60,29 @@ pub fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
     c
 }
 
+/// A project whose endpoints are a `sim serve` child running `profile` on `clock`: the project,
+/// the child, and the address it serves.
+pub fn served_project(
+    clock: &str,
+    schedule: &str,
+    run: &str,
+    profile: &str,
+) -> (Project, Child, String) {
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    std::fs::write(p.path("sim-profile.toml"), profile).unwrap();
+    let mut sim = mailwave(
+        &p,
+        clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    (p, sim, base)
+}
+
 /// A clock at real speed whose simulated time is `at` now.
 fn clock_at(at: Timestamp) -> String {
     format!("scaled:1:{}:{at}", Timestamp::now())
@@ -770,7 +793,6 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
     let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
     let run = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 16\ncutover_margin = \"30s\"\n\
                cutover_poll = \"3s\"\nprestage_poll = \"5s\"\nstop_grace = \"5s\"\naction_poll = \"1h\"";
-    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
     let quiet = CRASH_PROFILE
         .replace(
             "transient_failure_share = 0.03",
@@ -778,17 +800,7 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
         )
         .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
         .replace("stall_share = 0.05", "stall_share = 0.0");
-    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
-    let mut sim = mailwave(
-        &p,
-        &clock,
-        &["sim", "serve", "--profile", "sim-profile.toml"],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
-    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    let (p, mut sim, base) = served_project(&clock, schedule, run, &quiet);
     plan_with_binary(&p, &clock, 40, "2027-02-01");
     let store = || Store::open_read_only(&p.db()).unwrap();
     let first = store().wave_addresses("mw-2027-02-01").unwrap();
@@ -968,7 +980,6 @@ fn a_pending_action_outlives_a_stalled_service_and_a_killed_run() {
     let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
     let run = "requests_per_second = 50\nburst = 50\nprestage_poll = \"5s\"\nstop_grace = \"2s\"\n\
                call_timeout = \"3s\"\naction_poll = \"1h\"";
-    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
     let quiet = CRASH_PROFILE
         .replace(
             "transient_failure_share = 0.03",
@@ -976,17 +987,7 @@ fn a_pending_action_outlives_a_stalled_service_and_a_killed_run() {
         )
         .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
         .replace("stall_share = 0.05", "stall_share = 0.0");
-    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
-    let mut sim = mailwave(
-        &p,
-        &clock,
-        &["sim", "serve", "--profile", "sim-profile.toml"],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
-    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    let (p, mut sim, base) = served_project(&clock, schedule, run, &quiet);
     plan_with_binary(&p, &clock, 10, "2027-02-01");
     let live = || -> HashMap<String, serde_json::Value> {
         moves(&base)
