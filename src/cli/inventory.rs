@@ -208,18 +208,23 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
             .into());
         }
     }
-    match &sizes {
-        Some((path, merged)) => print_sizes(path, merged),
-        None if !inv.mailboxes.is_empty() && inv.mailboxes.iter().all(|m| m.size_bytes == 0) => {
+    if let Some((path, merged)) = &sizes {
+        print_sizes(path, merged);
+    }
+    // Said once, under the summary's "total size 0 B".
+    let no_sizes = || {
+        if sizes.is_none()
+            && !inv.mailboxes.is_empty()
+            && inv.mailboxes.iter().all(|m| m.size_bytes == 0)
+        {
             outln!(
-                "{} has no mailbox sizes, so plans will balance nothing (total size 0 B). Add them from \
-                 Graph's mailbox usage report: download it (Microsoft 365 admin center: Reports > Usage > \
-                 Exchange > Mailbox usage > Export) and import again with --sizes <that file>",
+                "{} has no mailbox sizes, so plans will balance nothing. Add them from Graph's mailbox \
+                 usage report: download it (Microsoft 365 admin center: Reports > Usage > Exchange > \
+                 Mailbox usage > Export) and import again with --sizes <that file>",
                 mailboxes.display()
             );
         }
-        None => {}
-    }
+    };
     let rejected_rows = || -> Vec<(&Path, &RowError)> {
         rejected_mailboxes
             .iter()
@@ -240,6 +245,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     });
     if args.dry_run {
         out!("{summary}");
+        no_sizes();
         if rejected > 0 {
             // The rejected rows are a report, not state: a dry run writes them too, to be read.
             write_rejected(&rejected_path, &rejected_rows())?;
@@ -270,6 +276,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     )?;
 
     out!("{summary}");
+    no_sizes();
     outln!(
         "stored in {}: {} new, {} updated, {} removed",
         cli.state.display(),

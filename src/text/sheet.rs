@@ -356,6 +356,19 @@ impl<R: Read> Read for Guard<R> {
     }
 }
 
+/// The delimiter a first line `sep=;` names (a hint some tools write for Excel), which is then
+/// made a blank line, so that the header is the next one and lines still count from the top.
+fn excel_separator(head: &mut Vec<u8>) -> Option<u8> {
+    let end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = head.get(..end)?;
+    let d = match line.strip_suffix(b"\r").unwrap_or(line) {
+        [b's', b'e', b'p', b'=', d] if matches!(d, b',' | b';' | b'\t' | b'|') => *d,
+        _ => return None,
+    };
+    head.drain(..end);
+    Some(d)
+}
+
 /// The delimiter of a header line: whichever of `,` `;` and tab it has most of outside quotes
 /// (a comma when it has none: a file of one column).
 fn delimiter_of(header: &[u8]) -> u8 {
@@ -499,7 +512,7 @@ impl<'a> Sheet<'a> {
             }
             head.extend_from_slice(&buf[..n]);
         }
-        let delimiter = delimiter_of(&head);
+        let delimiter = excel_separator(&mut head).unwrap_or_else(|| delimiter_of(&head));
         let comment = (!headers).then_some(b'#');
         let input = Guard::new(io::Cursor::new(head).chain(decoder), delimiter, comment);
         let mut reader = csv::ReaderBuilder::new()
@@ -750,6 +763,19 @@ mod tests {
         let (_, r) =
             rows(b"EmailAddress,Note\na@contoso.com,5\" floppy\nb@contoso.com,x\n").unwrap();
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn excel_s_separator_hint_is_taken() {
+        let (h, r) = rows(b"sep=;\r\nEmailAddress;Note\r\na@contoso.com;x,y\r\n").unwrap();
+        assert_eq!(h, ["EmailAddress", "Note"]);
+        assert_eq!(
+            r,
+            [(
+                3,
+                vec!["a@contoso.com".to_string(), "x,y".into(), String::new()]
+            )]
+        );
     }
 
     #[test]

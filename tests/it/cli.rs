@@ -889,6 +889,14 @@ fn sizes_come_from_the_usage_report() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.matches("has no mailbox sizes").count(), 1, "{text}");
+    let (total, note) = (
+        text.find("total size       0 B"),
+        text.find("has no mailbox sizes"),
+    );
+    assert!(
+        total.is_some() && total < note,
+        "under the summary's total: {text}"
+    );
     assert!(text.contains("--sizes"), "{text}");
 
     let usage = fixture("graph-usage.csv");
