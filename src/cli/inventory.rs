@@ -150,16 +150,12 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     };
     let stored = stored_inventory(&cli.state)?;
     if let Some(stored) = &stored {
-        let now: std::collections::HashSet<String> = inv
-            .mailboxes
-            .iter()
-            .map(|m| m.address.to_ascii_lowercase())
-            .collect();
+        let now = inv.index_by_address();
         opts.removed = stored
             .mailboxes
             .iter()
+            .filter(|m| inv.find(&now, &m.address).is_none())
             .map(|m| m.address.to_ascii_lowercase())
-            .filter(|a| !now.contains(a))
             .collect();
     }
     let delegates = match &args.delegates {
