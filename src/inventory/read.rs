@@ -232,6 +232,11 @@ pub fn read_mailboxes(
             let f = field(c);
             (!f.is_empty()).then(|| crate::text::name(&f))
         };
+        // Organisations and databases repeat: interned without a copy of each row's name.
+        let interned = |c: Option<usize>, names: &mut Interner| {
+            let f = field(c);
+            (!f.is_empty()).then(|| names.intern(&crate::text::clean(&f, crate::text::NAME)))
+        };
         let m = Mailbox {
             size_bytes: number(cols.size)?,
             item_count: number(cols.items)?,
@@ -240,8 +245,8 @@ pub fn read_mailboxes(
             has_archive: flag(cols.archive)?,
             priority,
             display_name: name(cols.display_name),
-            organisation: name(cols.organisation).map(|o| orgs.intern(&o)),
-            source_database: name(cols.database).map(|d| dbs.intern(&d)),
+            organisation: interned(cols.organisation, &mut orgs),
+            source_database: interned(cols.database, &mut dbs),
             address,
         };
         let next = inv.mailboxes.len() as u32;
