@@ -435,22 +435,26 @@ impl TokenProvider {
             return Err(match serde_json::from_str::<EntraError>(&body) {
                 Ok(e) => {
                     // "AADSTS7000215: Invalid client secret provided. ..." -> code and description.
+                    // Entra ID's words are cleaned here, where they come in.
                     let description = self.scrub(&e.error_description);
-                    let first = description.lines().next().unwrap_or("");
+                    let first = crate::text::message(description.lines().next().unwrap_or(""));
+                    let error = crate::text::name(&e.error);
                     let (code, text) = match first.split_once(':') {
                         Some((c, rest)) if c.starts_with("AADSTS") => {
                             (c.to_string(), rest.trim().to_string())
                         }
-                        _ => (e.error.clone(), first.to_string()),
+                        _ => (error.clone(), first.clone()),
                     };
                     AuthError::Entra {
                         code,
-                        description: format!("{text} ({})", e.error),
+                        description: format!("{text} ({error})"),
                     }
                 }
                 Err(_) => AuthError::Entra {
                     code: format!("HTTP {}", status.as_u16()),
-                    description: self.scrub(&body.chars().take(300).collect::<String>()),
+                    description: crate::text::message(
+                        &self.scrub(&body.chars().take(300).collect::<String>()),
+                    ),
                 },
             });
         }

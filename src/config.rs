@@ -277,7 +277,7 @@ pub(crate) fn parse_offset(text: &str) -> Option<jiff::SignedDuration> {
 pub(crate) fn plausible_address(a: &str) -> bool {
     let mut parts = a.split('@');
     matches!((parts.next(), parts.next(), parts.next()), (Some(l), Some(d), None)
-        if !l.is_empty() && d.contains('.') && !a.chars().any(|c| c.is_whitespace() || ",;<>\"".contains(c)))
+        if !l.is_empty() && d.contains('.') && !a.chars().any(|c| c.is_whitespace() || c.is_control() || ",;<>\"\u{FFFD}".contains(c)))
 }
 
 /// `[notify]`: where the run's summary goes.
@@ -1145,31 +1145,29 @@ fn notices(cx: &Ctx, n: RawNotices, base: &Path) -> Result<Notices, ConfigError>
     }
     if let Some(file) = &n.senders_file {
         let path = base.join(file.get_ref());
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            cx.invalid(
-                file.span(),
-                "notices.senders_file",
-                format!("cannot read {}: {e}", path.display()),
-            )
+        let invalid = |line: u64, message: String| ConfigError::Invalid {
+            path: path.clone(),
+            line: line as usize,
+            key: "sender".into(),
+            message,
+        };
+        let mut list = crate::text::sheet::Sheet::open_list(&path).map_err(|p| match p {
+            crate::text::sheet::Problem::File { line: 0, .. } => {
+                cx.invalid(file.span(), "notices.senders_file", p.at(&path))
+            }
+            p => invalid(p.line(), p.message().to_string()),
         })?;
-        for (i, line) in text.lines().enumerate() {
-            // One address a line, or the first column of a CSV; a header and comments are skipped.
-            let a = line
-                .split(',')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches('"');
-            if a.is_empty() || a.starts_with('#') || (i == 0 && !a.contains('@')) {
+        let mut first = true;
+        while let Some(row) = list.next_row() {
+            let row = row.map_err(|p| invalid(p.line(), p.message().to_string()))?;
+            // One address a line, or the first column of a CSV whose header is skipped.
+            let a = row.get(0);
+            let header = std::mem::take(&mut first) && !a.contains('@');
+            if header {
                 continue;
             }
-            if !plausible_address(a) {
-                return Err(ConfigError::Invalid {
-                    path: path.clone(),
-                    line: i + 1,
-                    key: "sender".into(),
-                    message: format!("{a:?} is not a mail address"),
-                });
+            if !plausible_address(&a) {
+                return Err(invalid(row.line, format!("{a:?} is not a mail address")));
             }
             senders.push(a.to_ascii_lowercase());
         }

@@ -19,5 +19,6 @@ pub mod private;
 pub mod secrets;
 pub mod sim;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod ui;

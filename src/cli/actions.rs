@@ -21,6 +21,7 @@ use crate::exchange::{
 use crate::store::actions::{ActionKind, ActionRequest, MailboxFacts, WaveInfo};
 use crate::store::lock::RunLock;
 use crate::store::{FailureClass, State, Store, StoreError};
+use crate::text::sheet::{Problem, Sheet};
 
 /// What a mailbox action command takes: the mailboxes, and the options of every action.
 #[derive(clap::Args, Debug, Clone)]
@@ -90,36 +91,24 @@ pub fn addresses(common: &Common) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// The EmailAddress column of a CSV (Microsoft's batch format; other columns are ignored).
+/// The address column of a CSV: Microsoft's batch format (`EmailAddress`; other columns are
+/// ignored) as it is, or a `mailwave report --format csv` filtered in a spreadsheet.
 fn read_address_file(path: &Path) -> anyhow::Result<Vec<String>> {
-    let bad = |line: u64, m: String| BadInput(format!("{}, line {line}: {m}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| bad(0, e.to_string()))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(crate::inventory::read::LimitedLines::new(file));
-    let col = reader
-        .headers()
-        .map_err(|e| bad(1, e.to_string()))?
-        .iter()
-        .position(|h| {
-            h.trim_start_matches('\u{feff}')
-                .eq_ignore_ascii_case("EmailAddress")
-        })
-        .ok_or_else(|| bad(1, "no EmailAddress column".into()))?;
-    let mut out = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            bad(
-                e.position().map(|p| p.line()).unwrap_or(0),
-                match crate::inventory::read::line_too_long(&e) {
-                    Some(_) => "the line is too long".into(),
-                    None => e.to_string(),
-                },
-            )
+    let bad = |p: Problem| BadInput(p.at(path));
+    let mut sheet = Sheet::open(path).map_err(bad)?;
+    let col = sheet
+        .column(&crate::inventory::ADDRESS_COLUMNS)
+        .ok_or_else(|| {
+            BadInput(format!(
+                "{}, line 1: no EmailAddress column",
+                path.display()
+            ))
         })?;
-        if let Some(a) = record.get(col).filter(|a| !a.is_empty()) {
-            out.push(a.to_string());
+    let mut out = Vec::new();
+    while let Some(row) = sheet.next_row() {
+        let address = row.map_err(bad)?.get(col);
+        if !address.is_empty() {
+            out.push(address.into_owned());
         }
     }
     Ok(out)

@@ -37,6 +37,11 @@ pub struct ImportArgs {
     /// Delegate permissions CSV (columns Mailbox and Delegate).
     #[arg(long)]
     pub delegates: Option<PathBuf>,
+    /// Sizes and item counts from Graph's mailbox usage report CSV (Microsoft 365 admin center:
+    /// Reports > Usage > Exchange > Mailbox usage > Export), matched by user principal name or
+    /// address; for a mailbox list without sizes, such as Microsoft's batch CSV.
+    #[arg(long, value_name = "CSV", conflicts_with = "from_graph")]
+    pub sizes: Option<PathBuf>,
     /// A mailbox with more delegation edges than this is a service account, left out of grouping.
     #[arg(long, default_value_t = 50)]
     pub service_account_threshold: u32,
@@ -76,13 +81,12 @@ fn write_rejected(path: &Path, rows: &[(&Path, &RowError)]) -> anyhow::Result<()
     let mut out = csv::Writer::from_writer(crate::private::create(path)?);
     out.write_record(["file", "line", "column", "reason", "row"])?;
     for (file, e) in rows {
-        out.write_record([
-            &file.display().to_string(),
-            &e.line.to_string(),
-            &e.column,
-            &e.message,
-            &e.raw,
-        ])?;
+        let file = file.display().to_string();
+        let line = e.line.to_string();
+        // Rows are what the file held: a spreadsheet shows a formula in them, never runs it.
+        out.write_record(
+            [&file, &line, &e.column, &e.message, &e.raw].map(|c| crate::text::sheet_field(c)),
+        )?;
     }
     out.flush()?;
     Ok(())
@@ -143,24 +147,38 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
-    let opts = ImportOptions {
+    let mut opts = ImportOptions {
         skip_invalid: args.skip_invalid,
         service_account_threshold: args.service_account_threshold,
+        ..Default::default()
     };
+    if !(0.0..=100.0).contains(&args.max_drop) {
+        return Err(BadInput(format!("--max-drop: {} is not a percentage", args.max_drop)).into());
+    }
     let mailboxes = match &args.mailboxes {
         Some(path) => path.clone(),
         None => fetch_usage_report(cli, &args.period)?,
     };
     // Everything is read and validated before the state database is opened: bad input changes nothing.
     let (mut inv, rejected_mailboxes) = inventory::read_mailboxes(&mailboxes, &opts)?;
-    let rejected_delegates = match &args.delegates {
-        Some(path) => inventory::read_delegates(path, &mut inv, &opts)?,
-        None => Vec::new(),
+    let sizes = match &args.sizes {
+        Some(path) => Some((path, inventory::sizes::merge(path, &mut inv)?)),
+        None => None,
     };
-    if !(0.0..=100.0).contains(&args.max_drop) {
-        return Err(BadInput(format!("--max-drop: {} is not a percentage", args.max_drop)).into());
-    }
     let stored = stored_inventory(&cli.state)?;
+    if let Some(stored) = &stored {
+        let now = inv.index_by_address();
+        opts.removed = stored
+            .mailboxes
+            .iter()
+            .filter(|m| inv.find(&now, &m.address).is_none())
+            .map(|m| m.address.to_ascii_lowercase())
+            .collect();
+    }
+    let delegates = match &args.delegates {
+        Some(path) => inventory::read_delegates(path, &mut inv, &opts)?,
+        None => inventory::DelegateRows::default(),
+    };
     if let Some(stored) = &stored
         && args.delegates.is_none()
         && !args.drop_delegates
@@ -168,11 +186,17 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         keep_delegations(&mut inv, stored);
     }
     groups::assign(&mut inv, opts.service_account_threshold);
-    let rejected = (rejected_mailboxes.len() + rejected_delegates.len()) as u64;
+    let rejected = (rejected_mailboxes.len() + delegates.rejected.len()) as u64;
     let summary = ImportSummary::of(&inv, rejected);
     if let Some(stored) = &stored {
         let diff = Diff::of(stored, &inv);
         diff.print(args.delegates.is_none() && !args.drop_delegates);
+        if delegates.to_removed > 0 {
+            outln!(
+                "  {} delegate row(s) name removed mailboxes: left out with them, not rejected",
+                delegates.to_removed
+            );
+        }
         let share = |n: usize, of: usize| {
             if of == 0 {
                 0.0
@@ -197,18 +221,65 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
             .into());
         }
     }
+    if let Some((path, merged)) = &sizes {
+        print_sizes(path, merged);
+    }
+    // Said once, under the summary's "total size 0 B".
+    let no_sizes = || {
+        if sizes.is_none()
+            && !inv.mailboxes.is_empty()
+            && inv.mailboxes.iter().all(|m| m.size_bytes == 0)
+        {
+            outln!(
+                "{} has no mailbox sizes, so plans will balance nothing. Add them from Graph's mailbox \
+                 usage report: download it (Microsoft 365 admin center: Reports > Usage > Exchange > \
+                 Mailbox usage > Export) and import again with --sizes <that file>",
+                mailboxes.display()
+            );
+        }
+    };
+    let rejected_rows = || -> Vec<(&Path, &RowError)> {
+        rejected_mailboxes
+            .iter()
+            .map(|e| (mailboxes.as_path(), e))
+            .chain(
+                delegates
+                    .rejected
+                    .iter()
+                    .map(|e| (args.delegates.as_deref().unwrap_or(Path::new("")), e)),
+            )
+            .collect()
+    };
+    let rejected_path = args.rejected.clone().unwrap_or_else(|| {
+        cli.state
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("inventory-rejected.csv")
+    });
     if args.dry_run {
         out!("{summary}");
+        no_sizes();
+        if rejected > 0 {
+            // The rejected rows are a report, not state: a dry run writes them too, to be read.
+            write_rejected(&rejected_path, &rejected_rows())?;
+            outln!(
+                "{rejected} rejected row(s) written to {}",
+                rejected_path.display()
+            );
+        }
         outln!("dry run: nothing was stored");
         return Ok(exit::OK);
     }
 
     let _lock = RunLock::acquire(&cli.state, "mailwave inventory import")?;
     let mut store = Store::open(&cli.state)?;
-    let source = match &args.delegates {
-        Some(d) => format!("{} + {}", mailboxes.display(), d.display()),
-        None => mailboxes.display().to_string(),
-    };
+    let mut source = mailboxes.display().to_string();
+    for extra in [args.delegates.as_ref(), sizes.as_ref().map(|s| s.0)]
+        .into_iter()
+        .flatten()
+    {
+        source = format!("{source} + {}", extra.display());
+    }
     let report = store.replace_inventory(
         &inv,
         &source,
@@ -218,6 +289,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     )?;
 
     out!("{summary}");
+    no_sizes();
     outln!(
         "stored in {}: {} new, {} updated, {} removed",
         cli.state.display(),
@@ -233,25 +305,41 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         );
     }
     if rejected > 0 {
-        let path = args.rejected.clone().unwrap_or_else(|| {
-            cli.state
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join("inventory-rejected.csv")
-        });
-        let rows: Vec<(&Path, &RowError)> = rejected_mailboxes
-            .iter()
-            .map(|e| (mailboxes.as_path(), e))
-            .chain(
-                rejected_delegates
-                    .iter()
-                    .map(|e| (args.delegates.as_deref().unwrap_or(Path::new("")), e)),
-            )
-            .collect();
-        write_rejected(&path, &rows)?;
-        outln!("{rejected} rejected row(s) written to {}", path.display());
+        write_rejected(&rejected_path, &rejected_rows())?;
+        outln!(
+            "{rejected} rejected row(s) written to {}",
+            rejected_path.display()
+        );
     }
     Ok(exit::OK)
+}
+
+/// What `--sizes` merged, in one line (two when report rows matched nothing).
+fn print_sizes(path: &Path, m: &inventory::sizes::Merged) {
+    outln!(
+        "sizes from {}: {} mailbox(es) matched by user principal name or address, {} not in the report (size unknown){}",
+        path.display(),
+        m.matched,
+        m.without,
+        if m.deleted > 0 {
+            format!("; {} deleted mailbox row(s) skipped", m.deleted)
+        } else {
+            String::new()
+        }
+    );
+    if m.unmatched > 0 {
+        outln!(
+            "  {} report row(s) matched no mailbox ({}{}); if user principal names differ from \
+             addresses, add a User Principal Name column to the inventory",
+            m.unmatched,
+            m.unmatched_first.join(", "),
+            if m.unmatched > m.unmatched_first.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 /// The stored inventory with its delegations, if there is a state database with one.

@@ -122,8 +122,14 @@ fn rows(store: &Store, args: &Args, since: Option<jiff::Timestamp>) -> anyhow::R
                     r.last_error.as_deref().unwrap_or(""),
                     r.actions.as_deref().unwrap_or(""),
                 ];
-                w.write_record(fixed.into_iter().chain(figures.iter().map(String::as_str)))
-                    .map_err(std::io::Error::other)
+                // A spreadsheet shows text from outside (a message, a server name), never runs it.
+                w.write_record(
+                    fixed
+                        .into_iter()
+                        .chain(figures.iter().map(String::as_str))
+                        .map(crate::text::sheet_field),
+                )
+                .map_err(std::io::Error::other)
             })?;
             result.and_then(|()| w.flush())
         }

@@ -139,7 +139,7 @@ fn failed(f: Failure) -> ServiceError {
             message: f
                 .body
                 .as_ref()
-                .and_then(|b| b["error"]["message"].as_str().map(str::to_string))
+                .and_then(|b| b["error"]["message"].as_str().map(crate::text::message))
                 .unwrap_or_default(),
         }
     } else {

@@ -25,12 +25,18 @@ pub struct User {
     pub licences: Vec<(String, Vec<String>)>,
 }
 
+/// A name Graph gives, cleaned here once (see `crate::text`).
+fn name(v: &Value, max: usize) -> Option<String> {
+    v.as_str().map(|s| crate::text::clean(s, max).into_owned())
+}
+
 impl User {
     pub fn from_json(v: &Value) -> User {
+        use crate::text::{ADDRESS, NAME};
         User {
-            id: v["id"].as_str().unwrap_or("").to_string(),
-            user_principal_name: v["userPrincipalName"].as_str().unwrap_or("").to_string(),
-            mail: v["mail"].as_str().map(str::to_string),
+            id: name(&v["id"], NAME).unwrap_or_default(),
+            user_principal_name: name(&v["userPrincipalName"], ADDRESS).unwrap_or_default(),
+            mail: name(&v["mail"], ADDRESS),
             account_enabled: v["accountEnabled"].as_bool().unwrap_or(true),
             licences: v["assignedLicenses"]
                 .as_array()
@@ -69,8 +75,8 @@ pub struct Sku {
 impl Sku {
     pub fn from_json(v: &Value) -> Sku {
         Sku {
-            sku_id: v["skuId"].as_str().unwrap_or("").to_string(),
-            part_number: v["skuPartNumber"].as_str().unwrap_or("").to_string(),
+            sku_id: name(&v["skuId"], crate::text::NAME).unwrap_or_default(),
+            part_number: name(&v["skuPartNumber"], crate::text::NAME).unwrap_or_default(),
             enabled: v["prepaidUnits"]["enabled"].as_u64().unwrap_or(0),
             consumed: v["consumedUnits"].as_u64().unwrap_or(0),
             service_plans: v["servicePlans"]
@@ -233,11 +239,12 @@ pub(crate) fn mail_body(m: &Message) -> Value {
     serde_json::json!({"message": message, "saveToSentItems": false})
 }
 
-/// Classifies a failed Graph answer.
+/// Classifies a failed Graph answer. Its message is cleaned here, where it comes in.
 pub fn classify(status: u16, body: Option<&Value>, retry_after: Option<&str>) -> ServiceError {
     let message = body
         .and_then(|b| b["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| body.map(|b| b.to_string()).unwrap_or_default());
+    let message = crate::text::clean_owned(message, crate::text::MESSAGE);
     match status {
         429 => ServiceError::Throttled {
             retry_after: crate::exchange::error::retry_after(retry_after)

@@ -51,8 +51,17 @@ const RETRYABLE_EXCEPTIONS: [&str; 5] = [
 ];
 
 /// The real reason of an error body: `error.details[0].message` shaped `ErrId|ExceptionType|Text`.
-/// Returns (exception type, text); falls back to `error.message`.
+/// Returns (exception type, text); falls back to `error.message`. This is where the service's
+/// error texts come in: both are cleaned here, once, for every output after.
 pub fn reason(body: &Value) -> (String, String) {
+    let (kind, text) = raw_reason(body);
+    (
+        crate::text::clean_owned(kind, crate::text::NAME),
+        crate::text::clean_owned(text, crate::text::MESSAGE),
+    )
+}
+
+fn raw_reason(body: &Value) -> (String, String) {
     let detail = body["error"]["details"][0]["message"].as_str();
     match detail {
         Some(d) => {
@@ -277,6 +286,21 @@ mod tests {
             ),
             ServiceError::Permanent { .. }
         ));
+    }
+
+    #[test]
+    fn the_reason_is_clean_text() {
+        let hostile = body(
+            "x.\u{1b}]0;pwnedException",
+            &format!("\u{1b}[2J\u{1b}[31mgone{}", "!".repeat(10_000)),
+        );
+        let e = classify(404, Some(&hostile), None, "Get-MoveRequest", false).to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(
+            e.starts_with("not found: \u{FFFD}[2J\u{FFFD}[31mgone!!!"),
+            "{e}"
+        );
+        assert!(e.chars().count() < crate::text::MESSAGE + 300, "bounded");
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl MoveFigures {
                 .and_then(Value::as_str)
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .map(crate::text::name)
         };
         let size = |k: &str| v.get(k).and_then(super::parse_byte_quantified);
         MoveFigures {

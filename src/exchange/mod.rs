@@ -388,8 +388,8 @@ pub fn parse_byte_quantified(v: &Value) -> Option<u64> {
     inner.replace(',', "").trim().parse().ok()
 }
 
-fn text(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+fn text<'v>(v: &'v Value, key: &str) -> &'v str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A move request as the service writes it. Read straight from the answer's text; a field that is
@@ -397,19 +397,19 @@ fn text(v: &Value, key: &str) -> String {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 struct WireRequest {
-    #[serde(deserialize_with = "lenient_text")]
+    #[serde(deserialize_with = "lenient_address")]
     identity: String,
-    #[serde(deserialize_with = "lenient_text")]
+    #[serde(deserialize_with = "lenient_name")]
     display_name: String,
-    #[serde(deserialize_with = "lenient_text")]
+    #[serde(deserialize_with = "lenient_name")]
     exchange_guid: String,
-    #[serde(deserialize_with = "lenient_text")]
+    #[serde(deserialize_with = "lenient_name")]
     status: String,
-    #[serde(deserialize_with = "lenient_text")]
+    #[serde(deserialize_with = "lenient_name")]
     status_detail: String,
-    #[serde(deserialize_with = "lenient_text")]
+    #[serde(deserialize_with = "lenient_name")]
     batch_name: String,
-    #[serde(deserialize_with = "lenient_text")]
+    #[serde(deserialize_with = "lenient_name")]
     complete_after: String,
 }
 
@@ -425,6 +425,16 @@ impl From<WireRequest> for MoveRequest {
             batch_name: w.batch_name,
         }
     }
+}
+
+/// A name the service gives (display name, status, batch): read leniently, cleaned here once.
+fn lenient_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    lenient_text(d).map(|s| crate::text::clean_owned(s, crate::text::NAME))
+}
+
+/// An identity (an address): read leniently, cleaned here once.
+fn lenient_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    lenient_text(d).map(|s| crate::text::clean_owned(s, crate::text::ADDRESS))
 }
 
 /// A string field; anything else (null, a number, an object) reads as empty.
@@ -490,9 +500,9 @@ pub fn parse_statistics(v: &Value) -> MoveStatistics {
         v.get(k)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
+            .map(crate::text::name)
     };
-    let message = text(v, "Message");
+    let message = crate::text::message(text(v, "Message"));
     let failure = opt("FailureType").map(|failure_type| MoveFailure {
         kind: MoveFailure::classify(&failure_type, &message),
         message: message.clone(),

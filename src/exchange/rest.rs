@@ -156,12 +156,13 @@ impl Transport for RestTransport {
     }
 }
 
-/// The first characters of an answer that is not what it should be, on one line.
+/// The first characters of an answer that is not what it should be, on one line, cleaned.
 fn preview(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+    let words = String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         .split_whitespace()
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    crate::text::message(&words)
 }
 
 /// An InvokeCommand success. `value` is kept as text: the client reads it into the records it needs.
@@ -198,7 +199,7 @@ pub fn read_success(bytes: &[u8]) -> Result<Page, String> {
         warnings: v
             .warnings
             .into_iter()
-            .filter_map(|w| w.as_str().map(str::to_string))
+            .filter_map(|w| w.as_str().map(crate::text::message))
             .collect(),
     })
 }

@@ -17,6 +17,14 @@ pub(crate) fn check(address: &str) -> Result<(), String> {
             "{address:?}: the part before @ must be 1 to 64 characters"
         ));
     }
+    if let Some(c) = local.chars().next().filter(|c| "=+-".contains(*c)) {
+        // RFC 5322 allows it, but this address goes into the batch CSVs mailwave writes for
+        // Microsoft's tools, where no formula guard can be put before it: opened in a spreadsheet,
+        // `=1+cmd|'/Ccalc'!A0@contoso.com` would run.
+        return Err(format!(
+            "{address:?} starts with {c:?}: a spreadsheet opening a batch file would take it for a formula"
+        ));
+    }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(format!("{address:?}: misplaced dot before @"));
     }
@@ -74,6 +82,9 @@ mod tests {
             ".alice@contoso.com",
             "a..b@contoso.com",
             "5B1C5F6D8A0E1F2A3B4C5D6E7F809A1B",
+            "=1+cmd|'/Ccalc'!A0@contoso.com",
+            "+x@contoso.com",
+            "-x@contoso.com",
         ] {
             assert!(check(a).is_err(), "{a}");
         }

@@ -5,13 +5,15 @@ pub mod address;
 pub mod groups;
 pub mod index;
 pub(crate) mod read;
+pub mod sizes;
 pub mod summary;
 pub mod synth;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 
-pub use read::{ImportOptions, read_delegates, read_mailboxes};
+pub(crate) use read::ADDRESS_COLUMNS;
+pub use read::{DelegateRows, ImportOptions, read_delegates, read_mailboxes};
 
 /// One mailbox as the inventory knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,9 @@ pub struct Inventory {
     pub service_accounts: Vec<u32>,
     /// Rows of the usage report marked deleted, skipped on import.
     pub deleted_skipped: u64,
+    /// Other names mailboxes go by in the file they were read from (a User Principal Name beside
+    /// the address), for matching the usage report's rows: (name, mailbox index).
+    pub(crate) aliases: Vec<(String, u32)>,
 }
 
 impl Inventory {
@@ -108,18 +113,14 @@ pub struct RowError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{}: the file is empty (expected a header row and at least one mailbox)", path.display())]
     Empty { path: PathBuf },
-    /// A line or a row past the limits: the file is not an inventory, and nothing is imported.
-    #[error("{}, line {line}: {message}; nothing was imported", path.display())]
-    TooLarge {
+    /// The file cannot be read as CSV (it cannot be opened, is in an encoding mailwave does not
+    /// read, or a row passes the caps): nothing is imported.
+    #[error("{}", unreadable_text(path, *line, message))]
+    Unreadable {
         path: PathBuf,
+        /// 0 when the problem is with the file as a whole.
         line: u64,
         message: String,
     },
@@ -136,6 +137,16 @@ pub enum InventoryError {
         errors: Vec<RowError>,
         total: usize,
     },
+}
+
+fn unreadable_text(path: &Path, line: u64, message: &str) -> String {
+    match line {
+        0 => format!("{}: {message}", path.display()),
+        _ => format!(
+            "{}, line {line}: {message}; nothing was imported",
+            path.display()
+        ),
+    }
 }
 
 fn format_rejections(path: &Path, errors: &[RowError], total: usize) -> String {
@@ -162,26 +173,36 @@ fn format_rejections(path: &Path, errors: &[RowError], total: usize) -> String {
 /// every user principal name with a hash, and nothing can be migrated by hash.
 pub fn check_not_concealed(csv: impl std::io::Read) -> Result<(), String> {
     // The first 200 rows are a few kB; a megabyte bounds what a hostile first line can take.
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(std::io::Read::take(csv, 1 << 20));
-    let Ok(headers) = reader.headers().cloned() else {
+    let mut head = Vec::new();
+    if std::io::Read::take(csv, 1 << 20).read_to_end(&mut head).is_err() {
+        return Ok(());
+    }
+    let Ok(mut sheet) = crate::text::sheet::Sheet::from_bytes(&head) else {
         return Ok(());
     };
-    let Some(col) = headers
-        .iter()
-        .position(|h| h.trim().eq_ignore_ascii_case("User Principal Name"))
-    else {
+    let Some(col) = sheet.column(&["User Principal Name"]) else {
         return Ok(());
     };
-    let (mut rows, mut hashed) = (0, 0);
-    for record in reader.records().take(200).flatten() {
-        let upn = record.get(col).unwrap_or("").trim();
-        rows += 1;
-        if !upn.contains('@') && upn.len() >= 16 && upn.chars().all(|c| c.is_ascii_hexdigit()) {
-            hashed += 1;
+    let mut names = Vec::new();
+    while let Some(Ok(row)) = sheet.next_row() {
+        names.push(row.get(col).into_owned());
+        if names.len() == 200 {
+            break;
         }
     }
+    concealed(&names)
+}
+
+/// Whether most of these user principal names (the first rows of a report) are hashes: then the
+/// report is refused, saying how an administrator shows real names.
+pub(crate) fn concealed(names: &[String]) -> Result<(), String> {
+    let hashed = names
+        .iter()
+        .filter(|upn| {
+            !upn.contains('@') && upn.len() >= 16 && upn.chars().all(|c| c.is_ascii_hexdigit())
+        })
+        .count();
+    let rows = names.len();
     if rows > 0 && hashed * 2 > rows {
         return Err(format!(
             "the mailbox usage report has concealed (hashed) user names ({hashed} of the first {rows} rows), so \

@@ -2,11 +2,11 @@
 //! ignoring spaces and punctuation, so Microsoft's batch CSV, Graph's usage report and mailwave's own
 //! form all import as they are.
 
-use crate::format::clip;
-use std::fs::File;
 use std::path::Path;
 
 use super::{Interner, Inventory, InventoryError, Mailbox, RowError, address};
+use crate::format::clip;
+use crate::text::sheet::{Problem, Row, Sheet};
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -14,6 +14,10 @@ pub struct ImportOptions {
     pub skip_invalid: bool,
     /// A mailbox with more delegation edges than this is a service account, left out of grouping.
     pub service_account_threshold: u32,
+    /// Addresses (lower case) of stored mailboxes this import removes: a delegate row naming one
+    /// is left out with it and counted, never rejected, so a re-import with last month's
+    /// delegates file reaches the drop guard.
+    pub removed: std::collections::HashSet<String>,
 }
 
 impl Default for ImportOptions {
@@ -21,22 +25,16 @@ impl Default for ImportOptions {
         ImportOptions {
             skip_invalid: false,
             service_account_threshold: 50,
+            removed: Default::default(),
         }
     }
-}
-
-/// `"Storage Used (Byte)"` -> `"storageusedbyte"`.
-fn normalise(header: &str) -> String {
-    header
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 #[derive(Default)]
 struct Columns {
     address: Option<usize>,
+    /// A User Principal Name beside the address: another name the usage report may use.
+    principal_name: Option<usize>,
     display_name: Option<usize>,
     size: Option<usize>,
     items: Option<usize>,
@@ -49,12 +47,21 @@ struct Columns {
     deleted: Option<usize>,
 }
 
+/// The address column's names, most specific first; `address` is the one mailwave's report writes.
+pub(crate) const ADDRESS_COLUMNS: [&str; 4] = [
+    "EmailAddress",
+    "User Principal Name",
+    "PrimarySmtpAddress",
+    "address",
+];
+
 impl Columns {
-    fn find(headers: &[String]) -> Columns {
-        let norm: Vec<String> = headers.iter().map(|h| normalise(h)).collect();
-        let pick = |names: &[&str]| names.iter().find_map(|n| norm.iter().position(|h| h == n));
+    fn find(sheet: &Sheet) -> Columns {
+        let pick = |names: &[&str]| sheet.column(names);
+        let address = pick(&ADDRESS_COLUMNS);
         Columns {
-            address: pick(&["emailaddress", "userprincipalname", "primarysmtpaddress"]),
+            address,
+            principal_name: pick(&["User Principal Name"]).filter(|&c| Some(c) != address),
             display_name: pick(&["displayname"]),
             size: pick(&["sizebytes", "storageusedbyte", "totalitemsizebytes"]),
             items: pick(&["itemcount"]),
@@ -69,7 +76,7 @@ impl Columns {
     }
 }
 
-fn parse_bool(text: &str) -> Result<bool, String> {
+pub(crate) fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "" | "false" | "no" | "n" | "0" => Ok(false),
         "true" | "yes" | "y" | "1" => Ok(true),
@@ -77,7 +84,7 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_count(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_count(text: &str) -> Result<u64, String> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(0);
@@ -86,175 +93,80 @@ fn parse_count(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{:?} is not a whole number of zero or more", clip(t, 60)))
 }
 
-/// The longest line an inventory, delegates or batch file may have (a row is a few hundred bytes).
-pub const MAX_LINE: usize = 64 * 1024;
-/// The most fields a row may have.
-pub const MAX_FIELDS: usize = 256;
-
-/// A reader that fails, for good, at the first line longer than [`MAX_LINE`], so that a file of
-/// one endless line is refused before it is held in memory.
-pub struct LimitedLines<R> {
-    inner: R,
-    line: u64,
-    in_line: usize,
-    failed: bool,
-}
-
-impl<R> LimitedLines<R> {
-    pub fn new(inner: R) -> LimitedLines<R> {
-        LimitedLines {
-            inner,
-            line: 1,
-            in_line: 0,
-            failed: false,
-        }
-    }
-}
-
-/// The error [`LimitedLines`] gives, with the line it stopped at.
-#[derive(Debug)]
-pub struct LineTooLong(pub u64);
-
-impl std::fmt::Display for LineTooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {} is longer than {MAX_LINE} bytes", self.0)
-    }
-}
-
-impl std::error::Error for LineTooLong {}
-
-impl<R: std::io::Read> std::io::Read for LimitedLines<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let too_long = || std::io::Error::new(std::io::ErrorKind::InvalidData, LineTooLong(0));
-        if self.failed {
-            return Err(too_long());
-        }
-        let n = self.inner.read(buf)?;
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                self.line += 1;
-                self.in_line = 0;
-            } else {
-                self.in_line += 1;
-                if self.in_line > MAX_LINE {
-                    self.failed = true;
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        LineTooLong(self.line),
-                    ));
-                }
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// The line [`LimitedLines`] stopped at, if that is what a CSV error is.
-pub fn line_too_long(e: &csv::Error) -> Option<u64> {
-    match e.kind() {
-        csv::ErrorKind::Io(io) => io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<LineTooLong>())
-            .map(|l| l.0),
-        _ => None,
-    }
-}
-
-type Csv = csv::Reader<LimitedLines<File>>;
-
-/// Opens a CSV file, refusing an empty one, and returns its reader with the header row.
-fn open(path: &Path) -> Result<(Csv, Vec<String>), InventoryError> {
-    let io = |source| InventoryError::Io {
+/// A problem that stops the whole file, as the import reports it.
+fn unreadable(path: &Path, line: u64, message: String) -> InventoryError {
+    InventoryError::Unreadable {
         path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(io)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::Headers)
-        .buffer_capacity(1 << 20)
-        .from_reader(LimitedLines::new(file));
-    let headers: Vec<String> = match reader.headers() {
-        Ok(h) if h.len() > MAX_FIELDS => {
-            return Err(InventoryError::TooLarge {
-                path: path.to_path_buf(),
-                line: 1,
-                message: format!("the header has {} columns; at most {MAX_FIELDS}", h.len()),
-            });
+        line,
+        message,
+    }
+}
+
+/// Opens a CSV file, refusing one that is empty or cannot be read as CSV.
+pub(crate) fn open(path: &Path) -> Result<Sheet<'static>, InventoryError> {
+    let sheet = Sheet::open(path).map_err(|p| match p {
+        Problem::File { line, message } | Problem::Row { line, message, .. } => {
+            unreadable(path, line, message)
         }
-        Ok(h) => h.iter().map(str::to_string).collect(),
-        Err(e) => {
-            if let Some(line) = line_too_long(&e) {
-                return Err(InventoryError::TooLarge {
-                    path: path.to_path_buf(),
-                    line,
-                    message: format!("the line is longer than {MAX_LINE} bytes"),
-                });
-            }
-            return Err(InventoryError::Rejected {
-                path: path.to_path_buf(),
-                errors: vec![RowError {
-                    line: 1,
-                    column: "(header)".into(),
-                    message: e.to_string(),
-                    raw: String::new(),
-                }],
-                total: 1,
-            });
-        }
-    };
-    if headers.iter().all(|h| h.is_empty()) {
+    })?;
+    if sheet.headers().iter().all(|h| h.is_empty()) {
         return Err(InventoryError::Empty {
             path: path.to_path_buf(),
         });
     }
-    Ok((reader, headers))
+    Ok(sheet)
 }
 
-/// A record's fields, or the error for a row that is not valid CSV or UTF-8. A line or a row past
-/// the limits is an error for the whole file.
-fn next_row(
+/// Hands every row of `sheet` to `take` and returns the rows rejected (by `take`, or as not
+/// CSV). A problem with the whole file ends the read.
+pub(crate) fn each_row(
     path: &Path,
-    reader: &mut Csv,
-    record: &mut csv::StringRecord,
-) -> Result<Option<Result<u64, RowError>>, InventoryError> {
-    match reader.read_record(record) {
-        Ok(false) => Ok(None),
-        Ok(true) => {
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            if record.len() > MAX_FIELDS {
-                return Err(InventoryError::TooLarge {
-                    path: path.to_path_buf(),
-                    line,
-                    message: format!("the row has {} fields; at most {MAX_FIELDS}", record.len()),
-                });
+    sheet: &mut Sheet,
+    mut take: impl FnMut(&Row) -> Result<(), RowError>,
+) -> Result<Vec<RowError>, InventoryError> {
+    let headers = sheet.headers().to_vec();
+    let mut rejected = Vec::new();
+    while let Some(row) = sheet.next_row() {
+        match row {
+            Ok(row) => {
+                if let Err(e) = take(&row) {
+                    rejected.push(e);
+                }
             }
-            Ok(Some(Ok(line)))
-        }
-        Err(e) => {
-            if let Some(line) = line_too_long(&e) {
-                return Err(InventoryError::TooLarge {
-                    path: path.to_path_buf(),
-                    line,
-                    message: format!("the line is longer than {MAX_LINE} bytes"),
-                });
-            }
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            Ok(Some(Err(RowError {
+            Err(Problem::File { line, message }) => return Err(unreadable(path, line, message)),
+            Err(Problem::Row {
                 line,
-                column: "(row)".into(),
-                message: match e.kind() {
-                    csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".into(),
-                    _ => e.to_string(),
-                },
+                column,
+                message,
+            }) => rejected.push(RowError {
+                line,
+                column: column
+                    .and_then(|c| headers.get(c).cloned())
+                    .unwrap_or_else(|| "(row)".into()),
+                message,
                 raw: String::new(),
-            })))
+            }),
         }
     }
+    Ok(rejected)
 }
 
-fn raw_of(record: &csv::StringRecord) -> String {
-    clip(&record.iter().collect::<Vec<_>>().join(","), 500)
+/// All or nothing: without `skip_invalid`, any rejected row refuses the whole file.
+pub(crate) fn settle(
+    path: &Path,
+    mut rejected: Vec<RowError>,
+    opts: &ImportOptions,
+) -> Result<Vec<RowError>, InventoryError> {
+    if opts.skip_invalid || rejected.is_empty() {
+        return Ok(rejected);
+    }
+    let total = rejected.len();
+    rejected.truncate(super::ERRORS_SHOWN);
+    Err(InventoryError::Rejected {
+        path: path.to_path_buf(),
+        errors: rejected,
+        total,
+    })
 }
 
 /// Reads a mailbox inventory. Returns the inventory (without groups) and the rows it rejected; with
@@ -263,8 +175,9 @@ pub fn read_mailboxes(
     path: &Path,
     opts: &ImportOptions,
 ) -> Result<(Inventory, Vec<RowError>), InventoryError> {
-    let (mut reader, headers) = open(path)?;
-    let cols = Columns::find(&headers);
+    let mut sheet = open(path)?;
+    let headers = sheet.headers().to_vec();
+    let cols = Columns::find(&sheet);
     let Some(addr_col) = cols.address else {
         return Err(InventoryError::MissingColumn {
             path: path.to_path_buf(),
@@ -272,127 +185,124 @@ pub fn read_mailboxes(
             found: clip(&headers.join(", "), 200),
         });
     };
-    let header = |i: usize| headers[i].clone();
+    let header = |i: usize| headers.get(i).cloned().unwrap_or_default();
 
     let mut inv = Inventory::default();
     let mut orgs = Interner::default();
     let mut dbs = Interner::default();
     let mut seen = super::index::AddressIndex::default();
     let mut lines: Vec<u64> = Vec::new();
-    let mut rejected = Vec::new();
-    let mut record = csv::StringRecord::new();
 
-    while let Some(row) = next_row(path, &mut reader, &mut record)? {
-        let line = match row {
-            Ok(line) => line,
-            Err(e) => {
-                rejected.push(e);
-                continue;
-            }
-        };
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue; // a blank line at the end of a hand-edited file
-        }
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").trim();
+    let rejected = each_row(path, &mut sheet, |row| {
+        let line = row.line;
+        let field = |i: Option<usize>| i.map(|i| row.get(i)).unwrap_or_default();
         let fail = |col: usize, message: String| RowError {
             line,
             column: header(col),
             message,
-            raw: raw_of(&record),
+            raw: row.raw(),
         };
-        let result = (|| -> Result<Option<Mailbox>, RowError> {
-            if let Some(c) = cols.deleted
-                && parse_bool(field(Some(c))).map_err(|m| fail(c, m))?
-            {
-                return Ok(None);
-            }
-            let address = field(Some(addr_col)).to_string();
-            address::check(&address).map_err(|m| fail(addr_col, m))?;
-            let number = |c: Option<usize>| match c {
-                Some(c) => parse_count(field(Some(c))).map_err(|m| fail(c, m)),
-                None => Ok(0),
-            };
-            let flag = |c: Option<usize>| match c {
-                Some(c) => parse_bool(field(Some(c))).map_err(|m| fail(c, m)),
-                None => Ok(false),
-            };
-            let priority = match cols.priority {
+        if let Some(c) = cols.deleted
+            && parse_bool(&field(Some(c))).map_err(|m| fail(c, m))?
+        {
+            inv.deleted_skipped += 1;
+            return Ok(());
+        }
+        let address = field(Some(addr_col)).into_owned();
+        address::check(&address).map_err(|m| fail(addr_col, m))?;
+        let number = |c: Option<usize>| match c {
+            Some(c) => parse_count(&field(Some(c))).map_err(|m| fail(c, m)),
+            None => Ok(0),
+        };
+        let flag = |c: Option<usize>| match c {
+            Some(c) => parse_bool(&field(Some(c))).map_err(|m| fail(c, m)),
+            None => Ok(false),
+        };
+        let priority =
+            match cols.priority {
                 Some(c) if !field(Some(c)).is_empty() => {
-                    Some(field(Some(c)).parse::<i64>().map_err(|_| {
-                        fail(
-                            c,
-                            format!("{:?} is not a whole number", clip(field(Some(c)), 60)),
-                        )
+                    let text = field(Some(c));
+                    Some(text.parse::<i64>().map_err(|_| {
+                        fail(c, format!("{:?} is not a whole number", clip(&text, 60)))
                     })?)
                 }
                 _ => None,
             };
-            let text = |c: Option<usize>| Some(field(c)).filter(|s| !s.is_empty());
-            Ok(Some(Mailbox {
-                size_bytes: number(cols.size)?,
-                item_count: number(cols.items)?,
-                pilot: flag(cols.pilot)?,
-                exclude: flag(cols.exclude)?,
-                has_archive: flag(cols.archive)?,
-                priority,
-                display_name: text(cols.display_name).map(str::to_string),
-                organisation: text(cols.organisation).map(|o| orgs.intern(o)),
-                source_database: text(cols.database).map(|d| dbs.intern(d)),
-                address,
-            }))
-        })();
-        match result {
-            Ok(None) => inv.deleted_skipped += 1,
-            Ok(Some(m)) => {
-                let next = inv.mailboxes.len() as u32;
-                let mailboxes = &inv.mailboxes;
-                match seen.insert(&m.address, next, |j| &mailboxes[j as usize].address) {
-                    Some(first) => rejected.push(fail(
-                        addr_col,
-                        format!(
-                            "{} is a duplicate of line {} (addresses are case-insensitive)",
-                            m.address, lines[first as usize]
-                        ),
-                    )),
-                    None => {
-                        lines.push(line);
-                        inv.mailboxes.push(m);
-                    }
-                }
-            }
-            Err(e) => rejected.push(e),
+        let name = |c: Option<usize>| {
+            let f = field(c);
+            (!f.is_empty()).then(|| crate::text::name(&f))
+        };
+        // Organisations and databases repeat: interned without a copy of each row's name.
+        let interned = |c: Option<usize>, names: &mut Interner| {
+            let f = field(c);
+            (!f.is_empty()).then(|| names.intern(&crate::text::clean(&f, crate::text::NAME)))
+        };
+        let m = Mailbox {
+            size_bytes: number(cols.size)?,
+            item_count: number(cols.items)?,
+            pilot: flag(cols.pilot)?,
+            exclude: flag(cols.exclude)?,
+            has_archive: flag(cols.archive)?,
+            priority,
+            display_name: name(cols.display_name),
+            organisation: interned(cols.organisation, &mut orgs),
+            source_database: interned(cols.database, &mut dbs),
+            address,
+        };
+        let next = inv.mailboxes.len() as u32;
+        let mailboxes = &inv.mailboxes;
+        if let Some(first) = seen.insert(&m.address, next, |j| &mailboxes[j as usize].address) {
+            return Err(fail(
+                addr_col,
+                format!(
+                    "{} is a duplicate of line {} (addresses are case-insensitive)",
+                    m.address, lines[first as usize]
+                ),
+            ));
         }
-    }
+        if let Some(upn) = name(cols.principal_name)
+            && !upn.eq_ignore_ascii_case(&m.address)
+        {
+            inv.aliases.push((upn, next));
+        }
+        lines.push(line);
+        inv.mailboxes.push(m);
+        Ok(())
+    })?;
     if inv.mailboxes.is_empty() && rejected.is_empty() {
         return Err(InventoryError::Empty {
             path: path.to_path_buf(),
         });
     }
-    if !opts.skip_invalid && !rejected.is_empty() {
-        let total = rejected.len();
-        rejected.truncate(super::ERRORS_SHOWN);
-        return Err(InventoryError::Rejected {
-            path: path.to_path_buf(),
-            errors: rejected,
-            total,
-        });
-    }
+    let rejected = settle(path, rejected, opts)?;
     inv.organisations = orgs.names;
     inv.databases = dbs.names;
     Ok((inv, rejected))
 }
 
+/// What reading the delegates gave besides the delegations.
+#[derive(Debug, Default)]
+pub struct DelegateRows {
+    /// Rows left out (with `skip_invalid`), for the rejected-rows report.
+    pub rejected: Vec<RowError>,
+    /// Rows naming a stored mailbox this import removes: left out with it, counted apart.
+    pub to_removed: u64,
+}
+
 /// Reads delegate permissions (`Mailbox`, `Delegate`; other columns ignored) into `inv.delegations`.
-/// Both ends must be in the inventory.
+/// Both ends must be in the inventory, except that a row naming a mailbox in `opts.removed` is
+/// left out and counted.
 pub fn read_delegates(
     path: &Path,
     inv: &mut Inventory,
     opts: &ImportOptions,
-) -> Result<Vec<RowError>, InventoryError> {
-    let (mut reader, headers) = open(path)?;
-    let norm: Vec<String> = headers.iter().map(|h| normalise(h)).collect();
-    let find = |name: &str| norm.iter().position(|h| h == name);
-    let (Some(mcol), Some(dcol)) = (find("mailbox"), find("delegate").or(find("user"))) else {
+) -> Result<DelegateRows, InventoryError> {
+    let mut sheet = open(path)?;
+    let headers = sheet.headers().to_vec();
+    let (Some(mcol), Some(dcol)) = (
+        sheet.column(&["mailbox"]),
+        sheet.column(&["delegate"]).or(sheet.column(&["user"])),
+    ) else {
         return Err(InventoryError::MissingColumn {
             path: path.to_path_buf(),
             wanted: "Mailbox and Delegate".into(),
@@ -401,58 +311,43 @@ pub fn read_delegates(
     };
     let index = inv.index_by_address();
     let mut edges = Vec::new();
-    let mut rejected = Vec::new();
-    let mut record = csv::StringRecord::new();
-    while let Some(row) = next_row(path, &mut reader, &mut record)? {
-        let line = match row {
-            Ok(line) => line,
-            Err(e) => {
-                rejected.push(e);
-                continue;
-            }
-        };
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
-        }
+    let mut to_removed = 0;
+    let rejected = each_row(path, &mut sheet, |row| {
         let mut ends = [0u32; 2];
-        let mut ok = true;
         for (slot, col) in [(0, mcol), (1, dcol)] {
-            let value = record.get(col).unwrap_or("").trim();
-            match inv.find(&index, value) {
+            let value = row.get(col);
+            match inv.find(&index, &value) {
                 Some(i) => ends[slot] = i,
+                None if opts.removed.contains(&value.to_ascii_lowercase()) => {
+                    to_removed += 1;
+                    return Ok(());
+                }
                 None => {
-                    let message = match address::check(value) {
-                        Err(m) => m,
-                        Ok(()) => format!("{} is not in the inventory", clip(value, 100)),
-                    };
-                    rejected.push(RowError {
-                        line,
-                        column: headers[col].clone(),
-                        message,
-                        raw: raw_of(&record),
+                    return Err(RowError {
+                        line: row.line,
+                        column: headers.get(col).cloned().unwrap_or_default(),
+                        message: match address::check(&value) {
+                            Err(m) => m,
+                            Ok(()) => format!("{} is not in the inventory", clip(&value, 100)),
+                        },
+                        raw: row.raw(),
                     });
-                    ok = false;
-                    break;
                 }
             }
         }
-        if ok && ends[0] != ends[1] {
+        if ends[0] != ends[1] {
             edges.push((ends[0].min(ends[1]), ends[0].max(ends[1])));
         }
-    }
-    if !opts.skip_invalid && !rejected.is_empty() {
-        let total = rejected.len();
-        rejected.truncate(super::ERRORS_SHOWN);
-        return Err(InventoryError::Rejected {
-            path: path.to_path_buf(),
-            errors: rejected,
-            total,
-        });
-    }
+        Ok(())
+    })?;
+    let rejected = settle(path, rejected, opts)?;
     edges.sort_unstable();
     edges.dedup();
     inv.delegations = edges;
-    Ok(rejected)
+    Ok(DelegateRows {
+        rejected,
+        to_removed,
+    })
 }
 
 #[cfg(test)]

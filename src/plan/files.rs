@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{BATCH_ROWS, PLAN_FORMAT, Plan};
 use crate::format::human_bytes;
+use crate::text::sheet::{Problem, Sheet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
@@ -26,6 +27,18 @@ pub enum PlanFileError {
         line: u64,
         message: String,
     },
+}
+
+/// A batch file that does not read as CSV, named by file and line.
+fn problem(path: &Path, p: Problem) -> PlanFileError {
+    let (line, message) = match p {
+        Problem::File { line, message } | Problem::Row { line, message, .. } => (line, message),
+    };
+    PlanFileError::Format {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PlanFileError + '_ {
@@ -259,40 +272,22 @@ pub fn read(dir: &Path) -> Result<PlanDir, PlanFileError> {
             let content = read_plain(&path, MAX_BATCH_FILE)?;
             hasher.update(batch.as_bytes());
             hasher.update(&content);
-            let mut reader = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .flexible(true)
-                .from_reader(crate::inventory::read::LimitedLines::new(
-                    content.as_slice(),
-                ));
-            let header_ok = reader
-                .headers()
-                .map(|h| h.iter().any(|c| c.eq_ignore_ascii_case("EmailAddress")))
-                .unwrap_or(false);
-            if !header_ok {
+            let mut sheet = Sheet::from_bytes(&content).map_err(|p| problem(&path, p))?;
+            let Some(col) = sheet.column(&["EmailAddress"]) else {
                 return Err(PlanFileError::Format {
                     path,
                     line: 1,
                     message: "expected the header EmailAddress".into(),
                 });
-            }
-            for record in reader.records() {
-                let record = record.map_err(|e| PlanFileError::Format {
-                    path: path.clone(),
-                    line: crate::inventory::read::line_too_long(&e)
-                        .or_else(|| e.position().map(|p| p.line()))
-                        .unwrap_or(0),
-                    message: match crate::inventory::read::line_too_long(&e) {
-                        Some(_) => "the line is too long for a batch file".into(),
-                        None => e.to_string(),
-                    },
-                })?;
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
-                let Some(address) = record.get(0).filter(|a| !a.is_empty()) else {
+            };
+            while let Some(row) = sheet.next_row() {
+                let row = row.map_err(|p| problem(&path, p))?;
+                let address = row.get(col);
+                if address.is_empty() {
                     continue;
-                };
-                wave.addresses.push(address.to_string());
-                rows.push((b as u32, line));
+                }
+                wave.addresses.push(address.into_owned());
+                rows.push((b as u32, row.line));
             }
         }
     }

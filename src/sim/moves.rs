@@ -1330,7 +1330,10 @@ impl MoveService {
         match m.failure() {
             Some((kind, text)) if m.status == Status::Failed => {
                 o.insert("FailureType".into(), json!(kind));
-                o.insert("Message".into(), json!(text));
+                o.insert(
+                    "Message".into(),
+                    json!(format!("{}{text}", self.profile.planted_text)),
+                );
                 o.insert(
                     "FailureTimestamp".into(),
                     json!(ts(m.failed_at).map(|t| t.to_string())),
@@ -1438,7 +1441,10 @@ impl MoveService {
         };
         o.insert(
             "SourceServer".into(),
-            json!(format!("EXCH{server:02}.contoso.local")),
+            json!(format!(
+                "{}EXCH{server:02}.contoso.local",
+                self.profile.planted_text
+            )),
         );
         o.insert(
             "SourceDatabase".into(),

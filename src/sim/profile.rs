@@ -80,6 +80,9 @@ pub struct Profile {
     pub unsynced_users: usize,
     /// Cmdlets outside the app's role: answered 403 with an empty body, as the service does.
     pub forbidden_cmdlets: Vec<String>,
+    /// Text put before every failure message and source server name the service answers with:
+    /// to rehearse hostile text from outside (terminal escapes, markup, formulas).
+    pub planted_text: String,
 }
 
 /// Relative weights of the stall causes, by the names in
@@ -190,6 +193,7 @@ impl Default for Profile {
             spare_licences: 500,
             unsynced_users: 0,
             forbidden_cmdlets: Vec::new(),
+            planted_text: String::new(),
         }
     }
 }

@@ -419,7 +419,7 @@ fn every_action_from_the_command_line_is_recorded_or_refused_as_a_whole() {
             .all(|l| l["outcome"] == "applied" && l["action"] == "release")
     );
     assert_eq!(state_of(&db, &a), (State::Planned, wave(1)));
-    std::fs::write(p.path("bad.csv"), "Address\nx@y\n").unwrap();
+    std::fs::write(p.path("bad.csv"), "Name\nx@y\n").unwrap();
     let out = p.run(&["mailbox", "skip", "--from-file", "bad.csv"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

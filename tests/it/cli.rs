@@ -702,3 +702,291 @@ fn plan_warns_of_a_start_too_late_and_dry_run_writes_nothing() {
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     assert!(p.path("schedules/plan-2031-03-03/plan.json").exists());
 }
+
+/// Issue 19 point 12: the files Excel saves import alike: CSV UTF-8 (a BOM, CRLF), a European
+/// Excel's `;`, "Unicode Text" (UTF-16 LE, tabs) and UTF-16 BE; what it cannot read is named.
+#[test]
+fn excel_files_import_in_every_form_excel_saves() {
+    let p = Project::new(SMALL_CONFIG);
+    let rows = [
+        ["EmailAddress", "Display Name", "SizeBytes", "Organisation"],
+        ["zoe@contoso.com", "Zoë Ñandú", "1000", "Trust; North"],
+        ["carl@contoso.com", "'-Carl", "2000", "Trust, South"],
+    ];
+    let text = |sep: &str, quote: bool| -> String {
+        rows.iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| {
+                        if quote && (c.contains(';') || c.contains(',')) {
+                            format!("\"{c}\"")
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\n"
+    };
+    let utf16 = |s: &str, big_endian: bool| -> Vec<u8> {
+        let mut out = if big_endian {
+            vec![0xFE, 0xFF]
+        } else {
+            vec![0xFF, 0xFE]
+        };
+        for u in s.encode_utf16() {
+            out.extend(if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            });
+        }
+        out
+    };
+    let forms: [(&str, Vec<u8>); 4] = [
+        (
+            "csv-utf8.csv",
+            [b"\xef\xbb\xbf".as_slice(), text(",", true).as_bytes()].concat(),
+        ),
+        ("european.csv", text(";", true).into_bytes()),
+        ("unicode.txt", utf16(&text("\t", false), false)),
+        ("big-endian.csv", utf16(&text(",", true), true)),
+    ];
+    for (name, bytes) in forms {
+        std::fs::write(p.path(name), bytes).unwrap();
+        let out = p.run(&["inventory", "import", name]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let show = |a: &str| -> serde_json::Value {
+            serde_json::from_slice(&p.run(&["mailbox", "show", a, "--json"]).stdout).unwrap()
+        };
+        let zoe = show("zoe@contoso.com");
+        assert_eq!(
+            (
+                &zoe["display_name"],
+                &zoe["size_bytes"],
+                &zoe["organisation"]
+            ),
+            (
+                &serde_json::json!("Zoë Ñandú"),
+                &serde_json::json!(1000),
+                &serde_json::json!("Trust; North")
+            ),
+            "{name}"
+        );
+        let carl = show("carl@contoso.com");
+        assert_eq!(
+            (&carl["display_name"], &carl["organisation"]),
+            (
+                &serde_json::json!("-Carl"),
+                &serde_json::json!("Trust, South")
+            ),
+            "{name}: a spreadsheet's formula guard is taken off"
+        );
+    }
+
+    let before = std::fs::read(p.db()).unwrap();
+    let mut ansi = b"EmailAddress,Display Name\r\nzoe@contoso.com,Zo".to_vec();
+    ansi.extend_from_slice(b"\xEB\r\n");
+    for (name, bytes, says) in [
+        ("ansi.csv", ansi, "line 2: the file is not UTF-8"),
+        (
+            "book.xlsx",
+            b"PK\x03\x04\x14\x00\x06\x00".to_vec(),
+            "an Excel workbook (.xlsx)",
+        ),
+    ] {
+        std::fs::write(p.path(name), bytes).unwrap();
+        let out = p.run(&["inventory", "import", name]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(name) && err.contains(says), "{name}: {err}");
+        assert!(
+            err.contains("CSV UTF-8"),
+            "{name}: says how to save it: {err}"
+        );
+    }
+    assert!(
+        stderr(&p.run(&["inventory", "import", "ansi.csv"])).contains("Windows-1252"),
+        "the likely encoding is named"
+    );
+    assert_eq!(std::fs::read(p.db()).unwrap(), before, "nothing changed");
+}
+
+/// Issue 19 point 12, re-import: delegate rows naming mailboxes the new file removes are counted
+/// apart and never hide the drop guard's message; `--dry-run` names the rejected-rows file.
+#[test]
+fn a_reimport_with_old_delegates_reaches_the_drop_guard() {
+    let p = Project::new(SMALL_CONFIG);
+    let csv = |from: usize, to: usize, extra: &str| {
+        let mut s = String::from("EmailAddress\n");
+        for i in from..to {
+            s.push_str(&format!("u{i}@contoso.com\n"));
+        }
+        s + extra
+    };
+    let mut d = String::from("Mailbox,Delegate\n");
+    for i in (0..40).step_by(2) {
+        d.push_str(&format!("u{i}@contoso.com,u{}@contoso.com\n", i + 1));
+    }
+    std::fs::write(p.path("a.csv"), csv(0, 100, "")).unwrap();
+    std::fs::write(p.path("d.csv"), d).unwrap();
+    let out = p.run(&["inventory", "import", "a.csv", "--delegates", "d.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A tenth of the estate is gone; last month's delegates file still names five of them.
+    std::fs::write(p.path("b.csv"), csv(10, 100, "")).unwrap();
+    let before = std::fs::read(p.db()).unwrap();
+    let out = p.run(&["inventory", "import", "b.csv", "--delegates", "d.csv"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("b.csv: this import drops 10.0% of the stored mailboxes"),
+        "the drop guard speaks, not the delegate rows: {}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("5 delegate row(s) name removed mailboxes"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(std::fs::read(p.db()).unwrap(), before);
+
+    // A dry run with a bad row says where its rejected rows went, and stores nothing.
+    std::fs::write(p.path("c.csv"), csv(0, 100, "not an address\n")).unwrap();
+    let out = p.run(&[
+        "inventory",
+        "import",
+        "c.csv",
+        "--skip-invalid",
+        "--dry-run",
+        "--rejected",
+        "dry-rejects.csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 rejected row(s) written to dry-rejects.csv"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        std::fs::read_to_string(p.path("dry-rejects.csv"))
+            .unwrap()
+            .contains("not an address")
+    );
+    assert!(stdout(&out).contains("dry run: nothing was stored"));
+    assert_eq!(std::fs::read(p.db()).unwrap(), before);
+}
+
+/// Issue 19 point 13: Microsoft's batch CSV has no sizes, so a plan of it balanced nothing.
+/// `--sizes` merges Graph's mailbox usage report; an import without sizes says so once.
+#[test]
+fn sizes_come_from_the_usage_report() {
+    let p = Project::new(SMALL_CONFIG);
+    let batch = fixture("batch.csv");
+    let out = p.run(&["inventory", "import", batch.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches("has no mailbox sizes").count(), 1, "{text}");
+    let (total, note) = (
+        text.find("total size       0 B"),
+        text.find("has no mailbox sizes"),
+    );
+    assert!(
+        total.is_some() && total < note,
+        "under the summary's total: {text}"
+    );
+    assert!(text.contains("--sizes"), "{text}");
+
+    let usage = fixture("graph-usage.csv");
+    let out = p.run(&[
+        "inventory",
+        "import",
+        batch.to_str().unwrap(),
+        "--sizes",
+        usage.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("has no mailbox sizes"), "{text}");
+    assert!(
+        text.contains(
+            "2 mailbox(es) matched by user principal name or address, 1 not in the report"
+        ) && text.contains("1 deleted mailbox row(s) skipped"),
+        "{text}"
+    );
+    assert!(text.contains("total size       3.22 GB"), "{text}");
+    let bob: serde_json::Value = serde_json::from_slice(
+        &p.run(&["mailbox", "show", "bob@contoso.com", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        (&bob["size_bytes"], &bob["item_count"]),
+        (&serde_json::json!(1073741824u64), &serde_json::json!(8800))
+    );
+
+    // Names that differ from addresses match through the inventory's User Principal Name
+    // column; rows that match nothing are counted and named.
+    std::fs::write(
+        p.path("mixed.csv"),
+        "EmailAddress,User Principal Name\nalice.smith@nhs.net,alice@contoso.com\nbob@contoso.com,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path("usage.csv"),
+        std::fs::read_to_string(&usage).unwrap().replace(
+            "gone@contoso.com,Gone User,True",
+            "stray@contoso.com,Stray,False",
+        ),
+    )
+    .unwrap();
+    let out = p.run(&[
+        "inventory",
+        "import",
+        "mixed.csv",
+        "--sizes",
+        "usage.csv",
+        "--replace",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("2 mailbox(es) matched"), "{text}");
+    assert!(
+        text.contains("1 report row(s) matched no mailbox (stray@contoso.com)"),
+        "{text}"
+    );
+
+    // A report whose names are concealed is refused with the fix, and nothing changes.
+    let mut concealed = String::from(
+        std::fs::read_to_string(&usage)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    );
+    concealed.push('\n');
+    for i in 0..5 {
+        concealed.push_str(&format!(
+            "2026-11-20,{i:032X},{i:032X},False,,2019-03-01,2026-11-19,1,1,,,,0,0,,False,7\n"
+        ));
+    }
+    std::fs::write(p.path("concealed.csv"), concealed).unwrap();
+    let before = std::fs::read(p.db()).unwrap();
+    let out = p.run(&[
+        "inventory",
+        "import",
+        batch.to_str().unwrap(),
+        "--sizes",
+        "concealed.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("concealed.csv: the mailbox usage report has concealed")
+            && stderr(&out).contains("displayConcealedNames"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(p.db()).unwrap(), before);
+}

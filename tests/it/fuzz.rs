@@ -119,6 +119,20 @@ fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
+/// Text that came in and is clean: no control characters, no longer than `max` characters.
+fn clean(text: &str, max: usize) -> bool {
+    text.chars().count() <= max && !text.chars().any(char::is_control)
+}
+
+/// `text` as Excel's "Unicode Text" saves it: UTF-16 LE after a byte-order mark.
+fn utf16le(text: &str) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xFE];
+    for u in text.trim_start_matches('\u{feff}').encode_utf16() {
+        out.extend(u.to_le_bytes());
+    }
+    out
+}
+
 /// `n` cases in `cargo test`; `MAILWAVE_FUZZ_CASES` for a longer campaign.
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
@@ -174,9 +188,24 @@ proptest! {
             if let Ok((inv, rejected)) = mailwave::inventory::read_mailboxes(&path, &opts) {
                 prop_assert!(skip_invalid || rejected.is_empty());
                 prop_assert!(inv.mailboxes.iter().all(|m| m.address.contains('@')));
+                // Everything read is clean where it was read.
+                for m in &inv.mailboxes {
+                    prop_assert!(clean(&m.address, 320), "{:?}", m.address);
+                    prop_assert!(m.display_name.as_deref().is_none_or(|d| clean(d, 256)), "{:?}", m.display_name);
+                }
+                prop_assert!(inv.organisations.iter().all(|o| clean(o, 256)));
+                prop_assert!(rejected.iter().all(|r| clean(&r.raw, 500) && clean(&r.column, 4096)));
             }
         }
         let _ = mailwave::inventory::check_not_concealed(bytes.as_slice());
+        // The same text saved as Excel's Unicode Text reads the same.
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let wide = file_with(dir.path(), "unicode.txt", &utf16le(text));
+            let opts = mailwave::inventory::ImportOptions { skip_invalid: true, ..Default::default() };
+            let narrow = mailwave::inventory::read_mailboxes(&path, &opts).map(|(inv, r)| (inv.mailboxes, r.len()));
+            let wide = mailwave::inventory::read_mailboxes(&wide, &opts).map(|(inv, r)| (inv.mailboxes, r.len()));
+            prop_assert_eq!(narrow.ok(), wide.ok());
+        }
     }
 
     #[test]
@@ -228,12 +257,16 @@ proptest! {
         if let Ok(page) = mailwave::exchange::rest::read_success(&bytes) {
             let _ = page.read::<Value>("Get-MoveRequest");
             for v in page.read::<Value>("Get-MoveRequest").unwrap_or_default() {
-                let _ = mailwave::exchange::parse_request(&v);
+                let r = mailwave::exchange::parse_request(&v);
+                prop_assert!(clean(&r.identity, 320) && clean(&r.display_name, 256) && clean(&r.batch_name, 256));
                 let _ = mailwave::exchange::parse_statistics(&v);
             }
         }
         let v = json(&bytes);
-        let _ = mailwave::exchange::parse_statistics(&v);
+        let s = mailwave::exchange::parse_statistics(&v);
+        prop_assert!(clean(&s.message, 4096) && clean(&s.request.display_name, 256));
+        prop_assert!(s.failure.as_ref().is_none_or(|f| clean(&f.message, 4096)));
+        prop_assert!(s.figures.source_server.as_deref().is_none_or(|n| clean(n, 256)));
     }
 
     #[test]
@@ -241,9 +274,11 @@ proptest! {
         let v = json(&bytes);
         let body = (!bytes.is_empty()).then_some(&v);
         let e = mailwave::exchange::error::classify(status, body, retry.as_deref(), "New-MoveRequest", false);
-        let _ = e.to_string();
-        let _ = mailwave::exchange::error::reason(&v);
+        prop_assert!(clean(&e.to_string(), 4096 + 300), "{}", e);
+        let (kind, text) = mailwave::exchange::error::reason(&v);
+        prop_assert!(clean(&kind, 256) && clean(&text, 4096));
         let g = mailwave::directory::classify(status, body, retry.as_deref());
+        prop_assert!(clean(&g.to_string(), 4096 + 300), "{}", g);
         if let mailwave::exchange::ServiceError::Throttled { retry_after } = g {
             prop_assert!(retry_after <= std::time::Duration::from_secs(86_400));
         }
@@ -261,6 +296,7 @@ proptest! {
     fn graph_json(bytes in inputs("graph")) {
         let v = json(&bytes);
         let user = mailwave::directory::User::from_json(&v);
+        prop_assert!(clean(&user.user_principal_name, 320) && user.mail.as_deref().is_none_or(|m| clean(m, 320)));
         let sku = mailwave::directory::Sku::from_json(&v);
         let _ = mailwave::directory::has_exchange_licence(&user, &[sku]);
     }

@@ -147,3 +147,15 @@ pub fn sim_base(sim: &mut std::process::Child) -> String {
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     base
 }
+
+/// The html report parsed as the XML it must be; a report that is not well-formed fails the test.
+pub fn html_report(html: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse_with_options(
+        html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("the html report is not well-formed: {e}"))
+}

@@ -638,3 +638,411 @@ mod net {
         );
     }
 }
+
+// ---- hostile text ----------------------------------------------------------------------------
+
+/// What a terminal, a report or a ticket must never be handed raw: C0 and C1 controls (ESC starts
+/// escape sequences) and DEL. Line ends are the output's own.
+fn assert_no_controls(what: &str, text: &str) {
+    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\n') {
+        panic!("{what} holds {c:?}:\n{text}");
+    }
+}
+
+/// Text planted by `sim serve` before every failure message and source server name: a formula,
+/// terminal escapes that clear the screen and turn it red, markup that would run in a browser, a
+/// table bar and an entity.
+const PLANTED: &str = "=cmd|' /C calc'!A0\u{1b}[2J\u{1b}[31m<b onmouseover='x'>|&amp;</b> ";
+
+/// Finding 2 and 3 of issue 20, as they were found: a service message carrying `ESC[2J ESC[31m`
+/// reached `mailbox show`, `status`, the run summary and the md report raw, and made the html
+/// report invalid XML; csv cells from the service went out as formulas. Addresses with a bar broke
+/// the md tables. Here a run at 600x against `sim serve` planting such text, then every output.
+#[test]
+fn text_from_the_service_reaches_every_output_clean() {
+    use crate::realtime::{CRASH_PROFILE, mailwave, served_project};
+    use jiff::{SignedDuration, Timestamp};
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let origin = window_start - SignedDuration::from_mins(30);
+    let clock = format!("scaled:600:{}:{origin}", Timestamp::now());
+    let schedule = "weekday_capacity = 100\nweekend_capacity = 100\ncutover_window = \"20:00-20:40\"\nprestage_days = 1";
+    let run = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 16\ncutover_margin = \"5m\"\n\
+               cutover_poll = \"1m\"\nprestage_poll = \"1m\"\nresume_backoff = \"1m\"\nresume_attempts = 1";
+    let profile = CRASH_PROFILE
+        .replace(
+            "permanent_failure_share = 0.0",
+            "permanent_failure_share = 0.4",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0");
+    // TOML has no raw ESC: it is written as its escape.
+    let planted = PLANTED.replace('\u{1b}', "\\u001B");
+    let profile = format!("{profile}planted_text = \"{planted}\"\n");
+    let (p, mut sim, _) = served_project(&clock, schedule, run, &profile);
+    // Addresses Exchange accepts that carry Markdown's bar, emphasis and code marks.
+    let mut csv = String::from("EmailAddress,SizeBytes,ItemCount,SourceDatabase\n");
+    for i in 0..40 {
+        csv.push_str(&format!(
+            "ops|{i:02}*team`x@contoso.com,{},{},DB{}\n",
+            100_000_000 + i * 1_000,
+            1_000 + i,
+            i % 3
+        ));
+    }
+    std::fs::write(p.path("mailboxes.csv"), csv).unwrap();
+    let cli = |args: &[&str]| {
+        let out = mailwave(&p, &clock, args, "cli.log").output().unwrap();
+        let log = std::fs::read_to_string(p.path("cli.log")).unwrap();
+        assert_no_controls(&format!("{args:?}'s log"), &log);
+        (out.status.code(), stdout(&out), log)
+    };
+    for args in [
+        &["inventory", "import", "mailboxes.csv"][..],
+        &["plan", "--start", "2027-02-01"],
+    ] {
+        let (code, out, log) = cli(args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{log}");
+    }
+    let (code, summary, log) = cli(&["run"]);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(code, Some(3), "some need a person: {summary}{log}");
+    assert_no_controls("the run summary", &summary);
+    assert!(
+        summary.contains("\u{FFFD}[2J\u{FFFD}[31m"),
+        "the service's reason is shown, cleaned: {summary}"
+    );
+
+    let (_, json, _) = cli(&["report", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["failure_class"] == "permanent")
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    assert!(!failed.is_empty(), "{json}");
+    let (_, show, _) = cli(&["mailbox", "show", failed[0]]);
+    let (_, status, _) = cli(&["status"]);
+    let (_, analyze, _) = cli(&["analyze", "--by", "source"]);
+    let (_, watch, _) = cli(&["watch", "--once", "--width", "160", "--height", "60"]);
+    let (_, md, _) = cli(&["report"]);
+    for (what, text) in [
+        ("mailbox show", &show),
+        ("status", &status),
+        ("analyze", &analyze),
+        ("watch", &watch),
+        ("the md report", &md),
+    ] {
+        assert_no_controls(what, text);
+    }
+    assert!(show.contains("\u{FFFD}[31m<b onmouseover"), "{show}");
+
+    // md: every row of the attention table has its six bars, and no markup is raw.
+    let attention = md
+        .split("## Needs attention")
+        .nth(1)
+        .expect("a Needs attention section")
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    let unescaped_bars = |line: &str| {
+        let b = line.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+            .count()
+    };
+    for line in attention.lines() {
+        assert_eq!(unescaped_bars(line), 6, "{line}");
+    }
+    assert!(attention.contains("ops\\|"), "{attention}");
+    assert!(
+        md.match_indices('<').all(|(i, _)| md[..i].ends_with('\\')),
+        "raw html in the md report:\n{md}"
+    );
+
+    // html: well-formed XML, the planted markup text and never an element or attribute.
+    let out = cli(&["report", "--format", "html", "--out", "r.html"]);
+    assert_eq!(out.0, Some(0), "{}{}", out.1, out.2);
+    let html = std::fs::read_to_string(p.path("r.html")).unwrap();
+    let doc = html_report(&html);
+    assert!(
+        doc.descendants()
+            .all(|n| n.attribute("onmouseover").is_none()),
+        "markup from the service became markup"
+    );
+    assert!(
+        doc.descendants()
+            .any(|n| n.text().is_some_and(|t| t.contains("<b onmouseover='x'>"))),
+        "the service's text is shown as text"
+    );
+
+    // csv: text from the service is shown, not run; json keeps the value as it came (cleaned).
+    let (code, _, log) = cli(&["report", "--format", "csv", "--out", "r.csv"]);
+    assert_eq!(code, Some(0), "{log}");
+    let mut reader = csv::Reader::from_path(p.path("r.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let server = headers
+        .iter()
+        .position(|h| h == "move_source_server")
+        .unwrap();
+    let mut guarded = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        for cell in record.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']) || cell.parse::<f64>().is_ok(),
+                "a formula in the csv: {cell:?}"
+            );
+            assert_no_controls("a csv cell", cell);
+        }
+        if record[server].starts_with("'=cmd") {
+            guarded += 1;
+        }
+    }
+    assert!(guarded > 0, "source servers came from the service");
+    assert!(
+        rows.iter().any(|r| r["move"]["source_server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("=cmd"))),
+        "json keeps the raw value"
+    );
+    // The report fed back: its failed rows, kept as a spreadsheet would (guards and all), are
+    // what `--from-file` takes.
+    let mut reader = csv::Reader::from_path(p.path("r.csv")).unwrap();
+    let mut writer = csv::Writer::from_path(p.path("failed.csv")).unwrap();
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    let class = headers.iter().position(|h| h == "failure_class").unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        if &record[class] == "permanent" {
+            writer.write_record(&record).unwrap();
+        }
+    }
+    writer.flush().unwrap();
+    let (code, out, log) = cli(&[
+        "mailbox",
+        "retry",
+        "--from-file",
+        "failed.csv",
+        "--force",
+        "--dry-run",
+    ]);
+    assert_eq!(code, Some(0), "{out}{log}");
+    assert_eq!(out.lines().count(), failed.len(), "{out}");
+    assert!(out.contains(failed[0]), "{out}");
+}
+
+/// Finding 4 of issue 20: html notices escaped `"` but not `'`, so a display name broke out of an
+/// attribute and `o'brien@...` broke `href='mailto:...'`. `notices preview` renders what a user
+/// gets.
+#[test]
+fn a_notice_keeps_names_inside_their_attributes() {
+    use mailwave::engine::notices::template::STARTERS;
+    let p = Project::new(&format!(
+        "{SMALL_CONFIG}\n[notices]\ntemplates = \"schedules/notices\"\n"
+    ));
+    let dir = p.path("schedules/notices");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in STARTERS.iter().filter(|(n, _)| !n.starts_with("before")) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    std::fs::write(
+        dir.join("before.html"),
+        "Subject: Your move\n<p><a title='{display_name}' href='mailto:{address}'>{display_name}</a></p>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path("users.csv"),
+        "EmailAddress,Display Name\no'brien@contoso.com,Alice' onmouseover='alert(1)\nbob@contoso.com,Bob\n",
+    )
+    .unwrap();
+    for args in [
+        &["inventory", "import", "users.csv"][..],
+        &["plan", "--start", "2027-01-04"],
+    ] {
+        let out = p.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let out = p.run(&["notices", "preview", "o'brien@contoso.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let html = text
+        .lines()
+        .find(|l| l.starts_with("<p>"))
+        .unwrap_or_else(|| panic!("no html body: {text}"));
+    let doc = roxmltree::Document::parse(html).unwrap_or_else(|e| panic!("{e}: {html}"));
+    let a = doc
+        .descendants()
+        .find(|n| n.has_tag_name("a"))
+        .expect("the link");
+    assert_eq!(a.attributes().count(), 2, "{html}");
+    assert_eq!(a.attribute("title"), Some("Alice' onmouseover='alert(1)"));
+    assert_eq!(a.attribute("href"), Some("mailto:o'brien@contoso.com"));
+    assert_eq!(a.text(), Some("Alice' onmouseover='alert(1)"));
+}
+
+/// Finding 3 of issue 20, the import side: `=1+cmd|'/Ccalc'!A0@contoso.com` was accepted and
+/// became the first cell of a batch file's row. It is refused (a batch file cannot guard it), and
+/// the rejected-rows file, which holds what the file held, guards every formula.
+#[test]
+fn an_address_that_is_a_formula_is_refused_and_its_row_kept_harmless() {
+    let p = Project::new(SMALL_CONFIG);
+    std::fs::write(
+        p.path("m.csv"),
+        "EmailAddress,Display Name\nok@contoso.com,Ok\n=1+cmd|'/Ccalc'!A0@contoso.com,@SUM(A1)\n",
+    )
+    .unwrap();
+    let out = p.run(&["inventory", "import", "m.csv"]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT));
+    assert!(
+        stderr(&out).contains("m.csv, line 3, column EmailAddress")
+            && stderr(&out).contains("formula"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.db().exists(), "nothing was stored");
+    let out = p.run(&["inventory", "import", "m.csv", "--skip-invalid"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut rejected = csv::Reader::from_path(p.path("state/inventory-rejected.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = rejected.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    let cells: Vec<&str> = rows[0].iter().collect();
+    assert!(
+        cells[3].starts_with("\"=1+cmd") && cells[4].starts_with("'=1+cmd"),
+        "{cells:?}"
+    );
+    for cell in cells {
+        assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?}");
+    }
+}
+
+/// Finding 6 of issue 20: a quoted field could span many lines (800 lines of 60 kB imported one
+/// mailbox with a 48 MB display name). Every CSV reader now holds a row to 64 KiB however many
+/// lines it spans, and says where it began.
+#[test]
+fn no_csv_reader_takes_a_row_that_runs_on() {
+    let p = planned();
+    let before = std::fs::read(p.db()).unwrap();
+    let open_quote = |header: &str, good: &str, bad: &str| {
+        let mut s = format!("{header}\n{good}\n{bad},\"Runs on");
+        for _ in 0..2_000 {
+            s.push_str(&format!("{}\n", "x".repeat(59)));
+        }
+        s
+    };
+    let usage = "Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Created Date,Last Activity Date,Item Count,Storage Used (Byte)";
+    for (file, content) in [
+        (
+            "mailboxes.csv",
+            open_quote(
+                "EmailAddress,Display Name",
+                "alice@contoso.com,Alice",
+                "bob@contoso.com",
+            ),
+        ),
+        (
+            "delegates.csv",
+            open_quote(
+                "Mailbox,Delegate",
+                "alice@contoso.com,bob@contoso.com",
+                "bob@contoso.com",
+            ),
+        ),
+        (
+            "usage.csv",
+            open_quote(
+                usage,
+                "2027-01-01,alice@contoso.com,Alice,False,,,,1,1",
+                "2027-01-01,bob@contoso.com",
+            ),
+        ),
+        (
+            "addresses.csv",
+            open_quote(
+                "EmailAddress,Note",
+                "alice@contoso.com,x",
+                "bob@contoso.com",
+            ),
+        ),
+        (
+            "senders.csv",
+            open_quote(
+                "Sender,Note",
+                "notices01@contoso.com,x",
+                "notices02@contoso.com",
+            ),
+        ),
+    ] {
+        std::fs::write(p.path(file), content).unwrap();
+    }
+    let estate = fixture("estate.csv");
+    let estate = estate.to_str().unwrap();
+    let config = std::fs::read_to_string(p.path("mailwave.toml")).unwrap();
+    let senders = format!("{config}\n[notices]\nsenders_file = \"senders.csv\"\n");
+    for (file, args, config) in [
+        (
+            "mailboxes.csv",
+            vec!["inventory", "import", "mailboxes.csv"],
+            &config,
+        ),
+        (
+            "delegates.csv",
+            vec![
+                "inventory",
+                "import",
+                estate,
+                "--delegates",
+                "delegates.csv",
+            ],
+            &config,
+        ),
+        (
+            "usage.csv",
+            vec!["inventory", "import", estate, "--sizes", "usage.csv"],
+            &config,
+        ),
+        (
+            "addresses.csv",
+            vec!["mailbox", "hold", "--from-file", "addresses.csv"],
+            &config,
+        ),
+        (
+            "senders.csv",
+            vec!["plan", "--start", "2027-01-04", "--dry-run"],
+            &senders,
+        ),
+    ] {
+        std::fs::write(p.path("mailwave.toml"), config).unwrap();
+        let out = p.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(BAD_INPUT), "{file}: {err}");
+        assert!(
+            err.contains(&format!("{file}, line 3")) && err.contains("longer than 65536 bytes"),
+            "{file}: {err}"
+        );
+        assert!(err.contains("quote left open"), "{file}: {err}");
+        assert!(
+            err.len() < 600,
+            "{file}: the message does not echo the file"
+        );
+    }
+    std::fs::write(p.path("mailwave.toml"), &config).unwrap();
+
+    // A batch file of the plan, edited by hand the same way.
+    let dir = p.path("schedules/jan");
+    let batch = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|e| e == "csv"))
+        .unwrap();
+    let good = std::fs::read_to_string(&batch).unwrap();
+    let first = good.lines().nth(1).unwrap();
+    std::fs::write(&batch, open_quote("EmailAddress", first, "x@contoso.com")).unwrap();
+    let out = p.run(&["plan", "--load", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(BAD_INPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(", line 3: the row is longer than 65536 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(p.db()).unwrap(), before, "nothing changed");
+}

@@ -1,5 +1,5 @@
 //! The dependency direction DESIGN.md sets: cli -> engine -> (exchange, directory, store) -> (plan,
-//! inventory, config) -> leaves (time, secrets, format). The simulator sits beside the clients and
+//! inventory, config) -> leaves (time, secrets, format, text). The simulator sits beside the clients and
 //! only the command line and the forecast (which replays the plan on the simulator's move model by
 //! design) may import it. This test reads `src/` and fails on an import against the
 //! grain, so a cycle cannot creep back in.
@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("time", 0),
     ("secrets", 0),
     ("format", 0),
+    ("text", 0),
     ("http", 0),
     ("private", 0),
     ("config", 1),

@@ -60,6 +60,29 @@ pub(crate) fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Co
     c
 }
 
+/// A project whose endpoints are a `sim serve` child running `profile` on `clock`: the project,
+/// the child, and the address it serves.
+pub(crate) fn served_project(
+    clock: &str,
+    schedule: &str,
+    run: &str,
+    profile: &str,
+) -> (Project, Child, String) {
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    std::fs::write(p.path("sim-profile.toml"), profile).unwrap();
+    let mut sim = mailwave(
+        &p,
+        clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    (p, sim, base)
+}
+
 /// A clock at real speed whose simulated time is `at` now.
 pub(crate) fn clock_at(at: Timestamp) -> String {
     format!("scaled:1:{}:{at}", Timestamp::now())
@@ -158,7 +181,6 @@ pub(crate) fn quiet_project(
     n: usize,
     day: &str,
 ) -> (Project, Child, String) {
-    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
     let quiet = CRASH_PROFILE
         .replace(
             "transient_failure_share = 0.03",
@@ -166,17 +188,7 @@ pub(crate) fn quiet_project(
         )
         .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
         .replace("stall_share = 0.05", "stall_share = 0.0");
-    std::fs::write(p.path("sim-profile.toml"), quiet).unwrap();
-    let mut sim = mailwave(
-        &p,
-        clock,
-        &["sim", "serve", "--profile", "sim-profile.toml"],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
-    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    let (p, sim, base) = served_project(clock, schedule, run, &quiet);
     plan_with_binary(&p, clock, n, day);
     (p, sim, base)
 }

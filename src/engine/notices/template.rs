@@ -213,7 +213,7 @@ impl Templates {
             for p in pieces {
                 match p {
                     Piece::Text(t) => out.push_str(t),
-                    Piece::Field(i) if html => out.push_str(&escape(&values[*i])),
+                    Piece::Field(i) if html => out.push_str(&crate::text::html(&values[*i])),
                     Piece::Field(i) => out.push_str(&values[*i]),
                 }
             }
@@ -225,13 +225,6 @@ impl Templates {
             t.html,
         ))
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Starter templates `mailwave init` writes (and the demo uses).

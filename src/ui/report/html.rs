@@ -393,7 +393,8 @@ pub(crate) fn render(r: &Report) -> String {
         );
     }
 
-    let runs = r.runs_in_words();
+    // The whole line is escaped below, then its `**` made bold.
+    let runs = r.runs_in_words(str::to_string);
     if !runs.is_empty() {
         o.push_str(r#"<section><h2>Runs</h2><ul class="runs">"#);
         for run in runs {

@@ -6,9 +6,13 @@ use super::{LISTED, Report, in_progress};
 use crate::format::thousands as th;
 use crate::store::Store;
 
-/// Markdown table cells cannot hold a bar or a line break.
-fn cell(s: &str) -> String {
-    s.replace('|', "/").replace(['\n', '\r'], " ")
+/// Every value in a cell or a list line: shown as written, never as markup (see `crate::text::md`).
+use crate::text::md as cell;
+
+/// A fence for a block of text that holds none of its own: longer than any run of backticks in it.
+fn fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
 }
 
 pub(crate) fn markdown(
@@ -48,7 +52,7 @@ pub(crate) fn render(r: &Report) -> String {
         );
     }
     for (label, value) in r.headline() {
-        let _ = writeln!(o, "- **{label}**: {value}");
+        let _ = writeln!(o, "- **{label}**: {}", cell(&value));
     }
 
     let _ = writeln!(o, "\n## Waves\n");
@@ -62,8 +66,8 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            w.id,
-            window(r, &w.window_start, &w.window_end),
+            cell(&w.id),
+            cell(&window(r, &w.window_start, &w.window_end)),
             w.total,
             s["completed"],
             s["completed_with_warning"],
@@ -129,7 +133,7 @@ pub(crate) fn render(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} |",
-                f.class,
+                cell(&f.class),
                 cell(&f.reason),
                 th(f.mailboxes)
             );
@@ -201,7 +205,9 @@ pub(crate) fn render(r: &Report) -> String {
             100.0 * t.stall_target_share,
             100.0 * t.transient_failure_share
         );
-        let _ = writeln!(o, "```text\n{}```", crate::analytics::text(a));
+        let text = crate::analytics::text(a);
+        let fence = fence(&text);
+        let _ = writeln!(o, "{fence}text\n{text}{fence}");
     }
 
     if let Some(f) = &r.forecast {
@@ -209,8 +215,8 @@ pub(crate) fn render(r: &Report) -> String {
             o,
             "\n## Forecast\n\nMade {} on {}. The estate finishes {}; {} wave(s) at risk{}.\n",
             r.local(f.made_at),
-            f.basis,
-            f.base.finish_local.as_deref().unwrap_or("-"),
+            cell(&f.basis),
+            cell(f.base.finish_local.as_deref().unwrap_or("-")),
             f.base.at_risk,
             if f.base.without_a_wave > 0 {
                 format!(
@@ -230,12 +236,12 @@ pub(crate) fn render(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {:.1}% | {} | {} | {} |",
-                w.wave,
-                w.window,
+                cell(&w.wave),
+                cell(&w.window),
                 th(w.mailboxes),
                 100.0 * w.ready_share,
                 th(w.miss),
-                w.rolls_to.as_deref().unwrap_or(""),
+                cell(w.rolls_to.as_deref().unwrap_or("")),
                 cell(w.risk.as_deref().unwrap_or(""))
             );
         }
@@ -248,7 +254,14 @@ pub(crate) fn render(r: &Report) -> String {
             let _ = writeln!(o, "| mailbox | wave | finding | why |");
             let _ = writeln!(o, "|---|---|---|---|");
             for (address, wave, status, reason) in &r.licences.unlicensed {
-                let _ = writeln!(o, "| {address} | {wave} | {status} | {} |", cell(reason));
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} |",
+                    cell(address),
+                    cell(wave),
+                    cell(status),
+                    cell(reason)
+                );
             }
         }
     }
@@ -259,7 +272,7 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(o, "|---|{}", "---:|".repeat(super::NOTICE_STATUSES.len()));
         for (kind, n) in &r.notices {
             let cells: Vec<String> = n.iter().map(|c| th(*c)).collect();
-            let _ = writeln!(o, "| {kind} | {} |", cells.join(" | "));
+            let _ = writeln!(o, "| {} | {} |", cell(kind), cells.join(" | "));
         }
     }
 
@@ -292,16 +305,16 @@ pub(crate) fn render(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} |",
-                a.address,
-                a.wave,
-                a.state,
-                a.class.as_deref().unwrap_or(""),
+                cell(&a.address),
+                cell(&a.wave),
+                cell(&a.state.to_string()),
+                cell(a.class.as_deref().unwrap_or("")),
                 cell(a.reason.as_deref().unwrap_or(""))
             );
         }
     }
 
-    let runs = r.runs_in_words();
+    let runs = r.runs_in_words(cell);
     if !runs.is_empty() {
         let _ = writeln!(o, "\n## Runs\n");
         for run in runs {

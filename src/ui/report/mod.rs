@@ -286,7 +286,9 @@ impl Report {
     }
 
     /// The runs in words, newest first.
-    pub(crate) fn runs_in_words(&self) -> Vec<String> {
+    /// Each run in words; `escape` makes the words that came from outside (a fatal error's text)
+    /// safe for the format (the words around them carry the format's own `**` and backticks).
+    pub(crate) fn runs_in_words(&self, escape: fn(&str) -> String) -> Vec<String> {
         self.runs
             .iter()
             .enumerate()
@@ -297,7 +299,10 @@ impl Report {
                         "{head}, ended {}: **{}**. {}",
                         self.local(*end),
                         outcome.as_deref().unwrap_or("without an outcome"),
-                        r.summary.as_deref().map(run_in_words).unwrap_or_default()
+                        r.summary
+                            .as_deref()
+                            .map(|s| run_in_words(s, escape))
+                            .unwrap_or_default()
                     ),
                     (None, _) if i == 0 && self.running.is_some() => {
                         format!("{head}, **is going**.")
@@ -327,7 +332,7 @@ fn notices_by_kind(store: &Store) -> Result<Vec<(String, [u64; NOTICE_STATUSES.l
 }
 
 /// A run summary (JSON) in a sentence or two.
-fn run_in_words(summary: &str) -> String {
+fn run_in_words(summary: &str, escape: fn(&str) -> String) -> String {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(summary) else {
         return String::new();
     };
@@ -357,7 +362,7 @@ fn run_in_words(summary: &str) -> String {
         ));
     }
     if let Some(f) = v.get("fatal").and_then(|f| f.as_str()) {
-        s.push_str(&format!(" It stopped because: {f}."));
+        s.push_str(&format!(" It stopped because: {}.", escape(f)));
     }
     s
 }

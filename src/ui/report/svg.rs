@@ -23,21 +23,8 @@ const TOP: f64 = 12.0;
 const BOTTOM: f64 = 34.0;
 const MUTED: &str = "#5f6b76";
 
-/// Text for html and SVG: the five characters markup gives meaning to, escaped.
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text for html and SVG: the one escaping function of every html mailwave writes.
+pub(super) use crate::text::html as esc;
 
 /// A round top for an axis that reaches `max`, and the step of its grid lines (1, 2, 2.5 or 5
 /// times a power of ten, about five steps).
