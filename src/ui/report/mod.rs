@@ -141,9 +141,7 @@ impl Report {
 
     /// A moment in the plan's zone, as people read it: "Mon 4 Jan 2027 20:00 GMT".
     pub(crate) fn local(&self, t: Timestamp) -> String {
-        t.to_zoned(self.tz.clone())
-            .strftime("%a %-d %b %Y %H:%M %Z")
-            .to_string()
+        crate::format::local(t, &self.tz)
     }
 
     /// A date in the plan's zone: "4 Jan".
