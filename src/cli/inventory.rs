@@ -187,7 +187,8 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     }
 
     let _lock = RunLock::acquire(&cli.state, "mailwave inventory import")?;
-    let mut store = Store::open(&cli.state)?;
+    let created = !cli.state.exists();
+    let mut store = Store::create(&cli.state)?;
     let source = match &args.delegates {
         Some(d) => format!("{} + {}", mailboxes.display(), d.display()),
         None => mailboxes.display().to_string(),
@@ -201,9 +202,15 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     )?;
 
     out!("{summary}");
+    if created {
+        outln!(
+            "created the state database {}",
+            super::project::absolute(&cli.state).display()
+        );
+    }
     outln!(
         "stored in {}: {} new, {} updated, {} removed",
-        cli.state.display(),
+        super::project::absolute(&cli.state).display(),
         report.inserted,
         report.updated,
         report.removed

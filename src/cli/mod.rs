@@ -14,6 +14,7 @@ mod mailbox;
 mod notices;
 mod plan;
 mod preflight;
+mod project;
 mod report;
 pub mod run;
 mod sim;
@@ -62,13 +63,17 @@ pub struct Cli {
         env = "MAILWAVE_CONFIG"
     )]
     pub config: PathBuf,
-    /// State database.
+    /// State database (default: state/mailwave.db beside the config file, or its [state] path;
+    /// a path given here is relative to the working directory).
     #[arg(
-        long,
+        long = "state",
         global = true,
-        default_value = "state/mailwave.db",
-        env = "MAILWAVE_STATE"
+        env = "MAILWAVE_STATE",
+        value_name = "PATH"
     )]
+    pub state_option: Option<PathBuf>,
+    /// The state database the command works on, found before it runs (see `project`).
+    #[arg(skip)]
     pub state: PathBuf,
     /// Log line format on standard error (or --log-file).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -307,9 +312,9 @@ pub(crate) fn wave_named(
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(&cli);
-    match dispatch(&cli) {
+    match project::locate(&mut cli).and_then(|()| dispatch(&cli)) {
         Ok(code) => code,
         Err(e) => {
             errln!("mailwave: {e:#}");
@@ -321,7 +326,7 @@ pub fn main() -> i32 {
 pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Demo(a) => demo::run(cli, a),
-        Command::Init(a) => init::run(a),
+        Command::Init(a) => init::run(cli, a),
         Command::Inventory(c) => inventory::run(cli, c),
         Command::Plan(a) => plan::run(cli, a),
         Command::Run(a) => run::run(cli, a),

@@ -47,7 +47,7 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
-    #[error("{}: no state database here; import an inventory first (`mailwave inventory import`)", path.display())]
+    #[error("{}: no state database here (only `mailwave init` and `mailwave inventory import` make one)", path.display())]
     Missing { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
@@ -204,10 +204,23 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database for writing and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store> {
+    /// Creates the database (readable by its owner only) when there is none, then opens it as
+    /// [`Store::open`] does. Only what starts a project's database calls it: `init`, the first
+    /// `inventory import`, the demo.
+    pub fn create(path: &Path) -> Result<Store> {
         if !check_header(path)? {
             create_private(path)?;
+        }
+        Store::open(path)
+    }
+
+    /// Opens an existing database for writing and brings its schema up to date; refuses when there
+    /// is none, so that a command run from the wrong folder never leaves an empty one behind.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !check_header(path)? {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
         }
         // A database made by an older mailwave, or copied by hand, may be readable by others.
         crate::private::tighten(path).map_err(|source| StoreError::Io {
@@ -408,7 +421,7 @@ mod tests {
     fn refuses_a_damaged_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mailwave.db");
-        drop(Store::open(&path).unwrap());
+        drop(Store::create(&path).unwrap());
         let mut bytes = std::fs::read(&path).unwrap();
         for b in bytes.iter_mut().skip(100) {
             *b = 0xA5;
@@ -425,7 +438,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/mailwave.db");
-        let store = Store::open(&path).unwrap();
+        assert!(matches!(
+            Store::open(&path).err(),
+            Some(StoreError::Missing { .. })
+        ));
+        assert!(!path.exists() && !path.parent().unwrap().exists());
+        let store = Store::create(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(schema_version(store.conn(), &path).unwrap(), SCHEMA_VERSION);
@@ -440,7 +458,7 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mailwave.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::create(&path).unwrap();
         store
             .conn()
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
@@ -453,7 +471,7 @@ mod tests {
     #[test]
     fn events_are_append_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("m.db")).unwrap();
+        let store = Store::create(&dir.path().join("m.db")).unwrap();
         store
             .conn()
             .execute(

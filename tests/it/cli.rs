@@ -222,10 +222,17 @@ fn bad_config_is_refused_with_line_and_key() {
     );
     assert_eq!(std::fs::read(p.db()).unwrap(), before);
 
-    let p = Project::new(&SMALL_CONFIG.replace(
+    // The state database is found while a key is wrong; planning reads the whole file.
+    let imported = |p: Project| {
+        let estate = fixture("estate.csv");
+        let out = p.run(&["inventory", "import", estate.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        p
+    };
+    let p = imported(Project::new(&SMALL_CONFIG.replace(
         "weekend_capacity = 5",
         "weekend_capacity = 5\nweekday_bytes = -1",
-    ));
+    )));
     let out = p.run(&["plan"]);
     assert!(
         stderr(&out).contains("line 14: schedule.weekday_bytes: must be from 0 to"),
@@ -233,6 +240,14 @@ fn bad_config_is_refused_with_line_and_key() {
         stderr(&out)
     );
     let p = Project::new(&SMALL_CONFIG.replace("[schedule]", "[schedule]\nwindow = 1"));
+    let out = p.run(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no database yet: {}",
+        stderr(&out)
+    );
+    let p = imported(p);
     let out = p.run(&["plan"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
     assert!(
@@ -458,6 +473,12 @@ fn a_second_run_is_refused_while_one_holds_the_lock() {
 #[test]
 fn run_without_a_credential_is_bad_input() {
     let p = Project::new(SMALL_CONFIG);
+    let estate = fixture("estate.csv");
+    assert!(
+        p.run(&["inventory", "import", estate.to_str().unwrap()])
+            .status
+            .success()
+    );
     let out = p.run(&["run", "--once"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
     assert!(
