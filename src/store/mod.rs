@@ -369,15 +369,18 @@ pub(crate) fn write_transition(
             last_error = COALESCE(?6, last_error),
             request_id = COALESCE(?7, request_id),
             submitted_at = CASE WHEN ?2 = 1 THEN ?3 ELSE submitted_at END,
-            synced_at = CASE WHEN ?2 = 3 AND synced_at IS NULL THEN ?3 ELSE synced_at END,
-            completed_at = CASE WHEN ?2 IN (5, 6) THEN ?3 ELSE completed_at END
+            synced_at = CASE WHEN ?2 = 3 AND (?4 = 1 OR synced_at IS NULL) THEN ?3
+                             WHEN ?4 = 1 THEN NULL ELSE synced_at END,
+            completed_at = CASE WHEN ?2 IN (5, 6) THEN ?3 WHEN ?4 = 1 THEN NULL ELSE completed_at END
          WHERE mailbox_id = ?1",
     )?;
     update.execute(params![
         t.mailbox,
         t.to.code(),
         at,
-        // Attempts: every submission, and every resume of a failed move.
+        // Attempts: every submission, and every resume of a failed move. A new attempt starts
+        // its times afresh, so a mailbox's times are its latest attempt's and never run backwards
+        // (a release re-submits a mailbox synced before its hold).
         i64::from(t.to == State::Submitted || t.cause == "resume"),
         class,
         error,

@@ -469,7 +469,11 @@ impl Store {
         mut each: impl FnMut(MailboxReportRow) -> std::io::Result<()>,
     ) -> Result<std::io::Result<()>> {
         let mut q = self.conn().prepare(&format!(
-            "SELECT m.address, w.name, s.state, s.submitted_at, s.synced_at, s.completed_at,
+            // A database written before attempts started their times afresh may hold a sync
+            // from before the latest submission: such a time is not shown.
+            "SELECT m.address, w.name, s.state, s.submitted_at,
+                    CASE WHEN s.submitted_at IS NULL OR s.synced_at >= s.submitted_at THEN s.synced_at END,
+                    CASE WHEN s.submitted_at IS NULL OR s.completed_at >= s.submitted_at THEN s.completed_at END,
                     m.size_bytes, s.attempts, s.failure_class, s.last_error,
                     (SELECT group_concat(a.kind || ' by ' || a.by
                         || COALESCE(' (' || a.reason || ')', '')
