@@ -678,7 +678,7 @@ fn plan_warns_of_a_start_too_late_and_dry_run_writes_nothing() {
     let db = || std::fs::read(p.db()).unwrap();
     let state = db();
 
-    let out = p.run(&["plan", "--start", "2020-01-06", "--strict"]);
+    let out = p.run(&["plan", "--start", "2020-01-06", "--strict", "--allow-past"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--start 2020-01-06 is in the past"),
@@ -722,4 +722,83 @@ fn plan_warns_of_a_start_too_late_and_dry_run_writes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     assert!(p.path("schedules/plan-2031-03-03/plan.json").exists());
+}
+
+/// A plan whose first window has already opened is refused (exit 2, nothing written or loaded,
+/// even as a dry run) unless `--allow-past`; a time in `--start` is refused, not dropped; `--strict`
+/// still refuses the warnings that remain.
+#[test]
+fn a_plan_whose_first_window_has_opened_is_refused_unless_allow_past() {
+    let p = Project::new(SMALL_CONFIG);
+    let estate = fixture("estate.csv");
+    assert!(
+        p.run(&["inventory", "import", estate.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let state = std::fs::read(p.db()).unwrap();
+    // Monday 11 January 2027, 21:00 GMT: that evening's window opened an hour ago.
+    let clock = format!("scaled:1:{}:2027-01-11T21:00:00Z", jiff::Timestamp::now());
+    let plan = |args: &[&str]| {
+        let mut all = vec!["--clock", clock.as_str(), "plan"];
+        all.extend_from_slice(args);
+        p.run(&all)
+    };
+    for args in [
+        &["--start", "2027-01-11"][..],
+        &["--start", "2027-01-11", "--dry-run"],
+    ] {
+        let out = plan(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "first window (mw-2027-01-11, Mon 11 Jan 2027 20:00 GMT) has already opened"
+            ) && err.contains("it is Mon 11 Jan 2027 21:00 GMT")
+                && err.contains("--allow-past"),
+            "{err}"
+        );
+        assert!(!p.path("schedules/plan-2027-01-11").exists());
+        assert!(std::fs::read(p.db()).unwrap() == state, "{args:?}");
+    }
+    let out = plan(&["--start", "2027-01-11T20:00"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--start: \"2027-01-11T20:00\" is not a date (YYYY-MM-DD)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read(p.db()).unwrap() == state);
+
+    // Knowingly: it is planned, with the warnings, which --strict still refuses.
+    let out = plan(&["--start", "2027-01-11", "--allow-past", "--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("window that has already opened"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read(p.db()).unwrap() == state);
+    let out = plan(&["--start", "2027-01-11", "--allow-past"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("window that has already opened"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(p.path("schedules/plan-2027-01-11/plan.json").exists());
+
+    // Tomorrow's window is ahead, but its pre-staging should have begun: a warning, which
+    // --strict refuses.
+    let out = plan(&["--start", "2027-01-12", "--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "should already be pre-staging (first: mw-2027-01-12, from Tue 5 Jan 2027 20:00 GMT)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = plan(&["--start", "2027-01-12"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
