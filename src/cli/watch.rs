@@ -43,7 +43,7 @@ fn read(
     keep: &mut Keep,
     interactive: bool,
 ) -> anyhow::Result<View> {
-    let now = cli.clock().now();
+    let now = cli.current_clock().now();
     let status = store.status(now, None)?;
     let (attention, _) = store.attention(0)?;
     let last_run = store

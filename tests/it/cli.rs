@@ -802,3 +802,29 @@ fn a_plan_whose_first_window_has_opened_is_refused_unless_allow_past() {
     let out = plan(&["--start", "2027-01-12"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// `MAILWAVE_ENDPOINTS_BASE` is checked like the file's endpoints: named, exit 2.
+#[test]
+fn a_bad_endpoints_base_in_the_environment_is_bad_input() {
+    let p = Project::new(SMALL_CONFIG);
+    let estate = fixture("estate.csv");
+    assert!(
+        p.run(&["inventory", "import", estate.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(["plan", "--start", "2031-03-03", "--dry-run"])
+        .current_dir(p.dir.path())
+        .env("MAILWAVE_ENDPOINTS_BASE", "http://example.com")
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(BAD_INPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MAILWAVE_ENDPOINTS_BASE: \"http://example.com\""),
+        "{}",
+        stderr(&out)
+    );
+}
