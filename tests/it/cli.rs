@@ -27,6 +27,24 @@ fn init_writes_a_valid_config_and_refuses_to_overwrite() {
     assert!(dir.path().join("site/state").is_dir());
     let parsed = mailwave::config::Config::load(&config).unwrap();
     assert_eq!(parsed.schedule.weekday_capacity, 22_000);
+    // Only the documented defaults, the placeholders a run needs and the bank-holiday file init
+    // wrote: the file means what a file of just those means. Examples stay commented out.
+    let placeholders = r#"[tenant]
+id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000000"
+client_secret_env = "MAILWAVE_CLIENT_SECRET"
+[migration]
+remote_host_name = "hybrid.contoso.com"
+target_delivery_domain = "contoso.mail.onmicrosoft.com"
+[schedule]
+bank_holidays = "schedules/uk-bank-holidays.json"
+"#;
+    let minimal = mailwave::config::Config::parse(&config, placeholders).unwrap();
+    assert_eq!(format!("{parsed:?}"), format!("{minimal:?}"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    for example in ["# blackout = [", "# quiet_hours = ", "# sku = "] {
+        assert!(text.contains(example), "{example}");
+    }
 
     std::fs::write(&config, "# mine\n").unwrap();
     let out = run(&["init", "--dir", "site"]);
