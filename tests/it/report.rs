@@ -22,7 +22,7 @@ use crate::helpers::*;
 
 /// A project stopped when its third wave's window opened, and the clock spec that makes the
 /// command line agree it is that moment.
-async fn halfway() -> (Project, String, Timestamp) {
+pub async fn halfway() -> (Project, String, Timestamp) {
     let p = Project::new(&engine_config(40, 80, ""));
     let plan = planned_estate(&p, 400, date(2027, 1, 4));
     let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
