@@ -209,7 +209,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         },
     ));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    let code = super::run::finish(report, started)?;
+    let code = super::run::finish(report, started, &config.schedule.timezone)?;
 
     let store = Store::open_read_only(&state)?;
     let report = dir.join("report.md");

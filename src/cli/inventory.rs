@@ -428,7 +428,7 @@ fn show(cli: &Cli, json: bool) -> anyhow::Result<i32> {
     if let Some(l) = last {
         outln!(
             "last import {} from {} ({} rows rejected)",
-            l.at,
+            crate::format::local_text(&l.at, &super::plan_zone(cli, &store)),
             l.source,
             l.rejected
         );

@@ -347,6 +347,21 @@ pub(crate) fn moment(
     .into())
 }
 
+/// The zone people read times in: the loaded plan's, else the configuration's, else UTC.
+pub(crate) fn plan_zone(cli: &Cli, store: &crate::store::Store) -> jiff::tz::TimeZone {
+    if let Ok(Some(name)) = store.plan_timezone()
+        && let Ok(tz) = jiff::tz::TimeZone::get(&name)
+    {
+        return tz;
+    }
+    if cli.config.is_file()
+        && let Ok(c) = crate::config::Config::load(&cli.config)
+    {
+        return c.schedule.timezone;
+    }
+    jiff::tz::TimeZone::UTC
+}
+
 /// The wave the option `option` names, or bad input saying there is none.
 pub(crate) fn wave_named(
     store: &crate::store::Store,

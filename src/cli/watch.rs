@@ -90,23 +90,13 @@ fn read(
     })
 }
 
-/// The plan's time zone from the configuration, or UTC without one.
-fn zone(cli: &Cli) -> jiff::tz::TimeZone {
-    if cli.config.exists()
-        && let Ok(c) = crate::config::Config::load(&cli.config)
-    {
-        return c.schedule.timezone;
-    }
-    jiff::tz::TimeZone::UTC
-}
-
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if !(args.interval.is_finite() && args.interval >= 0.2) {
         errln!("error: --interval must be at least 0.2 seconds");
         return Ok(exit::BAD_INPUT);
     }
     let store = Store::open_read_only(&cli.state)?;
-    let tz = zone(cli);
+    let tz = super::plan_zone(cli, &store);
     let mut keep = Keep {
         scroll: None,
         search: None,

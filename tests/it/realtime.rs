@@ -640,7 +640,10 @@ fn the_readme_rehearsal_works_as_written() {
         after.starts_with("scaled:6000:"),
         "the run started it: {after}"
     );
-    assert!(text.contains("run finished"), "{text}");
+    assert!(
+        text.contains("run finished (Mon 4 Jan 2027 ") && text.contains(" GMT to "),
+        "the summary's times are the plan's: {text}"
+    );
     assert!(text.contains("cut over this run"), "{text}");
     assert_eq!(
         std::fs::read(here.join("mailwave.toml")).unwrap(),

@@ -400,3 +400,74 @@ addEventListener('load', () => {{
         );
     }
 }
+
+/// Where a person reads a time, `YYYY-MM-DDTHH:MM` machine times that slipped through.
+fn machine_times(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    (0..b.len())
+        .filter(|&i| {
+            [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15]
+                .iter()
+                .all(|&k| digit(i + k))
+                && b.get(i + 4) == Some(&b'-')
+                && b.get(i + 10) == Some(&b'T')
+        })
+        .map(|i| text[i..(i + 20).min(text.len())].to_string())
+        .collect()
+}
+
+/// One time format for people, in the plan's zone with its abbreviation, in status, watch, the
+/// forecast and the reports; RFC 3339 UTC in JSON and csv.
+#[tokio::test(start_paused = true)]
+async fn people_read_times_in_the_plans_zone_and_machines_in_utc() {
+    let (p, spec, now) = halfway().await;
+    let db = Store::open_read_only(&p.db()).unwrap();
+    let status = db.status(now, None).unwrap();
+    let next = status.next_wave.clone().unwrap();
+    let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    let next_local = mailwave::format::local(next.window_start.parse().unwrap(), &london);
+    assert!(next_local.ends_with(" GMT"), "{next_local}");
+    let run = |args: &[&str]| {
+        let out = p.run(&with_clock(&spec, args));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let forecast = run(&["forecast"]);
+    let text = run(&["status"]);
+    assert!(
+        text.contains(&format!("cuts over from {next_local}")),
+        "{text}"
+    );
+    let watch = run(&["watch", "--once"]);
+    assert!(
+        watch.contains(&format!("next cut-over {} at {next_local}", next.id)),
+        "{watch}"
+    );
+    let md = run(&["report"]);
+    for (what, text) in [
+        ("forecast", &forecast),
+        ("status", &text),
+        ("watch", &watch),
+        ("report", &md),
+    ] {
+        assert!(
+            machine_times(text).is_empty(),
+            "{what} shows machine times: {:?}\n{text}",
+            machine_times(text)
+        );
+    }
+    // JSON and csv: RFC 3339 UTC.
+    let json: serde_json::Value = serde_json::from_str(&run(&["status", "--json"])).unwrap();
+    assert!(
+        json["next_wave"]["window_start"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let finish_at = json["forecast"]["finish_at"].as_str().unwrap();
+    assert!(finish_at.parse::<Timestamp>().is_ok(), "{finish_at}");
+    let csv = run(&["report", "--format", "csv"]);
+    assert!(!machine_times(&csv).is_empty());
+    assert!(!csv.contains(" GMT"), "csv keeps to UTC");
+}

@@ -614,7 +614,8 @@ impl<S: MoveService> Coordinator<S> {
             if w.prestage_start > now && w.count(State::Planned) > 0 {
                 consider(w.prestage_start, Due::Prestage(i));
             }
-            if w.close == super::state::Close::Ahead && w.unready() > 0 {
+            // A window that has closed is nothing to wait for (and never the "next" thing).
+            if w.close == super::state::Close::Ahead && w.unready() > 0 && w.window_end > now {
                 consider(self.close_time(w), Due::Close(i));
             }
         }

@@ -195,7 +195,7 @@ pub(crate) fn render(r: &Report) -> String {
             "<section><h2>Forecast</h2><p>Made {} on {}. The estate finishes <b>{}</b>; <b>{}</b> wave(s) at risk.</p>",
             esc(&r.local(f.made_at)),
             esc(&f.basis),
-            esc(f.base.finish_local.as_deref().unwrap_or("-")),
+            esc(&f.base.finish.map_or_else(|| "-".into(), |t| r.local(t))),
             f.base.at_risk
         );
         if f.base.without_a_wave > 0 {

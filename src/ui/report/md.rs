@@ -210,7 +210,7 @@ pub(crate) fn render(r: &Report) -> String {
             "\n## Forecast\n\nMade {} on {}. The estate finishes {}; {} wave(s) at risk{}.\n",
             r.local(f.made_at),
             f.basis,
-            f.base.finish_local.as_deref().unwrap_or("-"),
+            f.base.finish.map_or_else(|| "-".into(), |t| r.local(t)),
             f.base.at_risk,
             if f.base.without_a_wave > 0 {
                 format!(

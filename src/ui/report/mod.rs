@@ -72,7 +72,7 @@ fn ready_target() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ScenarioView {
     pub waves: Vec<WaveView>,
-    pub finish_local: Option<String>,
+    pub finish: Option<Timestamp>,
     pub at_risk: u64,
     pub without_a_wave: u64,
 }
@@ -183,7 +183,7 @@ impl Report {
         if let Some(f) = &self.forecast {
             h.push((
                 "forecast finish",
-                f.base.finish_local.clone().unwrap_or_else(|| "-".into()),
+                f.base.finish.map_or_else(|| "-".into(), |t| self.local(t)),
             ));
             h.push(("waves at risk", f.base.at_risk.to_string()));
         }
