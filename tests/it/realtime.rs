@@ -513,6 +513,62 @@ fn a_dead_service_is_never_reported_as_success() {
     );
 }
 
+/// The webhook's answer is told as it is: a plain refusal is a refusal, and only a redirect is
+/// said to be one mailwave does not follow.
+#[test]
+fn the_webhooks_refusal_is_told_as_it_is() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let run = "stop_grace = \"3s\"\n[notify]\nwebhook_url_env = \"MW_RT_HOOK\"";
+    for (reply, says, never) in [
+        (
+            Reply::Json(404, None),
+            "the webhook refused the message",
+            "redirect",
+        ),
+        (
+            Reply::Raw(
+                302,
+                vec![("Location".into(), "http://127.0.0.1:9/elsewhere".into())],
+                Vec::new(),
+            ),
+            "the webhook answered with a redirect, which mailwave does not follow",
+            "the webhook refused the message",
+        ),
+    ] {
+        let reply = std::sync::Mutex::new(Some(reply));
+        let hook = Server::start(move |_, _| {
+            reply
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or(Reply::Json(500, None))
+        });
+        let (p, clock) = stalled_project(&dead, run);
+        let mut child = mailwave(&p, &clock, &["run", "--once"], "once.log")
+            .env("MW_RT_HOOK", format!("{}/hook", hook.base))
+            .spawn()
+            .unwrap();
+        let (status, _) = wait_within(
+            &mut child,
+            Duration::from_secs(60),
+            "run --once",
+            &p.path("once.log"),
+        );
+        assert_eq!(status.code(), Some(5));
+        let log = std::fs::read_to_string(p.path("once.log")).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains("webhook"))
+            .unwrap_or_else(|| panic!("no word of the webhook: {log}"));
+        assert!(line.contains(says) && !line.contains(never), "{line}");
+    }
+}
+
 /// README's rehearsal, step by step, as an operator types it: `init`, `sim serve` at a speed, the
 /// clock and the endpoints it prints, an import from Graph, a plan and a run. Only the speed is
 /// raised (README names both).
