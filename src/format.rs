@@ -73,6 +73,17 @@ pub fn local_text(rfc3339: &str, tz: &jiff::tz::TimeZone) -> String {
         .unwrap_or_else(|_| rfc3339.to_string())
 }
 
+/// How long ago, in words: "40 minutes", "5 hours", "3 days".
+pub fn age(d: jiff::SignedDuration) -> String {
+    let minutes = (d.as_secs() / 60).max(0);
+    let (n, unit) = match minutes {
+        0..120 => (minutes, "minute"),
+        120..2880 => (minutes / 60, "hour"),
+        _ => (minutes / 1440, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// At most `width` characters of a text, for a message or a column: a longer one is cut and ends
 /// in "...".
 pub(crate) fn clip(text: &str, width: usize) -> String {
@@ -116,5 +127,10 @@ mod tests {
             "Mon 11 Jan 2027 20:00 UTC"
         );
         assert_eq!(local_text("-", &london), "-");
+        let mins = jiff::SignedDuration::from_mins;
+        assert_eq!(age(mins(1)), "1 minute");
+        assert_eq!(age(mins(119)), "119 minutes");
+        assert_eq!(age(mins(300)), "5 hours");
+        assert_eq!(age(mins(3 * 1440 + 100)), "3 days");
     }
 }

@@ -208,7 +208,7 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "\n## Forecast\n\nMade {} on {}. The estate finishes {}; {} wave(s) at risk{}.\n",
-            r.local(f.made_at),
+            r.forecast_made(),
             f.basis,
             f.base.finish.map_or_else(|| "-".into(), |t| r.local(t)),
             f.base.at_risk,
