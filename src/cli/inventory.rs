@@ -120,7 +120,7 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
     crate::private::write(&path, csv)?;
     outln!(
         "downloaded the {period} mailbox usage report to {}",
-        path.display()
+        super::project::absolute(&path).display()
     );
     Ok(path)
 }

@@ -208,7 +208,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     }
     files::write(&plan, &dir)?;
     out!("{}", files::summary_table(&plan));
-    outln!("plan written to {}", dir.display());
+    outln!(
+        "plan written to {}",
+        super::project::absolute(&dir).display()
+    );
     if !args.no_load {
         let mut store = Store::open(&cli.state)?;
         let report = store.load_plan(&files::read(&dir)?, cli.clock().now())?;
