@@ -215,6 +215,14 @@ fn skip_invalid_imports_the_rest_and_reports_the_rejects() {
     assert!(report.contains("\"bob@contoso.com,lots\""), "{report}");
 }
 
+/// The project with the fixture estate imported.
+fn imported(p: Project) -> Project {
+    let estate = fixture("estate.csv");
+    let out = p.run(&["inventory", "import", estate.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    p
+}
+
 #[test]
 fn bad_config_is_refused_with_line_and_key() {
     let p = Project::new(&SMALL_CONFIG.replace(
@@ -241,12 +249,6 @@ fn bad_config_is_refused_with_line_and_key() {
     assert_eq!(std::fs::read(p.db()).unwrap(), before);
 
     // The state database is found while a key is wrong; planning reads the whole file.
-    let imported = |p: Project| {
-        let estate = fixture("estate.csv");
-        let out = p.run(&["inventory", "import", estate.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        p
-    };
     let p = imported(Project::new(&SMALL_CONFIG.replace(
         "weekend_capacity = 5",
         "weekend_capacity = 5\nweekday_bytes = -1",
@@ -490,13 +492,7 @@ fn a_second_run_is_refused_while_one_holds_the_lock() {
 
 #[test]
 fn run_without_a_credential_is_bad_input() {
-    let p = Project::new(SMALL_CONFIG);
-    let estate = fixture("estate.csv");
-    assert!(
-        p.run(&["inventory", "import", estate.to_str().unwrap()])
-            .status
-            .success()
-    );
+    let p = imported(Project::new(SMALL_CONFIG));
     let out = p.run(&["run", "--once"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
     assert!(
@@ -747,13 +743,7 @@ fn plan_warns_of_a_start_too_late_and_dry_run_writes_nothing() {
 /// still refuses the warnings that remain.
 #[test]
 fn a_plan_whose_first_window_has_opened_is_refused_unless_allow_past() {
-    let p = Project::new(SMALL_CONFIG);
-    let estate = fixture("estate.csv");
-    assert!(
-        p.run(&["inventory", "import", estate.to_str().unwrap()])
-            .status
-            .success()
-    );
+    let p = imported(Project::new(SMALL_CONFIG));
     let state = std::fs::read(p.db()).unwrap();
     // Monday 11 January 2027, 21:00 GMT: that evening's window opened an hour ago.
     let clock = format!("scaled:1:{}:2027-01-11T21:00:00Z", jiff::Timestamp::now());
@@ -824,13 +814,7 @@ fn a_plan_whose_first_window_has_opened_is_refused_unless_allow_past() {
 /// `MAILWAVE_ENDPOINTS_BASE` is checked like the file's endpoints: named, exit 2.
 #[test]
 fn a_bad_endpoints_base_in_the_environment_is_bad_input() {
-    let p = Project::new(SMALL_CONFIG);
-    let estate = fixture("estate.csv");
-    assert!(
-        p.run(&["inventory", "import", estate.to_str().unwrap()])
-            .status
-            .success()
-    );
+    let p = imported(Project::new(SMALL_CONFIG));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
         .args(["plan", "--start", "2031-03-03", "--dry-run"])
         .current_dir(p.dir.path())

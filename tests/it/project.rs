@@ -206,18 +206,22 @@ fn a_state_path_in_the_config_is_beside_the_config_and_the_first_import_makes_it
     assert!(!proj.join("db").exists(), "a refused command makes nothing");
 
     let bad = fixture("bad-address.csv");
-    let out = run_in(
-        root,
-        &[
-            "--config",
-            config,
-            "inventory",
-            "import",
-            bad.to_str().unwrap(),
-            "--skip-invalid",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let import = || {
+        let out = run_in(
+            root,
+            &[
+                "--config",
+                config,
+                "inventory",
+                "import",
+                bad.to_str().unwrap(),
+                "--skip-invalid",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    let out = import();
     let db = proj.join("db/estate.db");
     assert!(db.is_file());
     let text = stdout(&out);
@@ -229,18 +233,7 @@ fn a_state_path_in_the_config_is_beside_the_config_and_the_first_import_makes_it
     assert!(!proj.join("state").exists(), "{:?}", entries(&proj));
 
     // The second import finds it, and says nothing of creating one.
-    let out = run_in(
-        root,
-        &[
-            "--config",
-            config,
-            "inventory",
-            "import",
-            bad.to_str().unwrap(),
-            "--skip-invalid",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = import();
     assert!(!stdout(&out).contains("created the state database"));
     let out = run_in(root, &["--config", config, "inventory", "show"]);
     assert!(out.status.success(), "{}", stderr(&out));
