@@ -49,7 +49,7 @@ pub fn estate_with_plan(
     use mailwave::store::Store;
     let mut inv = synth::generate(&synth::EstateSpec::new(n, 2026));
     groups::assign(&mut inv, 50);
-    let mut store = Store::open(&work.join("state/mailwave.db")).unwrap();
+    let mut store = Store::create(&work.join("state/mailwave.db")).unwrap();
     let summary = ImportSummary::of(&inv, 0);
     store
         .replace_inventory(

@@ -48,7 +48,7 @@ fn main() {
         )
         .unwrap()
     });
-    let text = forecast::text(&what_if);
+    let text = forecast::text(&what_if, &config.schedule.timezone);
     println!("{}", text.lines().take(8).collect::<Vec<_>>().join("\n"));
     println!(
         "...\n{}",

@@ -32,7 +32,7 @@ fn main() {
         inventory::read_delegates(&delegates_csv, &mut inv, &opts).expect("delegates");
         groups::assign(&mut inv, opts.service_account_threshold);
         let summary = ImportSummary::of(&inv, 0);
-        let mut store = Store::open(&db).expect("store");
+        let mut store = Store::create(&db).expect("store");
         store
             .replace_inventory(
                 &inv,

@@ -199,14 +199,17 @@ impl Acc {
         let f = &r.row.figures;
         self.moves += 1;
         let status = f.status.as_str();
-        if status.starts_with("Completed") && status != "CompletionInProgress" {
+        let finished = status.starts_with("Completed") && status != "CompletionInProgress";
+        if finished {
             self.completed += 1;
         } else if status == "Failed" {
             self.failed += 1;
         }
         let size = f.total_size.unwrap_or(r.size_bytes) as f64 + f.archive_size.unwrap_or(0) as f64;
         self.size += size;
-        if let Some(t) = f.bytes_transferred {
+        // Only a finished move has copied all it will: a failed or unfinished one has copied part
+        // of its mailbox, and would read as a move that copied less than it holds.
+        if let Some(t) = f.bytes_transferred.filter(|_| finished) {
             self.transferred += t as f64;
             self.sized_for_efficiency += size;
         }
@@ -662,6 +665,21 @@ mod tests {
         assert!((t.stall_target_share - 0.5 / 8.5).abs() < 1e-9);
         assert!((t.stall_source_share - 0.25 / 8.5).abs() < 1e-9);
         assert!((t.efficiency.unwrap() - 0.8).abs() < 1e-6);
+        // A move that failed a fifth of the way through changes no one's efficiency.
+        let mut with_failed = Analyzer::new(By::Wave);
+        let mut failed = row("mw-a", 10.0, 1.0, 4, 0.0);
+        failed.row.figures.status = "Failed".into();
+        failed.row.figures.bytes_transferred = Some((2.0 * GB) as u64);
+        for r in [&row("mw-a", 1.0, 1.5, 4, 0.5), &failed] {
+            with_failed.add(r);
+        }
+        let mixed = with_failed.finish(None).total;
+        assert_eq!((mixed.completed, mixed.failed), (1, 1));
+        assert!(
+            (mixed.efficiency.unwrap() - 0.8).abs() < 1e-6,
+            "{:?}",
+            mixed.efficiency
+        );
         let rate = t.rate_gb_per_hour.as_ref().unwrap();
         assert!((rate.p50 - 2.0 / 2.5).abs() < 1e-6, "{rate:?}");
         assert!((t.cutover_lag_minutes.as_ref().unwrap().p50 - 30.0).abs() < 1e-6);

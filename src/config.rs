@@ -12,6 +12,12 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 use toml::Spanned;
 
+/// Where the state database is, beside the config file, unless `[state] path` says otherwise.
+pub const DEFAULT_STATE: &str = "state/mailwave.db";
+
+/// Sets `[endpoints] base` from the environment, over the file (rehearsals).
+pub const ENDPOINTS_BASE_ENV: &str = "MAILWAVE_ENDPOINTS_BASE";
+
 /// The commented template `mailwave init` writes.
 pub(crate) const TEMPLATE: &str = include_str!("config_template.toml");
 
@@ -30,6 +36,9 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// An environment variable that stands in for a key (`MAILWAVE_ENDPOINTS_BASE`).
+    #[error("{name}: {message}")]
+    Env { name: &'static str, message: String },
     #[error("{path}, line {line}: {message}")]
     Syntax {
         path: PathBuf,
@@ -51,6 +60,8 @@ pub struct Config {
     pub notify: Notify,
     pub notices: Notices,
     pub licences: Licences,
+    /// The state database: `[state] path`, or `state/mailwave.db`, beside this file.
+    pub state_path: PathBuf,
 }
 
 /// Whether the completer approves skipped items (Data Consistency Score) so a move can complete.
@@ -310,6 +321,17 @@ pub struct Endpoints {
     pub graph: String,
 }
 
+impl Endpoints {
+    /// Authority, Exchange and Graph all at one address: the simulator serves the three.
+    pub fn all_at(base: &str) -> Endpoints {
+        Endpoints {
+            authority: base.to_string(),
+            exchange: base.to_string(),
+            graph: base.to_string(),
+        }
+    }
+}
+
 impl Default for Endpoints {
     fn default() -> Self {
         Endpoints {
@@ -433,6 +455,7 @@ impl Default for Config {
             notify: Notify::default(),
             notices: Notices::default(),
             licences: Licences::default(),
+            state_path: PathBuf::from(DEFAULT_STATE),
         }
     }
 }
@@ -458,6 +481,14 @@ struct RawConfig {
     notices: RawNotices,
     #[serde(default)]
     licences: RawLicences,
+    #[serde(default)]
+    state: RawState,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    path: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -529,6 +560,7 @@ struct RawTenant {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawEndpoints {
+    base: Option<Spanned<String>>,
     authority: Option<Spanned<String>>,
     exchange: Option<Spanned<String>>,
     graph: Option<Spanned<String>>,
@@ -592,6 +624,27 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+fn syntax(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+        message: e.message().trim().to_string(),
+    }
+}
+
+/// `[state] path` against the config's folder, or the default beside it.
+fn state_path(cx: &Ctx, raw: &RawState, base: &Path) -> Result<PathBuf, ConfigError> {
+    match &raw.path {
+        None => Ok(base.join(DEFAULT_STATE)),
+        Some(p) if p.get_ref().trim().is_empty() => Err(cx.invalid(
+            p.span(),
+            "state.path",
+            "is empty: name the state database file (default \"state/mailwave.db\")",
+        )),
+        Some(p) => Ok(base.join(p.get_ref())),
+    }
 }
 
 struct Ctx<'a> {
@@ -726,19 +779,42 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(path, &text)
+        let mut config = Config::parse(path, &text)?;
+        // A rehearsal points every endpoint at `mailwave sim serve` without editing the file, and
+        // then nothing may still go to a real tenant: the variable wins over the file's keys.
+        if let Some(base) = std::env::var_os(ENDPOINTS_BASE_ENV).filter(|v| !v.is_empty()) {
+            let base = base.to_string_lossy();
+            let base = base.trim().trim_end_matches('/');
+            crate::http::check_endpoint(base).map_err(|m| ConfigError::Env {
+                name: ENDPOINTS_BASE_ENV,
+                message: format!("{base:?}: {m}"),
+            })?;
+            config.endpoints = Endpoints::all_at(base);
+        }
+        Ok(config)
+    }
+
+    /// Only the state database's path from the file at `path`. Commands that need nothing else
+    /// from the config (status, reports, an import) still find the project's database while some
+    /// other key is being fixed.
+    pub fn state_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
+        #[derive(Deserialize)]
+        struct OnlyState {
+            #[serde(default)]
+            state: RawState,
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: OnlyState = toml::from_str(&text).map_err(|e| syntax(path, &text, &e))?;
+        let cx = Ctx { path, text: &text };
+        state_path(&cx, &raw.state, path.parent().unwrap_or(Path::new("")))
     }
 
     /// Validates configuration text; `path` is used for messages and to resolve relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
-            ConfigError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax(path, text, &e))?;
         let cx = Ctx { path, text };
         let defaults = Schedule::default();
 
@@ -785,7 +861,11 @@ impl Config {
             client_secret_env: raw.tenant.client_secret_env.map(|s| s.into_inner()),
             certificate: raw.tenant.certificate.map(|c| base.join(c)),
         };
-        let d = Endpoints::default();
+        let mut d = Endpoints::default();
+        if raw.endpoints.base.is_some() {
+            let base = cx.url(&raw.endpoints.base, "endpoints.base", "")?;
+            d = Endpoints::all_at(&base);
+        }
         let endpoints = Endpoints {
             authority: cx.url(
                 &raw.endpoints.authority,
@@ -1113,8 +1193,10 @@ impl Config {
                 message: "assign = true needs the SKU to assign".into(),
             });
         }
+        let state_path = state_path(&cx, &raw.state, base)?;
         Ok(Config {
             path: path.to_path_buf(),
+            state_path,
             tenant,
             endpoints,
             migration,
@@ -1266,11 +1348,8 @@ mod tests {
             Some("MAILWAVE_CLIENT_SECRET")
         );
         assert_eq!(c.endpoints.exchange, "https://outlook.office365.com");
-        assert!(
-            c.schedule
-                .blackout
-                .contains(&jiff::civil::date(2026, 12, 24))
-        );
+        assert!(c.schedule.blackout.is_empty(), "an example, commented out");
+        assert!(c.notices.quiet_hours.is_none(), "an example, commented out");
     }
 
     #[test]
@@ -1497,5 +1576,56 @@ mod tests {
             c.schedule.bank_holidays.unwrap(),
             PathBuf::from("/srv/mw/schedules/uk.json")
         );
+        assert_eq!(c.state_path, PathBuf::from("/srv/mw/state/mailwave.db"));
+        let c = Config::parse(
+            Path::new("/srv/mw/mailwave.toml"),
+            "[state]\npath = \"db/estate.db\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.state_path, PathBuf::from("/srv/mw/db/estate.db"));
+        let e = Config::parse(
+            Path::new("/srv/mw/mailwave.toml"),
+            "\n[state]\npath = \" \"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 3") && e.contains("state.path"), "{e}");
+    }
+
+    #[test]
+    fn the_state_path_is_found_while_another_key_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mailwave.toml");
+        std::fs::write(
+            &file,
+            "[schedule]\ncutover_window = \"25:00-06:00\"\n[state]\npath = \"db/x.db\"\n",
+        )
+        .unwrap();
+        assert!(Config::load(&file).is_err());
+        assert_eq!(
+            Config::state_path_of(&file).unwrap(),
+            dir.path().join("db/x.db")
+        );
+        std::fs::write(&file, "[state\n").unwrap();
+        let e = Config::state_path_of(&file).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn one_base_sets_every_endpoint_and_the_three_keys_still_win() {
+        let c = parse("[endpoints]\nbase = \"http://127.0.0.1:4100/\"\n").unwrap();
+        assert_eq!(c.endpoints.authority, "http://127.0.0.1:4100");
+        assert_eq!(c.endpoints.exchange, "http://127.0.0.1:4100");
+        assert_eq!(c.endpoints.graph, "http://127.0.0.1:4100");
+        let c = parse(
+            "[endpoints]\nbase = \"http://127.0.0.1:4100\"\ngraph = \"https://graph.microsoft.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.endpoints.exchange, "http://127.0.0.1:4100");
+        assert_eq!(c.endpoints.graph, "https://graph.microsoft.com");
+        let e = parse("[endpoints]\nbase = \"http://example.com\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("endpoints.base"), "{e}");
     }
 }

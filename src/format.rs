@@ -55,6 +55,35 @@ pub(crate) fn minutes(m: f64) -> String {
     }
 }
 
+/// A moment as people read it, in the plan's zone with its abbreviation: "Mon 11 Jan 2027 20:00
+/// GMT". Every time a person reads (status, watch, summaries, reports, errors) goes through here;
+/// JSON and csv carry RFC 3339 UTC instead.
+pub fn local(t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    t.to_zoned(tz.clone())
+        .strftime("%a %-d %b %Y %H:%M %Z")
+        .to_string()
+}
+
+/// [`local`] of a time stored as RFC 3339 text (the status JSON's fields); text that is not a
+/// time is shown as it is.
+pub fn local_text(rfc3339: &str, tz: &jiff::tz::TimeZone) -> String {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .map(|t| local(t, tz))
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// How long ago, in words: "40 minutes", "5 hours", "3 days".
+pub fn age(d: jiff::SignedDuration) -> String {
+    let minutes = (d.as_secs() / 60).max(0);
+    let (n, unit) = match minutes {
+        0..120 => (minutes, "minute"),
+        120..2880 => (minutes / 60, "hour"),
+        _ => (minutes / 1440, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// At most `width` characters of a text, for a message or a column: a longer one is cut and ends
 /// in "...".
 pub(crate) fn clip(text: &str, width: usize) -> String {
@@ -84,5 +113,24 @@ mod tests {
         assert_eq!(minutes(1440.0 * 3.0 + 240.0), "3d04h");
         assert_eq!(clip("abcdefgh", 6), "abc...");
         assert_eq!(clip("abc", 4), "abc");
+    }
+
+    #[test]
+    fn local_times_name_the_zone_and_follow_its_clock_changes() {
+        let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
+        let winter: jiff::Timestamp = "2027-01-11T20:00:00Z".parse().unwrap();
+        assert_eq!(local(winter, &london), "Mon 11 Jan 2027 20:00 GMT");
+        let summer: jiff::Timestamp = "2027-07-05T19:00:00Z".parse().unwrap();
+        assert_eq!(local(summer, &london), "Mon 5 Jul 2027 20:00 BST");
+        assert_eq!(
+            local_text("2027-01-11T20:00:00Z", &jiff::tz::TimeZone::UTC),
+            "Mon 11 Jan 2027 20:00 UTC"
+        );
+        assert_eq!(local_text("-", &london), "-");
+        let mins = jiff::SignedDuration::from_mins;
+        assert_eq!(age(mins(1)), "1 minute");
+        assert_eq!(age(mins(119)), "119 minutes");
+        assert_eq!(age(mins(300)), "5 hours");
+        assert_eq!(age(mins(3 * 1440 + 100)), "3 days");
     }
 }

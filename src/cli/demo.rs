@@ -129,7 +129,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
             .into());
         }
         if is_demo {
-            let _lock = RunLock::acquire(&dir.join("state/mailwave.db"), "mailwave demo")?;
+            let _lock = RunLock::acquire(&dir.join(crate::config::DEFAULT_STATE), "mailwave demo")?;
             std::fs::remove_dir_all(dir)?;
         }
     }
@@ -150,7 +150,8 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let config_path = dir.join("mailwave.toml");
     crate::private::write(&config_path, demo_config(args.mailboxes))?;
     let config = Config::load(&config_path)?;
-    let state = dir.join("state/mailwave.db");
+    // Beside its config, where `mailwave --config <dir>/mailwave.toml ...` finds it.
+    let state = config.state_path.clone();
     let _lock = RunLock::acquire(&state, "mailwave demo")?;
 
     outln!("== a synthetic estate of {} mailboxes", args.mailboxes);
@@ -158,7 +159,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     groups::assign(&mut inv, 50);
     let summary = ImportSummary::of(&inv, 0);
     out!("{summary}");
-    let mut store = Store::open(&state)?;
+    let mut store = Store::create(&state)?;
     store.replace_inventory(
         &inv,
         "mailwave demo (synthetic)",
@@ -219,7 +220,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         },
     ));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    let code = super::run::finish(report, started)?;
+    let code = super::run::finish(report, started, &config.schedule.timezone)?;
 
     let store = Store::open_read_only(&state)?;
     let report = dir.join("report.md");
@@ -244,17 +245,17 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         stats.injected_faults,
         stats.duplicate_creates
     );
-    outln!("\nplan      {}", plan_dir.display());
-    outln!("database  {}", state.display());
+    let absolute = super::project::absolute;
+    outln!("\nplan      {}", absolute(&plan_dir).display());
+    outln!("database  {}", absolute(&state).display());
     outln!(
         "report    {} and {}",
-        report.display(),
-        report_html.display()
+        absolute(&report).display(),
+        absolute(&report_html).display()
     );
     outln!(
-        "look around: mailwave --config {} --state {} status",
-        config_path.display(),
-        state.display()
+        "look around: mailwave --config {} status",
+        config_path.display()
     );
     // Mailboxes that need attention are part of the demo (failures are switched on).
     Ok(if code == exit::NEEDS_ATTENTION {

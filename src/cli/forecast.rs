@@ -61,7 +61,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&f)?);
     } else {
-        out!("{}", forecast::text(&f));
+        out!("{}", forecast::text(&f, &config.schedule.timezone));
     }
     Ok(exit::OK)
 }

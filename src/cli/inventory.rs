@@ -141,7 +141,7 @@ fn fetch_usage_report(cli: &Cli, period: &str) -> anyhow::Result<PathBuf> {
     fetched?;
     outln!(
         "downloaded the {period} mailbox usage report to {}",
-        path.display()
+        super::project::absolute(&path).display()
     );
     Ok(path)
 }
@@ -272,7 +272,8 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     }
 
     let _lock = RunLock::acquire(&cli.state, "mailwave inventory import")?;
-    let mut store = Store::open(&cli.state)?;
+    let created = !cli.state.exists();
+    let mut store = Store::create(&cli.state)?;
     let mut source = mailboxes.display().to_string();
     for extra in [args.delegates.as_ref(), sizes.as_ref().map(|s| s.0)]
         .into_iter()
@@ -290,9 +291,15 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
 
     out!("{summary}");
     no_sizes();
+    if created {
+        outln!(
+            "created the state database {}",
+            super::project::absolute(&cli.state).display()
+        );
+    }
     outln!(
         "stored in {}: {} new, {} updated, {} removed",
-        cli.state.display(),
+        super::project::absolute(&cli.state).display(),
         report.inserted,
         report.updated,
         report.removed
@@ -526,7 +533,7 @@ fn show(cli: &Cli, json: bool) -> anyhow::Result<i32> {
     if let Some(l) = last {
         outln!(
             "last import {} from {} ({} rows rejected)",
-            l.at,
+            crate::format::local_text(&l.at, &super::plan_zone(cli, &store)),
             l.source,
             l.rejected
         );

@@ -14,6 +14,7 @@ mod mailbox;
 mod notices;
 mod plan;
 mod preflight;
+mod project;
 mod report;
 pub mod run;
 mod sim;
@@ -62,13 +63,17 @@ pub struct Cli {
         env = "MAILWAVE_CONFIG"
     )]
     pub config: PathBuf,
-    /// State database.
+    /// State database (default: state/mailwave.db beside the config file, or its [state] path;
+    /// a path given here is relative to the working directory).
     #[arg(
-        long,
+        long = "state",
         global = true,
-        default_value = "state/mailwave.db",
-        env = "MAILWAVE_STATE"
+        env = "MAILWAVE_STATE",
+        value_name = "PATH"
     )]
+    pub state_option: Option<PathBuf>,
+    /// The state database the command works on, found before it runs (see `project`).
+    #[arg(skip)]
     pub state: PathBuf,
     /// Log line format on standard error (or --log-file).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -77,10 +82,22 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub(crate) log_file: Option<PathBuf>,
     /// Follow an accelerated clock instead of the wall clock, for rehearsals against `mailwave sim
-    /// serve --speed`: the `scaled:...` value it prints. Every command that reads the time (plan,
-    /// run, status, watch, report) then agrees with the simulator.
-    #[arg(long, global = true, env = "MAILWAVE_CLOCK", value_name = "SPEC")]
+    /// serve --speed`: the `scaled:...` value it prints, or `sim:<its address>` to ask it (as
+    /// `--hold-clock` needs). Every command that reads the time (plan, run, status, watch,
+    /// report) then agrees with the simulator.
+    #[arg(
+        long = "clock",
+        global = true,
+        env = "MAILWAVE_CLOCK",
+        value_name = "SPEC"
+    )]
+    pub clock_option: Option<sim::ClockArg>,
+    /// The clock the command follows, found before it runs (from a simulator for `sim:`).
+    #[arg(skip)]
     pub clock: Option<crate::time::ClockSpec>,
+    /// The simulator's clock stood still when the command asked it.
+    #[arg(skip)]
+    clock_held: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -89,9 +106,48 @@ impl Cli {
     /// The clock every command reads: the wall clock, or the rehearsal's accelerated one.
     pub fn clock(&self) -> crate::time::Clock {
         match self.clock {
+            // A simulator still holding its clock: the command reads the time it holds.
+            Some(spec) if self.clock_held => {
+                crate::time::Clock::frozen(spec.speed, spec.sim_origin)
+            }
             Some(spec) => crate::time::Clock::from_spec(spec),
             None => crate::time::Clock::real(),
         }
+    }
+
+    /// The clock now, for a command that reads it again and again (`watch`): a simulator whose
+    /// clock stood still when the command started is asked again until it runs.
+    pub(crate) fn current_clock(&self) -> crate::time::Clock {
+        match &self.clock_option {
+            Some(sim::ClockArg::Sim(url)) if self.clock_held => match sim::follow(url, false) {
+                Ok((spec, true)) => crate::time::Clock::frozen(spec.speed, spec.sim_origin),
+                Ok((spec, false)) => crate::time::Clock::from_spec(spec),
+                Err(_) => self.clock(),
+            },
+            _ => self.clock(),
+        }
+    }
+
+    /// Resolves `--clock`: a `sim:` clock is asked of the simulator, and started by a command that
+    /// is about to call the move service (its own time then starts with the simulator's).
+    fn follow_clock(&mut self) -> anyhow::Result<()> {
+        match &self.clock_option {
+            None => {}
+            Some(sim::ClockArg::Spec(spec)) => self.clock = Some(*spec),
+            // `sim serve` keeps its own time.
+            Some(sim::ClockArg::Sim(_)) if matches!(self.command, Command::Sim(_)) => {}
+            Some(sim::ClockArg::Sim(url)) => {
+                let starts = match &self.command {
+                    Command::Run(_) | Command::Preflight(_) | Command::Wave(_) => true,
+                    Command::Mailbox(m) => !matches!(m, mailbox::Command::Show { .. }),
+                    _ => false,
+                };
+                let (spec, held) = sim::follow(url, starts)?;
+                self.clock = Some(spec);
+                self.clock_held = held;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -293,6 +349,21 @@ pub(crate) fn moment(
     .into())
 }
 
+/// The zone people read times in: the loaded plan's, else the configuration's, else UTC.
+pub(crate) fn plan_zone(cli: &Cli, store: &crate::store::Store) -> jiff::tz::TimeZone {
+    if let Ok(Some(name)) = store.plan_timezone()
+        && let Ok(tz) = jiff::tz::TimeZone::get(&name)
+    {
+        return tz;
+    }
+    if cli.config.is_file()
+        && let Ok(c) = crate::config::Config::load(&cli.config)
+    {
+        return c.schedule.timezone;
+    }
+    jiff::tz::TimeZone::UTC
+}
+
 /// The wave the option `option` names, or bad input saying there is none.
 pub(crate) fn wave_named(
     store: &crate::store::Store,
@@ -309,9 +380,10 @@ pub(crate) fn wave_named(
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(&cli);
-    match dispatch(&cli) {
+    let ready = cli.follow_clock().and_then(|()| project::locate(&mut cli));
+    match ready.and_then(|()| dispatch(&cli)) {
         Ok(code) => code,
         Err(e) => {
             errln!("mailwave: {e:#}");
@@ -323,7 +395,7 @@ pub fn main() -> i32 {
 pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Demo(a) => demo::run(cli, a),
-        Command::Init(a) => init::run(a),
+        Command::Init(a) => init::run(cli, a),
         Command::Inventory(c) => inventory::run(cli, c),
         Command::Plan(a) => plan::run(cli, a),
         Command::Run(a) => run::run(cli, a),

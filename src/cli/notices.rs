@@ -63,9 +63,7 @@ fn preview(cli: &Cli, address: &str) -> anyhow::Result<i32> {
                 format!(
                     "{} before the window, {}",
                     notices::offset_label(*off),
-                    (wave.window_start - *off)
-                        .to_zoned(tz.clone())
-                        .strftime("%a %-d %b %Y %H:%M %Z")
+                    crate::format::local(wave.window_start - *off, tz)
                 ),
                 "before",
                 notices::values(n, tz, &due, window, None),

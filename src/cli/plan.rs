@@ -35,6 +35,10 @@ pub struct Args {
     /// wave whose pre-staging should already have begun.
     #[arg(long)]
     pub strict: bool,
+    /// Plan even though the first window has already opened (its mailboxes would get no
+    /// pre-staging and may be cut over at once); refused without it.
+    #[arg(long)]
+    pub allow_past: bool,
 }
 
 /// What is wrong with a plan's timing at `now`: a start in the past, waves whose pre-staging
@@ -64,7 +68,7 @@ fn timing_warnings(
             "{} wave(s) should already be pre-staging (first: {}, from {}){}: they get less copying time than prestage_days",
             late.len(),
             first.id,
-            first.prestage_start.strftime("%a %Y-%m-%d %H:%M %Z"),
+            crate::format::local(first.prestage_start_utc, tz),
             if open > 0 { format!("; {open} of them have a window that has already opened") } else { String::new() }
         ));
     }
@@ -95,6 +99,25 @@ fn notice_warning(plan: &plan::Plan, config: &Config) -> Option<String> {
     })
 }
 
+/// `--start`: a day, and only a day. A time would be dropped (windows open at
+/// `schedule.cutover_window`), so one is refused rather than ignored.
+fn parse_start(text: &str) -> Result<Date, BadInput> {
+    let date = text
+        .parse::<Date>()
+        .ok()
+        .filter(|_| text.len() == 10 && text.as_bytes().get(4) == Some(&b'-'));
+    date.ok_or_else(|| {
+        let hint = if text.parse::<jiff::civil::DateTime>().is_ok() || text.contains('T') {
+            ": a plan starts on a day; its windows open at [schedule] cutover_window"
+        } else {
+            ""
+        };
+        BadInput(format!(
+            "--start: {text:?} is not a date (YYYY-MM-DD){hint}"
+        ))
+    })
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -115,9 +138,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let config = Config::load(&cli.config)?;
     let calendar = Calendar::from_schedule(&config.schedule)?;
     let start: Date = match &args.start {
-        Some(s) => s
-            .parse()
-            .map_err(|_| BadInput(format!("--start: {s:?} is not a date (YYYY-MM-DD)")))?,
+        Some(s) => parse_start(s)?,
         None => cli
             .clock()
             .now()
@@ -152,7 +173,23 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     let (inv, _) = store.load_inventory()?;
     drop(store);
     let plan = plan::build(&inv, &calendar, start, &name)?;
-    let mut warnings = timing_warnings(&plan, start, cli.clock().now(), &calendar.timezone);
+    let now = cli.clock().now();
+    if let Some(first) = plan.waves.first().filter(|w| w.window_start_utc <= now)
+        && !args.allow_past
+    {
+        let tz = &calendar.timezone;
+        return Err(BadInput(format!(
+            "the plan's first window ({}, {}) has already opened (it is {}): its mailboxes would \
+             get no pre-staging and could be cut over at once; nothing was written or loaded. \
+             Start later (--start YYYY-MM-DD; the default is tomorrow), or add --allow-past to \
+             plan into the past knowingly",
+            first.id,
+            crate::format::local(first.window_start_utc, tz),
+            crate::format::local(now, tz)
+        ))
+        .into());
+    }
+    let mut warnings = timing_warnings(&plan, start, now, &calendar.timezone);
     warnings.extend(notice_warning(&plan, &config));
     for w in &warnings {
         errln!("mailwave: warning: {w}");
@@ -171,7 +208,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     }
     files::write(&plan, &dir)?;
     out!("{}", files::summary_table(&plan));
-    outln!("plan written to {}", dir.display());
+    outln!(
+        "plan written to {}",
+        super::project::absolute(&dir).display()
+    );
     if !args.no_load {
         let mut store = Store::open(&cli.state)?;
         let report = store.load_plan(&files::read(&dir)?, cli.clock().now())?;

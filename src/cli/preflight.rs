@@ -447,15 +447,7 @@ where
 fn timing(config: &Config, now: Timestamp, w: &WaveStatus, list: &[(String, State)]) -> Check {
     let id = Some(w.id.as_str());
     let tz = config.schedule.timezone.clone();
-    let at = |s: &str| {
-        s.parse::<Timestamp>()
-            .map(|t| {
-                t.to_zoned(tz.clone())
-                    .strftime("%a %Y-%m-%d %H:%M %Z")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| s.to_string())
-    };
+    let at = |s: &str| crate::format::local_text(s, &tz);
     let parse = |s: &str| s.parse::<Timestamp>().unwrap_or(now);
     let (prestage, start, end) = (
         parse(&w.prestage_start),

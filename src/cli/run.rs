@@ -196,6 +196,7 @@ pub(crate) async fn drive<S: MoveService>(
 pub(crate) fn finish(
     report: Result<SessionReport, SessionError>,
     started: std::time::Instant,
+    tz: &jiff::tz::TimeZone,
 ) -> anyhow::Result<i32> {
     let report = match report {
         Ok(r) => r,
@@ -216,7 +217,8 @@ pub(crate) fn finish(
             &report.summary,
             report.attention_total,
             &report.attention,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            tz
         )
     );
     if let Some(reason) = &report.summary.fatal {
@@ -351,7 +353,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     // Calls cut off at the grace may leave work on the blocking pool (name lookups); do not wait.
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
-    finish(report, started)
+    finish(report, started, &config.schedule.timezone)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        out!("{}", render(&status));
+        out!("{}", render(&status, &super::plan_zone(cli, &store)));
     }
     Ok(exit::OK)
 }
@@ -38,8 +38,10 @@ const COLUMNS: [(&str, &str); 10] = [
     ("skipped", "skipped"),
 ];
 
-pub(crate) fn render(status: &Status) -> String {
+/// The status as text, times in `tz` (the plan's zone).
+pub(crate) fn render(status: &Status, tz: &jiff::tz::TimeZone) -> String {
     use std::fmt::Write;
+    let local = |t: &str| crate::format::local_text(t, tz);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -76,7 +78,9 @@ pub(crate) fn render(status: &Status) -> String {
             let _ = writeln!(
                 out,
                 "next wave: {} ({} mailboxes) cuts over from {}",
-                n.id, n.mailboxes, n.window_start
+                n.id,
+                n.mailboxes,
+                local(&n.window_start)
             );
         }
         None => {
@@ -92,8 +96,8 @@ pub(crate) fn render(status: &Status) -> String {
         let _ = writeln!(
             out,
             "forecast (made {}): the estate finishes {}; {} wave(s) at risk{}",
-            f.made_at,
-            f.finish.as_deref().unwrap_or("-"),
+            local(&f.made_at),
+            f.finish_at.as_deref().map_or_else(|| "-".into(), local),
             f.at_risk,
             if risky.is_empty() {
                 String::new()
@@ -107,7 +111,10 @@ pub(crate) fn render(status: &Status) -> String {
             let _ = writeln!(
                 out,
                 "{}: oldest not yet synced: {} ({}, since {})",
-                w.id, o.address, o.state, o.since
+                w.id,
+                o.address,
+                o.state,
+                local(&o.since)
             );
         }
     }

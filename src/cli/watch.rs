@@ -55,7 +55,7 @@ fn read(
     keep: &mut Keep,
     interactive: bool,
 ) -> anyhow::Result<View> {
-    let now = cli.clock().now();
+    let now = cli.current_clock().now();
     let status = store.status(now, None)?;
     let (attention, _) = store.attention(0)?;
     let last_run = store
@@ -102,23 +102,13 @@ fn read(
     })
 }
 
-/// The plan's time zone from the configuration, or UTC without one.
-fn zone(cli: &Cli) -> jiff::tz::TimeZone {
-    if cli.config.exists()
-        && let Ok(c) = crate::config::Config::load(&cli.config)
-    {
-        return c.schedule.timezone;
-    }
-    jiff::tz::TimeZone::UTC
-}
-
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if !(0.2..=3600.0).contains(&args.interval) {
         errln!("error: --interval must be from 0.2 to 3600 seconds");
         return Ok(exit::BAD_INPUT);
     }
     let store = Store::open_read_only(&cli.state)?;
-    let tz = zone(cli);
+    let tz = super::plan_zone(cli, &store);
     let mut keep = Keep {
         scroll: None,
         search: None,

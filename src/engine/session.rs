@@ -170,7 +170,11 @@ async fn drive<S: MoveService>(
     let (alerts_tx, alerts) = match &webhook {
         Some(url) => {
             let (tx, rx) = mpsc::unbounded_channel();
-            (Some(tx), Some(tokio::spawn(post_alerts(url.clone(), rx))))
+            let tz = s.config.schedule.timezone.clone();
+            (
+                Some(tx),
+                Some(tokio::spawn(post_alerts(url.clone(), rx, tz))),
+            )
         }
         None => (None, None),
     };
@@ -344,10 +348,11 @@ fn finish_record(
     store.attention(20)
 }
 
-async fn post_alerts(url: Secret, mut rx: mpsc::UnboundedReceiver<Alert>) {
+async fn post_alerts(url: Secret, mut rx: mpsc::UnboundedReceiver<Alert>, tz: jiff::tz::TimeZone) {
     while let Some(alert) = rx.recv().await {
-        tracing::warn!(alert = %alert.text(), "alert");
-        post_webhook_json(&url, serde_json::json!({"text": alert.text()})).await;
+        let text = alert.text(&tz);
+        tracing::warn!(alert = %text, "alert");
+        post_webhook_json(&url, serde_json::json!({"text": text})).await;
     }
 }
 
@@ -374,9 +379,14 @@ async fn post_webhook_json(url: &Secret, body: serde_json::Value) {
         .await;
     match sent {
         Ok(r) if r.status().is_success() => tracing::info!("posted to the webhook"),
+        // A redirect is refused by the policy, and says so; any other answer is the webhook's own.
+        Ok(r) if r.status().is_redirection() => tracing::warn!(
+            status = r.status().as_u16(),
+            "the webhook answered with a redirect, which mailwave does not follow: check notify.webhook_url"
+        ),
         Ok(r) => tracing::warn!(
             status = r.status().as_u16(),
-            "the webhook refused the message (redirects are not followed)"
+            "the webhook refused the message"
         ),
         Err(e) => {
             tracing::warn!(error = %crate::http::describe(&e), "could not post to the webhook")

@@ -55,6 +55,8 @@ impl RunOutcome {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub now: Option<Timestamp>,
+    /// The plan's zone, for the times a person reads.
+    pub tz: Option<jiff::tz::TimeZone>,
     pub counts: [u64; 10],
     pub total: u64,
     pub in_flight: u64,
@@ -111,7 +113,9 @@ pub enum Alert {
 }
 
 impl Alert {
-    pub fn text(&self) -> String {
+    /// The alert in words, times in `tz` (the plan's zone).
+    pub fn text(&self, tz: &jiff::tz::TimeZone) -> String {
+        let local = |t: &Timestamp| crate::format::local(*t, tz);
         match self {
             Alert::Failures { failed, threshold } => format!(
                 "mailwave: {failed} mailboxes have failed in this run (threshold {threshold}); see `mailwave status`."
@@ -122,8 +126,10 @@ impl Alert {
                 last_error,
                 giving_up_at,
             } => format!(
-                "mailwave: Exchange Online has not answered since {since} ({failures} failures in a row; last: {last_error}). \
-                 The run waits and retries; it gives up at {giving_up_at}."
+                "mailwave: Exchange Online has not answered since {} ({failures} failures in a row; last: {last_error}). \
+                 The run waits and retries; it gives up at {}.",
+                local(since),
+                local(giving_up_at)
             ),
             Alert::LicencesStopped { reason } => format!(
                 "mailwave: licence assignment stopped: {reason}. Users without a licence are listed in `mailwave report`."

@@ -331,11 +331,7 @@ fn scenario(
         at_risk: list.iter().filter(|w| w.risk.is_some()).count() as u64,
         waves: list,
         finish: out.finish,
-        finish_local: out.finish.map(|t| {
-            t.to_zoned(p.timezone.clone())
-                .strftime("%a %Y-%m-%d %H:%M %Z")
-                .to_string()
-        }),
+        finish_local: out.finish.map(|t| crate::format::local(t, &p.timezone)),
         cut_over: out.cut_over,
         attention: out.attention,
         without_a_wave: out.stranded,
@@ -451,14 +447,15 @@ fn rearrange(
     Ok((waves, mailboxes))
 }
 
-/// The forecast as text: every coming wave, side by side with the what-if when there is one.
-pub fn text(f: &Forecast) -> String {
+/// The forecast as text, times in `tz`: every coming wave, side by side with the what-if when
+/// there is one, and after them the waves only the what-if has (the days a smaller capacity adds).
+pub fn text(f: &Forecast, tz: &jiff::tz::TimeZone) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "forecast from {}, replayed on the simulator calibrated on {} ({:.2} GB/h a move, {} at once)",
-        f.from.strftime("%Y-%m-%d %H:%M UTC"),
+        crate::format::local(f.from, tz),
         f.calibration.basis,
         f.calibration.per_move_gb_per_hour,
         f.calibration.concurrency
@@ -497,6 +494,28 @@ pub fn text(f: &Forecast) -> String {
             w.cut_over,
             w.attention,
             if w.risk.is_some() { "  AT RISK" } else { "" }
+        );
+    }
+    let base: std::collections::HashSet<&str> =
+        f.base.waves.iter().map(|w| w.wave.as_str()).collect();
+    for w in f
+        .what_if
+        .iter()
+        .flat_map(|s| &s.waves)
+        .filter(|w| !base.contains(w.wave.as_str()))
+    {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<24} {:>9} {:>14} {:>7} {:<14} {:>8} {:>6}  ADDED BY THE WHAT-IF{}",
+            w.wave,
+            w.window,
+            w.mailboxes,
+            format!("-|{}", pct(w.ready_share)),
+            format!("-|{}", w.miss),
+            w.rolls_to.as_deref().unwrap_or("-"),
+            w.cut_over,
+            w.attention,
+            if w.risk.is_some() { ", AT RISK" } else { "" }
         );
     }
     for s in std::iter::once(&f.base).chain(&f.what_if) {

@@ -6,6 +6,9 @@
 //!   that needs no token), `GET /v1.0/subscribedSkus`, `POST /v1.0/users/{id}/assignLicense`,
 //!   `POST /v1.0/users/{id}/sendMail` (Graph)
 //! - `GET /_sim/stats`, `GET /_sim/moves`: what the simulator saw, for tests in another process.
+//! - `GET /_sim/clock`, `POST /_sim/clock/start`: its clock for a mailwave that follows it
+//!   (`MAILWAVE_CLOCK=sim:<url>`); a held clock (`--hold-clock`) starts at the first InvokeCommand
+//!   call or at the start a following command asks for.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -104,6 +107,8 @@ async fn invoke_command(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // A rehearsal's time starts with the first move-service call, not with its setup.
+    sim.clock().start();
     if let Err(fault) = check_token(&sim, &headers, EXCHANGE_RESOURCE) {
         return fault_response(fault, &headers);
     }
@@ -290,6 +295,15 @@ async fn sim_stats(State(sim): Shared) -> Response {
     .into_response()
 }
 
+async fn sim_clock(State(sim): Shared) -> String {
+    crate::time::clock::shared_text(&sim.clock())
+}
+
+async fn sim_clock_start(State(sim): Shared) -> String {
+    sim.clock().start();
+    crate::time::clock::shared_text(&sim.clock())
+}
+
 /// `POST /v1.0/$batch`: each request answered (or throttled) on its own.
 async fn graph_batch(State(sim): Shared, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(f) = check_token(&sim, &headers, GRAPH_RESOURCE) {
@@ -345,6 +359,8 @@ pub(crate) fn router(sim: Arc<Simulator>) -> Router {
         .route("/_sim/stats", get(sim_stats))
         .route("/_sim/moves", get(sim_moves))
         .route("/_sim/mail", get(sim_mail))
+        .route("/_sim/clock", get(sim_clock))
+        .route("/_sim/clock/start", post(sim_clock_start))
         .with_state(sim)
 }
 

@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn the_columns_are_the_tables() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let store = Store::create(&dir.path().join("s.db")).unwrap();
         let mut stmt = store
             .conn()
             .prepare("PRAGMA table_info(move_stats)")

@@ -47,7 +47,7 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
-    #[error("{}: no state database here; import an inventory first (`mailwave inventory import`)", path.display())]
+    #[error("{}: no state database here (only `mailwave init` and `mailwave inventory import` make one)", path.display())]
     Missing { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
@@ -225,10 +225,23 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database for writing and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store> {
+    /// Creates the database (readable by its owner only) when there is none, then opens it as
+    /// [`Store::open`] does. Only what starts a project's database calls it: `init`, the first
+    /// `inventory import`, the demo.
+    pub fn create(path: &Path) -> Result<Store> {
         if !check_header(path)? {
             create_private(path)?;
+        }
+        Store::open(path)
+    }
+
+    /// Opens an existing database for writing and brings its schema up to date; refuses when there
+    /// is none, so that a command run from the wrong folder never leaves an empty one behind.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !check_header(path)? {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
         }
         secure_state_folder(path)?;
         // A database made by an older mailwave, or copied by hand, may be readable by others.
@@ -378,15 +391,18 @@ pub(crate) fn write_transition(
             last_error = COALESCE(?6, last_error),
             request_id = COALESCE(?7, request_id),
             submitted_at = CASE WHEN ?2 = 1 THEN ?3 ELSE submitted_at END,
-            synced_at = CASE WHEN ?2 = 3 AND synced_at IS NULL THEN ?3 ELSE synced_at END,
-            completed_at = CASE WHEN ?2 IN (5, 6) THEN ?3 ELSE completed_at END
+            synced_at = CASE WHEN ?2 = 3 AND (?4 = 1 OR synced_at IS NULL) THEN ?3
+                             WHEN ?4 = 1 THEN NULL ELSE synced_at END,
+            completed_at = CASE WHEN ?2 IN (5, 6) THEN ?3 WHEN ?4 = 1 THEN NULL ELSE completed_at END
          WHERE mailbox_id = ?1",
     )?;
     update.execute(params![
         t.mailbox,
         t.to.code(),
         at,
-        // Attempts: every submission, and every resume of a failed move.
+        // Attempts: every submission, and every resume of a failed move. A new attempt starts
+        // its times afresh, so a mailbox's times are its latest attempt's and never run backwards
+        // (a release re-submits a mailbox synced before its hold).
         i64::from(t.to == State::Submitted || t.cause == "resume"),
         class,
         error,
@@ -430,7 +446,7 @@ mod tests {
     fn refuses_a_damaged_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mailwave.db");
-        drop(Store::open(&path).unwrap());
+        drop(Store::create(&path).unwrap());
         let mut bytes = std::fs::read(&path).unwrap();
         for b in bytes.iter_mut().skip(100) {
             *b = 0xA5;
@@ -447,7 +463,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/mailwave.db");
-        let store = Store::open(&path).unwrap();
+        assert!(matches!(
+            Store::open(&path).err(),
+            Some(StoreError::Missing { .. })
+        ));
+        assert!(!path.exists() && !path.parent().unwrap().exists());
+        let store = Store::create(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(schema_version(store.conn(), &path).unwrap(), SCHEMA_VERSION);
@@ -462,7 +483,7 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mailwave.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::create(&path).unwrap();
         store
             .conn()
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
@@ -475,7 +496,7 @@ mod tests {
     #[test]
     fn events_are_append_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("m.db")).unwrap();
+        let store = Store::create(&dir.path().join("m.db")).unwrap();
         store
             .conn()
             .execute(

@@ -66,17 +66,39 @@ pub struct Status {
 pub struct ForecastNote {
     pub made_at: String,
     pub basis: String,
-    /// The last cut-over, in the schedule's zone.
+    /// The last cut-over, in the schedule's zone, as people read it.
     pub finish: Option<String>,
+    /// The same, RFC 3339 UTC.
+    pub finish_at: Option<String>,
+    /// Waves at risk whose windows are still ahead.
     pub at_risk: u64,
-    /// The waves at risk, soonest first, with their expected share ready at the window's start.
+    /// The waves at risk still ahead, soonest first, with their expected share ready at the
+    /// window's start (a wave whose window has opened since the forecast is no longer "at risk").
     pub waves_at_risk: Vec<(String, f64)>,
 }
 
 impl ForecastNote {
-    fn of(at: i64, body: &str) -> Option<ForecastNote> {
+    fn of(at: i64, body: &str, now: jiff::Timestamp) -> Option<ForecastNote> {
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
         let base = v.get("base")?;
+        let ahead = |w: &serde_json::Value| {
+            w.get("window_start")
+                .and_then(|t| t.as_str())
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_none_or(|t| t > now)
+        };
+        let waves_at_risk: Vec<(String, f64)> = base
+            .get("waves")?
+            .as_array()?
+            .iter()
+            .filter(|w| w.get("risk").is_some_and(|r| !r.is_null()) && ahead(w))
+            .filter_map(|w| {
+                Some((
+                    w.get("wave")?.as_str()?.to_string(),
+                    w.get("ready_share")?.as_f64()?,
+                ))
+            })
+            .collect();
         Some(ForecastNote {
             made_at: super::from_millis(at).to_string(),
             basis: v.get("basis")?.as_str()?.to_string(),
@@ -84,19 +106,12 @@ impl ForecastNote {
                 .get("finish_local")
                 .and_then(|f| f.as_str())
                 .map(str::to_string),
-            at_risk: base.get("at_risk")?.as_u64()?,
-            waves_at_risk: base
-                .get("waves")?
-                .as_array()?
-                .iter()
-                .filter(|w| w.get("risk").is_some_and(|r| !r.is_null()))
-                .filter_map(|w| {
-                    Some((
-                        w.get("wave")?.as_str()?.to_string(),
-                        w.get("ready_share")?.as_f64()?,
-                    ))
-                })
-                .collect(),
+            finish_at: base
+                .get("finish")
+                .and_then(|f| f.as_str())
+                .map(str::to_string),
+            at_risk: waves_at_risk.len() as u64,
+            waves_at_risk,
         })
     }
 }
@@ -218,7 +233,7 @@ impl Store {
             waves,
             forecast: self
                 .latest_forecast()?
-                .and_then(|(at, body)| ForecastNote::of(at, &body)),
+                .and_then(|(at, body)| ForecastNote::of(at, &body, now)),
         })
     }
 
@@ -469,7 +484,11 @@ impl Store {
         mut each: impl FnMut(MailboxReportRow) -> std::io::Result<()>,
     ) -> Result<std::io::Result<()>> {
         let mut q = self.conn().prepare(&format!(
-            "SELECT m.address, w.name, s.state, s.submitted_at, s.synced_at, s.completed_at,
+            // A database written before attempts started their times afresh may hold a sync
+            // from before the latest submission: such a time is not shown.
+            "SELECT m.address, w.name, s.state, s.submitted_at,
+                    CASE WHEN s.submitted_at IS NULL OR s.synced_at >= s.submitted_at THEN s.synced_at END,
+                    CASE WHEN s.submitted_at IS NULL OR s.completed_at >= s.submitted_at THEN s.completed_at END,
                     m.size_bytes, s.attempts, s.failure_class, s.last_error,
                     (SELECT group_concat(a.kind || ' by ' || a.by
                         || COALESCE(' (' || a.reason || ')', '')

@@ -7,6 +7,8 @@
 //!   one accelerated timeline in the crash test.
 //! - `tokio(...)`: tokio's clock, which tests pause so that the runtime jumps over idle time and a
 //!   month of waves runs in seconds.
+//! - `held(speed)`: stands still until [`Clock::start`], then runs like `scaled` from that moment
+//!   (`sim serve --hold-clock`: a rehearsal's setup costs no simulated time).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,6 +23,13 @@ enum Reference {
     Tokio {
         instant_origin: tokio::time::Instant,
     },
+    /// Wall-clock time from the moment it was started, and standing still before. Every copy of
+    /// the clock shares the one start.
+    Held {
+        started: &'static std::sync::OnceLock<Timestamp>,
+    },
+    /// A held clock as a command that only reads the time sees it: it never starts.
+    Frozen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,6 +115,38 @@ impl std::fmt::Display for ClockSpec {
     }
 }
 
+/// The clock as `sim serve` hands it to a mailwave that follows it (`MAILWAVE_CLOCK=sim:<url>`):
+/// the spec once it runs, or `held:<speed>:<simulated origin>` while it stands still.
+pub fn shared_text(clock: &Clock) -> String {
+    match clock.spec() {
+        Some(spec) => spec.to_string(),
+        None => format!("held:{}:{}", clock.speed, clock.sim_origin),
+    }
+}
+
+/// Reads [`shared_text`]: the spec to follow, and whether the clock still stands still (then the
+/// spec starts it now, which is right for a command that reads the time once).
+pub fn read_shared(text: &str) -> Result<(ClockSpec, bool), String> {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix("held:") {
+        let bad = || format!("{text:?} is not a held clock (held:<speed>:<sim origin>)");
+        let (speed, origin) = rest.split_once(':').ok_or_else(bad)?;
+        return Ok((
+            ClockSpec {
+                speed: speed
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| *v > 0.0)
+                    .ok_or_else(bad)?,
+                real_origin: Timestamp::now(),
+                sim_origin: origin.parse().map_err(|_| bad())?,
+            },
+            true,
+        ));
+    }
+    Ok((text.parse()?, false))
+}
+
 impl Clock {
     pub fn real() -> Clock {
         let now = Timestamp::now();
@@ -135,6 +176,43 @@ impl Clock {
         }
     }
 
+    /// A clock that reads `sim_origin` until [`Clock::start`], then runs `speed` times faster than
+    /// the wall clock. One per process (its start is kept for the life of the process).
+    pub fn held(speed: f64, sim_origin: Timestamp) -> Clock {
+        Clock {
+            reference: Reference::Held {
+                started: Box::leak(Box::new(std::sync::OnceLock::new())),
+            },
+            sim_origin,
+            speed,
+        }
+    }
+
+    /// A held clock seen from a command that does not start it: it reads `at` throughout.
+    pub fn frozen(speed: f64, at: Timestamp) -> Clock {
+        Clock {
+            reference: Reference::Frozen,
+            sim_origin: at,
+            speed,
+        }
+    }
+
+    /// Starts a held clock (every copy of it), once; other clocks are always running.
+    pub fn start(&self) {
+        if let Reference::Held { started } = self.reference {
+            started.get_or_init(Timestamp::now);
+        }
+    }
+
+    /// Whether a held clock has not been started yet.
+    pub fn is_held(&self) -> bool {
+        match self.reference {
+            Reference::Held { started } => started.get().is_none(),
+            Reference::Frozen => true,
+            _ => false,
+        }
+    }
+
     /// tokio's clock (pause it in tests), starting at `sim_origin` now, running `speed` times faster.
     pub fn tokio(sim_origin: Timestamp, speed: f64) -> Clock {
         Clock {
@@ -150,21 +228,34 @@ impl Clock {
         self.speed
     }
 
-    /// The spec another process needs to share this clock (wall-clock based clocks only).
+    /// The spec another process needs to share this clock (wall-clock based clocks only, and a
+    /// held one once started).
     pub fn spec(&self) -> Option<ClockSpec> {
-        match self.reference {
-            Reference::Wall { real_origin } => Some(ClockSpec {
-                speed: self.speed,
-                real_origin,
-                sim_origin: self.sim_origin,
-            }),
-            Reference::Tokio { .. } => None,
-        }
+        let real_origin = match self.reference {
+            Reference::Wall { real_origin } => real_origin,
+            Reference::Held { started } => *started.get()?,
+            Reference::Tokio { .. } | Reference::Frozen => return None,
+        };
+        Some(ClockSpec {
+            speed: self.speed,
+            real_origin,
+            sim_origin: self.sim_origin,
+        })
+    }
+
+    /// Where a held clock stands still (its simulated origin).
+    pub fn origin(&self) -> Timestamp {
+        self.sim_origin
     }
 
     pub fn now(&self) -> Timestamp {
         let elapsed = match self.reference {
             Reference::Wall { real_origin } => Timestamp::now().duration_since(real_origin),
+            Reference::Held { started } => match started.get() {
+                Some(real_origin) => Timestamp::now().duration_since(*real_origin),
+                None => SignedDuration::ZERO,
+            },
+            Reference::Frozen => SignedDuration::ZERO,
             Reference::Tokio { instant_origin } => {
                 SignedDuration::try_from(tokio::time::Instant::now() - instant_origin)
                     .unwrap_or(SignedDuration::MAX)
@@ -199,6 +290,41 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_clock_stands_still_until_started_and_every_copy_starts_with_it() {
+        let origin: Timestamp = "2027-01-04T08:00:00Z".parse().unwrap();
+        let clock = Clock::held(600.0, origin);
+        let copy = clock;
+        assert!(clock.is_held() && clock.spec().is_none());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(copy.now(), origin);
+        clock.start();
+        assert!(!copy.is_held());
+        let spec = copy.spec().unwrap();
+        assert_eq!((spec.speed, spec.sim_origin), (600.0, origin));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(copy.now() >= origin + SignedDuration::from_secs(12));
+        // Started once: a second start changes nothing.
+        clock.start();
+        assert_eq!(clock.spec().unwrap().real_origin, spec.real_origin);
+    }
+
+    #[test]
+    fn the_shared_text_round_trips_held_and_running() {
+        let origin: Timestamp = "2027-01-04T08:00:00Z".parse().unwrap();
+        let clock = Clock::held(600.0, origin);
+        assert_eq!(shared_text(&clock), "held:600:2027-01-04T08:00:00Z");
+        let (spec, held) = read_shared(&shared_text(&clock)).unwrap();
+        assert!(held);
+        assert_eq!((spec.speed, spec.sim_origin), (600.0, origin));
+        clock.start();
+        let (spec, held) = read_shared(&shared_text(&clock)).unwrap();
+        assert!(!held);
+        assert_eq!(Some(spec), clock.spec());
+        assert!(read_shared("held:0:2027-01-04T08:00:00Z").is_err());
+        assert!(read_shared("<html>").is_err());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn paused_clock_jumps_over_sleeps() {

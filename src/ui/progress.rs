@@ -46,9 +46,10 @@ fn short_duration(d: jiff::SignedDuration) -> String {
 
 pub fn line(s: &Snapshot) -> String {
     let c = |st: State| s.counts[st.code() as usize];
+    let tz = s.tz.clone().unwrap_or(jiff::tz::TimeZone::UTC);
     let waiting = match &s.waiting_for {
         Some((what, at)) if s.now.is_some_and(|now| *at > now) => {
-            format!(" · next: {what} at {}", at.strftime("%Y-%m-%d %H:%M UTC"))
+            format!(" · next: {what} at {}", crate::format::local(*at, &tz))
         }
         _ => String::new(),
     };
@@ -60,7 +61,7 @@ pub fn line(s: &Snapshot) -> String {
     format!(
         "{} · wave {} · planned {} · copying {} · synced {} · cutting over {} · done {} · failed {} · held {}{doubt} · calls {} · 429s {}{}{waiting}",
         s.now
-            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .map(|t| crate::format::local(t, &tz))
             .unwrap_or_default(),
         s.current_wave.as_deref().unwrap_or("-"),
         c(State::Planned),
@@ -318,6 +319,7 @@ mod tests {
                 "the next listing of mw-2027-01-04".into(),
                 "2027-01-04T20:15:00Z".parse().unwrap(),
             )),
+            tz: jiff::tz::TimeZone::get("Europe/London").ok(),
             ..Snapshot::default()
         };
         s.counts[State::Completed.code() as usize] = 40;
@@ -330,12 +332,12 @@ mod tests {
     fn the_line_says_what_the_run_waits_for_and_until_when() {
         let text = line(&snapshot());
         assert!(
-            text.starts_with("2027-01-04 20:10 UTC · wave mw-2027-01-04"),
+            text.starts_with("Mon 4 Jan 2027 20:10 GMT · wave mw-2027-01-04"),
             "{text}"
         );
         assert!(text.contains("done 40"), "{text}");
         assert!(
-            text.ends_with("next: the next listing of mw-2027-01-04 at 2027-01-04 20:15 UTC"),
+            text.ends_with("next: the next listing of mw-2027-01-04 at Mon 4 Jan 2027 20:15 GMT"),
             "{text}"
         );
     }

@@ -5,17 +5,24 @@ use std::fmt::Write;
 use crate::engine::RunSummary;
 use crate::store::status::AttentionRow;
 
+/// The summary as text, times in `tz` (the plan's zone).
 pub(crate) fn render(
     s: &RunSummary,
     attention_total: u64,
     attention: &[AttentionRow],
     real_seconds: f64,
+    tz: &jiff::tz::TimeZone,
 ) -> String {
+    let local = |t: &str| crate::format::local_text(t, tz);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "run {} ({} to {}, {:.1} simulated hours, {:.1} s)",
-        s.outcome, s.started, s.ended, s.simulated_hours, real_seconds
+        s.outcome,
+        local(&s.started),
+        local(&s.ended),
+        s.simulated_hours,
+        real_seconds
     );
     if let Some(f) = &s.fatal {
         let _ = writeln!(out, "FATAL: {f}");
@@ -96,7 +103,7 @@ pub(crate) fn render(
         );
     }
     if let Some(last) = &s.last_good_answer {
-        let _ = writeln!(out, "last good answer from the service {last}");
+        let _ = writeln!(out, "last good answer from the service {}", local(last));
     } else if s.api_calls_total > 0 {
         let _ = writeln!(out, "the service never gave a good answer");
     }

@@ -74,13 +74,7 @@ fn bar(part: u64, whole: u64, width: usize) -> String {
 
 /// `2027-01-04T20:00:00Z` -> `2027-01-04 20:00 GMT` in the plan's zone.
 fn local_time(t: &str, tz: &jiff::tz::TimeZone) -> String {
-    t.parse::<jiff::Timestamp>()
-        .map(|ts| {
-            ts.to_zoned(tz.clone())
-                .strftime("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        })
-        .unwrap_or_else(|_| t.to_string())
+    crate::format::local_text(t, tz)
 }
 
 /// `2027-01-04T20:00:00Z` -> `20:00` in the plan's zone.
@@ -621,7 +615,7 @@ mod tests {
             "1,000",
             "7",
             "20:00-06:00",
-            "2027-01-05 21:30 GMT",
+            "Tue 5 Jan 2027 21:30 GMT",
         ] {
             assert!(
                 text.contains(figure),
@@ -646,7 +640,7 @@ mod tests {
         assert!(text.contains("plan jan · 30,000 mailboxes"), "{text}");
         assert!(text.contains("10,000 of 30,000 (33.3%)"), "{text}");
         assert!(
-            text.contains("next cut-over mw-2027-01-06 at 2027-01-06 20:00 GMT"),
+            text.contains("next cut-over mw-2027-01-06 at Wed 6 Jan 2027 20:00 GMT"),
             "{text}"
         );
         assert!(text.contains("7 need attention"), "{text}");

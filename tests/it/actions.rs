@@ -552,3 +552,105 @@ fn every_action_from_the_command_line_is_recorded_or_refused_as_a_whole() {
     let out = p.run(&["report", "--format", "json", "--wave", "mw-2031-01-01"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A mailbox held and released while it waits for its window: the report's times are those of its
+/// latest attempt (submitted at the release, synced after it, completed after that), never a sync
+/// from before the hold set against a later submission.
+#[tokio::test(start_paused = true)]
+async fn a_held_and_released_mailbox_reports_the_times_of_its_latest_attempt() {
+    let p = Project::new(&engine_config(60, 60, "action_poll = \"10m\""));
+    let plan = planned_estate(&p, 60, date(2027, 1, 4));
+    let w0 = plan.waves.iter().find(|w| !w.pilot).unwrap();
+    let clock = Clock::tokio(w0.prestage_start_utc - SignedDuration::from_hours(1), 1.0);
+    let profile = Profile {
+        throughput_gb_per_hour: 3_000.0,
+        permanent_failure_share: 0.0,
+        transient_failure_share: 0.0,
+        dcs_investigate_share: 0.0,
+        dcs_poor_share: 0.0,
+        stall_share: 0.0,
+        injected_5xx_share: 0.0,
+        ..Profile::default()
+    };
+    let sim = Arc::new(Simulator::new(profile, 5, clock).unwrap());
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim), clock));
+    let db = p.db();
+    let run = tokio::spawn({
+        let (db, config) = (db.clone(), p.config());
+        async move { run_session_at(&db, &config, clock, service, RunOptions::default()).await }
+    });
+    sleep_until(
+        clock,
+        w0.prestage_start_utc + SignedDuration::from_hours(12),
+    )
+    .await;
+    let synced = Store::open_read_only(&db)
+        .unwrap()
+        .wave_addresses(&w0.id)
+        .unwrap()
+        .iter()
+        .map(|a| facts(&db, a))
+        .find(|f| f.state == State::Synced)
+        .expect("a mailbox of the first wave is synced half a day into pre-staging");
+    let ids = ask(&db, ActionKind::Hold, &[&synced], None, false, clock.now());
+    assert_eq!(applied(&db, &ids).await, ["applied"]);
+    sleep_until(clock, clock.now() + SignedDuration::from_hours(3)).await;
+    let released_at = clock.now();
+    let ids = ask(
+        &db,
+        ActionKind::Release,
+        &[&synced],
+        None,
+        false,
+        released_at,
+    );
+    assert_eq!(applied(&db, &ids).await, ["applied"]);
+    assert_eq!(run.await.unwrap().outcome, "finished");
+
+    let spec = format!("scaled:1:{}:{}", Timestamp::now(), clock.now());
+    let out = p.run(&["--clock", &spec, "report", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let time = |row: &serde_json::Value, key: &str| {
+        row[key].as_str().map(|t| t.parse::<Timestamp>().unwrap())
+    };
+    let mut checked = 0;
+    for row in &rows {
+        let (sub, syn, done) = (
+            time(row, "submitted_at"),
+            time(row, "synced_at"),
+            time(row, "completed_at"),
+        );
+        if let (Some(a), Some(b)) = (sub, syn) {
+            assert!(a <= b, "synced before submitted: {row}");
+        }
+        if let (Some(b), Some(c)) = (syn.or(sub), done) {
+            assert!(b <= c, "completed before synced: {row}");
+        }
+        checked += usize::from(done.is_some());
+    }
+    assert!(checked > 40, "{checked} completed rows");
+    let row = rows
+        .iter()
+        .find(|r| r["address"] == synced.address.as_str())
+        .unwrap();
+    assert!(time(row, "submitted_at").unwrap() >= released_at, "{row}");
+    assert!(time(row, "synced_at").unwrap() >= released_at, "{row}");
+    assert!(time(row, "completed_at").is_some(), "{row}");
+
+    // The csv says the same.
+    let out = p.run(&["--clock", &spec, "report", "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
+    let head = csv.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let (a, s, c) = (col("submitted_at"), col("synced_at"), col("completed_at"));
+    let record = csv
+        .records()
+        .map(Result::unwrap)
+        .find(|r| r.get(0) == Some(synced.address.as_str()))
+        .unwrap();
+    assert_eq!(record.get(a), row["submitted_at"].as_str());
+    assert_eq!(record.get(s), row["synced_at"].as_str());
+    assert_eq!(record.get(c), row["completed_at"].as_str());
+}

@@ -27,6 +27,24 @@ fn init_writes_a_valid_config_and_refuses_to_overwrite() {
     assert!(dir.path().join("site/state").is_dir());
     let parsed = mailwave::config::Config::load(&config).unwrap();
     assert_eq!(parsed.schedule.weekday_capacity, 22_000);
+    // Only the documented defaults, the placeholders a run needs and the bank-holiday file init
+    // wrote: the file means what a file of just those means. Examples stay commented out.
+    let placeholders = r#"[tenant]
+id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000000"
+client_secret_env = "MAILWAVE_CLIENT_SECRET"
+[migration]
+remote_host_name = "hybrid.contoso.com"
+target_delivery_domain = "contoso.mail.onmicrosoft.com"
+[schedule]
+bank_holidays = "schedules/uk-bank-holidays.json"
+"#;
+    let minimal = mailwave::config::Config::parse(&config, placeholders).unwrap();
+    assert_eq!(format!("{parsed:?}"), format!("{minimal:?}"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    for example in ["# blackout = [", "# quiet_hours = ", "# sku = "] {
+        assert!(text.contains(example), "{example}");
+    }
 
     std::fs::write(&config, "# mine\n").unwrap();
     let out = run(&["init", "--dir", "site"]);
@@ -197,6 +215,14 @@ fn skip_invalid_imports_the_rest_and_reports_the_rejects() {
     assert!(report.contains("\"bob@contoso.com,lots\""), "{report}");
 }
 
+/// The project with the fixture estate imported.
+fn imported(p: Project) -> Project {
+    let estate = fixture("estate.csv");
+    let out = p.run(&["inventory", "import", estate.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    p
+}
+
 #[test]
 fn bad_config_is_refused_with_line_and_key() {
     let p = Project::new(&SMALL_CONFIG.replace(
@@ -222,10 +248,11 @@ fn bad_config_is_refused_with_line_and_key() {
     );
     assert_eq!(std::fs::read(p.db()).unwrap(), before);
 
-    let p = Project::new(&SMALL_CONFIG.replace(
+    // The state database is found while a key is wrong; planning reads the whole file.
+    let p = imported(Project::new(&SMALL_CONFIG.replace(
         "weekend_capacity = 5",
         "weekend_capacity = 5\nweekday_bytes = -1",
-    ));
+    )));
     let out = p.run(&["plan"]);
     assert!(
         stderr(&out).contains("line 14: schedule.weekday_bytes: must be from 0 to"),
@@ -233,6 +260,14 @@ fn bad_config_is_refused_with_line_and_key() {
         stderr(&out)
     );
     let p = Project::new(&SMALL_CONFIG.replace("[schedule]", "[schedule]\nwindow = 1"));
+    let out = p.run(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no database yet: {}",
+        stderr(&out)
+    );
+    let p = imported(p);
     let out = p.run(&["plan"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
     assert!(
@@ -457,7 +492,7 @@ fn a_second_run_is_refused_while_one_holds_the_lock() {
 
 #[test]
 fn run_without_a_credential_is_bad_input() {
-    let p = Project::new(SMALL_CONFIG);
+    let p = imported(Project::new(SMALL_CONFIG));
     let out = p.run(&["run", "--once"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
     assert!(
@@ -657,7 +692,7 @@ fn plan_warns_of_a_start_too_late_and_dry_run_writes_nothing() {
     let db = || std::fs::read(p.db()).unwrap();
     let state = db();
 
-    let out = p.run(&["plan", "--start", "2020-01-06", "--strict"]);
+    let out = p.run(&["plan", "--start", "2020-01-06", "--strict", "--allow-past"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--start 2020-01-06 is in the past"),
@@ -989,4 +1024,95 @@ fn sizes_come_from_the_usage_report() {
         stderr(&out)
     );
     assert_eq!(std::fs::read(p.db()).unwrap(), before);
+/// A plan whose first window has already opened is refused (exit 2, nothing written or loaded,
+/// even as a dry run) unless `--allow-past`; a time in `--start` is refused, not dropped; `--strict`
+/// still refuses the warnings that remain.
+#[test]
+fn a_plan_whose_first_window_has_opened_is_refused_unless_allow_past() {
+    let p = imported(Project::new(SMALL_CONFIG));
+    let state = std::fs::read(p.db()).unwrap();
+    // Monday 11 January 2027, 21:00 GMT: that evening's window opened an hour ago.
+    let clock = format!("scaled:1:{}:2027-01-11T21:00:00Z", jiff::Timestamp::now());
+    let plan = |args: &[&str]| {
+        let mut all = vec!["--clock", clock.as_str(), "plan"];
+        all.extend_from_slice(args);
+        p.run(&all)
+    };
+    for args in [
+        &["--start", "2027-01-11"][..],
+        &["--start", "2027-01-11", "--dry-run"],
+    ] {
+        let out = plan(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "first window (mw-2027-01-11, Mon 11 Jan 2027 20:00 GMT) has already opened"
+            ) && err.contains("it is Mon 11 Jan 2027 21:00 GMT")
+                && err.contains("--allow-past"),
+            "{err}"
+        );
+        assert!(!p.path("schedules/plan-2027-01-11").exists());
+        assert!(std::fs::read(p.db()).unwrap() == state, "{args:?}");
+    }
+    let out = plan(&["--start", "2027-01-11T20:00"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--start: \"2027-01-11T20:00\" is not a date (YYYY-MM-DD)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read(p.db()).unwrap() == state);
+
+    // Knowingly: it is planned, with the warnings, which --strict still refuses.
+    let out = plan(&["--start", "2027-01-11", "--allow-past", "--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("window that has already opened"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read(p.db()).unwrap() == state);
+    let out = plan(&["--start", "2027-01-11", "--allow-past"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("window that has already opened"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(p.path("schedules/plan-2027-01-11/plan.json").exists());
+
+    // Tomorrow's window is ahead, but its pre-staging should have begun: a warning, which
+    // --strict refuses.
+    let out = plan(&["--start", "2027-01-12", "--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "should already be pre-staging (first: mw-2027-01-12, from Tue 5 Jan 2027 20:00 GMT)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = plan(&["--start", "2027-01-12"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// `MAILWAVE_ENDPOINTS_BASE` is checked like the file's endpoints: named, exit 2.
+#[test]
+fn a_bad_endpoints_base_in_the_environment_is_bad_input() {
+    let p = imported(Project::new(SMALL_CONFIG));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(["plan", "--start", "2031-03-03", "--dry-run"])
+        .current_dir(p.dir.path())
+        .env("MAILWAVE_ENDPOINTS_BASE", "http://example.com")
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(BAD_INPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MAILWAVE_ENDPOINTS_BASE: \"http://example.com\""),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -107,6 +107,19 @@ pub async fn run_session_mailing<S: MoveService>(
     options: RunOptions,
     mailer: Option<mailwave::engine::session::GraphServices>,
 ) -> RunSummary {
+    run_session_reporting(db, config, clock, service, options, mailer, None).await
+}
+
+/// The same, publishing its progress on `progress`.
+pub async fn run_session_reporting<S: MoveService>(
+    db: &std::path::Path,
+    config: &mailwave::config::Config,
+    clock: Clock,
+    service: Arc<S>,
+    options: RunOptions,
+    mailer: Option<mailwave::engine::session::GraphServices>,
+    progress: Option<tokio::sync::watch::Sender<mailwave::engine::Snapshot>>,
+) -> RunSummary {
     session::run(Session {
         service,
         state: db,
@@ -117,7 +130,7 @@ pub async fn run_session_mailing<S: MoveService>(
         paused_time: true,
         stop: CancellationToken::new(),
         ending: CancellationToken::new(),
-        progress: None,
+        progress,
         mailer,
     })
     .await
@@ -417,4 +430,74 @@ async fn a_run_reads_the_figures_an_earlier_run_did_not() {
     let store = Store::open_read_only(&p.db()).unwrap();
     assert_eq!(store.figures_count().unwrap(), finished);
     assert!(store.completed_without_figures(0).unwrap().is_empty());
+}
+
+/// The progress line says what the run waits for next; a wave whose window has closed (still
+/// looked at for a move waiting for approval) is never that.
+#[tokio::test(start_paused = true)]
+async fn the_progress_line_never_waits_for_a_closed_window() {
+    let p = Project::new(
+        &engine_config(20, 20, "")
+            .replace("dcs_approval = \"investigate\"", "dcs_approval = \"never\""),
+    );
+    let plan = planned_estate(&p, 60, date(2027, 1, 4));
+    let first = &plan.waves[0];
+    let clock = Clock::tokio(
+        first.prestage_start_utc - SignedDuration::from_hours(1),
+        1.0,
+    );
+    let profile = Profile {
+        dcs_investigate_share: 0.5,
+        transient_failure_share: 0.0,
+        permanent_failure_share: 0.0,
+        dcs_poor_share: 0.0,
+        injected_5xx_share: 0.0,
+        ..Profile::default()
+    };
+    let sim = Arc::new(Simulator::new(profile, 5, clock).unwrap());
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim), clock));
+    let closed = first.window_end_utc + SignedDuration::from_hours(2);
+    let options = |until| RunOptions {
+        until: Some(until),
+        ..RunOptions::default()
+    };
+    run_session(&p, clock, service.clone(), options(closed)).await;
+    let waiting = Store::open_read_only(&p.db())
+        .unwrap()
+        .status(clock.now(), Some(&first.id))
+        .unwrap()
+        .waves[0]
+        .states["failed"];
+    assert!(waiting > 0, "some of the first wave wait for approval");
+
+    // A second run, after that window: what its first progress line says it waits for.
+    let (tx, mut rx) = tokio::sync::watch::channel(mailwave::engine::Snapshot::default());
+    let lines = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while rx.changed().await.is_ok() {
+            let s = rx.borrow_and_update().clone();
+            if let Some(now) = s.now {
+                lines.push((now, mailwave::ui::progress::line(&s)));
+            }
+        }
+        lines
+    });
+    run_session_reporting(
+        &p.db(),
+        &p.config(),
+        clock,
+        service,
+        options(clock.now() + SignedDuration::from_hours(1)),
+        None,
+        Some(tx),
+    )
+    .await;
+    let lines = lines.await.unwrap();
+    assert!(!lines.is_empty());
+    for (now, line) in &lines {
+        let next = line.split(" · next: ").nth(1).unwrap_or("");
+        for w in plan.waves.iter().filter(|w| w.window_end_utc <= *now) {
+            assert!(!next.contains(&w.id), "{line}");
+        }
+    }
 }

@@ -89,7 +89,7 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
     )
     .unwrap();
     let slow = slower.what_if.as_ref().unwrap();
-    println!("{}", forecast::text(&slower));
+    println!("{}", forecast::text(&slower, &config.schedule.timezone));
     let missed = |s: &forecast::Scenario| s.waves.iter().map(|w| w.miss).sum::<u64>();
     assert!(
         slow.at_risk >= f.base.at_risk && missed(slow) > missed(&f.base),
@@ -99,7 +99,7 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
         missed(slow),
         missed(&f.base)
     );
-    println!("{}", forecast::text(&slower));
+    println!("{}", forecast::text(&slower, &config.schedule.timezone));
 
     // The rest, for real.
     let rest = run_session(&p, clock, service, RunOptions::default()).await;
@@ -200,4 +200,75 @@ async fn the_forecast_of_the_rest_of_a_plan_matches_what_then_happens() {
     let out = p.run(&["forecast", "--window", "25:00-06:00"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--window"), "{}", stderr(&out));
+}
+
+/// `analyze` measures efficiency (mailbox size over bytes copied) on finished moves only: a move
+/// that failed part of the way through copied less than its mailbox and would flatter the figure.
+/// A what-if that needs more days than the plan has shows the waves it adds.
+#[tokio::test(start_paused = true)]
+async fn efficiency_counts_finished_moves_and_a_what_if_shows_the_waves_it_adds() {
+    let (p, spec, _) = crate::report::halfway().await;
+    let db = rusqlite::Connection::open(p.db()).unwrap();
+    let partial: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM move_stats WHERE status NOT LIKE 'Completed%' AND bytes_transferred > 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(partial > 0, "some measured moves did not finish");
+    let finished: f64 = db
+        .query_row(
+            "SELECT SUM(COALESCE(f.total_size, m.size_bytes) + COALESCE(f.archive_size, 0)) * 1.0
+                    / SUM(f.bytes_transferred)
+             FROM move_stats f JOIN mailboxes m ON m.id = f.mailbox_id
+             WHERE f.status LIKE 'Completed%' AND f.status <> 'CompletionInProgress'
+               AND f.bytes_transferred IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let out = p.run(&["--clock", &spec, "analyze", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let efficiency = v["total"]["efficiency"].as_f64().unwrap();
+    assert!(
+        (efficiency - finished).abs() < 1e-9,
+        "{efficiency} against {finished} over finished moves"
+    );
+
+    let what_if = ["--capacity", "4", "--weekend-capacity", "4"];
+    let json = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--clock", spec.as_str(), "forecast", "--json"];
+        args.extend_from_slice(extra);
+        let out = p.run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = json(&what_if);
+    let names = |s: &serde_json::Value| -> Vec<String> {
+        s["waves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["wave"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = names(&v["base"]);
+    let added: Vec<String> = names(&v["what_if"])
+        .into_iter()
+        .filter(|w| !base.contains(w))
+        .collect();
+    assert!(!added.is_empty(), "a capacity of 4 needs more days: {v}");
+    let mut args = vec!["--clock", spec.as_str(), "forecast"];
+    args.extend_from_slice(&what_if);
+    let out = p.run(&args);
+    let text = stdout(&out);
+    for wave in &added {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(wave.as_str()))
+            .unwrap_or_else(|| panic!("{wave} is not in the table:\n{text}"));
+        assert!(line.contains("ADDED BY THE WHAT-IF"), "{line}");
+    }
 }

@@ -67,19 +67,26 @@ impl Project {
 
     /// Runs the binary in the project folder.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mailwave"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("MAILWAVE_CONFIG")
-            .env_remove("MAILWAVE_STATE")
-            .env("MAILWAVE_LOG", "warn")
-            .output()
-            .unwrap()
+        run_in(self.dir.path(), args)
     }
 
     pub fn config(&self) -> Config {
         Config::load(&self.path("mailwave.toml")).unwrap()
     }
+}
+
+/// Runs the binary in `cwd` (anywhere: a project is found through `--config`), with no project
+/// named by the environment.
+pub fn run_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE")
+        .env_remove("MAILWAVE_ENDPOINTS_BASE")
+        .env("MAILWAVE_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -94,7 +101,7 @@ pub fn stderr(o: &Output) -> String {
 pub fn planned_estate(project: &Project, n: usize, start: jiff::civil::Date) -> plan::Plan {
     let mut inv = synth::generate(&synth::EstateSpec::new(n, 42));
     groups::assign(&mut inv, 50);
-    let mut store = Store::open(&project.db()).unwrap();
+    let mut store = Store::create(&project.db()).unwrap();
     let summary = inventory::summary::ImportSummary::of(&inv, 0);
     store
         .replace_inventory(

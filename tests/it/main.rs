@@ -13,6 +13,7 @@ mod layout;
 mod misbehave;
 mod notices;
 mod preflight;
+mod project;
 mod realtime;
 mod report;
 mod secrets;

@@ -39,9 +39,7 @@ id = "contoso.onmicrosoft.com"
 client_id = "11111111-2222-3333-4444-555555555555"
 client_secret_env = "MW_PF_SECRET"
 [endpoints]
-authority = "{base}"
-exchange = "{base}"
-graph = "{base}"
+base = "{base}"
 [migration]
 remote_host_name = "hybrid.contoso.com"
 target_delivery_domain = "contoso.mail.onmicrosoft.com"

@@ -557,6 +557,62 @@ fn a_dead_service_is_never_reported_as_success() {
     );
 }
 
+/// The webhook's answer is told as it is: a plain refusal is a refusal, and only a redirect is
+/// said to be one mailwave does not follow.
+#[test]
+fn the_webhooks_refusal_is_told_as_it_is() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let run = "stop_grace = \"3s\"\n[notify]\nwebhook_url_env = \"MW_RT_HOOK\"";
+    for (reply, says, never) in [
+        (
+            Reply::Json(404, None),
+            "the webhook refused the message",
+            "redirect",
+        ),
+        (
+            Reply::Raw(
+                302,
+                vec![("Location".into(), "http://127.0.0.1:9/elsewhere".into())],
+                Vec::new(),
+            ),
+            "the webhook answered with a redirect, which mailwave does not follow",
+            "the webhook refused the message",
+        ),
+    ] {
+        let reply = std::sync::Mutex::new(Some(reply));
+        let hook = Server::start(move |_, _| {
+            reply
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or(Reply::Json(500, None))
+        });
+        let (p, clock) = stalled_project(&dead, run);
+        let mut child = mailwave(&p, &clock, &["run", "--once"], "once.log")
+            .env("MW_RT_HOOK", format!("{}/hook", hook.base))
+            .spawn()
+            .unwrap();
+        let (status, _) = wait_within(
+            &mut child,
+            Duration::from_secs(60),
+            "run --once",
+            &p.path("once.log"),
+        );
+        assert_eq!(status.code(), Some(5));
+        let log = std::fs::read_to_string(p.path("once.log")).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains("webhook"))
+            .unwrap_or_else(|| panic!("no word of the webhook: {log}"));
+        assert!(line.contains(says) && !line.contains(never), "{line}");
+    }
+}
+
 /// README's rehearsal, step by step, as an operator types it: `init`, `sim serve` at a speed, the
 /// clock and the endpoints it prints, an import from Graph, a plan and a run. Only the speed is
 /// raised (README names both).
@@ -566,7 +622,9 @@ fn the_readme_rehearsal_works_as_written() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let steps = [
         "mailwave init --dir rehearsal",
-        "mailwave sim serve --speed 600 --start 2027-01-04T08:00:00Z --users 500",
+        "mailwave sim serve --hold-clock --speed 600 --start 2027-01-04T08:00:00Z --users 500",
+        "export MAILWAVE_CLOCK=sim:",
+        "export MAILWAVE_ENDPOINTS_BASE=",
         "export MAILWAVE_CLIENT_SECRET=rehearsal",
         "mailwave inventory import --from-graph",
         "mailwave plan --start 2027-01-04",
@@ -585,10 +643,12 @@ fn the_readme_rehearsal_works_as_written() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let here = dir.path().join("rehearsal");
+    let config = std::fs::read(here.join("mailwave.toml")).unwrap();
     let mut sim = Command::new(bin)
         .args([
             "sim",
             "serve",
+            "--hold-clock",
             "--speed",
             "6000",
             "--start",
@@ -602,9 +662,8 @@ fn the_readme_rehearsal_works_as_written() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
-    let mut base = String::new();
-    let mut clock = String::new();
-    for line in lines.by_ref().take(4) {
+    let (mut base, mut clock, mut endpoints) = (String::new(), String::new(), String::new());
+    for line in lines.by_ref().take(6) {
         let line = line.unwrap();
         if let Some(b) = line.strip_prefix("mailwave simulator listening on ") {
             base = b.to_string();
@@ -612,27 +671,33 @@ fn the_readme_rehearsal_works_as_written() {
         if let Some(c) = line.trim().strip_prefix("export MAILWAVE_CLOCK=") {
             clock = c.to_string();
         }
+        if let Some(e) = line.trim().strip_prefix("export MAILWAVE_ENDPOINTS_BASE=") {
+            endpoints = e.to_string();
+        }
     }
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-    assert!(
-        clock.starts_with("scaled:6000:"),
+    assert_eq!(
+        clock,
+        format!("sim:{base}"),
         "sim serve says how to follow its clock"
     );
-    // "Point authority, exchange and graph at the address it prints."
-    let config = std::fs::read_to_string(here.join("mailwave.toml"))
-        .unwrap()
-        .replace(
-            "\"https://login.microsoftonline.com\"",
-            &format!("\"{base}\""),
-        )
-        .replace("\"https://outlook.office365.com\"", &format!("\"{base}\""))
-        .replace("\"https://graph.microsoft.com\"", &format!("\"{base}\""));
-    std::fs::write(here.join("mailwave.toml"), config).unwrap();
+    assert_eq!(endpoints, base, "and how to point the endpoints at it");
+    let sim_clock = || -> String {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            reqwest::get(format!("{base}/_sim/clock"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
     let step = |args: &[&str], limit: Duration| {
         let mut child = Command::new(bin)
             .args(args)
             .current_dir(&here)
             .env("MAILWAVE_CLOCK", &clock)
+            .env("MAILWAVE_ENDPOINTS_BASE", &endpoints)
             .env("MAILWAVE_CLIENT_SECRET", "rehearsal")
             .env("MAILWAVE_LOG", "warn")
             .stdout(Stdio::piped())
@@ -654,8 +719,16 @@ fn the_readme_rehearsal_works_as_written() {
     assert!(stdout(&out).contains("new"), "{}", stdout(&out));
     let out = step(&["plan", "--start", "2027-01-04"], Duration::from_secs(30));
     assert!(out.status.success(), "{}", stderr(&out));
+    // The setup cost no simulated time: the clock still stands at the start, and every
+    // command read that time.
+    assert_eq!(sim_clock(), "held:6000:2027-01-04T08:00:00Z");
+    let out = step(&["status", "--json"], Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["generated_at"], "2027-01-04T08:00:00Z");
     let out = step(&["run"], Duration::from_secs(60));
     let text = stdout(&out);
+    let after = sim_clock();
     sim.kill().unwrap();
     sim.wait().unwrap();
     assert!(
@@ -663,8 +736,20 @@ fn the_readme_rehearsal_works_as_written() {
         "{text}\n{}",
         stderr(&out)
     );
-    assert!(text.contains("run finished"), "{text}");
+    assert!(
+        after.starts_with("scaled:6000:"),
+        "the run started it: {after}"
+    );
+    assert!(
+        text.contains("run finished (Mon 4 Jan 2027 ") && text.contains(" GMT to "),
+        "the summary's times are the plan's: {text}"
+    );
     assert!(text.contains("cut over this run"), "{text}");
+    assert_eq!(
+        std::fs::read(here.join("mailwave.toml")).unwrap(),
+        config,
+        "the rehearsal needs no edit of the file"
+    );
     let store = Store::open_read_only(&here.join("state/mailwave.db")).unwrap();
     let done: i64 = store
         .conn()

@@ -22,7 +22,7 @@ use crate::helpers::*;
 
 /// A project stopped when its third wave's window opened, and the clock spec that makes the
 /// command line agree it is that moment.
-async fn halfway() -> (Project, String, Timestamp) {
+pub async fn halfway() -> (Project, String, Timestamp) {
     let p = Project::new(&engine_config(40, 80, ""));
     let plan = planned_estate(&p, 400, date(2027, 1, 4));
     let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
@@ -276,7 +276,9 @@ async fn the_reports_show_a_plan_halfway_and_say_the_same_in_every_format() {
 
 /// Where Chromium is installed: the report laid out at desktop and phone widths, measured by a
 /// script added to a copy (the report itself has none): no sideways scrolling, every chart inside
-/// the page and wide enough to read, no chart text below 6 px.
+/// the page and wide enough to read, no chart text below 6 px, no two labels of a chart meeting,
+/// the "now" mark inside its chart; at 390 px the headline tiles in two columns, and wide tables
+/// scrolling inside their own box with the service's message wrapped.
 fn in_a_browser(report: &Path) {
     let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -304,6 +306,31 @@ addEventListener('load', () => {{
     const h = parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a;
     out.smallest = Math.min(out.smallest, h);
   }}
+  out.overlaps = [];
+  out.now = [];
+  for (const svg of document.querySelectorAll('svg')) {{
+    const box = svg.getBoundingClientRect();
+    const texts = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()]);
+    for (let i = 0; i < texts.length; i++) {{
+      for (let j = i + 1; j < texts.length; j++) {{
+        const [a, ra] = texts[i], [b, rb] = texts[j];
+        const x = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+        const y = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+        if (x > 0.5 && y > 0.5) out.overlaps.push(svg.id + ': ' + a + ' / ' + b);
+      }}
+    }}
+    for (const [t, r] of texts.filter(([t]) => t === 'now')) {{
+      out.now.push([svg.id, r.left >= box.left - 0.5 && r.right <= box.right + 0.5]);
+    }}
+  }}
+  const tiles = document.querySelector('.tiles');
+  out.tile_columns = getComputedStyle(tiles).gridTemplateColumns.split(' ').length;
+  out.tables = [...document.querySelectorAll('.scroll > table')].map(t => {{
+    const s = t.parentElement;
+    return [s.getBoundingClientRect().right, s.scrollWidth > s.clientWidth];
+  }});
+  out.messages = [...document.querySelectorAll('td.msg')].map(td => [
+    getComputedStyle(td).whiteSpace, td.getBoundingClientRect().width]);
   const pre = document.createElement('pre');
   pre.id = 'probe';
   pre.textContent = JSON.stringify(out);
@@ -391,5 +418,225 @@ addEventListener('load', () => {{
             v["smallest"].as_f64().unwrap() >= 6.0,
             "chart text too small at {width}px: {v}"
         );
+        assert_eq!(
+            v["overlaps"],
+            serde_json::json!([]),
+            "chart labels meet at {width}px"
+        );
+        let now = v["now"].as_array().unwrap();
+        assert!(!now.is_empty(), "a chart marks now: {v}");
+        assert!(
+            now.iter().all(|n| n[1] == true),
+            "the now mark leaves its chart at {width}px: {v}"
+        );
+        for t in v["tables"].as_array().unwrap() {
+            assert!(
+                t[0].as_f64().unwrap() <= page + 1.0,
+                "a table's box leaves the page at {width}px: {v}"
+            );
+        }
+        let messages = v["messages"].as_array().unwrap();
+        assert!(!messages.is_empty(), "the service's messages are listed");
+        for m in messages {
+            assert_eq!(m[0], "normal", "a message is wrapped: {v}");
+            assert!(m[1].as_f64().unwrap() <= page, "{v}");
+        }
+        if width == 390 {
+            assert_eq!(v["tile_columns"], 2, "headline tiles at 390px: {v}");
+            assert!(
+                v["tables"].as_array().unwrap().iter().any(|t| t[1] == true),
+                "a wide table scrolls in its own box at 390px: {v}"
+            );
+        }
     }
+}
+
+/// Where a person reads a time, `YYYY-MM-DDTHH:MM` machine times that slipped through.
+fn machine_times(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    (0..b.len())
+        .filter(|&i| {
+            [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15]
+                .iter()
+                .all(|&k| digit(i + k))
+                && b.get(i + 4) == Some(&b'-')
+                && b.get(i + 10) == Some(&b'T')
+        })
+        .map(|i| text[i..(i + 20).min(text.len())].to_string())
+        .collect()
+}
+
+/// One time format for people, in the plan's zone with its abbreviation, in status, watch, the
+/// forecast and the reports; RFC 3339 UTC in JSON and csv.
+#[tokio::test(start_paused = true)]
+async fn people_read_times_in_the_plans_zone_and_machines_in_utc() {
+    let (p, spec, now) = halfway().await;
+    let db = Store::open_read_only(&p.db()).unwrap();
+    let status = db.status(now, None).unwrap();
+    let next = status.next_wave.clone().unwrap();
+    let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    let next_local = mailwave::format::local(next.window_start.parse().unwrap(), &london);
+    assert!(next_local.ends_with(" GMT"), "{next_local}");
+    let run = |args: &[&str]| {
+        let out = p.run(&with_clock(&spec, args));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let forecast = run(&["forecast"]);
+    let text = run(&["status"]);
+    assert!(
+        text.contains(&format!("cuts over from {next_local}")),
+        "{text}"
+    );
+    let watch = run(&["watch", "--once"]);
+    assert!(
+        watch.contains(&format!("next cut-over {} at {next_local}", next.id)),
+        "{watch}"
+    );
+    let md = run(&["report"]);
+    for (what, text) in [
+        ("forecast", &forecast),
+        ("status", &text),
+        ("watch", &watch),
+        ("report", &md),
+    ] {
+        assert!(
+            machine_times(text).is_empty(),
+            "{what} shows machine times: {:?}\n{text}",
+            machine_times(text)
+        );
+    }
+    // JSON and csv: RFC 3339 UTC.
+    let json: serde_json::Value = serde_json::from_str(&run(&["status", "--json"])).unwrap();
+    assert!(
+        json["next_wave"]["window_start"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let finish_at = json["forecast"]["finish_at"].as_str().unwrap();
+    assert!(finish_at.parse::<Timestamp>().is_ok(), "{finish_at}");
+    let csv = run(&["report", "--format", "csv"]);
+    assert!(!machine_times(&csv).is_empty());
+    assert!(!csv.contains(" GMT"), "csv keeps to UTC");
+}
+
+/// The text of an html report, without its markup.
+fn html_text(html: &str) -> String {
+    let doc = roxmltree::Document::parse_with_options(
+        html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    doc.descendants()
+        .filter(|t| t.is_text())
+        .filter_map(|t| t.text())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// "No forecast" is said once; a forecast is shown with its age, and said to be older than the
+/// last run when a run has gone since; a forecast of waves that have all opened is left out.
+#[tokio::test(start_paused = true)]
+async fn a_forecast_shows_its_age_and_is_left_out_once_it_says_nothing() {
+    let (p, spec, now) = halfway().await;
+    let html = |spec: &str| {
+        let out = p.run(&with_clock(spec, &["report", "--format", "html"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        html_text(&stdout(&out))
+    };
+    let text = html(&spec);
+    assert_eq!(
+        text.matches("No forecast").count(),
+        1,
+        "said once, not in the caption and again below it: {text}"
+    );
+
+    let out = p.run(&with_clock(&spec, &["forecast"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = html(&spec);
+    assert!(!text.contains("No forecast"), "{text}");
+    assert!(!text.contains("before the last run"), "{text}");
+    assert!(text.contains("minutes ago"), "its age: {text}");
+
+    // A run (here, a hold applied with no run going) after the forecast: it is labelled.
+    let planned = Store::open_read_only(&p.db())
+        .unwrap()
+        .status(now, None)
+        .unwrap()
+        .waves
+        .iter()
+        .rev()
+        .find(|w| w.states["planned"] > 0)
+        .map(|w| w.id.clone())
+        .unwrap();
+    let someone = Store::open_read_only(&p.db())
+        .unwrap()
+        .wave_addresses(&planned)
+        .unwrap()[0]
+        .clone();
+    let out = p.run(&with_clock(&spec, &["mailbox", "hold", &someone]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = html(&spec);
+    assert!(
+        text.contains("before the last run (run `mailwave forecast` again)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("forecast finish (made before the last run)"),
+        "{text}"
+    );
+
+    // A month on, every wave it covers has opened: it is left out, and the report says why.
+    let later = format!(
+        "scaled:1:{}:{}",
+        Timestamp::now(),
+        now + SignedDuration::from_hours(24 * 30)
+    );
+    let text = html(&later);
+    assert!(!text.contains("forecast finish"), "{text}");
+    assert_eq!(text.matches("No forecast").count(), 1, "{text}");
+    assert!(text.contains("every wave of the last one"), "{text}");
+    let out = p.run(&with_clock(&later, &["report"]));
+    assert!(!stdout(&out).contains("## Forecast"), "{}", stdout(&out));
+}
+
+/// A forecast made once nothing is left to move forecasts nothing: the reports leave it out.
+#[tokio::test(start_paused = true)]
+async fn a_forecast_of_a_finished_estate_is_left_out() {
+    let p = Project::new(&engine_config(40, 80, ""));
+    let outcome = crate::engine::run_to_end(
+        &p,
+        60,
+        date(2027, 1, 4),
+        Profile {
+            transient_failure_share: 0.0,
+            permanent_failure_share: 0.0,
+            dcs_investigate_share: 0.0,
+            dcs_poor_share: 0.0,
+            ..Profile::default()
+        },
+        RunOptions::default(),
+    )
+    .await;
+    assert_eq!(outcome.summary.outcome, "finished");
+    let end = outcome.plan.waves.last().unwrap().window_end_utc + SignedDuration::from_hours(1);
+    let spec = format!("scaled:1:{}:{end}", Timestamp::now());
+    let out = p.run(&with_clock(&spec, &["forecast"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = p.run(&with_clock(&spec, &["report", "--format", "html"]));
+    let text = html_text(&stdout(&out));
+    assert!(!text.contains("forecast finish"), "{text}");
+    assert_eq!(
+        text.matches("No forecast: nothing is left to move.")
+            .count(),
+        1,
+        "{text}"
+    );
+    let out = p.run(&with_clock(&spec, &["report"]));
+    assert!(!stdout(&out).contains("## Forecast"), "{}", stdout(&out));
 }

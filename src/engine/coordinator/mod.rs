@@ -571,9 +571,17 @@ impl<S: MoveService> Coordinator<S> {
     fn next_wake(&self, now: Timestamp) -> (Timestamp, (Timestamp, Due)) {
         let floor = now + SignedDuration::from_millis(1);
         let mut wake = (now + SignedDuration::from_hours(6), Due::Nothing);
+        // What the progress line names: the same, less the routine looks at waves whose window
+        // has closed (the operator waits for what comes, not for a closed window).
+        let mut told = wake;
         let mut consider = |at: Timestamp, what: Due| {
             if at < wake.0 {
                 wake = (at, what);
+            }
+            let closed = matches!(what, Due::Listing(i)
+                if self.st.waves[i as usize].window_end <= now);
+            if at < told.0 && !closed {
+                told = (at, what);
             }
         };
         if let Some(u) = self.options.until {
@@ -599,7 +607,8 @@ impl<S: MoveService> Coordinator<S> {
             if w.prestage_start > now && w.count(State::Planned) > 0 {
                 consider(w.prestage_start, Due::Prestage(i));
             }
-            if w.close == super::state::Close::Ahead && w.unready() > 0 {
+            // A window that has closed is nothing to wait for (and never the "next" thing).
+            if w.close == super::state::Close::Ahead && w.unready() > 0 && w.window_end > now {
                 consider(self.close_time(w), Due::Close(i));
             }
         }
@@ -614,14 +623,14 @@ impl<S: MoveService> Coordinator<S> {
         }
         // The periodic look for actions wakes the loop, but it is not what the run waits for
         // unless nothing else is due.
-        let labelled = (wake.0.max(floor), wake.1);
+        let labelled = (told.0.max(floor), told.1);
         match self.actions.next_look {
             Some(t) if t < wake.0 && wake.1 == Due::Nothing => {
                 let at = t.max(floor);
                 (at, (at, Due::Actions))
             }
             Some(t) if t < wake.0 => (t.max(floor), labelled),
-            _ => (labelled.0, labelled),
+            _ => (wake.0.max(floor), labelled),
         }
     }
 

@@ -66,6 +66,7 @@ impl<S: MoveService> Coordinator<S> {
             .collect();
         let _ = tx.send(Snapshot {
             now: Some(now),
+            tz: Some(self.timezone.clone()),
             counts: self.st.counts,
             total: self.st.mailboxes.len() as u64,
             in_flight: self.st.in_flight(),

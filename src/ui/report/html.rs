@@ -57,7 +57,7 @@ td.msg{min-width:16em;white-space:normal;overflow-wrap:anywhere}
 pre{overflow-x:auto;font-size:.8em;background:#f6f8fa;padding:10px;border-radius:6px}
 ul.runs{padding-left:1.2em}
 footer{color:#5f6b76;font-size:.8em;margin:18px 0}
-@media (max-width:640px){body{font-size:14px}main{padding:8px}section,figure{padding:10px}.tile b{font-size:1.1em}}
+@media (max-width:640px){body{font-size:14px}main{padding:8px}section,figure{padding:10px}.tiles{grid-template-columns:repeat(2,minmax(0,1fr));gap:8px}.tile b{font-size:1.1em}}
 @media print{body{background:#fff}section,figure{break-inside:avoid}}
 "#;
 
@@ -83,17 +83,22 @@ fn key(items: &[(&str, &str)]) -> String {
     s
 }
 
-/// A chart in its frame: title, what it shows, its key, and the chart (or why there is none).
+/// A chart in its frame: title, what it shows, its key, and the chart; without one, the title and
+/// why there is none (said once).
 fn figure(title: &str, about: &str, keys: &[(&str, &str)], chart: Option<String>) -> String {
-    let body = chart.map_or_else(
-        || format!(r#"<p class="empty">{}</p>"#, esc(about)),
-        |c| format!(r#"{}<div class="scroll">{c}</div>"#, key(keys)),
-    );
-    format!(
-        "<figure><figcaption><b>{}</b><small>{}</small></figcaption>{body}</figure>",
-        esc(title),
-        esc(about)
-    )
+    match chart {
+        Some(c) => format!(
+            r#"<figure><figcaption><b>{}</b><small>{}</small></figcaption>{}<div class="scroll">{c}</div></figure>"#,
+            esc(title),
+            esc(about),
+            key(keys)
+        ),
+        None => format!(
+            r#"<figure><figcaption><b>{}</b></figcaption><p class="empty">{}</p></figure>"#,
+            esc(title),
+            esc(about)
+        ),
+    }
 }
 
 fn table(
@@ -193,9 +198,9 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = write!(
             o,
             "<section><h2>Forecast</h2><p>Made {} on {}. The estate finishes <b>{}</b>; <b>{}</b> wave(s) at risk.</p>",
-            esc(&r.local(f.made_at)),
+            esc(&r.forecast_made()),
             esc(&f.basis),
-            esc(f.base.finish_local.as_deref().unwrap_or("-")),
+            esc(&f.base.finish.map_or_else(|| "-".into(), |t| r.local(t))),
             f.base.at_risk
         );
         if f.base.without_a_wave > 0 {
@@ -714,10 +719,18 @@ fn forecast_chart(r: &Report) -> String {
     figure(
         "Forecast: ready when the window opens",
         &match &r.forecast {
-            Some(f) => format!(
-                "Share of each coming wave expected copied by its window (made {}, {}).",
-                r.local(f.made_at),
+            Some(f) if chart.is_some() => format!(
+                "Share of each coming wave expected copied by its window (made {}; {}).",
+                r.forecast_made(),
                 f.basis
+            ),
+            Some(_) => "The forecast has no wave still to come.".into(),
+            None if r.status.totals["planned"] + in_progress(&r.status.totals) == 0 => {
+                "No forecast: nothing is left to move.".into()
+            }
+            None if r.forecast_passed.is_some() => format!(
+                "No forecast: every wave of the last one (made {}) has opened. Run `mailwave forecast` again.",
+                r.forecast_passed.map(|t| r.local(t)).unwrap_or_default()
             ),
             None => "No forecast yet: run `mailwave forecast`.".into(),
         },

@@ -214,9 +214,9 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "\n## Forecast\n\nMade {} on {}. The estate finishes {}; {} wave(s) at risk{}.\n",
-            r.local(f.made_at),
+            r.forecast_made(),
             cell(&f.basis),
-            cell(f.base.finish_local.as_deref().unwrap_or("-")),
+            cell(&f.base.finish.map_or_else(|| "-".into(), |t| r.local(t))),
             f.base.at_risk,
             if f.base.without_a_wave > 0 {
                 format!(

@@ -43,7 +43,14 @@ pub(crate) struct Report {
     /// Cut-overs by hour, the whole history (the progress chart adds them up).
     pub cutovers: Vec<(Timestamp, u64)>,
     pub analysis: Analysis,
+    /// The latest forecast's coming waves; none when nothing is left to move.
     pub forecast: Option<ForecastView>,
+    /// How old the forecast is in words, and whether a run has gone since it was made (it then
+    /// does not know what that run did).
+    pub forecast_age: Option<(String, bool)>,
+    /// When the latest forecast was made, if every wave it covers has opened since (it is then
+    /// left out, and the reports say so).
+    pub forecast_passed: Option<Timestamp>,
     pub runs: Vec<RunRecord>,
     /// Licence checks before cut-over, and the users still without one.
     pub licences: crate::store::notices::LicenceView,
@@ -72,7 +79,7 @@ fn ready_target() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ScenarioView {
     pub waves: Vec<WaveView>,
-    pub finish_local: Option<String>,
+    pub finish: Option<Timestamp>,
     pub at_risk: u64,
     pub without_a_wave: u64,
 }
@@ -118,21 +125,51 @@ impl Report {
             .plan_timezone()?
             .and_then(|z| TimeZone::get(&z).ok())
             .unwrap_or(TimeZone::UTC);
+        let status = store.status(now, None)?;
+        // With nothing left to move a forecast forecasts nothing; a stored one only shows the
+        // waves still to come.
+        let left = status.totals["planned"] + in_progress(&status.totals);
+        let mut forecast_passed = None;
         let forecast = store
             .latest_forecast()?
-            .and_then(|(_, body)| serde_json::from_str(&body).ok());
+            .and_then(|(_, body)| serde_json::from_str::<ForecastView>(&body).ok())
+            .filter(|_| left > 0)
+            .map(|mut f| {
+                f.base.waves.retain(|w| w.window_start > now);
+                f.base.at_risk = f.base.waves.iter().filter(|w| w.risk.is_some()).count() as u64;
+                f
+            })
+            .filter(|f| {
+                let ahead = !f.base.waves.is_empty();
+                if !ahead {
+                    forecast_passed = Some(f.made_at);
+                }
+                ahead
+            });
+        let last_run = store.runs(None, 1)?.first().map(|r| r.started_at);
+        let forecast_age = forecast.as_ref().map(|f| {
+            (
+                crate::format::age(now.duration_since(f.made_at)),
+                last_run.is_some_and(|t| t > f.made_at),
+            )
+        });
         Ok(Report {
             now,
             tz,
-            source: store.path().display().to_string(),
+            source: std::fs::canonicalize(store.path())
+                .unwrap_or_else(|_| store.path().to_path_buf())
+                .display()
+                .to_string(),
             running: running.map(str::to_string),
             since,
-            status: store.status(now, None)?,
+            status,
             attention: store.attention_split(since, LISTED)?,
             failures: store.failures_by_reason(since)?,
             cutovers: store.cutovers_by_hour(None)?,
             analysis: analytics::analyze(store, analytics::By::Wave, None)?,
             forecast,
+            forecast_age,
+            forecast_passed,
             runs: store.runs(since, RUNS)?,
             notices: notices_by_kind(store)?,
             licences: store.licence_view(LISTED)?,
@@ -141,9 +178,24 @@ impl Report {
 
     /// A moment in the plan's zone, as people read it: "Mon 4 Jan 2027 20:00 GMT".
     pub(crate) fn local(&self, t: Timestamp) -> String {
-        t.to_zoned(self.tz.clone())
-            .strftime("%a %-d %b %Y %H:%M %Z")
-            .to_string()
+        crate::format::local(t, &self.tz)
+    }
+
+    /// When the forecast was made, with its age, and a word when a run has gone since:
+    /// "Wed 6 Jan 2027 21:02 GMT, 2 days ago, before the last run (run `mailwave forecast` again)".
+    pub(crate) fn forecast_made(&self) -> String {
+        let (Some(f), Some((age, stale))) = (&self.forecast, &self.forecast_age) else {
+            return String::new();
+        };
+        format!(
+            "{}, {age} ago{}",
+            self.local(f.made_at),
+            if *stale {
+                ", before the last run (run `mailwave forecast` again)"
+            } else {
+                ""
+            }
+        )
     }
 
     /// A date in the plan's zone: "4 Jan".
@@ -183,9 +235,14 @@ impl Report {
             h.push(("next wave", format!("{} ({})", n.id, th(n.mailboxes))));
         }
         if let Some(f) = &self.forecast {
+            let stale = self.forecast_age.as_ref().is_some_and(|a| a.1);
             h.push((
-                "forecast finish",
-                f.base.finish_local.clone().unwrap_or_else(|| "-".into()),
+                if stale {
+                    "forecast finish (made before the last run)"
+                } else {
+                    "forecast finish"
+                },
+                f.base.finish.map_or_else(|| "-".into(), |t| self.local(t)),
             ));
             h.push(("waves at risk", f.base.at_risk.to_string()));
         }

@@ -22,6 +22,29 @@ const RIGHT: f64 = 14.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 34.0;
 const MUTED: &str = "#5f6b76";
+/// The widest a character of the 13-unit font may be (digits and most letters are narrower): how
+/// much room a label needs, so that no two labels meet.
+const CHAR_W: f64 = 7.8;
+/// The least room between two labels on an axis.
+const LABEL_GAP: f64 = 10.0;
+
+fn label_width(text: &str) -> f64 {
+    text.chars().count() as f64 * CHAR_W
+}
+
+/// The extent `[left, right]` of a label drawn at `x` with `anchor`.
+fn extent(x: f64, width: f64, anchor: &str) -> (f64, f64) {
+    match anchor {
+        "start" => (x, x + width),
+        "end" => (x - width, x),
+        _ => (x - width / 2.0, x + width / 2.0),
+    }
+}
+
+/// Whether labels (left to right) keep `LABEL_GAP` apart.
+fn apart(extents: &[(f64, f64)]) -> bool {
+    extents.windows(2).all(|w| w[1].0 - w[0].1 >= LABEL_GAP)
+}
 
 /// Text for html and SVG: the one escaping function of every html mailwave writes.
 pub(super) use crate::text::html as esc;
@@ -133,7 +156,15 @@ pub(super) fn columns(
     c.axis(max, fmt);
     let slot = (W - LEFT - RIGHT) / n as f64;
     let bar = (slot * 0.78).max(0.6);
-    let every = n.div_ceil(8);
+    // Every `every`th category is labelled: the fewest skipped that keep the widest label clear of
+    // its neighbours.
+    let widest = categories
+        .iter()
+        .map(|c| label_width(c))
+        .fold(0.0, f64::max);
+    let every = (1..=n)
+        .find(|k| slot * *k as f64 >= widest + LABEL_GAP)
+        .unwrap_or(n);
     for (i, cat) in categories.iter().enumerate() {
         let x = LEFT + slot * i as f64 + (slot - bar) / 2.0;
         let mut base = 0.0;
@@ -180,7 +211,7 @@ pub(super) fn columns(
         let y = c.y(v);
         let _ = write!(
             c.out,
-            r#"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="{RED}" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" text-anchor="end" fill="{RED}">{}</text>"#,
+            r#"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="{RED}" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" text-anchor="end" fill="{RED}" stroke="white" stroke-width="3" paint-order="stroke">{}</text>"#,
             W - RIGHT,
             W - RIGHT,
             y - 4.0,
@@ -221,15 +252,8 @@ pub(super) fn lines(
     let x = |t: Timestamp| {
         LEFT + plot_w * ((t.as_second() - from.as_second()) as f64 / span).clamp(0.0, 1.0)
     };
-    for i in 0..=4 {
-        let t = Timestamp::from_second(from.as_second() + (span * i as f64 / 4.0) as i64)
-            .unwrap_or(from);
-        let anchor = match i {
-            0 => "start",
-            4 => "end",
-            _ => "middle",
-        };
-        c.label(x(t), &x_label(t), anchor);
+    for (at, text, anchor) in time_ticks(from, span, &x, x_label) {
+        c.label(at, &text, anchor);
     }
     for s in series {
         if s.points.is_empty() {
@@ -266,15 +290,56 @@ pub(super) fn lines(
     }
     if let Some(now) = now.filter(|n| *n >= from && *n <= to) {
         let nx = x(now);
+        // The word goes on the side of the line with room for it, inside the chart.
+        let (tx, anchor) = if nx + 3.0 + label_width("now") <= W - RIGHT {
+            (nx + 3.0, "start")
+        } else {
+            (nx - 3.0, "end")
+        };
         let _ = write!(
             c.out,
-            r#"<line x1="{nx:.1}" x2="{nx:.1}" y1="{TOP}" y2="{:.1}" stroke="{BLUE}" stroke-dasharray="3 3"/><text x="{:.1}" y="{}" fill="{BLUE}">now</text>"#,
+            r#"<line x1="{nx:.1}" x2="{nx:.1}" y1="{TOP}" y2="{:.1}" stroke="{BLUE}" stroke-dasharray="3 3"/><text x="{tx:.1}" y="{}" text-anchor="{anchor}" fill="{BLUE}">now</text>"#,
             c.h - BOTTOM,
-            nx + 3.0,
             TOP + 10.0
         );
     }
     c.finish()
+}
+
+/// The labels of a time axis: as many evenly spaced ticks (at most five) as fit without two labels
+/// meeting, the first and last flush with the chart's ends.
+fn time_ticks(
+    from: Timestamp,
+    span: f64,
+    x: &dyn Fn(Timestamp) -> f64,
+    x_label: &dyn Fn(Timestamp) -> String,
+) -> Vec<(f64, String, &'static str)> {
+    for n in (2..=5usize).rev() {
+        let ticks: Vec<(f64, String, &'static str)> = (0..n)
+            .map(|i| {
+                let t = Timestamp::from_second(
+                    from.as_second() + (span * i as f64 / (n - 1) as f64) as i64,
+                )
+                .unwrap_or(from);
+                let anchor = match i {
+                    0 => "start",
+                    _ if i == n - 1 => "end",
+                    _ => "middle",
+                };
+                (x(t), x_label(t), anchor)
+            })
+            .collect();
+        let extents: Vec<(f64, f64)> = ticks
+            .iter()
+            .map(|(at, text, anchor)| extent(*at, label_width(text), anchor))
+            .collect();
+        if apart(&extents) {
+            return ticks;
+        }
+    }
+    // Not even the two ends fit: the start alone.
+    let first = x_label(from);
+    vec![(x(from), first, "start")]
 }
 
 /// Horizontal bars, a label above each: long labels (error types, stall causes) stay readable on
@@ -325,6 +390,43 @@ mod tests {
         assert_eq!(nice(7.0), (8.0, 2.0));
         assert_eq!(nice(0.0), (1.0, 0.25));
         assert_eq!(nice(f64::NAN), (1.0, 0.25));
+    }
+
+    #[test]
+    fn time_labels_never_meet_and_now_stays_inside() {
+        let from: Timestamp = "2027-01-04T08:00:00Z".parse().unwrap();
+        let to = from + jiff::SignedDuration::from_hours(12);
+        let span = (to.as_second() - from.as_second()) as f64;
+        let x = |t: Timestamp| {
+            LEFT + (W - LEFT - RIGHT) * (t.as_second() - from.as_second()) as f64 / span
+        };
+        for label in ["4 Jan", "4 Jan 08:00", "Mon 4 Jan 2027 08:00 GMT"] {
+            let ticks = time_ticks(from, span, &x, &|_| label.to_string());
+            let extents: Vec<(f64, f64)> = ticks
+                .iter()
+                .map(|(at, text, anchor)| extent(*at, label_width(text), anchor))
+                .collect();
+            assert!(apart(&extents), "{label}: {ticks:?}");
+            assert!(
+                extents
+                    .iter()
+                    .all(|e| e.0 >= LEFT - 0.1 && e.1 <= W - RIGHT + 0.1)
+            );
+        }
+        assert_eq!(time_ticks(from, span, &x, &|_| "4 Jan".into()).len(), 5);
+        let svg = lines(
+            "c",
+            "t",
+            &[],
+            (from, to),
+            Some(to),
+            &|_| "4 Jan".into(),
+            &|v| format!("{v}"),
+        );
+        assert!(
+            svg.contains(r##"text-anchor="end" fill="#1565c0">now</text>"##),
+            "{svg}"
+        );
     }
 
     #[test]
