@@ -2061,16 +2061,28 @@ mod tests {
         create(&mut sim, start, "dan@contoso.com", "2027-01-02T00:00:00Z").unwrap();
         let copied = t("2027-01-01T23:00:00Z");
         assert_eq!(status_of(&mut sim, copied, "dan@contoso.com"), "Synced");
-        sim.run_t(copied, "Suspend-MoveRequest", &params(json!({"Identity": "dan@contoso.com"})), 0, 1)
-            .unwrap();
+        sim.run_t(
+            copied,
+            "Suspend-MoveRequest",
+            &params(json!({"Identity": "dan@contoso.com"})),
+            0,
+            1,
+        )
+        .unwrap();
         set(
             &mut sim,
             copied,
             json!({"Identity": "dan@contoso.com", "CompleteAfter": "2027-01-03T20:00:00Z"}),
         );
         let resumed = t("2027-01-03T10:00:00Z");
-        sim.run_t(resumed, "Resume-MoveRequest", &params(json!({"Identity": "dan@contoso.com"})), 0, 1)
-            .unwrap();
+        sim.run_t(
+            resumed,
+            "Resume-MoveRequest",
+            &params(json!({"Identity": "dan@contoso.com"})),
+            0,
+            1,
+        )
+        .unwrap();
         assert_eq!(
             status_of(&mut sim, t("2027-01-03T19:59:00Z"), "dan@contoso.com"),
             "Synced"
@@ -2105,13 +2117,20 @@ mod tests {
         } else {
             "eve@contoso.com"
         };
-        assert_eq!(status_of(&mut sim, busy, waiting), "Synced", "{completing:?}");
+        assert_eq!(
+            status_of(&mut sim, busy, waiting),
+            "Synced",
+            "{completing:?}"
+        );
         set(
             &mut sim,
             busy,
             json!({"Identity": waiting, "CompleteAfter": "2027-01-03T00:00:00Z"}),
         );
-        assert_eq!(status_of(&mut sim, t("2027-01-02T23:59:00Z"), waiting), "Synced");
+        assert_eq!(
+            status_of(&mut sim, t("2027-01-02T23:59:00Z"), waiting),
+            "Synced"
+        );
         assert_eq!(
             status_of(&mut sim, t("2027-01-03T03:00:00Z"), waiting),
             "Completed"
