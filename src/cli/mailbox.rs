@@ -63,6 +63,14 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     };
     let addresses = actions::addresses(common)?;
     let facts = actions::facts_of(&cli.state, &addresses)?;
+    let (facts, split) = actions::keep_groups_whole(
+        &cli.state,
+        kind,
+        facts,
+        actions::Groups::of(common),
+        force,
+        common.options.json,
+    )?;
     let target = match to {
         Some(name) => {
             let arriving = facts.iter().filter(|f| &f.wave != name).count();
@@ -70,7 +78,15 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    actions::act(cli, kind, facts, &common.options, force, target.as_ref())
+    actions::act(
+        cli,
+        kind,
+        facts,
+        &common.options,
+        force,
+        target.as_ref(),
+        &split,
+    )
 }
 
 fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
@@ -148,7 +164,7 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
         outln!("  actions:");
         for a in &acts {
             outln!(
-                "    {}  {} by {}{}{}  -> {}",
+                "    {}  {} by {}{}{}{}  -> {}",
                 a.at,
                 a.kind.name(),
                 a.by,
@@ -159,6 +175,10 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
                 a.reason
                     .as_deref()
                     .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                a.split
+                    .as_deref()
+                    .map(|g| format!(", split from its group: {g}"))
                     .unwrap_or_default(),
                 a.outcome.as_deref().unwrap_or("pending")
             );

@@ -1,26 +1,95 @@
 //! The completer. The service cuts each mailbox over on its own once its CompleteAfter (the window's
-//! start) comes; what mailwave must guarantee is that none cuts over *after* its window. So shortly
-//! before a window closes (the margin, earlier when there are many to move at the request rate) every
-//! mailbox of the wave not yet cutting over moves to the next wave: in the store when it has no
-//! request, on the service too (`Set-MoveRequest -BatchName -CompleteAfter`) when it has one.
+//! start) comes; what mailwave must guarantee is that none cuts over outside its window. So every
+//! call that may let a mailbox complete first gives it a window by one rule
+//! ([`policy::cutover_window`], through [`Coordinator::cutover`]), and shortly before a window closes
+//! (the margin, earlier when there are many to move at the request rate) every mailbox of the wave
+//! not yet cutting over moves to the next wave: in the store when it has no request, on the service
+//! too (`Set-MoveRequest -BatchName -CompleteAfter`) when it has one. A delegation group moves as
+//! one: its members held or failed go along, and a group some of whose members already cut over is
+//! reported as split.
+
+use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::super::policy::{self, AtClose};
+use super::super::jobs::Cutover;
+use super::super::policy::{self, AtClose, NoWindow};
 use super::super::state::{Close, Target, Wave, Work, ms};
-use super::{Coordinator, LAG_RETRY, What, tr};
+use super::{Coordinator, What, tr};
 use crate::exchange::{MoveService, ServiceError};
 use crate::store::writer::Command;
-use crate::store::{State, StoreError};
+use crate::store::{State, Store, StoreError};
 
-/// How far out a cut-over goes when no later wave is planned.
-const FAR_AWAY: SignedDuration = SignedDuration::from_hours(24 * 365);
+/// How far out a cut-over goes for a mailbox that is held.
+pub(super) const FAR_AWAY: SignedDuration = SignedDuration::from_hours(24 * 365);
+
+/// Split groups the summary names, at most (all are counted).
+const SPLITS_NAMED: usize = 20;
+
+/// Why a mailbox is held when no window is left for it, and what the operator can do.
+pub(super) fn no_window(from: &str, why: NoWindow) -> String {
+    format!(
+        "missed {from} and {}: {}",
+        why.reason(),
+        match why {
+            NoWindow::NonePlanned => "re-plan",
+            NoWindow::NoneWithRoom => "reschedule it to a wave with --force, or re-plan",
+        }
+    )
+}
 
 impl<S: MoveService> Coordinator<S> {
     /// When the completer moves a wave's unready mailboxes on.
     pub(super) fn close_time(&self, w: &Wave) -> Timestamp {
-        let calls = w.unready() as f64 / self.cfg.requests_per_second;
-        w.window_end - self.cfg.cutover_margin - SignedDuration::from_secs_f64(calls)
+        policy::close_time(
+            w.window_end,
+            self.cfg.cutover_margin,
+            w.unready() as u64,
+            self.cfg.requests_per_second,
+        )
+    }
+
+    /// Wave `i`'s window as the cut-over rule sees it.
+    fn window_facts(&self, i: usize) -> policy::WindowFacts {
+        let w = &self.st.waves[i];
+        policy::WindowFacts {
+            start: w.window_start,
+            usable_until: match w.close {
+                Close::Done => Timestamp::MIN,
+                Close::Ahead => self.close_time(w),
+            },
+            room: w.size() < w.capacity,
+        }
+    }
+
+    /// The window a mailbox that may now complete is given: `preferred`'s while it can be, else
+    /// the next with room, else none ([`policy::cutover_window`]).
+    pub(super) fn window_for(&self, preferred: u32, now: Timestamp) -> Target {
+        match policy::cutover_window(
+            preferred as usize,
+            self.st.waves.len(),
+            |i| self.window_facts(i),
+            now,
+        ) {
+            Ok(w) => Target::Wave(w as u32),
+            Err(why) => Target::Hold(why),
+        }
+    }
+
+    /// The cut-over a call gives mailbox `idx`: the window the rule gives `preferred`, its
+    /// CompleteAfter far out while the mailbox stays `held` or when no window is left (it keeps
+    /// its batch then).
+    pub(super) fn cutover(&self, idx: u32, preferred: u32, held: bool, now: Timestamp) -> Cutover {
+        let to = self.window_for(preferred, now);
+        let (wave, complete_after) = match to {
+            Target::Wave(w) => (w, (!held).then(|| self.st.waves[w as usize].window_start)),
+            Target::Hold(_) => (self.st.mailboxes[idx as usize].wave, None),
+        };
+        Cutover {
+            to,
+            batch: self.st.waves[wave as usize].name.clone(),
+            complete_after: complete_after.unwrap_or(now + FAR_AWAY),
+        }
     }
 
     pub(super) async fn close_windows(&mut self, now: Timestamp) -> Result<(), StoreError> {
@@ -51,8 +120,9 @@ impl<S: MoveService> Coordinator<S> {
             .copied()
             .filter(|&i| self.st.mailboxes[i as usize].wave == w)
             .collect();
+        let groups = self.groups_among(w, &members)?;
         let mut moved = 0;
-        for idx in members {
+        for &idx in &members {
             let m = &self.st.mailboxes[idx as usize];
             match policy::at_close(m.state, m.class) {
                 AtClose::MoveUnstarted if m.work == Work::Calling => {
@@ -67,12 +137,118 @@ impl<S: MoveService> Coordinator<S> {
                     self.st.mailboxes[idx as usize].work = Work::Queued;
                     moved += 1;
                 }
+                // Held or failed for the operator, in a delegation group that moves on: it goes
+                // along (still held, or still failed), so that a release or a retry puts it in its
+                // group's window, not in one of its own.
+                AtClose::Leave
+                    if groups.contains_key(&idx)
+                        && matches!(m.state, State::Held | State::Failed)
+                        && m.work == Work::Idle
+                        && matches!(next, Target::Wave(_)) =>
+                {
+                    if m.guid.get().is_some() || m.submitted_at > 0 {
+                        self.st.reschedules.push_back((idx, next));
+                        self.st.mailboxes[idx as usize].work = Work::Queued;
+                    } else if let Target::Wave(to) = next {
+                        let why = format!(
+                            "its delegation group moved on when {from} closed; it goes along to {}",
+                            self.st.waves[to as usize].name
+                        );
+                        self.move_in_store(idx, to, why, now).await?;
+                    }
+                    moved += 1;
+                }
                 // Busy now: whatever it is doing ends in a transition, which reschedules it.
                 AtClose::MoveRequest | AtClose::Leave => {}
             }
         }
         if moved > 0 {
             tracing::info!(wave = %from, mailboxes = moved, "window closing: moving mailboxes not yet cut over to the next wave");
+        }
+        self.report_split_groups(&from, next, &groups, now).await
+    }
+
+    /// The mailboxes of `members` (of wave `w`) that share a delegation group with another of them,
+    /// by group.
+    fn groups_among(&self, w: u32, members: &[u32]) -> Result<HashMap<u32, i64>, StoreError> {
+        let by_id: HashMap<i64, u32> = members
+            .iter()
+            .map(|&i| (self.st.mailboxes[i as usize].id, i))
+            .collect();
+        let rows = Store::open_read_only(&self.store_path)?
+            .groups_in_wave(self.st.waves[w as usize].db_id)?;
+        let mut of: HashMap<u32, i64> = rows
+            .into_iter()
+            .filter_map(|(id, group)| by_id.get(&id).map(|&i| (i, group)))
+            .collect();
+        let mut size: HashMap<i64, u32> = HashMap::new();
+        for g in of.values() {
+            *size.entry(*g).or_default() += 1;
+        }
+        of.retain(|_, g| size[g] > 1);
+        Ok(of)
+    }
+
+    /// Groups of a closing wave of which some members cut over and others did not: those go as soon
+    /// as possible (the next wave), and the run says so, in their history and its summary.
+    async fn report_split_groups(
+        &mut self,
+        from: &str,
+        next: Target,
+        groups: &HashMap<u32, i64>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut by_group: std::collections::BTreeMap<i64, (Vec<u32>, Vec<u32>)> =
+            Default::default();
+        for (&idx, &g) in groups {
+            let state = self.st.mailboxes[idx as usize].state;
+            let entry = by_group.entry(g).or_default();
+            match state {
+                State::Completing | State::Completed | State::CompletedWithWarning => {
+                    entry.0.push(idx)
+                }
+                State::Skipped => {}
+                _ => entry.1.push(idx),
+            }
+        }
+        let to = match next {
+            Target::Wave(t) => self.st.waves[t as usize].name.clone(),
+            Target::Hold(why) => format!("no wave ({})", why.reason()),
+        };
+        for (cut, rest) in by_group.into_values() {
+            if cut.is_empty() || rest.is_empty() {
+                continue;
+            }
+            let names = |list: &[u32]| {
+                let mut v: Vec<String> = list
+                    .iter()
+                    .map(|&i| self.st.address(i).to_string())
+                    .collect();
+                v.sort();
+                crate::format::few(&v, 5)
+            };
+            let (cut_names, rest_names) = (names(&cut), names(&rest));
+            let detail = format!(
+                "its delegation group was split: {cut_names} cut over in {from}; {rest_names} follow as soon as possible, in {to}"
+            );
+            tracing::warn!(wave = %from, "{detail}");
+            for &idx in &rest {
+                self.writer
+                    .submit(Command::Note {
+                        mailbox: self.st.mailboxes[idx as usize].id,
+                        cause: "group",
+                        detail: detail.clone(),
+                        at: ms(now),
+                        correlation: None,
+                    })
+                    .await?;
+            }
+            self.counters.groups_split += 1;
+            if self.counters.split_groups.len() < SPLITS_NAMED {
+                self.counters.split_groups.push(format!(
+                    "{from}: {cut_names} cut over; {rest_names} follow in {to}"
+                ));
+            }
         }
         Ok(())
     }
@@ -109,38 +285,41 @@ impl<S: MoveService> Coordinator<S> {
                     self.st.probes.push(std::cmp::Reverse((ms(now), idx)));
                 }
             }
-            Target::NoLaterWave => {
-                let t = tr(id, State::Held, "cutover").detail(format!(
-                    "missed {from} and no later wave is planned: re-plan"
-                ));
+            Target::Hold(why) => {
+                let t = tr(id, State::Held, "cutover").detail(no_window(&from, why));
                 self.transition(idx, t, now).await?;
             }
         }
         Ok(())
     }
 
+    /// Moves requests' cut-overs, each by the window rule: a target that can no longer be given
+    /// (it closed while the call waited) gives way to the next with room.
     pub(super) fn dispatch_reschedules(&mut self, now: Timestamp) {
         while self.slots() > 0
             && let Some((idx, to)) = self.st.reschedules.pop_front()
         {
-            let (batch, complete_after) = match to {
-                Target::NoLaterWave => {
-                    let w = &self.st.waves[self.st.mailboxes[idx as usize].wave as usize];
-                    (w.name.clone(), now + FAR_AWAY)
-                }
-                Target::Wave(to) => {
-                    let w = &self.st.waves[to as usize];
-                    (w.name.clone(), w.window_start)
-                }
-            };
-            let job = self.mailbox_job(
-                idx,
-                What::Reschedule {
+            let m = &self.st.mailboxes[idx as usize];
+            let cutover = match to {
+                Target::Wave(to) => self.cutover(idx, to, m.state == State::Held, now),
+                Target::Hold(_) => Cutover {
                     to,
-                    batch,
-                    complete_after,
+                    batch: self.st.waves[m.wave as usize].name.clone(),
+                    complete_after: now + FAR_AWAY,
                 },
-            );
+            };
+            let job = self.mailbox_job(idx, What::Reschedule(cutover));
+            self.dispatch(job);
+        }
+    }
+
+    /// Approves skipped items where the run decided to, each with the window the rule gives it.
+    pub(super) fn dispatch_approvals(&mut self, now: Timestamp) {
+        while self.slots() > 0
+            && let Some(idx) = self.st.approvals.pop_front()
+        {
+            let own = self.st.mailboxes[idx as usize].wave;
+            let job = self.mailbox_job(idx, What::Approve(self.cutover(idx, own, false, now)));
             self.dispatch(job);
         }
     }
@@ -156,11 +335,9 @@ impl<S: MoveService> Coordinator<S> {
         let m = &self.st.mailboxes[idx as usize];
         let (id, from_wave, state) = (m.id, m.wave, m.state);
         match (result, to) {
-            (Ok(()), Target::NoLaterWave) => {
+            (Ok(()), Target::Hold(why)) => {
                 let from = self.st.waves[from_wave as usize].name.clone();
-                let t = tr(id, State::Held, "cutover").detail(format!(
-                    "missed {from} and no later wave is planned: re-plan"
-                ));
+                let t = tr(id, State::Held, "cutover").detail(no_window(&from, why));
                 if state.can_become(State::Held) {
                     self.transition(idx, t, now).await?;
                 }
@@ -187,9 +364,10 @@ impl<S: MoveService> Coordinator<S> {
             }
             (Ok(()), Target::Wave(_)) => {}
             (Err(ServiceError::NotYetReplicated { .. }), to) => {
-                self.st
-                    .later
-                    .push(std::cmp::Reverse((ms(now + LAG_RETRY), (idx, to))));
+                self.st.later.push(std::cmp::Reverse((
+                    ms(now + policy::replication_wait(u32::MAX)),
+                    (idx, to),
+                )));
                 self.st.mailboxes[idx as usize].work = Work::Waiting;
             }
             (Err(ServiceError::NotFound { .. }), _) => self.request_gone(idx, now).await?,
@@ -209,6 +387,7 @@ impl<S: MoveService> Coordinator<S> {
     pub(super) async fn on_approved(
         &mut self,
         idx: u32,
+        to: Target,
         result: Result<(), ServiceError>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
@@ -226,6 +405,7 @@ impl<S: MoveService> Coordinator<S> {
                         correlation: None,
                     })
                     .await?;
+                self.cutover_moved(idx, to, "approved", now).await?;
             }
             Err(e) if self.refused(&e) => {}
             Err(ServiceError::NotSent) => {}
@@ -235,6 +415,41 @@ impl<S: MoveService> Coordinator<S> {
                         crate::store::FailureClass::NeedsApproval,
                         format!("approval refused: {e}"),
                     );
+                    self.transition(idx, t, now).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A call that may let the mailbox complete put its cut-over where the window rule said: its
+    /// wave follows in the store (and the view); with no window left, it is held with the reason.
+    pub(super) async fn cutover_moved(
+        &mut self,
+        idx: u32,
+        to: Target,
+        what: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let m = &self.st.mailboxes[idx as usize];
+        let (id, from, state) = (m.id, m.wave, m.state);
+        let from_name = self.st.waves[from as usize].name.clone();
+        match to {
+            Target::Wave(to) if to != from => {
+                let why = format!(
+                    "{what} after the window of {from_name} could no longer be given: its cut-over is in {}",
+                    self.st.waves[to as usize].name
+                );
+                self.move_in_store(idx, to, why, now).await?;
+                self.schedule_poll(to, now);
+            }
+            Target::Wave(_) => {}
+            Target::Hold(why) => {
+                if state.can_become(State::Held) {
+                    let t = tr(id, State::Held, "cutover").detail(format!(
+                        "{what}, but its cut-over went a year out: {}",
+                        no_window(&from_name, why)
+                    ));
                     self.transition(idx, t, now).await?;
                 }
             }
