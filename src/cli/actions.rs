@@ -288,7 +288,7 @@ impl Windows {
             Ok(i) if i == p => Ok(None),
             Ok(i) => Ok(Some(self.waves[i].name.as_str())),
             Err(why) => Err(format!(
-                "no window is left for it: its window (of {preferred}) can no longer be given and {}; reschedule it to a wave with --force, or re-plan",
+                "no window is left for it: {preferred}'s window is closing or closed and {}; reschedule it to a wave with --force, or re-plan",
                 why.reason()
             )),
         }
@@ -321,7 +321,7 @@ fn plan_one(
     let what = describe(kind, f, step, target)?;
     Ok(match moved {
         Some(to) => {
-            format!("{what}; it cuts over in {to}, as the window of {asked} can no longer be given")
+            format!("{what}; it cuts over in {to}, as {asked}'s window is closing or closed")
         }
         None => what,
     })

@@ -93,9 +93,11 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
     let r = store.mailbox_report(address)?;
     let acts = store.actions_of(r.id)?;
+    let group = store.group_members(r.id)?;
     if json {
         let mut v = serde_json::to_value(&r)?;
         v["actions"] = serde_json::to_value(&acts)?;
+        v["group_members"] = serde_json::to_value(&group)?;
         outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::OK);
     }
@@ -132,9 +134,12 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
         "  affinity group  {} mailbox(es){}",
         r.group_size,
         if r.service_account {
-            "; service account, not grouped"
+            "; service account, not grouped".to_string()
+        } else if group.is_empty() {
+            String::new()
         } else {
-            ""
+            // An action on it alone would leave these behind (see --with-group, --split).
+            format!(", with {}", crate::format::few(&group, 5))
         }
     );
     match (&r.wave, r.state) {

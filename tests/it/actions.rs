@@ -658,7 +658,16 @@ fn an_action_on_part_of_a_delegation_group_is_refused_unless_told_what_to_do_wit
         last["split"].as_str().unwrap().contains(rest[0].as_str()),
         "{last}"
     );
+    assert_eq!(v["group_members"][0], rest[0].as_str());
     let text = stdout(&p.run(&["mailbox", "show", a]));
+    assert!(
+        text.contains(&format!(
+            "affinity group  {} mailbox(es), with {}",
+            group.len(),
+            rest[0]
+        )),
+        "{text}"
+    );
     assert!(
         text.contains("release by alice, split from its group: "),
         "{text}"

@@ -6,9 +6,10 @@ use std::process::{Child, Command, Output, Stdio};
 
 use crate::helpers::*;
 
-struct Sim {
-    child: Child,
-    base: String,
+/// A `sim serve` child, killed when dropped (a failing test leaves none behind).
+pub(crate) struct Sim {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Sim {

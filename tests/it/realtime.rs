@@ -1274,7 +1274,7 @@ fn rehearsal(
     profile: &str,
     n: usize,
     day: &str,
-) -> (Project, Child, String) {
+) -> (Project, crate::preflight::Sim) {
     let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
     std::fs::write(p.path("sim-profile.toml"), profile).unwrap();
     let mut sim = mailwave(
@@ -1286,9 +1286,10 @@ fn rehearsal(
     .spawn()
     .unwrap();
     let base = sim_base(&mut sim);
-    std::fs::write(p.path("mailwave.toml"), config(&base, schedule, run)).unwrap();
+    let sim = crate::preflight::Sim { child: sim, base };
+    std::fs::write(p.path("mailwave.toml"), config(&sim.base, schedule, run)).unwrap();
     plan_with_binary(&p, clock, n, day);
-    (p, sim, base)
+    (p, sim)
 }
 
 /// The live requests on the simulated service, by address.
@@ -1329,7 +1330,7 @@ fn actions_after_a_window_closed_cut_over_in_a_later_window() {
         "dcs_investigate_share = 0.01",
         "dcs_investigate_share = 1.0",
     );
-    let (p, mut sim, base) = rehearsal(&clock, schedule, run, &profile, 16, "2027-02-01");
+    let (p, sim) = rehearsal(&clock, schedule, run, &profile, 16, "2027-02-01");
     let store = || Store::open_read_only(&p.db()).unwrap();
     let first = store().wave_addresses("mw-2027-02-01").unwrap();
     assert_eq!(first.len(), 10);
@@ -1372,7 +1373,7 @@ fn actions_after_a_window_closed_cut_over_in_a_later_window() {
         let (code, out, log) = act(&p, &clock, &args);
         assert_eq!(code, Some(0), "{args:?}: {out}{log}");
         assert!(
-            out.contains("applied; it cuts over in mw-2027-02-02, as the window of mw-2027-02-01 could no longer be given"),
+            out.contains("applied; it cuts over in mw-2027-02-02, as mw-2027-02-01's window is closing or closed"),
             "{args:?}: {out}"
         );
         assert_eq!(
@@ -1380,7 +1381,7 @@ fn actions_after_a_window_closed_cut_over_in_a_later_window() {
             "mw-2027-02-02"
         );
     }
-    let now = live(&base);
+    let now = live(&sim.base);
     for who in [approved, retried] {
         assert_eq!(
             now[who.as_str()]["batch"],
@@ -1404,7 +1405,7 @@ fn actions_after_a_window_closed_cut_over_in_a_later_window() {
     assert_eq!(code, Some(0));
     assert!(
         out.contains(
-            "it cuts over in mw-2027-02-02, as the window of mw-2027-02-01 can no longer be given"
+            "it cuts over in mw-2027-02-02, as mw-2027-02-01's window is closing or closed"
         ),
         "{out}"
     );
@@ -1429,9 +1430,7 @@ fn actions_after_a_window_closed_cut_over_in_a_later_window() {
         "{}",
         std::fs::read_to_string(p.path("run-2.log")).unwrap()
     );
-    let end = live(&base);
-    sim.kill().unwrap();
-    sim.wait().unwrap();
+    let end = live(&sim.base);
     let started: Timestamp = end[approved.as_str()]["completion_started"]
         .as_str()
         .unwrap_or_else(|| panic!("{}", end[approved.as_str()]))
@@ -1481,17 +1480,17 @@ fn an_action_on_a_fresh_request_waits_out_replication() {
             "replication_lag_seconds = 2.0",
             "replication_lag_seconds = 8.0",
         );
-    let (p, mut sim, base) = rehearsal(&clock, schedule, run, &profile, 15, "2027-02-01");
+    let (p, sim) = rehearsal(&clock, schedule, run, &profile, 15, "2027-02-01");
     let store = || Store::open_read_only(&p.db()).unwrap();
     let waits = |log: &str| log.contains("the move request is not readable yet (replication)");
-    let far = |who: &str| live(&base)[who]["complete_after"].as_str().unwrap() > "2028";
+    let far = |who: &str| live(&sim.base)[who]["complete_after"].as_str().unwrap() > "2028";
 
     // A run goes; the operator holds new requests the moment they appear.
     let mut child = mailwave(&p, &clock, &["run"], "run.log").spawn().unwrap();
     let fresh = |n: usize| -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let mut m: Vec<serde_json::Value> = moves(&base);
+            let mut m: Vec<serde_json::Value> = moves(&sim.base);
             if m.len() >= n {
                 m.sort_by_key(|x| x["created"].as_str().unwrap().to_string());
                 return m[m.len() - n..]
@@ -1527,7 +1526,7 @@ fn an_action_on_a_fresh_request_waits_out_replication() {
     );
     // Every request made before the run stops, so that the next ones below are the only fresh ones.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while live(&base).len() < 15 {
+    while live(&sim.base).len() < 15 {
         assert!(
             Instant::now() < deadline,
             "the requests were not all made in 30 s"
@@ -1562,7 +1561,7 @@ fn an_action_on_a_fresh_request_waits_out_replication() {
             .output()
             .unwrap();
         assert!(
-            live(&base).contains_key(who),
+            live(&sim.base).contains_key(who),
             "{:?}: {}",
             out.status,
             std::fs::read_to_string(p.path("once.log")).unwrap()
@@ -1626,6 +1625,4 @@ fn an_action_on_a_fresh_request_waits_out_replication() {
         mailwave::store::State::Held
     );
     assert!(far(who));
-    sim.kill().unwrap();
-    sim.wait().unwrap();
 }

@@ -228,7 +228,7 @@ impl<S: MoveService> Coordinator<S> {
     fn applied(&self, a: &Queued, to: Target) -> String {
         match to {
             Target::Wave(t) if t != a.asked => format!(
-                "applied; it cuts over in {}, as the window of {} could no longer be given",
+                "applied; it cuts over in {}, as {}'s window is closing or closed",
                 self.st.waves[t as usize].name, self.st.waves[a.asked as usize].name
             ),
             _ => "applied".into(),

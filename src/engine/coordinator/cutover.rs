@@ -229,7 +229,7 @@ impl<S: MoveService> Coordinator<S> {
             };
             let (cut_names, rest_names) = (names(&cut), names(&rest));
             let detail = format!(
-                "its delegation group was split: {cut_names} cut over in {from}; {rest_names} follow as soon as possible, in {to}"
+                "its delegation group was split at the close of {from}: cut over there: {cut_names}; going on to {to} as soon as possible: {rest_names}"
             );
             tracing::warn!(wave = %from, "{detail}");
             for &idx in &rest {
@@ -246,7 +246,7 @@ impl<S: MoveService> Coordinator<S> {
             self.counters.groups_split += 1;
             if self.counters.split_groups.len() < SPLITS_NAMED {
                 self.counters.split_groups.push(format!(
-                    "{from}: {cut_names} cut over; {rest_names} follow in {to}"
+                    "{from}: cut over {cut_names}; going on to {to}: {rest_names}"
                 ));
             }
         }
@@ -293,7 +293,7 @@ impl<S: MoveService> Coordinator<S> {
         Ok(())
     }
 
-    /// Moves requests' cut-overs, each by the window rule: a target that can no longer be given
+    /// Moves requests' cut-overs, each by the window rule: a target whose window is closing or closed
     /// (it closed while the call waited) gives way to the next with room.
     pub(super) fn dispatch_reschedules(&mut self, now: Timestamp) {
         while self.slots() > 0
@@ -437,7 +437,7 @@ impl<S: MoveService> Coordinator<S> {
         match to {
             Target::Wave(to) if to != from => {
                 let why = format!(
-                    "{what} after the window of {from_name} could no longer be given: its cut-over is in {}",
+                    "{what} after {from_name}'s window closed: its cut-over is in {}",
                     self.st.waves[to as usize].name
                 );
                 self.move_in_store(idx, to, why, now).await?;
