@@ -4,9 +4,9 @@
 //! ([`policy::cutover_window`], through [`Coordinator::cutover`]), and shortly before a window closes
 //! (the margin, earlier when there are many to move at the request rate) every mailbox of the wave
 //! not yet cutting over moves to the next wave: in the store when it has no request, on the service
-//! too (`Set-MoveRequest -BatchName -CompleteAfter`) when it has one. A delegation group moves as
-//! one: its members held or failed go along, and a group some of whose members already cut over is
-//! reported as split.
+//! too (`Set-MoveRequest -BatchName -CompleteAfter`) when it has one. A delegation group that did
+//! not cut over moves as one, its members held or failed along with it; a group some of whose
+//! members already cut over is reported as split.
 
 use std::collections::HashMap;
 
@@ -25,6 +25,14 @@ pub(super) const FAR_AWAY: SignedDuration = SignedDuration::from_hours(24 * 365)
 
 /// Split groups the summary names, at most (all are counted).
 const SPLITS_NAMED: usize = 20;
+
+/// Its cut-over has started or is done.
+fn cut_over(state: State) -> bool {
+    matches!(
+        state,
+        State::Completing | State::Completed | State::CompletedWithWarning
+    )
+}
 
 /// Why a mailbox is held when no window is left for it, and what the operator can do.
 pub(super) fn no_window(from: &str, why: NoWindow) -> String {
@@ -121,6 +129,12 @@ impl<S: MoveService> Coordinator<S> {
             .filter(|&i| self.st.mailboxes[i as usize].wave == w)
             .collect();
         let groups = self.groups_among(w, &members)?;
+        // Groups some of whose members cut over in this window: split already.
+        let split: std::collections::HashSet<i64> = groups
+            .iter()
+            .filter(|(i, _)| cut_over(self.st.mailboxes[**i as usize].state))
+            .map(|(_, g)| *g)
+            .collect();
         let mut moved = 0;
         for &idx in &members {
             let m = &self.st.mailboxes[idx as usize];
@@ -137,11 +151,11 @@ impl<S: MoveService> Coordinator<S> {
                     self.st.mailboxes[idx as usize].work = Work::Queued;
                     moved += 1;
                 }
-                // Held or failed for the operator, in a delegation group that moves on: it goes
-                // along (still held, or still failed), so that a release or a retry puts it in its
-                // group's window, not in one of its own.
+                // Held or failed for the operator, in a delegation group that moves on whole: it
+                // goes along (still held, or still failed), so that a release or a retry puts it
+                // in its group's window, not in one of its own.
                 AtClose::Leave
-                    if groups.contains_key(&idx)
+                    if groups.get(&idx).is_some_and(|g| !split.contains(g))
                         && matches!(m.state, State::Held | State::Failed)
                         && m.work == Work::Idle
                         && matches!(next, Target::Wave(_)) =>
@@ -190,7 +204,8 @@ impl<S: MoveService> Coordinator<S> {
     }
 
     /// Groups of a closing wave of which some members cut over and others did not: those go as soon
-    /// as possible (the next wave), and the run says so, in their history and its summary.
+    /// as possible (the next wave; held or failed ones when the operator lets them), and the run
+    /// says so, in their history and its summary.
     async fn report_split_groups(
         &mut self,
         from: &str,
@@ -198,25 +213,27 @@ impl<S: MoveService> Coordinator<S> {
         groups: &HashMap<u32, i64>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut by_group: std::collections::BTreeMap<i64, (Vec<u32>, Vec<u32>)> =
-            Default::default();
+        // By group: cut over, going on, waiting for the operator.
+        type Split = (Vec<u32>, Vec<u32>, Vec<u32>);
+        let mut by_group: std::collections::BTreeMap<i64, Split> = Default::default();
         for (&idx, &g) in groups {
-            let state = self.st.mailboxes[idx as usize].state;
+            let m = &self.st.mailboxes[idx as usize];
             let entry = by_group.entry(g).or_default();
-            match state {
-                State::Completing | State::Completed | State::CompletedWithWarning => {
-                    entry.0.push(idx)
+            match policy::at_close(m.state, m.class) {
+                _ if cut_over(m.state) => entry.0.push(idx),
+                AtClose::MoveUnstarted | AtClose::MoveRequest => entry.1.push(idx),
+                AtClose::Leave if matches!(m.state, State::Held | State::Failed) => {
+                    entry.2.push(idx)
                 }
-                State::Skipped => {}
-                _ => entry.1.push(idx),
+                AtClose::Leave => {}
             }
         }
         let to = match next {
             Target::Wave(t) => self.st.waves[t as usize].name.clone(),
             Target::Hold(why) => format!("no wave ({})", why.reason()),
         };
-        for (cut, rest) in by_group.into_values() {
-            if cut.is_empty() || rest.is_empty() {
+        for (cut, going, waiting) in by_group.into_values() {
+            if cut.is_empty() || (going.is_empty() && waiting.is_empty()) {
                 continue;
             }
             let names = |list: &[u32]| {
@@ -227,12 +244,20 @@ impl<S: MoveService> Coordinator<S> {
                 v.sort();
                 crate::format::few(&v, 5)
             };
-            let (cut_names, rest_names) = (names(&cut), names(&rest));
-            let detail = format!(
-                "its delegation group was split at the close of {from}: cut over there: {cut_names}; going on to {to} as soon as possible: {rest_names}"
-            );
+            let mut parts = vec![format!("cut over there: {}", names(&cut))];
+            if !going.is_empty() {
+                parts.push(format!("going on to {to}: {}", names(&going)));
+            }
+            if !waiting.is_empty() {
+                parts.push(format!(
+                    "waiting for the operator (held or failed): {}",
+                    names(&waiting)
+                ));
+            }
+            let parts = parts.join("; ");
+            let detail = format!("its delegation group was split at the close of {from}: {parts}");
             tracing::warn!(wave = %from, "{detail}");
-            for &idx in &rest {
+            for &idx in going.iter().chain(&waiting) {
                 self.writer
                     .submit(Command::Note {
                         mailbox: self.st.mailboxes[idx as usize].id,
@@ -245,9 +270,7 @@ impl<S: MoveService> Coordinator<S> {
             }
             self.counters.groups_split += 1;
             if self.counters.split_groups.len() < SPLITS_NAMED {
-                self.counters.split_groups.push(format!(
-                    "{from}: cut over {cut_names}; going on to {to}: {rest_names}"
-                ));
+                self.counters.split_groups.push(format!("{from}: {parts}"));
             }
         }
         Ok(())
