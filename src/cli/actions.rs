@@ -2,8 +2,12 @@
 //! `wave hold|release|reschedule`. Each mailbox's action is checked against where it stands before
 //! anything is recorded (one refusal refuses the lot, exit 2), then recorded in the store with who
 //! and why. A running mailwave applies it within `run.action_poll` (at once, told by a signal
-//! file); with no run going, this command applies it itself, under the run lock.
+//! file); with no run going, this command applies it itself, under the run lock. An action that
+//! may let a mailbox complete shows the window the cut-over rule gives it (refused when none is
+//! left), and an action on part of a delegation group is refused unless `--with-group` or
+//! `--split` says what to do with the rest.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +36,13 @@ pub struct Common {
     /// A CSV with an EmailAddress column (Microsoft's batch format), for many mailboxes.
     #[arg(long, value_name = "CSV")]
     pub from_file: Option<PathBuf>,
+    /// Act on the rest of their delegation groups too (mailboxes that delegate move together).
+    #[arg(long, conflicts_with = "split")]
+    pub with_group: bool,
+    /// Act on these mailboxes alone, knowingly splitting them from their delegation groups
+    /// (recorded as a split in the audit).
+    #[arg(long)]
+    pub split: bool,
     #[command(flatten)]
     pub options: Options,
 }
@@ -118,14 +129,200 @@ fn class_of(f: &MailboxFacts) -> Option<FailureClass> {
     f.failure_class.as_deref().and_then(FailureClass::from_name)
 }
 
+/// Whether `kind` would be applied to `f` (not refused as it stands).
+fn applies(kind: ActionKind, f: &MailboxFacts, force: bool) -> bool {
+    !matches!(
+        policy::action_step(kind, f.state, class_of(f), f.has_request, false, force),
+        ActionStep::Refuse(_)
+    )
+}
+
+/// What an action does with the delegation groups of the mailboxes it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Groups {
+    /// Refuse to act on part of a group.
+    Whole,
+    /// Act on the rest of each group too.
+    WithGroup,
+    /// Act on the named mailboxes alone, recorded as a split.
+    Split,
+}
+
+impl Groups {
+    pub fn of(common: &Common) -> Groups {
+        match (common.with_group, common.split) {
+            (true, _) => Groups::WithGroup,
+            (_, true) => Groups::Split,
+            _ => Groups::Whole,
+        }
+    }
+}
+
+/// Keeps delegation groups whole: a hold, release, retry, skip or reschedule naming part of a
+/// group is refused (naming the members left out), unless `--with-group` (they are added) or
+/// `--split` (the named ones go alone, each recorded with the members it leaves). Members the
+/// action would not apply to (already moved, already held, ...) are not left out. Returns the
+/// mailboxes to act on and, for a split, what each leaves behind.
+pub fn keep_groups_whole(
+    state: &Path,
+    kind: ActionKind,
+    named: Vec<MailboxFacts>,
+    groups: Groups,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<(Vec<MailboxFacts>, HashMap<i64, String>)> {
+    if kind == ActionKind::Approve {
+        // Approving lets a mailbox cut over in its own window, which its group shares.
+        return Ok((named, HashMap::new()));
+    }
+    let ids: HashSet<i64> = named.iter().map(|f| f.id).collect();
+    let group_ids: Vec<i64> = named.iter().map(|f| f.group_id).collect();
+    let mut left: BTreeMap<i64, Vec<MailboxFacts>> = BTreeMap::new();
+    for m in Store::open_read_only(state)?.group_facts(&group_ids)? {
+        if !ids.contains(&m.id) && applies(kind, &m, force) {
+            left.entry(m.group_id).or_default().push(m);
+        }
+    }
+    let names = |g: i64| {
+        let v: Vec<String> = left[&g].iter().map(|m| m.address.clone()).collect();
+        crate::format::few(&v, 5)
+    };
+    match groups {
+        Groups::Whole => {
+            let refused: Vec<Line> = named
+                .iter()
+                .filter(|f| left.contains_key(&f.group_id))
+                .map(|f| Line {
+                    address: f.address.clone(),
+                    action: kind,
+                    state: f.state.to_string(),
+                    wave: f.wave.clone(),
+                    outcome: format!(
+                        "refused: its delegation group also has {} (add --with-group to act on them too, or --split to act on it alone)",
+                        names(f.group_id)
+                    ),
+                    id: None,
+                })
+                .collect();
+            if refused.is_empty() {
+                return Ok((named, HashMap::new()));
+            }
+            print(&refused, json);
+            Err(BadInput(format!(
+                "{} of {} mailbox(es) would leave part of a delegation group behind; nothing was recorded",
+                refused.len(),
+                named.len()
+            ))
+            .into())
+        }
+        Groups::WithGroup => {
+            let mut all = named;
+            all.extend(left.into_values().flatten());
+            Ok((all, HashMap::new()))
+        }
+        Groups::Split => {
+            let split = named
+                .iter()
+                .filter(|f| left.contains_key(&f.group_id))
+                .map(|f| (f.id, names(f.group_id)))
+                .collect();
+            Ok((named, split))
+        }
+    }
+}
+
+/// The waves as the cut-over rule sees them, to say where an action that may let a mailbox
+/// complete puts its cut-over (the run decides again when it applies it).
+struct Windows {
+    waves: Vec<WaveInfo>,
+    facts: Vec<policy::WindowFacts>,
+    now: jiff::Timestamp,
+}
+
+impl Windows {
+    fn load(cli: &Cli) -> anyhow::Result<Windows> {
+        let config = if cli.config.exists() {
+            Config::load(&cli.config)?
+        } else {
+            Config::default()
+        };
+        let rows = Store::open_read_only(&cli.state)?.waves_for_cutover()?;
+        let facts = rows
+            .iter()
+            .map(|(w, unready)| policy::WindowFacts {
+                start: w.window_start,
+                usable_until: policy::close_time(
+                    w.window_end,
+                    config.run.cutover_margin,
+                    *unready,
+                    config.run.requests_per_second,
+                ),
+                room: w.mailboxes < w.capacity,
+            })
+            .collect();
+        Ok(Windows {
+            waves: rows.into_iter().map(|(w, _)| w).collect(),
+            facts,
+            now: cli.clock().now(),
+        })
+    }
+
+    /// Where the cut-over of a mailbox sent to `preferred` goes: `None` while that window can be
+    /// given, else the later wave the rule picks, or why none is left.
+    fn place(&self, preferred: &str) -> Result<Option<&str>, String> {
+        let Some(p) = self.waves.iter().position(|w| w.name == preferred) else {
+            return Ok(None);
+        };
+        match policy::cutover_window(p, self.facts.len(), |i| self.facts[i], self.now) {
+            Ok(i) if i == p => Ok(None),
+            Ok(i) => Ok(Some(self.waves[i].name.as_str())),
+            Err(why) => Err(format!(
+                "no window is left for it: {preferred}'s window is closing or closed and {}; reschedule it to a wave with --force, or re-plan",
+                why.reason()
+            )),
+        }
+    }
+}
+
 /// What applying an action does to a mailbox, in words, or why it is refused.
 fn plan_one(
     kind: ActionKind,
     f: &MailboxFacts,
     force: bool,
     target: Option<&str>,
+    windows: &Windows,
 ) -> Result<String, String> {
-    match policy::action_step(kind, f.state, class_of(f), f.has_request, false, force) {
+    let step = policy::action_step(kind, f.state, class_of(f), f.has_request, false, force);
+    // What may let the mailbox complete gets a window still ahead or open first.
+    let may_complete = matches!(
+        (kind, step),
+        (ActionKind::Release | ActionKind::Reschedule, _)
+            | (ActionKind::Retry | ActionKind::Approve, ActionStep::Call(_))
+            | (ActionKind::Retry, ActionStep::Store(State::Planned))
+    ) && !matches!(step, ActionStep::Refuse(_) | ActionStep::Later);
+    let asked = target.unwrap_or(&f.wave);
+    let moved = if may_complete {
+        windows.place(asked)?
+    } else {
+        None
+    };
+    let target = moved.or(target);
+    let what = describe(kind, f, step, target)?;
+    Ok(match moved {
+        Some(to) => {
+            format!("{what}; it cuts over in {to}, as {asked}'s window is closing or closed")
+        }
+        None => what,
+    })
+}
+
+fn describe(
+    kind: ActionKind,
+    f: &MailboxFacts,
+    step: ActionStep,
+    target: Option<&str>,
+) -> Result<String, String> {
+    match step {
         ActionStep::Refuse(why) => Err(why.to_string()),
         ActionStep::Later => Ok("after its create is settled".into()),
         ActionStep::Store(to) => Ok(match target {
@@ -153,10 +350,14 @@ fn plan_one(
                 "Remove-MoveRequest, and a new one in its wave".into()
             }
             ActionCall::Remove => format!("Remove-MoveRequest; {} -> skipped", f.state),
-            ActionCall::Resume => {
-                "Resume-MoveRequest (removed and created again if it must be)".into()
-            }
-            ActionCall::Approve => "Set-MoveRequest -SkippedItemApprovalTime now".into(),
+            ActionCall::Resume => format!(
+                "Set-MoveRequest -CompleteAfter of {}, then Resume-MoveRequest (removed and created again if it must be)",
+                target.unwrap_or(&f.wave)
+            ),
+            ActionCall::Approve => format!(
+                "Set-MoveRequest -SkippedItemApprovalTime now, -CompleteAfter of {}",
+                target.unwrap_or(&f.wave)
+            ),
         }),
     }
 }
@@ -169,8 +370,10 @@ pub fn act(
     common: &Options,
     force: bool,
     target: Option<&WaveInfo>,
+    split: &HashMap<i64, String>,
 ) -> anyhow::Result<i32> {
     let target_name = target.map(|t| t.name.as_str());
+    let windows = Windows::load(cli)?;
     let mut lines = Vec::new();
     let mut refused = Vec::new();
     for f in &mailboxes {
@@ -182,8 +385,11 @@ pub fn act(
             outcome,
             id: None,
         };
-        match plan_one(kind, f, force, target_name) {
-            Ok(what) => lines.push(line(what)),
+        match plan_one(kind, f, force, target_name, &windows) {
+            Ok(what) => lines.push(line(match split.get(&f.id) {
+                Some(left) => format!("{what}; split from its group: {left}"),
+                None => what,
+            })),
             Err(why) => refused.push(line(format!("refused: {why}"))),
         }
     }
@@ -211,6 +417,7 @@ pub fn act(
             reason: common.reason.clone(),
             target_wave: target.map(|t| t.id),
             force,
+            split: split.get(&f.id).cloned(),
         })
         .collect();
     let now = cli.clock().now();
@@ -275,8 +482,13 @@ fn report(
                 }
                 o.clone()
             }
+            // Pending, and the run has said why (its request is still replicating).
+            (None, Some(o)) => o.clone(),
             _ => "pending: the run applies it within run.action_poll".into(),
         };
+        if let Some(left) = &row.split {
+            line.outcome = format!("{}; split from its group: {left}", line.outcome);
+        }
     }
     print(&lines, json);
     if refused > 0 {
@@ -451,6 +663,8 @@ impl MoveService for Offline {
     async fn approve_skipped_items(
         &self,
         _: Call,
+        _: &str,
+        _: jiff::Timestamp,
         _: &str,
         _: jiff::Timestamp,
     ) -> Result<(), ServiceError> {

@@ -63,6 +63,14 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     };
     let addresses = actions::addresses(common)?;
     let facts = actions::facts_of(&cli.state, &addresses)?;
+    let (facts, split) = actions::keep_groups_whole(
+        &cli.state,
+        kind,
+        facts,
+        actions::Groups::of(common),
+        force,
+        common.options.json,
+    )?;
     let target = match to {
         Some(name) => {
             let arriving = facts.iter().filter(|f| &f.wave != name).count();
@@ -70,16 +78,26 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    actions::act(cli, kind, facts, &common.options, force, target.as_ref())
+    actions::act(
+        cli,
+        kind,
+        facts,
+        &common.options,
+        force,
+        target.as_ref(),
+        &split,
+    )
 }
 
 fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
     let store = Store::open_read_only(&cli.state)?;
     let r = store.mailbox_report(address)?;
     let acts = store.actions_of(r.id)?;
+    let group = store.group_members(r.id)?;
     if json {
         let mut v = serde_json::to_value(&r)?;
         v["actions"] = serde_json::to_value(&acts)?;
+        v["group_members"] = serde_json::to_value(&group)?;
         outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::OK);
     }
@@ -116,9 +134,12 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
         "  affinity group  {} mailbox(es){}",
         r.group_size,
         if r.service_account {
-            "; service account, not grouped"
+            "; service account, not grouped".to_string()
+        } else if group.is_empty() {
+            String::new()
         } else {
-            ""
+            // An action on it alone would leave these behind (see --with-group, --split).
+            format!(", with {}", crate::format::few(&group, 5))
         }
     );
     match (&r.wave, r.state) {
@@ -148,7 +169,7 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
         outln!("  actions:");
         for a in &acts {
             outln!(
-                "    {}  {} by {}{}{}  -> {}",
+                "    {}  {} by {}{}{}{}  -> {}",
                 a.at,
                 a.kind.name(),
                 a.by,
@@ -159,6 +180,10 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
                 a.reason
                     .as_deref()
                     .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                a.split
+                    .as_deref()
+                    .map(|g| format!(", split from its group: {g}"))
                     .unwrap_or_default(),
                 a.outcome.as_deref().unwrap_or("pending")
             );

@@ -105,6 +105,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
     if waves.is_empty() {
         return Err(BadInput("no wave ahead to check (see `mailwave status`)".into()).into());
     }
+    let view = RunView {
+        holder: crate::store::lock::holder(&cli.state),
+        in_flight: ["submitted", "syncing"]
+            .iter()
+            .map(|s| status.totals.get(s).copied().unwrap_or(0))
+            .sum::<u64>()
+            + store
+                .open_intents()?
+                .iter()
+                .filter(|i| i.operation == "create")
+                .count() as u64,
+    };
     let mut members: HashMap<String, Vec<(String, State)>> = HashMap::new();
     for w in &waves {
         let list = store
@@ -139,7 +151,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         let stop = tokio_util::sync::CancellationToken::new();
         let exchange = Executor::new(Arc::new(exchange), clock, &config.run, stop.clone());
         let graph = Executor::new(Arc::new(graph), clock, &config.run, stop);
-        anyhow::Ok(checks(&config, now, &tokens, &exchange, &graph, &waves, &members).await)
+        anyhow::Ok(
+            checks(
+                &config, now, &tokens, &exchange, &graph, &waves, &members, &view,
+            )
+            .await,
+        )
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
 
@@ -187,6 +204,14 @@ fn failed(what: &str, e: &ServiceError) -> String {
     format!("{what}: {e}")
 }
 
+/// What the run would see now, to say why mailboxes have no request yet: who holds the database,
+/// and the moves in flight (copying, or created without an answer yet) across the estate.
+struct RunView {
+    holder: Option<String>,
+    in_flight: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn checks<T, G>(
     config: &Config,
     now: Timestamp,
@@ -195,6 +220,7 @@ async fn checks<T, G>(
     graph: &Executor<GraphClient<G>>,
     waves: &[WaveStatus],
     members: &HashMap<String, Vec<(String, State)>>,
+    view: &RunView,
 ) -> Vec<Check>
 where
     T: crate::exchange::Transport,
@@ -221,6 +247,11 @@ where
     let (ex, g) = (&exchange.service, &graph.service);
     // Exchange: a listing of a batch that cannot exist proves the role allows Get-MoveRequest.
     let mut requests: Option<Vec<crate::exchange::MoveRequest>> = None;
+    // The run's own cap on moves in flight; as the run assumes when the endpoint cannot be read.
+    let mut cap = (
+        config.run.max_in_flight.min(200),
+        "run.max_in_flight, or 200 while the migration endpoint cannot be read".to_string(),
+    );
     if ok_tokens[0] {
         match exchange
             .call("Get-MoveRequest", Retry::Transient, || {
@@ -248,16 +279,28 @@ where
             })
             .await
         {
-            Ok(l) => out.push(check(
-                "migration endpoint",
-                None,
-                Verdict::Pass,
-                format!(
-                    "{}: MaxConcurrentMigrations {}",
-                    endpoint.unwrap_or("the default endpoint"),
-                    l.max_concurrent_migrations
-                ),
-            )),
+            Ok(l) => {
+                cap = (
+                    crate::engine::policy::in_flight_cap(
+                        config.run.max_in_flight,
+                        l.max_concurrent_migrations,
+                    ),
+                    format!(
+                        "run.max_in_flight {}, at most twice MaxConcurrentMigrations {}",
+                        config.run.max_in_flight, l.max_concurrent_migrations
+                    ),
+                );
+                out.push(check(
+                    "migration endpoint",
+                    None,
+                    Verdict::Pass,
+                    format!(
+                        "{}: MaxConcurrentMigrations {}",
+                        endpoint.unwrap_or("the default endpoint"),
+                        l.max_concurrent_migrations
+                    ),
+                ));
+            }
             Err(e) => out.push(check(
                 "migration endpoint",
                 None,
@@ -437,14 +480,65 @@ where
             });
         }
 
-        out.push(timing(config, now, w, list));
-        out.push(capacity(w, list.len() as i64));
+        out.push(timing(
+            config,
+            now,
+            w,
+            list,
+            &why_unstarted(config, now, view, &cap),
+        ));
+        // Skipped mailboxes take no cut-over.
+        let moving = list.iter().filter(|(_, s)| *s != State::Skipped).count();
+        out.push(capacity(w, moving as i64));
     }
     out
 }
 
-/// Whether pre-staging starts in time.
-fn timing(config: &Config, now: Timestamp, w: &WaveStatus, list: &[(String, State)]) -> Check {
+/// Why mailboxes whose pre-stage has begun have no request yet, as the run sees it: no run is
+/// going, the run creates requests only in `run.prestage_window`, or it is at its in-flight cap
+/// (the rest are created as copies finish); otherwise it is creating them.
+fn why_unstarted(config: &Config, now: Timestamp, view: &RunView, cap: &(u64, String)) -> String {
+    let run = view
+        .holder
+        .as_deref()
+        .filter(|h| h.starts_with("mailwave run"));
+    let Some(run) = run else {
+        return "no run is going: start `mailwave run` (or `mailwave run --once` from cron)".into();
+    };
+    let since = run.split(" on host ").next().unwrap_or(run);
+    if let Some(window) = config.run.prestage_window
+        && !crate::engine::policy::in_local_window(window, now, &config.schedule.timezone)
+    {
+        return format!(
+            "not yet due: `{since}` creates requests only in run.prestage_window {window} ({})",
+            config
+                .schedule
+                .timezone
+                .iana_name()
+                .unwrap_or("schedule.timezone")
+        );
+    }
+    let (limit, why) = cap;
+    if view.in_flight >= *limit {
+        return format!(
+            "`{since}` is at its in-flight cap: {} moves in flight of {limit} ({why}); the rest are created as copies finish",
+            view.in_flight
+        );
+    }
+    format!(
+        "`{since}` is creating them ({} moves in flight of its cap {limit}), earlier waves first, at run.requests_per_second",
+        view.in_flight
+    )
+}
+
+/// Whether pre-staging starts in time; `why` says why mailboxes have no request yet.
+fn timing(
+    config: &Config,
+    now: Timestamp,
+    w: &WaveStatus,
+    list: &[(String, State)],
+    why: &str,
+) -> Check {
     let id = Some(w.id.as_str());
     let tz = config.schedule.timezone.clone();
     let at = |s: &str| crate::format::local_text(s, &tz);
@@ -469,7 +563,7 @@ fn timing(config: &Config, now: Timestamp, w: &WaveStatus, list: &[(String, Stat
             id,
             Verdict::Fail,
             format!(
-                "its window opened at {} and {planned} mailboxes have no request yet",
+                "its window opened at {} and {planned} mailboxes have no request yet: {why}",
                 at(&w.window_start)
             ),
         )
@@ -479,7 +573,7 @@ fn timing(config: &Config, now: Timestamp, w: &WaveStatus, list: &[(String, Stat
             id,
             Verdict::Warn,
             format!(
-                "pre-staging began at {}; {planned} mailboxes have no request yet, {} before the window (is a run going?)",
+                "pre-staging began at {}; {planned} mailboxes have no request yet, {} before the window: {why}",
                 at(&w.prestage_start),
                 hours(start.duration_since(now))
             ),

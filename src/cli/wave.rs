@@ -1,6 +1,8 @@
 //! `mailwave wave hold|release|reschedule`: the operator's actions on whole waves, one action (and
 //! one audit event) per mailbox.
 
+use std::collections::HashMap;
+
 use super::actions::{self, Options};
 use super::{BadInput, Cli};
 use crate::config::Config;
@@ -77,11 +79,28 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
     match command {
         Command::Hold(w) => {
             let facts = eligible(cli, &w.waves, ActionKind::Hold)?;
-            actions::act(cli, ActionKind::Hold, facts, &w.options, false, None)
+            // A delegation group is planned into one wave: a wave's action keeps it whole.
+            actions::act(
+                cli,
+                ActionKind::Hold,
+                facts,
+                &w.options,
+                false,
+                None,
+                &HashMap::new(),
+            )
         }
         Command::Release(w) => {
             let facts = eligible(cli, &w.waves, ActionKind::Release)?;
-            actions::act(cli, ActionKind::Release, facts, &w.options, false, None)
+            actions::act(
+                cli,
+                ActionKind::Release,
+                facts,
+                &w.options,
+                false,
+                None,
+                &HashMap::new(),
+            )
         }
         Command::Reschedule { wave, to, force } => {
             let date: jiff::civil::Date = to
@@ -134,6 +153,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<i32> {
                 &wave.options,
                 *force,
                 Some(&target),
+                &HashMap::new(),
             )
         }
     }

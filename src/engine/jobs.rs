@@ -289,15 +289,24 @@ pub enum What {
     Stats,
     /// The statistics of a finished move, for its figures.
     Figures,
-    Resume,
-    Approve,
+    /// `Set-MoveRequest -BatchName -CompleteAfter` (the cut-over the window rule gave it), then
+    /// `Resume-MoveRequest`: a resumed move may complete at once.
+    Resume(Cutover),
+    /// `Set-MoveRequest -SkippedItemApprovalTime` with the cut-over the window rule gave it, in
+    /// one call.
+    Approve(Cutover),
     Remove,
     /// Moves a request to another wave's batch and cut-over.
-    Reschedule {
-        to: Target,
-        batch: String,
-        complete_after: Timestamp,
-    },
+    Reschedule(Cutover),
+}
+
+/// Where a call puts a request's cut-over: the wave's batch and its CompleteAfter (the window's
+/// start, or far out for a mailbox that is held).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cutover {
+    pub to: Target,
+    pub batch: String,
+    pub complete_after: Timestamp,
 }
 
 /// How the statistics reads for move figures are counted (`run.collect_statistics`).
@@ -310,8 +319,8 @@ impl What {
             What::Create { .. } => "New-MoveRequest",
             What::List { .. } | What::Get => "Get-MoveRequest",
             What::Stats | What::Figures => "Get-MoveRequestStatistics",
-            What::Resume => "Resume-MoveRequest",
-            What::Approve | What::Reschedule { .. } => "Set-MoveRequest",
+            What::Resume(_) => "Resume-MoveRequest",
+            What::Approve(_) | What::Reschedule(_) => "Set-MoveRequest",
             What::Remove => "Remove-MoveRequest",
         }
     }
@@ -342,8 +351,16 @@ pub enum Answer {
     Got(Result<MoveRequest, ServiceError>),
     Stats(Result<MoveStatistics, ServiceError>),
     Figures(Result<MoveStatistics, ServiceError>),
-    Resumed(Result<(), ServiceError>),
-    Approved(Result<(), ServiceError>),
+    /// `moved`: where the cut-over went before the resume (`None`: the Set-MoveRequest before it
+    /// failed, and nothing changed).
+    Resumed {
+        moved: Option<Target>,
+        result: Result<(), ServiceError>,
+    },
+    Approved {
+        to: Target,
+        result: Result<(), ServiceError>,
+    },
     Removed(Result<(), ServiceError>),
     Rescheduled {
         to: Target,
@@ -436,32 +453,51 @@ impl<S: MoveService> Executor<S> {
                 self.call(FIGURES, Retry::Transient, || svc.statistics(call, id))
                     .await,
             ),
-            What::Resume => Answer::Resumed(
-                self.call(cmdlet, Retry::Transient, || svc.resume(call, id))
-                    .await,
-            ),
+            What::Resume(cutover) => {
+                let moved = self
+                    .call("Set-MoveRequest", Retry::Transient, || {
+                        svc.reschedule(call, id, &cutover.batch, cutover.complete_after)
+                    })
+                    .await;
+                match moved {
+                    Ok(()) => Answer::Resumed {
+                        moved: Some(cutover.to),
+                        result: self
+                            .call(cmdlet, Retry::Transient, || svc.resume(call, id))
+                            .await,
+                    },
+                    Err(e) => Answer::Resumed {
+                        moved: None,
+                        result: Err(e),
+                    },
+                }
+            }
             What::Remove => Answer::Removed(
                 self.call(cmdlet, Retry::Transient, || svc.remove(call, id))
                     .await,
             ),
-            What::Approve => {
+            What::Approve(cutover) => {
                 let now = self.clock.now();
-                Answer::Approved(
-                    self.call(cmdlet, Retry::Transient, || {
-                        svc.approve_skipped_items(call, id, now)
-                    })
-                    .await,
-                )
+                Answer::Approved {
+                    to: cutover.to,
+                    result: self
+                        .call(cmdlet, Retry::Transient, || {
+                            svc.approve_skipped_items(
+                                call,
+                                id,
+                                now,
+                                &cutover.batch,
+                                cutover.complete_after,
+                            )
+                        })
+                        .await,
+                }
             }
-            What::Reschedule {
-                to,
-                batch,
-                complete_after,
-            } => Answer::Rescheduled {
-                to,
+            What::Reschedule(cutover) => Answer::Rescheduled {
+                to: cutover.to,
                 result: self
                     .call(cmdlet, Retry::Transient, || {
-                        svc.reschedule(call, id, &batch, complete_after)
+                        svc.reschedule(call, id, &cutover.batch, cutover.complete_after)
                     })
                     .await,
             },

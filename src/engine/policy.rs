@@ -183,6 +183,105 @@ pub(crate) fn next_window(
         .map(|(i, _)| i)
 }
 
+/// When the completer moves a wave's mailboxes not yet cutting over on to the next wave:
+/// `run.cutover_margin` before the window ends, earlier by the time the calls for its `unready`
+/// mailboxes take at the request rate.
+pub fn close_time(
+    window_end: Timestamp,
+    margin: SignedDuration,
+    unready: u64,
+    requests_per_second: f64,
+) -> Timestamp {
+    let calls = unready as f64 / requests_per_second.max(1e-9);
+    let sending = SignedDuration::from_secs_f64(calls.min(1e9));
+    window_end
+        .checked_sub(margin)
+        .and_then(|t| t.checked_sub(sending))
+        .unwrap_or(Timestamp::MIN)
+}
+
+/// A wave's window as the cut-over rule ([`cutover_window`]) sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowFacts {
+    pub start: Timestamp,
+    /// The last moment a mailbox may still be given this window: the completer moves whatever is
+    /// not cutting over on to a later wave then (for a closed window it has passed).
+    pub usable_until: Timestamp,
+    /// It holds fewer mailboxes than its capacity.
+    pub room: bool,
+}
+
+/// Why no window is left for a mailbox: it is held, with this reason, until an operator acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NoWindow {
+    NonePlanned,
+    NoneWithRoom,
+}
+
+impl NoWindow {
+    pub fn reason(self) -> &'static str {
+        match self {
+            NoWindow::NonePlanned => "no later wave is planned",
+            NoWindow::NoneWithRoom => "no later wave has room",
+        }
+    }
+}
+
+/// The one rule for every path that may let a mailbox complete (creates, approvals, retries and
+/// resumes, releases, reschedules, adoptions): before the call, its cut-over (batch and
+/// CompleteAfter) goes into a window that is still ahead or open. That is `preferred` (its own
+/// wave, or the one an operator sends it to) while it can still be given; else the earliest later
+/// wave with room; else none, and the mailbox is held with the reason. The service never cuts a
+/// move over before its CompleteAfter, and the completer moves on whatever has not started its
+/// cut-over before a window closes, so nothing cuts over outside a window of the wave it then
+/// belongs to, whatever the operator does. `wave(i)` describes wave `i` of `count`.
+pub fn cutover_window(
+    preferred: usize,
+    count: usize,
+    wave: impl Fn(usize) -> WindowFacts,
+    now: Timestamp,
+) -> Result<usize, NoWindow> {
+    let own = wave(preferred);
+    if now < own.usable_until {
+        return Ok(preferred);
+    }
+    let mut later = false;
+    let mut best: Option<(Timestamp, usize)> = None;
+    for i in (0..count).filter(|&i| i != preferred) {
+        let w = wave(i);
+        if w.start <= own.start || now >= w.usable_until {
+            continue;
+        }
+        later = true;
+        if w.room && best.is_none_or(|(start, _)| w.start < start) {
+            best = Some((w.start, i));
+        }
+    }
+    match best {
+        Some((_, i)) => Ok(i),
+        None if later => Err(NoWindow::NoneWithRoom),
+        None => Err(NoWindow::NonePlanned),
+    }
+}
+
+/// How long the run waits before asking again about a request the service has not replicated
+/// yet (a 404 within `REPLICATION_GRACE` of its create, which bounds the retries): briefly at
+/// first, as replication usually takes seconds, then at most two minutes apart.
+pub(crate) fn replication_wait(tries: u32) -> SignedDuration {
+    const MOST: SignedDuration = SignedDuration::from_mins(2);
+    SignedDuration::from_secs(5)
+        .checked_mul(1i32 << tries.min(8))
+        .map_or(MOST, |d| d.min(MOST))
+}
+
+/// Move requests a run keeps copying at once: `run.max_in_flight`, and at most twice the migration
+/// endpoint's MaxConcurrentMigrations (what is over that only queues on the service).
+pub fn in_flight_cap(max_in_flight: u64, max_concurrent_migrations: u32) -> u64 {
+    max_in_flight
+        .min(2 * max_concurrent_migrations as u64)
+        .max(1)
+}
+
 pub(crate) fn at_close(state: State, class: Option<FailureClass>) -> AtClose {
     match state {
         State::Planned => AtClose::MoveUnstarted,
@@ -512,6 +611,135 @@ mod tests {
         for (state, class, want) in table {
             assert_eq!(at_close(state, class), want, "{state} {class:?}");
         }
+    }
+
+    #[test]
+    fn a_mailbox_that_may_complete_gets_a_window_still_ahead_or_open() {
+        use NoWindow::*;
+        let t = |h: i64| {
+            "2027-01-04T00:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_hours(h)
+        };
+        // Four waves a day apart: their windows start at 20:00 and can be given until 05:30.
+        let wave = |day: i64, room: bool| WindowFacts {
+            start: t(24 * day + 20),
+            usable_until: t(24 * day + 29) + SignedDuration::from_mins(30),
+            room,
+        };
+        let closed = |day: i64| WindowFacts {
+            usable_until: Timestamp::MIN,
+            ..wave(day, true)
+        };
+        let estate = |w: [WindowFacts; 4]| w;
+        let table = [
+            // Its own window is ahead: it stays there, with room or without.
+            (
+                "ahead",
+                estate([wave(0, false), wave(1, true), wave(2, true), wave(3, true)]),
+                0,
+                t(10),
+                Ok(0),
+            ),
+            // Open (the cut-over may start now, inside it).
+            (
+                "open",
+                estate([wave(0, true), wave(1, true), wave(2, true), wave(3, true)]),
+                0,
+                t(23),
+                Ok(0),
+            ),
+            // Past the moment the completer moves mailboxes on: the next wave with room.
+            (
+                "closing",
+                estate([wave(0, true), wave(1, true), wave(2, true), wave(3, true)]),
+                0,
+                t(29) + SignedDuration::from_mins(31),
+                Ok(1),
+            ),
+            // Closed four days ago (the approve of issue 19): the first later window still ahead.
+            (
+                "closed days ago",
+                estate([closed(0), closed(1), closed(2), wave(4, true)]),
+                0,
+                t(24 * 4 + 19),
+                Ok(3),
+            ),
+            // The next one is full: the one after.
+            (
+                "next is full",
+                estate([closed(0), wave(1, false), wave(2, true), wave(3, true)]),
+                0,
+                t(24 + 10),
+                Ok(2),
+            ),
+            // A later wave that is open right now counts.
+            (
+                "next is open",
+                estate([closed(0), wave(1, true), wave(2, true), wave(3, true)]),
+                0,
+                t(24 + 21),
+                Ok(1),
+            ),
+            // An earlier wave never does, even one with room whose window could still be given.
+            (
+                "only earlier",
+                estate([wave(0, true), wave(1, true), closed(2), closed(3)]),
+                2,
+                t(10),
+                Err(NonePlanned),
+            ),
+            (
+                "nothing later",
+                estate([closed(0), closed(1), closed(2), closed(3)]),
+                2,
+                t(24 * 4),
+                Err(NonePlanned),
+            ),
+            (
+                "all full",
+                estate([closed(0), wave(1, false), wave(2, false), wave(3, false)]),
+                0,
+                t(24 + 10),
+                Err(NoneWithRoom),
+            ),
+            // An operator's target that closed meanwhile: the next with room after it.
+            (
+                "target closed",
+                estate([wave(0, true), closed(1), wave(2, true), wave(3, true)]),
+                1,
+                t(24 * 2 + 1),
+                Ok(2),
+            ),
+        ];
+        for (what, waves, preferred, now, want) in table {
+            assert_eq!(
+                cutover_window(preferred, waves.len(), |i| waves[i], now),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn replication_is_waited_out_briefly_first_then_two_minutes_apart() {
+        let s = SignedDuration::from_secs;
+        let table = [
+            (0, s(5)),
+            (1, s(10)),
+            (2, s(20)),
+            (4, s(80)),
+            (5, s(120)),
+            (40, s(120)),
+        ];
+        for (tries, want) in table {
+            assert_eq!(replication_wait(tries), want, "{tries}");
+        }
+    }
+
+    #[test]
+    fn the_in_flight_cap_follows_the_endpoint() {
+        assert_eq!(in_flight_cap(2000, 100), 200);
+        assert_eq!(in_flight_cap(150, 100), 150);
+        assert_eq!(in_flight_cap(2000, 0), 1);
     }
 
     #[test]

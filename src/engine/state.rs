@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use jiff::Timestamp;
 
+use super::policy::NoWindow;
 use crate::store::lifecycle::ALL_STATES;
 use crate::store::run_view::{MailboxRow, WaveRow};
 use crate::store::{FailureClass, State};
@@ -174,8 +175,9 @@ pub struct Mailbox {
 pub enum Target {
     /// Into this wave's batch and window.
     Wave(u32),
-    /// No later wave is planned: the cut-over is pushed far out and the mailbox held for a re-plan.
-    NoLaterWave,
+    /// No window is left for it (see [`NoWindow`]): the cut-over is pushed far out and the
+    /// mailbox held, with the reason, for the operator.
+    Hold(NoWindow),
 }
 
 /// A create whose outcome is not known yet: the intent recorded before it, the call's
@@ -401,7 +403,9 @@ impl RunState {
             self.waves[w as usize].window_start,
             not_before,
         )
-        .map_or(Target::NoLaterWave, |i| Target::Wave(i as u32))
+        .map_or(Target::Hold(NoWindow::NonePlanned), |i| {
+            Target::Wave(i as u32)
+        })
     }
 }
 

@@ -175,6 +175,10 @@ pub struct RunSummary {
     /// statistics could not be read.
     pub figures_collected: u64,
     pub figures_missed: u64,
+    /// Delegation groups split at a window's close (some members had cut over; the rest follow as
+    /// soon as possible), and the first few in words.
+    pub groups_split: u64,
+    pub split_groups: Vec<String>,
     /// When the service last gave a good answer.
     pub(crate) last_good_answer: Option<String>,
     /// The notices to users this run sent, dropped, ... (when `[notices]` is enabled).
@@ -210,6 +214,8 @@ impl RunSummary {
             calls_cut_off: 0,
             figures_collected: 0,
             figures_missed: 0,
+            groups_split: 0,
+            split_groups: Vec::new(),
             last_good_answer: None,
             notices: None,
             licences: None,

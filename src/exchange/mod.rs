@@ -237,11 +237,16 @@ pub trait MoveService: Send + Sync + 'static {
         call: Call,
         identity: &str,
     ) -> impl Future<Output = Res<MoveStatistics>> + Send;
+    /// Approves the skipped items (`Set-MoveRequest -SkippedItemApprovalTime`), putting the
+    /// request in `batch` with `complete_after` in the same call: an approved move may complete
+    /// as soon as its CompleteAfter has come.
     fn approve_skipped_items(
         &self,
         call: Call,
         identity: &str,
         at: Timestamp,
+        batch: &str,
+        complete_after: Timestamp,
     ) -> impl Future<Output = Res<()>> + Send;
     /// Moves a request to another batch and cut-over (`Set-MoveRequest -BatchName -CompleteAfter`).
     fn reschedule(
@@ -757,12 +762,23 @@ impl<T: Transport> MoveService for ExchangeClient<T> {
         ))
     }
 
-    async fn approve_skipped_items(&self, call: Call, identity: &str, at: Timestamp) -> Res<()> {
+    async fn approve_skipped_items(
+        &self,
+        call: Call,
+        identity: &str,
+        at: Timestamp,
+        batch: &str,
+        complete_after: Timestamp,
+    ) -> Res<()> {
         self.identity_cmdlet(
             call,
             "Set-MoveRequest",
             identity,
-            &[("SkippedItemApprovalTime", json!(format_datetime(at)))],
+            &[
+                ("SkippedItemApprovalTime", json!(format_datetime(at))),
+                ("BatchName", json!(batch)),
+                ("CompleteAfter", json!(format_datetime(complete_after))),
+            ],
         )
         .await
     }

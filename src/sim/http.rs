@@ -331,6 +331,7 @@ async fn sim_moves(State(sim): Shared) -> Response {
                         identity.to_string()
                     },
                     "status": mv.status.name(),
+                    "batch": m.batch_of(mv),
                     "creates": mv.creates,
                     "created": mv.created().to_string(),
                     "complete_after": mv.complete_after().map(|t| t.to_string()),

@@ -589,6 +589,11 @@ impl MoveService {
         &self.names[at as usize..(at + len) as usize]
     }
 
+    /// The batch a move is in (it cannot change once the move's cut-over has started).
+    pub fn batch_of(&self, m: &Move) -> &str {
+        &self.batches[m.batch as usize]
+    }
+
     /// A move's identity as the index sees it: none once removed.
     fn live_name(&self, id: u32) -> &str {
         let m = &self.moves[id as usize];
@@ -714,7 +719,14 @@ impl MoveService {
             let m = &mut self.moves[id as usize];
             m.waiting_completion = false;
             // Still eligible? (CompleteAfter may have been moved, or the request suspended.)
-            if m.status != Status::Synced || m.complete_after > at {
+            if m.status != Status::Synced {
+                continue;
+            }
+            if m.complete_after > at {
+                // Moved later while it waited for a slot: it queues again when that time comes
+                // (nothing else would wake it, and the service never starts a cut-over early).
+                let when = m.complete_after;
+                self.schedule(when, Event::CompleteAfter, id);
                 continue;
             }
             let minutes = self.profile.finalization_minutes * (0.5 + self.rng.random::<f64>());
@@ -2012,6 +2024,124 @@ mod tests {
             status_of(&mut sim, t("2027-01-10T00:00:00Z"), "dave@contoso.com"),
             "Synced"
         );
+    }
+
+    #[test]
+    fn an_approved_resumed_or_delayed_move_never_cuts_over_before_its_complete_after() {
+        let start = t("2027-01-01T12:00:00Z");
+        let after = |who: &str, sim: &MoveService| sim.find(who).unwrap().completion_started();
+        let set = |sim: &mut MoveService, now: Timestamp, p: Value| {
+            sim.run_t(now, "Set-MoveRequest", &params(p), 0, 1).unwrap();
+        };
+        // Approved (data consistency Investigate) long after its first CompleteAfter, with a new
+        // one given in the same call: it waits for the new one.
+        let mut sim = MoveService::new(
+            Profile {
+                dcs_investigate_share: 1.0,
+                ..quiet()
+            },
+            1,
+            start,
+        );
+        create(&mut sim, start, "carol@contoso.com", "2027-01-02T00:00:00Z").unwrap();
+        let later = t("2027-01-05T19:45:00Z");
+        assert_eq!(status_of(&mut sim, later, "carol@contoso.com"), "Synced");
+        set(
+            &mut sim,
+            later,
+            json!({"Identity": "carol@contoso.com", "SkippedItemApprovalTime": "2027-01-05T19:45:00Z",
+                   "BatchName": "mw-2027-01-06", "CompleteAfter": "2027-01-06T20:00:00Z"}),
+        );
+        assert_eq!(
+            status_of(&mut sim, t("2027-01-06T19:59:00Z"), "carol@contoso.com"),
+            "Synced"
+        );
+        assert_eq!(
+            status_of(&mut sim, t("2027-01-06T23:00:00Z"), "carol@contoso.com"),
+            "CompletedWithSkippedItems"
+        );
+        assert!(after("carol@contoso.com", &sim).unwrap() >= t("2027-01-06T20:00:00Z"));
+
+        // Suspended once copied, its CompleteAfter moved, then resumed: it waits too.
+        let mut sim = MoveService::new(quiet(), 1, start);
+        create(&mut sim, start, "dan@contoso.com", "2027-01-02T00:00:00Z").unwrap();
+        let copied = t("2027-01-01T23:00:00Z");
+        assert_eq!(status_of(&mut sim, copied, "dan@contoso.com"), "Synced");
+        sim.run_t(
+            copied,
+            "Suspend-MoveRequest",
+            &params(json!({"Identity": "dan@contoso.com"})),
+            0,
+            1,
+        )
+        .unwrap();
+        set(
+            &mut sim,
+            copied,
+            json!({"Identity": "dan@contoso.com", "CompleteAfter": "2027-01-03T20:00:00Z"}),
+        );
+        let resumed = t("2027-01-03T10:00:00Z");
+        sim.run_t(
+            resumed,
+            "Resume-MoveRequest",
+            &params(json!({"Identity": "dan@contoso.com"})),
+            0,
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            status_of(&mut sim, t("2027-01-03T19:59:00Z"), "dan@contoso.com"),
+            "Synced"
+        );
+        assert_eq!(
+            status_of(&mut sim, t("2027-01-04T02:00:00Z"), "dan@contoso.com"),
+            "Completed"
+        );
+        assert!(after("dan@contoso.com", &sim).unwrap() >= t("2027-01-03T20:00:00Z"));
+
+        // Waiting for a finalisation slot when its CompleteAfter is moved a day out: it leaves
+        // the queue, and cuts over when the new time comes (not before, and not never).
+        let mut sim = MoveService::new(
+            Profile {
+                max_concurrent_completions: 1,
+                finalization_minutes: 60.0,
+                ..quiet()
+            },
+            1,
+            start,
+        );
+        for who in ["eve@contoso.com", "fay@contoso.com"] {
+            create(&mut sim, start, who, "2027-01-02T00:00:00Z").unwrap();
+        }
+        let busy = t("2027-01-02T00:00:01Z");
+        let completing: Vec<String> = ["eve@contoso.com", "fay@contoso.com"]
+            .iter()
+            .map(|w| status_of(&mut sim, busy, w))
+            .collect();
+        let waiting = if completing[0] == "CompletionInProgress" {
+            "fay@contoso.com"
+        } else {
+            "eve@contoso.com"
+        };
+        assert_eq!(
+            status_of(&mut sim, busy, waiting),
+            "Synced",
+            "{completing:?}"
+        );
+        set(
+            &mut sim,
+            busy,
+            json!({"Identity": waiting, "CompleteAfter": "2027-01-03T00:00:00Z"}),
+        );
+        assert_eq!(
+            status_of(&mut sim, t("2027-01-02T23:59:00Z"), waiting),
+            "Synced"
+        );
+        assert_eq!(
+            status_of(&mut sim, t("2027-01-03T03:00:00Z"), waiting),
+            "Completed"
+        );
+        assert!(after(waiting, &sim).unwrap() >= t("2027-01-03T00:00:00Z"));
     }
 
     #[test]

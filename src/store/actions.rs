@@ -57,6 +57,8 @@ pub struct ActionRequest {
     /// For a reschedule: the wave it goes to.
     pub target_wave: Option<i64>,
     pub force: bool,
+    /// Asked with `--split`: the members of its delegation group it was knowingly split from.
+    pub split: Option<String>,
 }
 
 /// An action the run has not applied yet.
@@ -78,6 +80,8 @@ pub struct ActionRow {
     pub reason: Option<String>,
     pub target_wave: Option<String>,
     pub force: bool,
+    /// Asked with `--split`: the group members it was split from.
+    pub split: Option<String>,
     pub applied_at: Option<String>,
     pub outcome: Option<String>,
 }
@@ -93,9 +97,12 @@ pub struct MailboxFacts {
     pub wave_id: i64,
     /// A move request exists or existed for it (its id is known).
     pub has_request: bool,
+    /// Its affinity (delegation) group.
+    pub group_id: i64,
 }
 
-const FACTS: &str = "SELECT m.id, m.address, s.state, s.failure_class, w.name, w.id, s.request_id
+const FACTS: &str =
+    "SELECT m.id, m.address, s.state, s.failure_class, w.name, w.id, s.request_id, m.group_id
      FROM mailboxes m JOIN mailbox_state s ON s.mailbox_id = m.id JOIN waves w ON w.id = s.wave_id";
 
 fn facts_row(r: &rusqlite::Row) -> rusqlite::Result<MailboxFacts> {
@@ -107,6 +114,7 @@ fn facts_row(r: &rusqlite::Row) -> rusqlite::Result<MailboxFacts> {
         wave: r.get(4)?,
         wave_id: r.get(5)?,
         has_request: r.get::<_, Option<String>>(6)?.is_some(),
+        group_id: r.get(7)?,
     })
 }
 
@@ -181,8 +189,8 @@ impl Store {
         let mut ids = Vec::with_capacity(requests.len());
         {
             let mut insert = tx.prepare(
-                "INSERT INTO actions (at, mailbox_id, kind, by, reason, target_wave, force)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO actions (at, mailbox_id, kind, by, reason, target_wave, force, split)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for r in requests {
                 insert.execute(params![
@@ -192,7 +200,8 @@ impl Store {
                     r.by,
                     r.reason,
                     r.target_wave,
-                    r.force
+                    r.force,
+                    r.split
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }
@@ -204,7 +213,7 @@ impl Store {
     /// Actions not applied yet, oldest first.
     pub fn pending_actions(&self) -> Result<Vec<PendingAction>> {
         let mut q = self.conn.prepare(
-            "SELECT id, at, mailbox_id, kind, by, reason, target_wave, force FROM actions
+            "SELECT id, at, mailbox_id, kind, by, reason, target_wave, force, split FROM actions
              WHERE applied_at IS NULL ORDER BY id",
         )?;
         let rows = q.query_map([], |r| {
@@ -219,6 +228,7 @@ impl Store {
                     reason: r.get(5)?,
                     target_wave: r.get(6)?,
                     force: r.get(7)?,
+                    split: r.get(8)?,
                 },
             })
         })?;
@@ -243,7 +253,7 @@ impl Store {
 
     fn action_rows(&self, filter: &str, value: i64) -> Result<Vec<ActionRow>> {
         let mut q = self.conn.prepare(&format!(
-            "SELECT a.id, a.at, m.address, a.kind, a.by, a.reason, w.name, a.force, a.applied_at, a.outcome
+            "SELECT a.id, a.at, m.address, a.kind, a.by, a.reason, w.name, a.force, a.applied_at, a.outcome, a.split
              FROM actions a JOIN mailboxes m ON m.id = a.mailbox_id LEFT JOIN waves w ON w.id = a.target_wave
              WHERE {filter} ORDER BY a.id"
         ))?;
@@ -262,6 +272,7 @@ impl Store {
                     .get::<_, Option<i64>>(8)?
                     .map(|t| from_millis(t).to_string()),
                 outcome: r.get(9)?,
+                split: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -288,6 +299,27 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The facts of every planned mailbox in the affinity groups `groups`, in plan order.
+    pub fn group_facts(&self, groups: &[i64]) -> Result<Vec<MailboxFacts>> {
+        let mut groups = groups.to_vec();
+        groups.sort_unstable();
+        groups.dedup();
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Integers only, so the list goes into the statement as it is (one scan, however many).
+        let list = groups
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut q = self.conn.prepare(&format!(
+            "{FACTS} WHERE m.group_id IN ({list}) ORDER BY w.seq, s.seq"
+        ))?;
+        let rows = q.query_map([], facts_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The addresses of a wave's mailboxes, in plan order.
     pub fn wave_addresses(&self, wave: &str) -> Result<Vec<String>> {
         let mut q = self.conn.prepare(
@@ -311,6 +343,18 @@ pub struct WaveInfo {
     pub mailboxes: i64,
 }
 
+/// A wave from `id, name, capacity, window_start, window_end, mailboxes`.
+fn wave_info_row(r: &rusqlite::Row) -> rusqlite::Result<WaveInfo> {
+    Ok(WaveInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        capacity: r.get(2)?,
+        window_start: from_millis(r.get(3)?),
+        window_end: from_millis(r.get(4)?),
+        mailboxes: r.get(5)?,
+    })
+}
+
 impl Store {
     pub fn wave_info(&self, name: &str) -> Result<Option<WaveInfo>> {
         Ok(self
@@ -320,18 +364,24 @@ impl Store {
                         (SELECT COUNT(*) FROM mailbox_state s WHERE s.wave_id = w.id)
                  FROM waves w WHERE w.name = ?1",
                 [name],
-                |r| {
-                    Ok(WaveInfo {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        capacity: r.get(2)?,
-                        window_start: from_millis(r.get(3)?),
-                        window_end: from_millis(r.get(4)?),
-                        mailboxes: r.get(5)?,
-                    })
-                },
+                wave_info_row,
             )
             .optional()?)
+    }
+
+    /// The waves a run works (those holding mailboxes), by window, each with how many of its
+    /// mailboxes are not cutting over yet: what the cut-over rule needs to place a mailbox.
+    pub fn waves_for_cutover(&self) -> Result<Vec<(WaveInfo, u64)>> {
+        let mut q = self.conn.prepare(
+            "SELECT w.id, w.name, w.capacity, w.window_start, w.window_end, COUNT(*),
+                    SUM(s.state IN (0, 1, 2, 3, 7))
+             FROM waves w JOIN mailbox_state s ON s.wave_id = w.id
+             GROUP BY w.id ORDER BY w.window_start, w.name",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok((wave_info_row(r)?, r.get::<_, i64>(6)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The wave of a calendar slot, made (as part of the current plan) if there is none yet: where
@@ -341,7 +391,11 @@ impl Store {
         if let Some(w) = self.wave_info(&name)? {
             return Ok(w);
         }
-        let tx = self.conn.transaction()?;
+        // It reads, then writes: taking the write lock first lets it wait for a running mailwave's
+        // commit (a read that must become a write mid-way would be refused at once instead).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let plan: i64 = tx.query_row(
             "SELECT COALESCE((SELECT id FROM plans WHERE current = 1), 0)",
             [],

@@ -212,6 +212,30 @@ impl Store {
     }
 
     /// The stored delegation edges as indices into `ids` (the order `load_inventory` gives).
+    /// The other mailboxes of a mailbox's affinity (delegation) group, by address.
+    pub fn group_members(&self, mailbox_id: i64) -> Result<Vec<String>> {
+        let mut q = self.conn.prepare(
+            "SELECT address FROM mailboxes
+             WHERE group_id = (SELECT group_id FROM mailboxes WHERE id = ?1) AND id != ?1
+             ORDER BY address",
+        )?;
+        let rows = q.query_map([mailbox_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The delegation groups among a wave's mailboxes: (mailbox id, group id) of each mailbox that
+    /// shares its affinity group with another mailbox of the wave.
+    pub fn groups_in_wave(&self, wave_id: i64) -> Result<Vec<(i64, i64)>> {
+        let mut q = self.conn.prepare(
+            "WITH w AS (SELECT m.id, m.group_id FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id
+                        WHERE s.wave_id = ?1)
+             SELECT id, group_id FROM w
+             WHERE group_id IN (SELECT group_id FROM w GROUP BY group_id HAVING COUNT(*) > 1)",
+        )?;
+        let rows = q.query_map([wave_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn load_delegations(&self, ids: &[i64]) -> Result<Vec<(u32, u32)>> {
         let index: HashMap<i64, u32> = ids
             .iter()

@@ -164,7 +164,7 @@ impl FailureClass {
         }
     }
 
-    pub(crate) fn from_name(s: &str) -> Option<FailureClass> {
+    pub fn from_name(s: &str) -> Option<FailureClass> {
         [
             FailureClass::Transient,
             FailureClass::Permanent,

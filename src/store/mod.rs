@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_actions.sql"),
     include_str!("migrations/0004_move_stats.sql"),
     include_str!("migrations/0005_notices.sql"),
+    include_str!("migrations/0006_action_split.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

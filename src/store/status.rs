@@ -492,6 +492,7 @@ impl Store {
                     m.size_bytes, s.attempts, s.failure_class, s.last_error,
                     (SELECT group_concat(a.kind || ' by ' || a.by
                         || COALESCE(' (' || a.reason || ')', '')
+                        || COALESCE(', split from its group: ' || a.split, '')
                         || ' -> ' || COALESCE(a.outcome, 'pending'), '; ')
                      FROM actions a WHERE a.mailbox_id = m.id),
                     {}

@@ -122,6 +122,11 @@ pub enum Command {
         outcome: String,
         at: i64,
     },
+    /// Why an action is still pending (it stays pending: only its outcome says why).
+    ActionPending {
+        action: i64,
+        outcome: String,
+    },
     /// A retry starts the mailbox's attempts afresh.
     ResetAttempts {
         mailbox: i64,
@@ -561,6 +566,13 @@ fn apply(
                 "UPDATE actions SET applied_at = ?2, outcome = ?3 WHERE id = ?1 AND applied_at IS NULL",
             )?
             .execute(params![action, at, outcome])?;
+            Ok(Reply::Done)
+        }
+        Command::ActionPending { action, outcome } => {
+            tx.prepare_cached(
+                "UPDATE actions SET outcome = ?2 WHERE id = ?1 AND applied_at IS NULL",
+            )?
+            .execute(params![action, outcome])?;
             Ok(Reply::Done)
         }
         Command::ResetAttempts { mailbox } => {

@@ -95,6 +95,16 @@ pub(crate) fn render(
             let _ = writeln!(out, "  LICENCE ASSIGNMENT STOPPED: {why}");
         }
     }
+    if s.groups_split > 0 {
+        let _ = writeln!(
+            out,
+            "delegation groups split at a window's close {}: some members had cut over, the rest follow as soon as possible",
+            s.groups_split
+        );
+        for g in &s.split_groups {
+            let _ = writeln!(out, "  {g}");
+        }
+    }
     if s.uncertain_at_start > 0 || s.calls_cut_off > 0 {
         let _ = writeln!(
             out,

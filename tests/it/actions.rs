@@ -5,16 +5,13 @@ use std::time::Duration;
 
 use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
-use mailwave::engine::RunOptions;
-use mailwave::exchange::ExchangeClient;
-use mailwave::sim::transport::LocalTransport;
 use mailwave::sim::{Profile, Simulator};
 use mailwave::store::actions::{self, ActionKind, ActionRequest, MailboxFacts};
 use mailwave::store::{State, Store};
 use mailwave::time::Clock;
 use std::sync::Arc;
 
-use crate::engine::{engine_config, run_session_at};
+use crate::engine::{engine_config, spawn_run};
 use crate::helpers::*;
 
 /// What the simulated service holds for one address: (status, CompleteAfter, cut-over started),
@@ -62,6 +59,7 @@ fn ask(
             reason: Some(format!("{} in a test", kind.name())),
             target_wave: target,
             force,
+            split: None,
         })
         .collect();
     let ids = Store::open(db)
@@ -125,12 +123,8 @@ async fn actions_taken_during_a_run_are_what_the_service_ends_up_holding() {
         ..Profile::default()
     };
     let sim = Arc::new(Simulator::new(profile, 11, clock).unwrap());
-    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
     let db = p.db();
-    let run = tokio::spawn({
-        let (db, config, service) = (db.clone(), p.config(), service.clone());
-        async move { run_session_at(&db, &config, clock, service, RunOptions::default()).await }
-    });
+    let run = spawn_run(&p, clock, &sim);
 
     // Half a day into pre-staging every mailbox of the first wave has a request.
     sleep_until(
@@ -238,7 +232,14 @@ async fn actions_taken_during_a_run_are_what_the_service_ends_up_holding() {
     let refs: Vec<&MailboxFacts> = failed.iter().collect();
     let ids = ask(&db, ActionKind::Retry, &refs, None, true, clock.now());
     let outcomes = applied(&db, &ids).await;
-    assert!(outcomes.iter().all(|o| o == "applied"), "{outcomes:?}");
+    // Their window has closed: each is made afresh in a later one, and the outcome says which.
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.starts_with("applied; it cuts over in mw-")
+                && o.ends_with(&format!("as {}'s window is closing or closed", w0.id))),
+        "{outcomes:?}"
+    );
 
     let summary = run.await.unwrap();
     assert_eq!(summary.outcome, "finished", "{summary:?}");
@@ -316,6 +317,12 @@ fn every_action_from_the_command_line_is_recorded_or_refused_as_a_whole() {
     let plan = planned_estate(&p, 30, date(2027, 3, 1));
     let db = p.db();
     let wave = |i: usize| plan.waves[i].id.clone();
+    // Actions one mailbox at a time: every mailbox its own delegation group here (groups have a
+    // test of their own).
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE mailboxes SET group_id = id", [])
+        .unwrap();
     let members = |w: &str| {
         Store::open_read_only(&db)
             .unwrap()
@@ -653,4 +660,317 @@ async fn a_held_and_released_mailbox_reports_the_times_of_its_latest_attempt() {
     assert_eq!(record.get(a), row["submitted_at"].as_str());
     assert_eq!(record.get(s), row["synced_at"].as_str());
     assert_eq!(record.get(c), row["completed_at"].as_str());
+/// A delegation group of two or three planned into one wave, and that wave.
+fn a_group(db: &std::path::Path) -> (Vec<String>, String) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let (members, wave): (String, String) = conn
+        .query_row(
+            "SELECT group_concat(m.address, ','), MIN(w.name) FROM mailboxes m
+             JOIN mailbox_state s ON s.mailbox_id = m.id JOIN waves w ON w.id = s.wave_id
+             GROUP BY m.group_id HAVING COUNT(*) BETWEEN 2 AND 3 AND COUNT(DISTINCT s.wave_id) = 1
+             ORDER BY COUNT(*) DESC, MIN(m.id) LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mut members: Vec<String> = members.split(',').map(str::to_string).collect();
+    members.sort();
+    (members, wave)
+}
+
+#[test]
+fn an_action_on_part_of_a_delegation_group_is_refused_unless_told_what_to_do_with_the_rest() {
+    let p = Project::new(SMALL_CONFIG);
+    let plan = planned_estate(&p, 120, date(2027, 3, 1));
+    let db = p.db();
+    let (group, wave) = a_group(&db);
+    let (a, rest) = (&group[0], &group[1..]);
+    let states = || -> Vec<State> { group.iter().map(|m| state_of(&db, m).0).collect() };
+    let all = |s: State| vec![s; group.len()];
+
+    // Holding one of them alone is refused, naming the others; nothing is recorded.
+    let before = action_count(&db);
+    let out = p.run(&["mailbox", "hold", a]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    for other in rest {
+        assert!(stdout(&out).contains(other.as_str()), "{}", stdout(&out));
+    }
+    assert!(
+        stdout(&out).contains("--with-group") && stdout(&out).contains("--split"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("part of a delegation group")
+            && stderr(&out).contains("nothing was recorded"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(action_count(&db), before);
+    assert_eq!(states(), all(State::Planned));
+    // The same from a file (Microsoft's batch CSV).
+    std::fs::write(p.path("part.csv"), format!("EmailAddress\n{a}\n")).unwrap();
+    let out = p.run(&["mailbox", "skip", "--from-file", "part.csv"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains(rest[0].as_str()));
+    assert_eq!(action_count(&db), before);
+    // --with-group and --split together make no sense.
+    let out = p.run(&["mailbox", "hold", a, "--with-group", "--split"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(action_count(&db), before);
+
+    // --with-group acts on the whole group.
+    let out = p.run(&[
+        "mailbox",
+        "hold",
+        a,
+        "--with-group",
+        "--reason",
+        "exec team",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(states(), all(State::Held));
+    assert_eq!(action_count(&db), before + group.len() as i64);
+
+    // Releasing one alone is refused; --split releases it knowingly, and the audit says so.
+    let out = p.run(&["mailbox", "release", a]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains(rest[0].as_str()), "{}", stdout(&out));
+    let out = p.run(&["mailbox", "release", a, "--split", "--by", "alice"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("applied; split from its group: {}", rest[0])),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(state_of(&db, a).0, State::Planned);
+    assert!(rest.iter().all(|m| state_of(&db, m).0 == State::Held));
+    let shown = p.run(&["mailbox", "show", a, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let last = v["actions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "release");
+    assert!(
+        last["split"].as_str().unwrap().contains(rest[0].as_str()),
+        "{last}"
+    );
+    assert_eq!(v["group_members"][0], rest[0].as_str());
+    let text = stdout(&p.run(&["mailbox", "show", a]));
+    assert!(
+        text.contains(&format!(
+            "affinity group  {} mailbox(es), with {}",
+            group.len(),
+            rest[0]
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("release by alice, split from its group: "),
+        "{text}"
+    );
+    let out = p.run(&["report", "--format", "csv", "--wave", &wave]);
+    assert!(
+        stdout(&out).contains(&format!("split from its group: {}", rest[0])),
+        "{}",
+        stdout(&out)
+    );
+
+    // Members the action would not apply to are not left out: with the rest held, holding the
+    // one released is holding the group whole again.
+    let out = p.run(&["mailbox", "hold", a]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(states(), all(State::Held));
+
+    // A reschedule of part of the group is refused, even with --force; with the group, all move.
+    let target = plan
+        .waves
+        .iter()
+        .rev()
+        .find(|w| w.id != wave)
+        .unwrap()
+        .id
+        .clone();
+    let out = p.run(&[
+        "mailbox",
+        "reschedule",
+        &rest[0],
+        "--to",
+        &target,
+        "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains(a.as_str()));
+    let out = p.run(&[
+        "mailbox",
+        "reschedule",
+        &rest[0],
+        "--to",
+        &target,
+        "--force",
+        "--with-group",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        group
+            .iter()
+            .all(|m| state_of(&db, m) == (State::Held, target.clone()))
+    );
+
+    // Retry: the group failed as a run would leave it; one alone is refused, the group is not.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for m in &group {
+        conn.execute(
+            "UPDATE mailbox_state SET state = 7, failure_class = 'transient'
+             WHERE mailbox_id = (SELECT id FROM mailboxes WHERE address = ?1)",
+            [m],
+        )
+        .unwrap();
+    }
+    let out = p.run(&["mailbox", "retry", a]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let out = p.run(&["mailbox", "retry", a, "--with-group"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(states(), all(State::Planned));
+
+    // A wave's action takes every mailbox of the wave: a group is in one wave, nothing to check.
+    let out = p.run(&["wave", "hold", &target]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(states(), all(State::Held));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delegation_group_rolls_together_and_a_split_one_is_reported() {
+    let p = Project::new(&engine_config(60, 60, ""));
+    let plan = planned_estate(&p, 240, date(2027, 3, 1));
+    let db = p.db();
+    // Two delegation groups of one wave.
+    let groups: Vec<(String, Vec<String>)> = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut q = conn
+            .prepare(
+                "SELECT MIN(w.name), group_concat(m.address, ',') FROM mailboxes m
+                 JOIN mailbox_state s ON s.mailbox_id = m.id JOIN waves w ON w.id = s.wave_id
+                 GROUP BY m.group_id HAVING COUNT(*) BETWEEN 2 AND 4 AND COUNT(DISTINCT s.wave_id) = 1
+                 ORDER BY MIN(w.window_start), MIN(m.id)",
+            )
+            .unwrap();
+        q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|r| {
+                let (w, m) = r.unwrap();
+                let mut m: Vec<String> = m.split(',').map(str::to_string).collect();
+                m.sort();
+                (w, m)
+            })
+            .collect()
+    };
+    let (wave, split, whole) = groups
+        .iter()
+        .enumerate()
+        .find_map(|(i, (w, g))| {
+            groups[i + 1..]
+                .iter()
+                .find(|(w2, _)| w2 == w)
+                .map(|(_, g2)| (w.clone(), g.clone(), g2.clone()))
+        })
+        .expect("two delegation groups in one wave");
+    let w = plan.waves.iter().find(|x| x.id == wave).unwrap();
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let sim = Arc::new(Simulator::new(Profile::default().without_failures(), 3, clock).unwrap());
+    // One member of each group is far too big to copy in time; the other members of the first
+    // copy quickly and cut over, so that group is split. The second group's others are held.
+    sim.with_moves(|m| {
+        for (i, who) in [&split[0], &whole[0]].into_iter().enumerate() {
+            m.know(who, 200_000_000_000_000 + i as u64, 1_000_000, None);
+        }
+    });
+    let held: Vec<MailboxFacts> = whole[1..].iter().map(|a| facts(&db, a)).collect();
+    let ids = ask(
+        &db,
+        ActionKind::Hold,
+        &held.iter().collect::<Vec<_>>(),
+        None,
+        false,
+        origin,
+    );
+    let run = spawn_run(&p, clock, &sim);
+    assert!(applied(&db, &ids).await.iter().all(|o| o == "applied"));
+
+    // Just after the wave's window: the split group's quick members cut over in it, its big one
+    // moved on and was told why; the other group moved on whole, the held ones with it.
+    sleep_until(clock, w.window_end_utc + SignedDuration::from_mins(5)).await;
+    for quick in &split[1..] {
+        let (status, _, started) = on_service(&sim, quick).unwrap();
+        assert!(status.starts_with("Completed"), "{quick}: {status}");
+        let started = started.unwrap();
+        assert!(started >= w.window_start_utc && started < w.window_end_utc);
+    }
+    let big = state_of(&db, &split[0]);
+    assert_ne!(big.1, wave, "the big one went on");
+    let next = state_of(&db, &whole[0]).1;
+    assert_ne!(next, wave);
+    for h in &whole[1..] {
+        assert_eq!(
+            state_of(&db, h),
+            (State::Held, next.clone()),
+            "{h} went along, still held"
+        );
+    }
+    let note: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT e.detail FROM events e JOIN mailboxes m ON m.id = e.mailbox_id
+             WHERE m.address = ?1 AND e.cause = 'group'",
+            [&split[0]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        note.contains("its delegation group was split")
+            && note.contains(&split[1])
+            && note.contains(&wave),
+        "{note}"
+    );
+
+    let summary = run.await.unwrap();
+    assert_eq!(summary.outcome, "finished", "{summary:#?}");
+    assert_eq!(summary.groups_split, 1, "{summary:#?}");
+    assert!(
+        summary.split_groups[0].contains(&split[0]) && summary.split_groups[0].contains(&split[1]),
+        "{:?}",
+        summary.split_groups
+    );
+    // The second group stayed whole to the end: its members are in one wave.
+    let end: Vec<String> = whole.iter().map(|m| state_of(&db, m).1).collect();
+    assert!(end.iter().all(|x| *x == end[0]), "{end:?}");
+    // The report says so, in the run's words.
+    let report = stdout(&p.run(&["report"]));
+    assert!(
+        report.contains("It split 1 delegation group(s) at a window's close"),
+        "{report}"
+    );
 }

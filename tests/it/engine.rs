@@ -98,6 +98,20 @@ pub async fn run_session_at<S: MoveService>(
     run_session_mailing(db, config, clock, service, options, None).await
 }
 
+/// A run of the project's plan against `sim` on `clock`, in the background, as the command line
+/// starts one.
+pub fn spawn_run(
+    p: &Project,
+    clock: Clock,
+    sim: &Arc<Simulator>,
+) -> tokio::task::JoinHandle<RunSummary> {
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let (db, config) = (p.db(), p.config());
+    tokio::spawn(async move {
+        run_session_at(&db, &config, clock, service, RunOptions::default()).await
+    })
+}
+
 /// The same, with notices sent through `mailer`.
 pub async fn run_session_mailing<S: MoveService>(
     db: &std::path::Path,

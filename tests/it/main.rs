@@ -4,6 +4,7 @@ mod actions;
 mod cli;
 mod contract;
 mod crash;
+mod cutover;
 mod engine;
 mod forecast;
 mod fuzz;

@@ -6,9 +6,10 @@ use std::process::{Child, Command, Output, Stdio};
 
 use crate::helpers::*;
 
-struct Sim {
-    child: Child,
-    base: String,
+/// A `sim serve` child, killed when dropped (a failing test leaves none behind).
+pub(crate) struct Sim {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Sim {
@@ -297,4 +298,115 @@ fn preflight_keeps_to_the_rate_and_waits_out_429s() {
         v["mail users"]
     );
     assert_ne!(out.status.code(), Some(1), "{}", stdout(&out));
+/// Waits until `check` holds, at most `limit`.
+fn until(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn preflight_says_why_mailboxes_have_no_request_yet() {
+    let sim = sim(&Project::new(SMALL_CONFIG), "directory_users = 40\n");
+    let p = project(&sim.base);
+    let toml = std::fs::read_to_string(p.path("mailwave.toml")).unwrap();
+    let with_run = |run: &str| {
+        std::fs::write(p.path("mailwave.toml"), format!("{toml}[run]\n{run}\n")).unwrap()
+    };
+    with_run("max_in_flight = 5\nstop_grace = \"2s\"");
+    planned(&p, "s", "2027-03-01");
+    let db = p.db();
+    let wave = mailwave::store::Store::open_read_only(&db)
+        .unwrap()
+        .wave_addresses("mw-2027-03-01")
+        .unwrap();
+    // Two are skipped: the capacity leaves them out.
+    let out = mailwave(&p, "s", None, &["mailbox", "skip", &wave[0], &wave[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let moving = wave.len() - 2;
+
+    // A day into pre-staging, no run going.
+    let clock = format!("scaled:1:{}:2027-02-27T20:00:00Z", jiff::Timestamp::now());
+    let out = mailwave(&p, "s", Some(&clock), &["preflight", "--json"]);
+    let v = verdicts(&out);
+    assert_eq!(v["pre-stage"].0, "warn", "{:?}", v["pre-stage"]);
+    assert!(
+        v["pre-stage"]
+            .1
+            .contains(&format!("{moving} mailboxes have no request yet"))
+            && v["pre-stage"].1.contains("no run is going"),
+        "{:?}",
+        v["pre-stage"]
+    );
+    assert!(
+        v["capacity"].1.starts_with(&format!("{moving} of 1000;")),
+        "{:?}",
+        v["capacity"]
+    );
+
+    // A run going, at its in-flight cap of five.
+    let run = |log: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+            .arg("run")
+            .current_dir(p.dir.path())
+            .env("MW_PF_SECRET", "s")
+            .env("MAILWAVE_LOG", "warn")
+            .env("MAILWAVE_CLOCK", &clock)
+            .env_remove("MAILWAVE_CONFIG")
+            .env_remove("MAILWAVE_STATE")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(p.path(log)).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |mut child: Child| {
+        crate::realtime::sigterm(&child);
+        let _ = child.wait();
+    };
+    let child = run("run-1.log");
+    let in_flight = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM mailbox_state WHERE state IN (1, 2)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    until(std::time::Duration::from_secs(30), "five requests", || {
+        in_flight() == 5
+    });
+    let out = mailwave(&p, "s", Some(&clock), &["preflight", "--json"]);
+    let v = verdicts(&out);
+    assert!(
+        v["pre-stage"]
+            .1
+            .contains(&format!("{} mailboxes have no request yet", moving - 5))
+            && v["pre-stage"]
+                .1
+                .contains("`mailwave run` is at its in-flight cap: 5 moves in flight of 5"),
+        "{:?}",
+        v["pre-stage"]
+    );
+    stop(child);
+
+    // A run going that creates requests only in the morning: not yet due.
+    with_run("max_in_flight = 5\nstop_grace = \"2s\"\nprestage_window = \"08:00-09:00\"");
+    let child = run("run-2.log");
+    until(
+        std::time::Duration::from_secs(30),
+        "the run to start",
+        || mailwave::store::lock::holder(&db).is_some_and(|h| h.starts_with("mailwave run")),
+    );
+    let out = mailwave(&p, "s", Some(&clock), &["preflight", "--json"]);
+    let v = verdicts(&out);
+    assert!(
+        v["pre-stage"].1.contains("not yet due: `mailwave run` creates requests only in run.prestage_window 08:00-09:00 (Europe/London)"),
+        "{:?}",
+        v["pre-stage"]
+    );
+    stop(child);
 }

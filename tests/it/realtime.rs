@@ -172,6 +172,18 @@ exchange_requests_per_second = 1000.0
 exchange_burst = 1000
 "#;
 
+/// The crash profile without transient failures, injected faults or stalls: a service that does
+/// what it is asked.
+fn quiet_profile() -> String {
+    CRASH_PROFILE
+        .replace(
+            "transient_failure_share = 0.03",
+            "transient_failure_share = 0.0",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
+        .replace("stall_share = 0.05", "stall_share = 0.0")
+}
+
 /// A project against a `sim serve` without failures or stalls on `clock`, planned with `n`
 /// mailboxes from `day` by the binary: the project, the simulator's process and its address.
 pub(crate) fn quiet_project(
@@ -181,14 +193,7 @@ pub(crate) fn quiet_project(
     n: usize,
     day: &str,
 ) -> (Project, Child, String) {
-    let quiet = CRASH_PROFILE
-        .replace(
-            "transient_failure_share = 0.03",
-            "transient_failure_share = 0.0",
-        )
-        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
-        .replace("stall_share = 0.05", "stall_share = 0.0");
-    let (p, sim, base) = served_project(clock, schedule, run, &quiet);
+    let (p, sim, base) = served_project(clock, schedule, run, &quiet_profile());
     plan_with_binary(&p, clock, n, day);
     (p, sim, base)
 }
@@ -1355,4 +1360,365 @@ fn a_stop_ends_within_the_grace_while_graph_hangs() {
         )
         .unwrap();
     assert_eq!(sent, 0, "a notice whose call hung is never counted as sent");
+}
+
+/// `sim serve` with `profile` and a project pointed at it, planned with `n` mailboxes from `day`.
+fn rehearsal(
+    clock: &str,
+    schedule: &str,
+    run: &str,
+    profile: &str,
+    n: usize,
+    day: &str,
+) -> (Project, crate::preflight::Sim) {
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    std::fs::write(p.path("sim-profile.toml"), profile).unwrap();
+    let mut sim = mailwave(
+        &p,
+        clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    let sim = crate::preflight::Sim { child: sim, base };
+    std::fs::write(p.path("mailwave.toml"), config(&sim.base, schedule, run)).unwrap();
+    plan_with_binary(&p, clock, n, day);
+    (p, sim)
+}
+
+/// The live requests on the simulated service, by address.
+fn live(base: &str) -> HashMap<String, serde_json::Value> {
+    moves(base)
+        .into_iter()
+        .filter(|m| !m["identity"].as_str().unwrap().starts_with("removed:"))
+        .map(|m| (m["identity"].as_str().unwrap().to_string(), m))
+        .collect()
+}
+
+/// Runs an action command to its end; its exit code, output and log.
+fn act(p: &Project, clock: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = mailwave(p, clock, args, "act.log").output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        std::fs::read_to_string(p.path("act.log")).unwrap_or_default(),
+    )
+}
+
+/// Approve, retry and release after a window has closed, with no run going, as an operator types
+/// them: each mailbox's cut-over goes to a later window (the command says which), nothing cuts
+/// over late, and the next run cuts the approved one over in that window. Issue 19 saw an approve
+/// four days after the window cut the mailbox over at once.
+#[test]
+fn actions_after_a_window_closed_cut_over_in_a_later_window() {
+    // An hour of the schedule a second: the two windows are a day apart.
+    let d1: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let d2 = d1 + SignedDuration::from_hours(24);
+    let origin = d1 - SignedDuration::from_hours(3);
+    let clock = format!("scaled:3600:{}:{origin}", Timestamp::now());
+    let schedule = "weekday_capacity = 10\nweekend_capacity = 10\ncutover_window = \"20:00-22:00\"\nprestage_days = 1";
+    let run = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 16\ncutover_margin = \"20m\"\n\
+               cutover_poll = \"5m\"\nprestage_poll = \"10m\"\ndcs_approval = \"never\"\nstop_grace = \"2s\"";
+    // Every move is graded Investigate: none completes until someone approves it.
+    let profile = quiet_profile().replace(
+        "dcs_investigate_share = 0.01",
+        "dcs_investigate_share = 1.0",
+    );
+    let (p, sim) = rehearsal(&clock, schedule, run, &profile, 16, "2027-02-01");
+    let store = || Store::open_read_only(&p.db()).unwrap();
+    let first = store().wave_addresses("mw-2027-02-01").unwrap();
+    assert_eq!(first.len(), 10);
+    let (approved, retried, released) = (&first[0], &first[1], &first[2]);
+    let (code, out, log) = act(&p, &clock, &["mailbox", "hold", released]);
+    assert_eq!(code, Some(0), "{out}{log}");
+
+    // The first window comes and goes: nothing completes, everything waits for approval.
+    let mut child = mailwave(
+        &p,
+        &clock,
+        &["run", "--until", "2027-02-01T22:30:00Z"],
+        "run-1.log",
+    )
+    .spawn()
+    .unwrap();
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(60),
+        "run --until",
+        &p.path("run-1.log"),
+    );
+    assert!(
+        matches!(status.code(), Some(0 | 3)),
+        "{}",
+        std::fs::read_to_string(p.path("run-1.log")).unwrap()
+    );
+    let f = store().mailbox_facts(approved).unwrap().unwrap();
+    assert_eq!(
+        (f.state, f.wave.as_str()),
+        (mailwave::store::State::Failed, "mw-2027-02-01")
+    );
+
+    // After the window, no run going: each goes to the next window, and says so.
+    for (args, who) in [
+        (vec!["mailbox", "approve", approved.as_str()], approved),
+        (vec!["mailbox", "retry", retried.as_str()], retried),
+        (vec!["mailbox", "release", released.as_str()], released),
+    ] {
+        let (code, out, log) = act(&p, &clock, &args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{log}");
+        assert!(
+            out.contains("applied; it cuts over in mw-2027-02-02, as mw-2027-02-01's window is closing or closed"),
+            "{args:?}: {out}"
+        );
+        assert_eq!(
+            store().mailbox_facts(who).unwrap().unwrap().wave,
+            "mw-2027-02-02"
+        );
+    }
+    let now = live(&sim.base);
+    for who in [approved, retried] {
+        assert_eq!(
+            now[who.as_str()]["batch"],
+            "mw-2027-02-02",
+            "{}",
+            now[who.as_str()]
+        );
+        assert_eq!(now[who.as_str()]["complete_after"], d2.to_string().as_str());
+        assert!(
+            now[who.as_str()]["completion_started"].is_null(),
+            "{}",
+            now[who.as_str()]
+        );
+    }
+    assert!(
+        !now.contains_key(released.as_str()),
+        "held before it had a request"
+    );
+    // A dry run says the same before anything is recorded.
+    let (code, out, _) = act(&p, &clock, &["mailbox", "approve", &first[3], "--dry-run"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains(
+            "it cuts over in mw-2027-02-02, as mw-2027-02-01's window is closing or closed"
+        ),
+        "{out}"
+    );
+
+    // The next run cuts the approved one over in the next window, and nothing anywhere late.
+    let mut child = mailwave(
+        &p,
+        &clock,
+        &["run", "--until", "2027-02-02T22:30:00Z"],
+        "run-2.log",
+    )
+    .spawn()
+    .unwrap();
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(90),
+        "run --until",
+        &p.path("run-2.log"),
+    );
+    assert!(
+        matches!(status.code(), Some(0 | 3)),
+        "{}",
+        std::fs::read_to_string(p.path("run-2.log")).unwrap()
+    );
+    let end = live(&sim.base);
+    let started: Timestamp = end[approved.as_str()]["completion_started"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", end[approved.as_str()]))
+        .parse()
+        .unwrap();
+    assert!(
+        started >= d2 && started < d2 + SignedDuration::from_hours(2),
+        "{started}"
+    );
+    let windows: HashMap<Timestamp, Timestamp> = [d1, d2]
+        .into_iter()
+        .map(|s| (s, s + SignedDuration::from_hours(2)))
+        .collect();
+    let cutovers: Vec<Cutover> = end
+        .values()
+        .map(|m| {
+            let t = |k: &str| m[k].as_str().map(|s| s.parse().unwrap());
+            (
+                m["identity"].as_str().unwrap().to_string(),
+                t("complete_after"),
+                t("completion_started"),
+            )
+        })
+        .collect();
+    assert!(assert_cutovers_inside_windows(&windows, &cutovers) >= 1);
+}
+
+/// An action on a request made moments ago waits out the service's replication instead of being
+/// refused (issue 19: one hold of fifteen refused as "not yet replicated", then a release of five
+/// refused as a whole): with a run going, with none (the command applies it itself), and with a
+/// --wait too short for it (pending, never refused; the next run applies it).
+#[test]
+fn an_action_on_a_fresh_request_waits_out_replication() {
+    let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let clock = clock_at(window_start - SignedDuration::from_hours(2));
+    let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
+    // Creates go slowly, so that some requests are seconds old when the operator acts; the run
+    // looks for actions every two seconds whatever else it waits for.
+    let run = "requests_per_second = 2\nburst = 1\nmax_parallel_calls = 4\nprestage_poll = \"5s\"\n\
+               stop_grace = \"2s\"\naction_poll = \"2s\"";
+    let profile = quiet_profile()
+        .replace(
+            "dcs_investigate_share = 0.01",
+            "dcs_investigate_share = 0.0",
+        )
+        .replace(
+            "replication_lag_seconds = 2.0",
+            "replication_lag_seconds = 8.0",
+        );
+    let (p, sim) = rehearsal(&clock, schedule, run, &profile, 15, "2027-02-01");
+    let store = || Store::open_read_only(&p.db()).unwrap();
+    let waits = |log: &str| log.contains("the move request is not readable yet (replication)");
+    let far = |who: &str| live(&sim.base)[who]["complete_after"].as_str().unwrap() > "2028";
+
+    // A run goes; the operator holds new requests the moment they appear.
+    let mut child = mailwave(&p, &clock, &["run"], "run.log").spawn().unwrap();
+    let fresh = |n: usize| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut m: Vec<serde_json::Value> = moves(&sim.base);
+            if m.len() >= n {
+                m.sort_by_key(|x| x["created"].as_str().unwrap().to_string());
+                return m[m.len() - n..]
+                    .iter()
+                    .map(|x| x["identity"].as_str().unwrap().to_string())
+                    .collect();
+            }
+            assert!(Instant::now() < deadline, "no {n} requests in 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Five, each seconds old, in one command (the service cannot read them yet).
+    let five = fresh(5);
+    let five: Vec<&str> = five.iter().map(String::as_str).collect();
+    let mut args = vec!["mailbox", "hold"];
+    args.extend(five.iter().copied());
+    let (code, out, log) = act(&p, &clock, &args);
+    assert_eq!(code, Some(0), "{out}{log}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with("applied")).count(),
+        5,
+        "{out}"
+    );
+    assert!(five.iter().all(|a| far(a)));
+    // And released together, as the operator meant to.
+    args[1] = "release";
+    let (code, out, log) = act(&p, &clock, &args);
+    assert_eq!(code, Some(0), "{out}{log}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with("applied")).count(),
+        5,
+        "{out}"
+    );
+    // Every request made before the run stops, so that the next ones below are the only fresh ones.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live(&sim.base).len() < 15 {
+        assert!(
+            Instant::now() < deadline,
+            "the requests were not all made in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&child);
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(15),
+        "SIGTERM",
+        &p.path("run.log"),
+    );
+    assert_eq!(status.code(), Some(0));
+    let run_log = std::fs::read_to_string(p.path("run.log")).unwrap();
+    assert!(
+        waits(&run_log),
+        "the run met a request not replicated yet:\n{run_log}"
+    );
+
+    // No run going: a request made by `run --once`, held at once by a command that applies it
+    // itself, waiting for replication within its --wait.
+    let fresh_without_a_run = |who: &str| {
+        for args in [
+            vec!["mailbox", "skip", who],
+            vec!["mailbox", "release", who],
+        ] {
+            let (code, out, log) = act(&p, &clock, &args);
+            assert_eq!(code, Some(0), "{args:?}: {out}{log}");
+        }
+        let out = mailwave(&p, &clock, &["run", "--once"], "once.log")
+            .output()
+            .unwrap();
+        assert!(
+            live(&sim.base).contains_key(who),
+            "{:?}: {}",
+            out.status,
+            std::fs::read_to_string(p.path("once.log")).unwrap()
+        );
+    };
+    let who = five[0];
+    fresh_without_a_run(who);
+    let (code, out, log) = act(&p, &clock, &["mailbox", "hold", who]);
+    assert_eq!(code, Some(0), "{out}{log}");
+    assert!(out.trim_end().ends_with("applied"), "{out}");
+    assert!(waits(&log), "{log}");
+    assert!(far(who));
+
+    // A --wait shorter than replication: pending, with the reason, not refused; the next run
+    // applies it.
+    let who = five[1];
+    fresh_without_a_run(who);
+    let (code, out, log) = act(&p, &clock, &["mailbox", "hold", who, "--wait", "1"]);
+    assert_eq!(code, Some(0), "{out}{log}");
+    assert!(
+        out.contains("pending: its move request was made moments ago"),
+        "{out}"
+    );
+    let id = store().mailbox_facts(who).unwrap().unwrap().id;
+    assert!(
+        store()
+            .actions_of(id)
+            .unwrap()
+            .last()
+            .unwrap()
+            .applied_at
+            .is_none()
+    );
+    // Runs apply it once the service can read the request.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store()
+        .actions_of(id)
+        .unwrap()
+        .last()
+        .unwrap()
+        .applied_at
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the pending hold was not applied in 30 s"
+        );
+        let out = mailwave(&p, &clock, &["run", "--once"], "once.log")
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{:?}", out.status);
+    }
+    let audit = store().actions_of(id).unwrap();
+    assert_eq!(
+        audit.last().unwrap().outcome.as_deref(),
+        Some("applied"),
+        "{audit:?}"
+    );
+    assert_eq!(
+        store().mailbox_facts(who).unwrap().unwrap().state,
+        mailwave::store::State::Held
+    );
+    assert!(far(who));
 }

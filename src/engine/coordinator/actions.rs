@@ -4,15 +4,18 @@
 //! where the mailbox stands now ([`policy::action_step`]), applied on the service when it must be,
 //! and answered in the store: the state change as an event with who and why, and the action marked
 //! applied or refused. An action whose call was cut off stays pending: the next run applies it
-//! again (every call an action makes can be made twice).
+//! again (every call an action makes can be made twice). A release, retry, reschedule or approve
+//! may let the mailbox complete: it gets its window by the cut-over rule first, and is refused
+//! when none is left. An action on a request too fresh to be read yet (replication) waits for it.
 
 use std::collections::VecDeque;
 
 use jiff::Timestamp;
 
-use super::super::jobs::{Answer, What};
+use super::super::jobs::{Answer, Cutover, What};
 use super::super::policy::{self, ActionCall, ActionStep};
-use super::super::state::{Close, Guid, Target, Wave, Work, ms};
+use super::super::state::{Guid, Target, Wave, Work, ms};
+use super::cutover::{FAR_AWAY, no_window};
 use super::{Coordinator, tr};
 use crate::exchange::{MoveService, ServiceError};
 use crate::store::actions::{ActionKind, ActionRequest, PendingAction};
@@ -27,6 +30,10 @@ pub(crate) struct Queued {
     pub request: ActionRequest,
     /// A reschedule's target wave (an index into the run's waves).
     pub target: Option<u32>,
+    /// The wave it was asked for: the target, else the mailbox's wave when the run took it on.
+    pub asked: u32,
+    /// Times the service answered that its request has not replicated yet.
+    pub tries: u32,
 }
 
 /// The actions waiting to be applied, and what has been seen.
@@ -38,9 +45,19 @@ pub(crate) struct Actions {
     /// The signal file's mark when it was last read.
     pub mark: Option<String>,
     pub next_look: Option<Timestamp>,
+    /// Actions on a request the service cannot read yet, and when to try them again.
+    pub replicating: Vec<(Timestamp, Queued)>,
 }
 
-const FAR_AWAY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 365);
+impl Actions {
+    /// When the next action waiting for replication is tried again.
+    pub(super) fn next_replicated(&self) -> Option<Timestamp> {
+        self.replicating.iter().map(|(t, _)| *t).min()
+    }
+}
+
+/// What an action's outcome says while its request replicates (the command shows it).
+const REPLICATING: &str = "pending: its move request was made moments ago and the service cannot read it yet (replication); it is tried again until it can";
 
 fn detail(kind: ActionKind, r: &ActionRequest) -> String {
     let mut d = format!("{} by {}", kind.name(), r.by);
@@ -84,11 +101,14 @@ impl<S: MoveService> Coordinator<S> {
             };
             tracing::info!(action = a.request.kind.name(), mailbox = %self.st.address(idx), by = %a.request.by, "operator action");
             self.actions.taken.insert(a.id);
+            let asked = target.unwrap_or(self.st.mailboxes[idx as usize].wave);
             self.actions.queue.push_back(Queued {
                 id: a.id,
                 idx,
                 request: a.request,
                 target,
+                asked,
+                tries: 0,
             });
         }
         Ok(())
@@ -110,6 +130,16 @@ impl<S: MoveService> Coordinator<S> {
 
     /// Applies what can be applied now, while call slots are free.
     pub(super) async fn apply_actions(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        if self.actions.replicating.iter().any(|(t, _)| *t <= now) {
+            let (due, later) = std::mem::take(&mut self.actions.replicating)
+                .into_iter()
+                .partition(|(t, _)| *t <= now);
+            self.actions.replicating = later;
+            let due: Vec<(Timestamp, Queued)> = due;
+            for (_, a) in due.into_iter().rev() {
+                self.actions.queue.push_front(a);
+            }
+        }
         for _ in 0..self.actions.queue.len() {
             if self.slots() == 0 {
                 break;
@@ -132,40 +162,50 @@ impl<S: MoveService> Coordinator<S> {
                 self.st.has_open_create(a.idx),
                 a.request.force,
             );
+            // Whatever may let it complete gets a window by the rule first; with none left, the
+            // action is refused and the mailbox stays as it is.
+            let may_complete = matches!(
+                (a.request.kind, step),
+                (ActionKind::Release | ActionKind::Reschedule, _)
+                    | (ActionKind::Retry | ActionKind::Approve, ActionStep::Call(_))
+                    | (ActionKind::Retry, ActionStep::Store(State::Planned))
+            );
+            if may_complete
+                && !matches!(step, ActionStep::Refuse(_) | ActionStep::Later)
+                && let Target::Hold(why) = self.destination(&a, now)
+            {
+                let own = &self.st.waves[m.wave as usize].name;
+                let why = format!("no window is left for it: {}", no_window(own, why));
+                self.refuse(&a, &why, now).await?;
+                continue;
+            }
             match step {
                 ActionStep::Later => self.actions.queue.push_back(a),
                 ActionStep::Refuse(why) => self.refuse(&a, why, now).await?,
                 ActionStep::Store(to) => self.apply_in_store(&a, to, now).await?,
                 ActionStep::Call(call) => {
+                    let preferred = a.target.unwrap_or(m.wave);
                     let what = match call {
-                        ActionCall::Hold => {
-                            let w = &self.st.waves[m.wave as usize];
-                            What::Reschedule {
-                                to: Target::NoLaterWave,
-                                batch: w.name.clone(),
-                                complete_after: now + FAR_AWAY,
-                            }
-                        }
+                        // Its batch stays; its cut-over goes a year out.
+                        ActionCall::Hold => What::Reschedule(Cutover {
+                            to: Target::Wave(m.wave),
+                            batch: self.st.waves[m.wave as usize].name.clone(),
+                            complete_after: now + FAR_AWAY,
+                        }),
+                        // A held mailbox rescheduled stays held: its batch moves, its cut-over
+                        // stays far away.
                         ActionCall::Move => {
-                            let to = self.destination(&a, now);
-                            let w = &self.st.waves[to as usize];
-                            // A held mailbox rescheduled stays held: its batch moves, its
-                            // cut-over stays far away.
                             let stays_held =
                                 m.state == State::Held && a.request.kind == ActionKind::Reschedule;
-                            What::Reschedule {
-                                to: Target::Wave(to),
-                                batch: w.name.clone(),
-                                complete_after: if stays_held {
-                                    now + FAR_AWAY
-                                } else {
-                                    w.window_start
-                                },
-                            }
+                            What::Reschedule(self.cutover(a.idx, preferred, stays_held, now))
                         }
                         ActionCall::Remove => What::Remove,
-                        ActionCall::Resume => What::Resume,
-                        ActionCall::Approve => What::Approve,
+                        ActionCall::Resume => {
+                            What::Resume(self.cutover(a.idx, preferred, false, now))
+                        }
+                        ActionCall::Approve => {
+                            What::Approve(self.cutover(a.idx, preferred, false, now))
+                        }
                     };
                     let mut job = self.mailbox_job(a.idx, what);
                     job.action = Some((a.id, a.request.kind));
@@ -177,35 +217,45 @@ impl<S: MoveService> Coordinator<S> {
         Ok(())
     }
 
-    /// Where a release or a reschedule takes a mailbox: the reschedule's wave; for a release, its
-    /// own wave while that window has not closed, else the next wave with room.
-    fn destination(&self, a: &Queued, now: Timestamp) -> u32 {
-        if let Some(t) = a.target {
-            return t;
+    /// Where an action takes a mailbox by the cut-over rule: the reschedule's wave, else its own,
+    /// while that window can still be given; else the next wave with room; else nowhere.
+    fn destination(&self, a: &Queued, now: Timestamp) -> Target {
+        let own = self.st.mailboxes[a.idx as usize].wave;
+        self.window_for(a.target.unwrap_or(own), now)
+    }
+
+    /// The outcome of an action applied where it was asked, or in a later window than that.
+    fn applied(&self, a: &Queued, to: Target) -> String {
+        match to {
+            Target::Wave(t) if t != a.asked => format!(
+                "applied; it cuts over in {}, as {}'s window is closing or closed",
+                self.st.waves[t as usize].name, self.st.waves[a.asked as usize].name
+            ),
+            _ => "applied".into(),
         }
-        let w = self.st.mailboxes[a.idx as usize].wave;
-        if self.st.waves[w as usize].close == Close::Ahead
-            && now < self.close_time(&self.st.waves[w as usize])
-        {
-            return w;
+    }
+
+    /// Keeps the action pending while its request replicates: tried again after a short wait
+    /// (the replication grace bounds how long a 404 reads as replication), and the command says so.
+    async fn wait_for_replication(
+        &mut self,
+        mut a: Queued,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let due = now + policy::replication_wait(a.tries);
+        tracing::info!(action = a.request.kind.name(), mailbox = %self.st.address(a.idx), retry_at = %due,
+            "the move request is not readable yet (replication): the action waits for it");
+        a.tries = a.tries.saturating_add(1);
+        if a.tries == 1 {
+            self.writer
+                .submit(Command::ActionPending {
+                    action: a.id,
+                    outcome: REPLICATING.into(),
+                })
+                .await?;
         }
-        // The next wave with room; failing that, the next wave; failing that, its own (the
-        // close of its window then decides, as for any mailbox left over).
-        let mut after = w;
-        let mut first = None;
-        loop {
-            match self.st.next_wave(after, now + self.cfg.cutover_margin) {
-                Target::Wave(n) => {
-                    let wave = &self.st.waves[n as usize];
-                    if wave.size() < wave.capacity {
-                        return n;
-                    }
-                    first.get_or_insert(n);
-                    after = n;
-                }
-                Target::NoLaterWave => return first.unwrap_or(w),
-            }
-        }
+        self.actions.replicating.push((due, a));
+        Ok(())
     }
 
     async fn refuse(&mut self, a: &Queued, why: &str, now: Timestamp) -> Result<(), StoreError> {
@@ -239,8 +289,26 @@ impl<S: MoveService> Coordinator<S> {
             .await
     }
 
+    /// Moves the action's mailbox to wave `to` in the store, the action given as the reason.
+    async fn move_by_action(
+        &mut self,
+        a: &Queued,
+        to: Target,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Target::Wave(to) = to else {
+            return Ok(());
+        };
+        let why = format!(
+            "{} to {}",
+            detail(a.request.kind, &a.request),
+            self.st.waves[to as usize].name
+        );
+        self.move_in_store(a.idx, to, why, now).await
+    }
+
     /// Moves a mailbox to wave `to` in the store and the view (with its reason), if it is not there.
-    async fn move_in_store(
+    pub(super) async fn move_in_store(
         &mut self,
         idx: u32,
         to: u32,
@@ -274,16 +342,14 @@ impl<S: MoveService> Coordinator<S> {
         let kind = a.request.kind;
         let m = &self.st.mailboxes[idx as usize];
         let (id, from) = (m.id, m.state);
+        let mut outcome = "applied".to_string();
         if matches!(kind, ActionKind::Release | ActionKind::Reschedule)
             || (kind == ActionKind::Retry && to == State::Planned)
         {
+            // Checked before: a window is left.
             let dest = self.destination(a, now);
-            let why = format!(
-                "{} to {}",
-                detail(kind, &a.request),
-                self.st.waves[dest as usize].name
-            );
-            self.move_in_store(idx, dest, why, now).await?;
+            outcome = self.applied(a, dest);
+            self.move_by_action(a, dest, now).await?;
         }
         if kind == ActionKind::Retry {
             self.writer
@@ -301,7 +367,7 @@ impl<S: MoveService> Coordinator<S> {
             self.st.waves[w as usize].submit_cursor = 0;
             self.unstarted_in_closed_wave(idx, now).await?;
         }
-        self.answer_action(a.id, "applied".into(), now).await
+        self.answer_action(a.id, outcome, now).await
     }
 
     /// The service's answer to a call an action made.
@@ -322,11 +388,25 @@ impl<S: MoveService> Coordinator<S> {
         let result = match &answer {
             Answer::Rescheduled { result, .. }
             | Answer::Removed(result)
-            | Answer::Resumed(result)
-            | Answer::Approved(result) => result.clone(),
+            | Answer::Resumed { result, .. }
+            | Answer::Approved { result, .. } => result.clone(),
             _ => Ok(()),
         };
+        // A cut-over the call moved is followed in the store whatever came of the rest.
+        let moved = match &answer {
+            Answer::Resumed { moved, .. } => *moved,
+            Answer::Approved { to, result: Ok(()) } => Some(*to),
+            _ => None,
+        };
+        let outcome = moved.map_or_else(|| "applied".to_string(), |to| self.applied(&a, to));
+        if let Some(to) = moved {
+            self.cutover_moved(idx, to, kind.name(), now).await?;
+        }
         match result {
+            // Too fresh to be read yet: tried again once it has replicated, never refused.
+            Err(ServiceError::NotYetReplicated { .. }) => {
+                return self.wait_for_replication(a, now).await;
+            }
             // Not sent (the run is ending) or no answer: the next look takes it on again.
             Err(
                 ServiceError::NotSent
@@ -363,14 +443,9 @@ impl<S: MoveService> Coordinator<S> {
                 Answer::Rescheduled { to, .. },
                 Ok(()),
             ) => {
-                if let Target::Wave(to) = *to {
-                    let why = format!(
-                        "{} to {}",
-                        detail(kind, &a.request),
-                        self.st.waves[to as usize].name
-                    );
-                    self.move_in_store(idx, to, why, now).await?;
-                }
+                let to = *to;
+                self.move_by_action(&a, to, now).await?;
+                let state = self.st.mailboxes[idx as usize].state;
                 if state == State::Held && kind == ActionKind::Release {
                     let t = tr(id, State::Submitted, kind.name())
                         .correlation(correlation)
@@ -379,6 +454,7 @@ impl<S: MoveService> Coordinator<S> {
                 }
                 let w = self.st.mailboxes[idx as usize].wave;
                 self.schedule_poll(w, now);
+                return self.answer_action(a.id, self.applied(&a, to), now).await;
             }
             (ActionKind::Skip, _, Ok(()) | Err(ServiceError::NotFound { .. })) => {
                 self.forget_request(idx);
@@ -390,19 +466,21 @@ impl<S: MoveService> Coordinator<S> {
                     ));
                 self.transition(idx, t, now).await?;
             }
-            (ActionKind::Retry, Answer::Resumed(_), Ok(())) => {
+            (ActionKind::Retry, Answer::Resumed { .. }, Ok(())) => {
                 self.writer
                     .submit(Command::ResetAttempts { mailbox: id })
                     .await?;
                 self.st.mailboxes[idx as usize].attempts = 0;
-                let t = tr(id, State::Syncing, "retry")
-                    .correlation(correlation)
-                    .detail(detail(kind, &a.request));
-                self.transition(idx, t, now).await?;
+                if self.st.mailboxes[idx as usize].state == State::Failed {
+                    let t = tr(id, State::Syncing, "retry")
+                        .correlation(correlation)
+                        .detail(detail(kind, &a.request));
+                    self.transition(idx, t, now).await?;
+                }
                 let w = self.st.mailboxes[idx as usize].wave;
                 self.schedule_poll(w, now);
             }
-            (ActionKind::Retry, Answer::Resumed(_), Err(ServiceError::BadRequest { .. })) => {
+            (ActionKind::Retry, Answer::Resumed { .. }, Err(ServiceError::BadRequest { .. })) => {
                 // The service will not resume it because it is no longer failed or suspended:
                 // already resumed (a retry applied again after a crash) or moving on by itself.
                 // Nothing is removed; the next listing says where it stands.
@@ -410,7 +488,7 @@ impl<S: MoveService> Coordinator<S> {
                     .submit(Command::ResetAttempts { mailbox: id })
                     .await?;
                 self.st.mailboxes[idx as usize].attempts = 0;
-                if state == State::Failed {
+                if self.st.mailboxes[idx as usize].state == State::Failed {
                     let t = tr(id, State::Syncing, "retry")
                         .correlation(correlation)
                         .detail(format!(
@@ -437,15 +515,11 @@ impl<S: MoveService> Coordinator<S> {
                 self.transition(idx, t, now).await?;
                 self.st.mailboxes[idx as usize].attempts = 0;
                 let dest = self.destination(&a, now);
-                let why = format!(
-                    "{} to {}",
-                    detail(kind, &a.request),
-                    self.st.waves[dest as usize].name
-                );
-                self.move_in_store(idx, dest, why, now).await?;
+                self.move_by_action(&a, dest, now).await?;
                 let w = self.st.mailboxes[idx as usize].wave;
                 self.st.waves[w as usize].submit_cursor = 0;
                 self.unstarted_in_closed_wave(idx, now).await?;
+                return self.answer_action(a.id, self.applied(&a, dest), now).await;
             }
             (ActionKind::Approve, _, Ok(())) => {
                 self.writer
@@ -457,7 +531,7 @@ impl<S: MoveService> Coordinator<S> {
                         correlation: Some(correlation),
                     })
                     .await?;
-                if state == State::Failed
+                if self.st.mailboxes[idx as usize].state == State::Failed
                     && self.st.mailboxes[idx as usize].class == Some(FailureClass::NeedsApproval)
                 {
                     let t = tr(id, State::Synced, "approve").correlation(correlation);
@@ -488,7 +562,7 @@ impl<S: MoveService> Coordinator<S> {
             }
             (_, _, Ok(())) => {}
         }
-        self.answer_action(a.id, "applied".into(), now).await
+        self.answer_action(a.id, outcome, now).await
     }
 
     /// The mailbox no longer has a request of ours on the service.
@@ -500,6 +574,8 @@ impl<S: MoveService> Coordinator<S> {
 
     /// Whether operator actions still wait (an actions-only run ends when none do).
     pub(super) fn actions_waiting(&self) -> bool {
-        !self.actions.queue.is_empty() || !self.in_flight_actions.is_empty()
+        !self.actions.queue.is_empty()
+            || !self.in_flight_actions.is_empty()
+            || !self.actions.replicating.is_empty()
     }
 }

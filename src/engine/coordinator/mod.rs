@@ -139,10 +139,12 @@ struct Counters {
     /// Move figures recorded, and finished moves whose statistics could not be read.
     figures: u64,
     figures_missed: u64,
+    /// Delegation groups split at a window's close (some members cut over, the rest follow), and
+    /// the first few in words.
+    groups_split: u64,
+    split_groups: Vec<String>,
 }
 
-/// How long to wait before asking again about a request that has not replicated yet.
-const LAG_RETRY: SignedDuration = SignedDuration::from_mins(2);
 /// How often the run looks at the service's health while calls go unanswered.
 const HEALTH_TICK: SignedDuration = SignedDuration::from_secs(5);
 
@@ -488,13 +490,18 @@ impl<S: MoveService> Coordinator<S> {
                 self.store_failed(e);
                 break;
             }
-            if self.jobs.is_empty() {
+            let replicated = self.actions.next_replicated();
+            if self.jobs.is_empty() && replicated.is_none() {
                 // Actions still queued here wait for a create's answer that only a run gets.
                 self.ending = Some(RunOutcome::Actions);
                 break;
             }
+            // An action on a request too fresh to be read yet is tried again when it may be (the
+            // command's --wait bounds this; what is left stays pending for the next run).
+            let wake = replicated.unwrap_or(now + SignedDuration::from_hours(1));
             tokio::select! {
-                Some(joined) = self.jobs.join_next() => self.joined(joined).await,
+                Some(joined) = self.jobs.join_next(), if !self.jobs.is_empty() => self.joined(joined).await,
+                _ = self.clock.sleep_until(wake) => {}
                 _ = self.operator_stop.cancelled() => {}
             }
         }
@@ -621,6 +628,9 @@ impl<S: MoveService> Coordinator<S> {
         if let Some(std::cmp::Reverse((due, _))) = self.st.later.peek() {
             consider(from_ms(*due), Due::Replication);
         }
+        if let Some(due) = self.actions.next_replicated() {
+            consider(due, Due::Replication);
+        }
         // The periodic look for actions wakes the loop, but it is not what the run waits for
         // unless nothing else is due.
         let labelled = (told.0.max(floor), told.1);
@@ -654,7 +664,7 @@ impl<S: MoveService> Coordinator<S> {
             return 0;
         }
         self.dispatch_reschedules(now);
-        self.drain(|st| &mut st.approvals, What::Approve);
+        self.dispatch_approvals(now);
         self.drain(|st| &mut st.get_queue, What::Get);
         self.drain(|st| &mut st.stats_queue, What::Stats);
         self.dispatch_resumes(now);
@@ -693,7 +703,9 @@ impl<S: MoveService> Coordinator<S> {
                 self.st.mailboxes[idx as usize].work = Work::Idle;
                 continue;
             }
-            let job = self.mailbox_job(idx, What::Resume);
+            // A resumed move may complete at once: it gets a window by the rule first.
+            let cutover = self.cutover(idx, m.wave, false, now);
+            let job = self.mailbox_job(idx, What::Resume(cutover));
             self.dispatch(job);
         }
     }

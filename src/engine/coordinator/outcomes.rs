@@ -61,8 +61,11 @@ impl<S: MoveService> Coordinator<S> {
                     }
                 }
             }
-            Answer::Resumed(result) => self.on_resumed(idx, correlation, result, now).await?,
-            Answer::Approved(result) => self.on_approved(idx, result, now).await?,
+            Answer::Resumed { moved, result } => {
+                self.on_resumed(idx, correlation, moved, result, now)
+                    .await?
+            }
+            Answer::Approved { to, result } => self.on_approved(idx, to, result, now).await?,
             // Only actions remove requests.
             Answer::Removed(_) => self.st.mailboxes[idx as usize].work = Work::Idle,
             Answer::Rescheduled { to, result } => self.on_rescheduled(idx, to, result, now).await?,
@@ -74,11 +77,8 @@ impl<S: MoveService> Coordinator<S> {
         self.endpoint = Endpoint::Read;
         match result {
             Ok(limits) => {
-                self.in_flight_cap = self
-                    .cfg
-                    .max_in_flight
-                    .min(2 * limits.max_concurrent_migrations as u64)
-                    .max(1);
+                self.in_flight_cap =
+                    policy::in_flight_cap(self.cfg.max_in_flight, limits.max_concurrent_migrations);
                 tracing::info!(
                     max_concurrent_migrations = limits.max_concurrent_migrations,
                     in_flight_cap = self.in_flight_cap,
@@ -229,20 +229,32 @@ impl<S: MoveService> Coordinator<S> {
         &mut self,
         idx: u32,
         correlation: [u8; 16],
+        moved: Option<Target>,
         result: Result<(), ServiceError>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.st.mailboxes[idx as usize].work = Work::Idle;
+        // Its wave follows the cut-over first (the Set-MoveRequest went through even if the
+        // resume did not), so that nothing below sees it in a window it has left.
+        if let Some(to) = moved {
+            self.cutover_moved(idx, to, "resumed", now).await?;
+        }
         match result {
             Ok(()) => {
                 let id = self.st.mailboxes[idx as usize].id;
-                let t = tr(id, State::Syncing, "resume").correlation(correlation);
-                self.transition(idx, t, now).await?;
+                if self.st.mailboxes[idx as usize].state == State::Failed {
+                    let t = tr(id, State::Syncing, "resume").correlation(correlation);
+                    self.transition(idx, t, now).await?;
+                }
                 let w = self.st.mailboxes[idx as usize].wave;
                 self.schedule_poll(w, now);
             }
             Err(ServiceError::NotFound { .. }) => self.request_gone(idx, now).await?,
-            Err(ServiceError::Transient { .. } | ServiceError::Throttled { .. }) => {
+            Err(
+                ServiceError::Transient { .. }
+                | ServiceError::Throttled { .. }
+                | ServiceError::NotYetReplicated { .. },
+            ) => {
                 // Not resumed, and no attempt spent: try again after the backoff.
                 self.st.resumes.push(std::cmp::Reverse((
                     ms(now.saturating_add(self.cfg.resume_backoff).unwrap_or(now)),

@@ -140,6 +140,8 @@ impl<S: MoveService> Coordinator<S> {
             calls_cut_off: self.counters.cut_off,
             figures_collected: self.counters.figures,
             figures_missed: self.counters.figures_missed,
+            groups_split: self.counters.groups_split,
+            split_groups: self.counters.split_groups.clone(),
             last_good_answer: health.last_good.map(|t| t.to_string()),
             notices: None,
             licences: None,

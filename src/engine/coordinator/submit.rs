@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 
 use super::super::policy;
-use super::super::state::{Close, Work, ms};
+use super::super::state::{Close, Target, Work, ms};
 use super::{Coordinator, Job, What};
 use crate::exchange::{Call, MoveService, NewMove};
 use crate::store::writer::{Command, IntentCall, Reply};
@@ -19,18 +19,23 @@ impl<S: MoveService> Coordinator<S> {
             .is_none_or(|w| policy::in_local_window(w, now, &self.timezone))
     }
 
-    /// Whether wave `w` takes creates now.
+    /// Whether wave `w` takes creates now: in scope, pre-staging, and its window can still be
+    /// given by the cut-over rule (a create's CompleteAfter lets the move complete).
     fn wave_open_for_creates(&self, w: u32, now: Timestamp) -> bool {
         let wave = &self.st.waves[w as usize];
-        wave.in_scope && wave.prestage_start <= now && wave.close == Close::Ahead
+        wave.in_scope
+            && wave.prestage_start <= now
+            && wave.close == Close::Ahead
+            && self.window_for(w, now) == Target::Wave(w)
     }
 
-    fn new_move(&self, idx: u32) -> NewMove {
-        let wave = &self.st.waves[self.st.mailboxes[idx as usize].wave as usize];
+    fn new_move(&self, idx: u32, now: Timestamp) -> NewMove {
+        let own = self.st.mailboxes[idx as usize].wave;
+        let cutover = self.cutover(idx, own, false, now);
         NewMove {
             identity: self.st.address(idx).to_string(),
-            batch_name: wave.name.clone(),
-            complete_after: wave.window_start,
+            batch_name: cutover.batch,
+            complete_after: cutover.complete_after,
             remote_host_name: self.migration.remote_host_name.clone(),
             target_delivery_domain: self.migration.target_delivery_domain.clone(),
             source_endpoint: self.migration.source_endpoint.clone(),
@@ -152,7 +157,7 @@ impl<S: MoveService> Coordinator<S> {
                 },
             );
             self.st.creating += 1;
-            let request = self.new_move(idx);
+            let request = self.new_move(idx, now);
             self.dispatch(Job {
                 mailbox: Some(idx),
                 identity: request.identity.clone(),

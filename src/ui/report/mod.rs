@@ -418,6 +418,12 @@ fn run_in_words(summary: &str, escape: fn(&str) -> String) -> String {
             th(k("dropped"))
         ));
     }
+    if n("groups_split") > 0 {
+        s.push_str(&format!(
+            " It split {} delegation group(s) at a window's close: some members had cut over, the rest follow as soon as possible.",
+            th(n("groups_split"))
+        ));
+    }
     if let Some(f) = v.get("fatal").and_then(|f| f.as_str()) {
         s.push_str(&format!(" It stopped because: {}.", escape(f)));
     }
