@@ -4,6 +4,7 @@
 //! with read-only connections, which WAL mode never blocks.
 
 pub mod actions;
+pub mod attention;
 pub mod figures;
 mod inventory;
 pub mod lifecycle;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_actions.sql"),
     include_str!("migrations/0004_move_stats.sql"),
     include_str!("migrations/0005_notices.sql"),
+    include_str!("migrations/0006_notice_answers.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -62,6 +62,7 @@ fn ask(
             reason: Some(format!("{} in a test", kind.name())),
             target_wave: target,
             force,
+            silent: false,
         })
         .collect();
     let ids = Store::open(db)

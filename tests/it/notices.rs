@@ -512,3 +512,265 @@ async fn running_out_of_seats_stops_assignment_and_never_licenses_half_a_wave() 
     let text = stdout(&p.run(&["report"]));
     assert!(text.contains("## Licences"), "{text}");
 }
+
+/// `mailwave <args>` in the project with its clock at `now` (the paused clock's simulated time),
+/// so that what the command records and predicts agrees with the run's time.
+fn at_time(p: &Project, now: Timestamp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(args)
+        .current_dir(p.dir.path())
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE")
+        .env("MAILWAVE_LOG", "warn")
+        .env(
+            "MAILWAVE_CLOCK",
+            format!("scaled:1:{}:{now}", Timestamp::now()),
+        )
+        .output()
+        .unwrap()
+}
+
+/// What the simulated Graph accepted for one user: (when, subject, body).
+fn mail_to(sim: &Simulator, address: &str) -> Vec<(Timestamp, String, String)> {
+    sim.with_directory(|d| {
+        d.sent
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .map(|m| (m.at, m.subject.clone(), m.body.clone()))
+            .collect()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
+    let p = Project::new(&engine_config(40, 80, NOTICES));
+    write_templates(&p);
+    let plan = planned_estate(&p, 400, date(2027, 1, 4));
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
+    {
+        let store = Store::open_read_only(&p.db()).unwrap();
+        sim.know_inventory(&store.load_inventory().unwrap().0);
+    }
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let mailer = mailwave::engine::session::GraphServices {
+        mailer: Arc::new(GraphClient::new(LocalGraph::new(sim.clone()))),
+        licensing: None,
+        report: None,
+    };
+    let config = p.config();
+    let tz = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    let local = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%a %-d %b %Y %H:%M %Z")
+            .to_string()
+    };
+    let day = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%A %-d %B %Y").to_string();
+    let db = p.db();
+    let run_until = |until: Option<Timestamp>| {
+        run_session_mailing(
+            &db,
+            &config,
+            clock,
+            service.clone(),
+            RunOptions {
+                until,
+                ..RunOptions::default()
+            },
+            Some(mailer.clone()),
+        )
+    };
+    let wave = &plan.waves[5];
+    let later = &plan.waves[8];
+    let w = wave.window_start_utc;
+    let people = members(&p.db(), &wave.id);
+    let (x, y, r) = (people[0].clone(), people[1].clone(), people[2].clone());
+    // One user has a name in the directory; the others are greeted without their address.
+    rusqlite::Connection::open(p.db())
+        .unwrap()
+        .execute(
+            "UPDATE mailboxes SET display_name = 'Ann Other' WHERE address = ?1",
+            [&y],
+        )
+        .unwrap();
+
+    // Three days before the window every user of the wave has had the 7-day notice.
+    let first = run_until(Some(w - SignedDuration::from_hours(72))).await;
+    assert_eq!(first.outcome, "until");
+    let corrections = |who: &str| {
+        mail_to(&sim, who)
+            .into_iter()
+            .filter(|m| m.1 == "Change to your mailbox move")
+            .count()
+    };
+    assert!(people.iter().all(|a| mail_to(&sim, a).len() == 1));
+    assert!(mail_to(&sim, &y)[0].2.contains("Dear Ann Other,"));
+    assert!(mail_to(&sim, &x)[0].2.contains("Dear colleague,"));
+    assert!(
+        !mail_to(&sim, &x)[0]
+            .2
+            .contains(&format!("Dear {}", x.split('@').next().unwrap()))
+    );
+
+    // A short wave hold: the command says when users will hear of it; released in time, nobody does.
+    let out = at_time(
+        &p,
+        clock.now(),
+        &["wave", "hold", &wave.id, "--reason", "freeze"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains(&format!(
+            "notices: {} user(s) will be told of the change at {} unless released before",
+            people.len(),
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{said}"
+    );
+    run_until(Some(w - SignedDuration::from_hours(60))).await;
+    let out = at_time(&p, clock.now(), &["wave", "release", &wave.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "notices: nothing is sent to {} user(s): the date they were told holds",
+            people.len()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(people.iter().all(|a| corrections(a) == 0));
+
+    // One held, one held without notice, one moved to a later wave.
+    let out = at_time(&p, clock.now(), &["mailbox", "hold", &x, "--reason", "VIP"]);
+    assert!(
+        stdout(&out).contains(&format!(
+            "notices: 1 user(s) will be told of the change at {} unless released before",
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = at_time(&p, clock.now(), &["mailbox", "hold", &y, "--no-notice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("notices: --no-notice"),
+        "{}",
+        stdout(&out)
+    );
+    let out = at_time(
+        &p,
+        clock.now(),
+        &["mailbox", "reschedule", &r, "--to", &later.id, "--force"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "will be told of the change at {} unless moved back before",
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // Past the correction lead: the held user is told once, the silent hold is not, the moved
+    // user is told the new date.
+    run_until(Some(w - SignedDuration::from_hours(12))).await;
+    let told_x: Vec<_> = mail_to(&sim, &x)
+        .into_iter()
+        .filter(|m| m.1 == "Change to your mailbox move")
+        .collect();
+    assert_eq!(told_x.len(), 1, "{told_x:?}");
+    assert!(told_x[0].0 >= w - SignedDuration::from_hours(24));
+    assert!(
+        told_x[0].2.contains("a date we will confirm"),
+        "{}",
+        told_x[0].2
+    );
+    assert_eq!(corrections(&y), 0);
+    let told_r: Vec<_> = mail_to(&sim, &r)
+        .into_iter()
+        .filter(|m| m.1 == "Change to your mailbox move")
+        .collect();
+    assert_eq!(told_r.len(), 1, "{told_r:?}");
+    assert!(
+        told_r[0].2.contains(&day(later.window_start_utc)),
+        "{}",
+        told_r[0].2
+    );
+    // The preview shows what went as sent, from whom.
+    let out = at_time(&p, clock.now(), &["notices", "preview", &x]);
+    let preview = stdout(&out);
+    assert!(
+        preview.contains("--- correction notice: sent ")
+            && preview.contains("--- before notice, 7d before the window: sent "),
+        "{preview}"
+    );
+    assert!(preview.contains("Dear colleague,"), "{preview}");
+
+    // Released after the correction: a re-confirmation at once; the silent hold: nothing.
+    let out = at_time(&p, clock.now(), &["mailbox", "release", &x, &y]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains(
+            "notices: 1 user(s) told their date would be confirmed will be sent their date at once"
+        ) && said.contains("notices: nothing is sent to 1 user(s): the date they were told holds"),
+        "{said}"
+    );
+    let end = run_until(None).await;
+    assert_eq!(end.outcome, "finished", "{end:#?}");
+    let n = end.notices.clone().unwrap();
+    assert!(n.reconfirmations >= 1, "{n:?}");
+    let subjects =
+        |who: &str| -> Vec<String> { mail_to(&sim, who).into_iter().map(|m| m.1).collect() };
+    let moves_on = format!("Your mailbox moves on {}", day(w));
+    let xs = subjects(&x);
+    assert_eq!(
+        xs.iter().filter(|s| **s == moves_on).count(),
+        1,
+        "the 1-day notice is superseded by the re-confirmation: {xs:?}"
+    );
+    assert_eq!(
+        xs.iter()
+            .filter(|s| **s == format!("{moves_on} after all"))
+            .count(),
+        1,
+        "{xs:?}"
+    );
+    assert_eq!(corrections(&x), 1);
+    let ys = subjects(&y);
+    assert_eq!(corrections(&y), 0, "{ys:?}");
+    assert_eq!(
+        ys.iter().filter(|s| **s == moves_on).count(),
+        2,
+        "the 7-day and the 1-day notice: {ys:?}"
+    );
+    // Nobody got a correction or a re-confirmation twice.
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for m in sim.with_directory(|d| d.sent.clone()) {
+        if m.subject.starts_with("Change") || m.subject.ends_with("after all") {
+            *seen.entry((m.to[0].clone(), m.body.clone())).or_default() += 1;
+        }
+    }
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    // The audit keeps the silent hold.
+    let out = at_time(&p, clock.now(), &["mailbox", "show", &y, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<(&str, bool)> = v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["silent"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("hold", false),
+            ("release", false),
+            ("hold", true),
+            ("release", false)
+        ]
+    );
+}

@@ -236,7 +236,11 @@ impl<S: MoveService> Coordinator<S> {
                 outcome,
                 at: ms(now),
             })
-            .await
+            .await?;
+        if let Some(applied) = &self.actions_applied {
+            applied.notify_one();
+        }
+        Ok(())
     }
 
     /// Moves a mailbox to wave `to` in the store and the view (with its reason), if it is not there.
