@@ -774,3 +774,191 @@ async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
         ]
     );
 }
+
+/// What `sim serve` accepted, as (to, subject, body, at).
+fn served_mail(base: &str) -> Vec<(String, String, String, Timestamp)> {
+    let mail: Vec<serde_json::Value> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(format!("{base}/_sim/mail"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    mail.iter()
+        .map(|m| {
+            (
+                m["to"][0].as_str().unwrap_or_default().to_string(),
+                m["subject"].as_str().unwrap_or_default().to_string(),
+                m["body"].as_str().unwrap_or_default().to_string(),
+                m["at"].as_str().unwrap_or_default().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Point 3 as an operator lives it, in real time: `mailwave run` against `sim serve` with notices
+/// on, and action commands beside it. A hold released within the correction lead sends nothing;
+/// one held past it is corrected once, and its release sends one re-confirmation.
+#[test]
+fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
+    use crate::realtime::{
+        CRASH_PROFILE, config, mailwave, plan_with_binary, sigterm, stdout_of, wait_within,
+    };
+    use std::time::{Duration, Instant};
+    let window: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let clock = format!(
+        "scaled:1:{}:{}",
+        Timestamp::now(),
+        window - SignedDuration::from_secs(100)
+    );
+    let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
+    let run = "requests_per_second = 50\nburst = 50\ncutover_margin = \"30s\"\ncutover_poll = \"3s\"\n\
+               prestage_poll = \"5s\"\nstop_grace = \"5s\"\naction_poll = \"1h\"";
+    let notices = "\n[notices]\nenabled = true\nsenders = [\"notices01@contoso.com\", \"notices02@contoso.com\"]\n\
+                   before = [\"90s\"]\ncorrection_lead = \"45s\"\nafter = false\ntemplates = \"schedules/notices\"\nper_minute = 600\n";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    write_templates(&p);
+    std::fs::write(
+        p.path("sim-profile.toml"),
+        CRASH_PROFILE
+            .replace(
+                "transient_failure_share = 0.03",
+                "transient_failure_share = 0.0",
+            )
+            .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
+            .replace("stall_share = 0.05", "stall_share = 0.0")
+            + "mail_per_minute = 600\n",
+    )
+    .unwrap();
+    let mut sim = mailwave(
+        &p,
+        &clock,
+        &["sim", "serve", "--profile", "sim-profile.toml"],
+        "sim.log",
+    )
+    .spawn()
+    .unwrap();
+    let base = sim_base(&mut sim);
+    std::fs::write(
+        p.path("mailwave.toml"),
+        config(&base, schedule, run) + notices,
+    )
+    .unwrap();
+    plan_with_binary(&p, &clock, 6, "2027-02-01");
+    let (quick, long) = ("user0000@contoso.com", "user0001@contoso.com");
+    let of = |who: &str, subject: &str| -> Vec<(String, String, String, Timestamp)> {
+        served_mail(&base)
+            .into_iter()
+            .filter(|m| m.0 == who && m.1.starts_with(subject))
+            .collect()
+    };
+    let wait_for = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}\n{}",
+                std::fs::read_to_string(p.path("run.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let act = |args: &[&str]| -> String {
+        let out = mailwave(&p, &clock, args, "act.log").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {text}{}",
+            std::fs::read_to_string(p.path("act.log")).unwrap_or_default()
+        );
+        text
+    };
+
+    let mut child = mailwave(&p, &clock, &["run"], "run.log").spawn().unwrap();
+    // 90 s before the window every user is told the date.
+    wait_for(
+        "the notices before the window",
+        Duration::from_secs(40),
+        &|| {
+            served_mail(&base)
+                .iter()
+                .filter(|m| m.1 == "Your mailbox moves on Monday 1 February 2027")
+                .count()
+                == 6
+        },
+    );
+    let said = act(&["mailbox", "hold", quick, long, "--reason", "checking"]);
+    assert!(
+        said.contains(
+            "notices: 2 user(s) will be told of the change at Mon 1 Feb 2027 19:59 GMT unless released before"
+        ),
+        "{said}"
+    );
+    let said = act(&["mailbox", "release", quick]);
+    assert!(
+        said.contains("notices: nothing is sent to 1 user(s): the date they were told holds"),
+        "{said}"
+    );
+    // Held past the lead: one correction, no sooner than the lead before its date.
+    wait_for("the correction", Duration::from_secs(75), &|| {
+        !of(long, "Change to your mailbox move").is_empty()
+    });
+    let correction = of(long, "Change to your mailbox move");
+    assert!(
+        correction[0].3 >= window - SignedDuration::from_secs(45),
+        "sent at {}",
+        correction[0].3
+    );
+    assert!(correction[0].2.contains("a date we will confirm"));
+    let said = act(&["mailbox", "release", long]);
+    assert!(
+        said.contains(
+            "notices: 1 user(s) told their date would be confirmed will be sent their date at once"
+        ),
+        "{said}"
+    );
+    wait_for("the re-confirmation", Duration::from_secs(20), &|| {
+        !of(
+            long,
+            "Your mailbox moves on Monday 1 February 2027 after all",
+        )
+        .is_empty()
+    });
+    sigterm(&child);
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(20),
+        "SIGTERM",
+        &p.path("run.log"),
+    );
+    let out = stdout_of(&mut child);
+    assert_eq!(status.code(), Some(0), "{out}");
+    let mail = served_mail(&base);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    // The quick hold told nobody anything; the long one exactly one correction and one
+    // re-confirmation; everyone else only their date.
+    let subjects = |who: &str| -> Vec<&str> {
+        mail.iter()
+            .filter(|m| m.0 == who)
+            .map(|m| m.1.as_str())
+            .collect()
+    };
+    assert_eq!(
+        subjects(quick),
+        ["Your mailbox moves on Monday 1 February 2027"]
+    );
+    assert_eq!(
+        subjects(long),
+        [
+            "Your mailbox moves on Monday 1 February 2027",
+            "Change to your mailbox move",
+            "Your mailbox moves on Monday 1 February 2027 after all"
+        ]
+    );
+    for i in 2..6 {
+        assert_eq!(subjects(&format!("user{i:04}@contoso.com")).len(), 1);
+    }
+}

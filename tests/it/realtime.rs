@@ -22,7 +22,7 @@ use crate::misbehave::{self, Reply, Server};
 
 const SECRET: &str = "realtime-test-secret";
 
-fn config(endpoint: &str, schedule: &str, run: &str) -> String {
+pub fn config(endpoint: &str, schedule: &str, run: &str) -> String {
     format!(
         r#"[tenant]
 id = "contoso.onmicrosoft.com"
@@ -46,7 +46,7 @@ bank_holidays = "schedules/uk-bank-holidays.json"
 }
 
 /// `mailwave <args>` in the project, following `clock`, its log in `log`.
-fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
+pub fn mailwave(p: &Project, clock: &str, args: &[&str], log: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mailwave"));
     c.args(args)
         .current_dir(p.dir.path())
@@ -67,7 +67,7 @@ fn clock_at(at: Timestamp) -> String {
 
 /// Waits for the process to end, at most `limit`; kills it and fails the test past that, with
 /// its log.
-fn wait_within(
+pub fn wait_within(
     child: &mut Child,
     limit: Duration,
     what: &str,
@@ -88,7 +88,7 @@ fn wait_within(
     }
 }
 
-fn stdout_of(child: &mut Child) -> String {
+pub fn stdout_of(child: &mut Child) -> String {
     let mut out = String::new();
     if let Some(mut s) = child.stdout.take() {
         let _ = s.read_to_string(&mut out);
@@ -96,7 +96,7 @@ fn stdout_of(child: &mut Child) -> String {
     out
 }
 
-fn sigterm(child: &Child) {
+pub fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -106,7 +106,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Writes an inventory of `n` mailboxes, imports it and plans it from `day` with the binary.
-fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
+pub fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
     let mut csv = String::from("EmailAddress,SizeBytes,ItemCount,SourceDatabase\n");
     for i in 0..n {
         csv.push_str(&format!(
@@ -130,7 +130,7 @@ fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
     }
 }
 
-const CRASH_PROFILE: &str = r#"
+pub const CRASH_PROFILE: &str = r#"
 max_concurrent_migrations = 1000
 throughput_gb_per_hour = 1000000.0
 base_move_minutes = 0.25

@@ -498,17 +498,20 @@ impl Notifier {
             .partition(|(at, _)| *at <= now);
         cursor.retries = later;
         out.extend(ready.into_iter().map(|(_, d)| d));
-        cursor.next_before = None;
         if let Some(longest) = before.first() {
+            // A notice falling due before the next look is waited for, not found a tick late.
+            let soon = now + *longest + TICK;
             let opening: Vec<NoticeWave> =
-                store.waves_opening(now + SignedDuration::from_millis(1), now + *longest)?;
-            for w in opening {
-                let next = before
-                    .iter()
-                    .map(|off| w.window_start - *off)
-                    .filter(|at| *at > now)
-                    .min();
-                cursor.next_before = cursor.next_before.into_iter().chain(next).min();
+                store.waves_opening(now + SignedDuration::from_millis(1), soon)?;
+            cursor.next_before = opening
+                .iter()
+                .flat_map(|w| before.iter().map(|off| w.window_start - *off))
+                .filter(|at| *at > now)
+                .min();
+            for w in opening
+                .into_iter()
+                .filter(|w| w.window_start <= now + *longest)
+            {
                 // The latest offset now due; earlier ones not sent are superseded by it.
                 let Some(current) = before
                     .iter()
