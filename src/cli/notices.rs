@@ -173,6 +173,22 @@ fn preview(cli: &Cli, address: &str) -> anyhow::Result<i32> {
             None,
             fill(f.to, told.start),
         )),
+        // Told "a date we will confirm" and still off: a release re-confirms the date.
+        None if store
+            .told(&[due.mailbox_id])?
+            .get(&due.mailbox_id)
+            .is_some_and(|(_, start)| *start == 0) =>
+        {
+            cases.push((
+                format!(
+                    "{}if the mailbox is released (it goes at once)",
+                    label("reconfirm")
+                ),
+                "reconfirm",
+                None,
+                fill(Some(wave.window_start), None),
+            ))
+        }
         None if !n.before.is_empty() => cases.push((
             format!(
                 "{}if the date changes (here: the mailbox held; it goes {} before the told date)",
@@ -367,10 +383,14 @@ pub(super) fn what_users_hear(
     let mut lines = Vec::new();
     let told_of_it = holds + reconfirm + corrections.values().sum::<u64>();
     if silent {
-        lines.push(format!(
-            "notices: --no-notice: the {} user(s) told a date are not told of this change (the audit records it); their \"before\" notices go as usual",
-            th(told_of_it)
-        ));
+        lines.push(if told_of_it == 0 {
+            "notices: --no-notice (the audit records it): nobody here was told a date yet; their \"before\" notices go as usual".to_string()
+        } else {
+            format!(
+                "notices: --no-notice (the audit records it): nothing is sent about this change to the {} user(s) told a date; their \"before\" notices go as usual",
+                th(told_of_it)
+            )
+        });
         return Ok(lines);
     }
     let unless = match kind {

@@ -229,7 +229,7 @@ impl Store {
              WHERE s.wave_id = ?1 AND {LIVE}
                AND (n.id IS NULL OR (n.status = 'retry' AND n.next_at <= ?4))"
         );
-        let superseded = format!("l.told_start = ?3 AND l.created_at >= ?5");
+        let superseded = "l.told_start = ?3 AND l.created_at >= ?5";
         self.conn()
             .prepare_cached(&format!(
                 "INSERT INTO notices (mailbox_id, kind, told_start, wave_id, status, reason, created_at, done_at)

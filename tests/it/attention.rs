@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::helpers::*;
 use crate::misbehave::{Reply, Server};
-use crate::realtime::{CRASH_PROFILE, config, mailwave, plan_with_binary};
+use crate::realtime::{CRASH_PROFILE, config, mailwave, plan_with_binary, sim_serve};
 
 /// The name the system gives the account the tests run as: what `--by` falls back to.
 fn account() -> String {
@@ -52,24 +52,20 @@ fn needs_a_person_means_one_thing_in_status_and_the_reports_and_actions_are_list
     assert!(m.len() >= 7, "{m:?}");
     // Failed for good, waiting for approval, failed but retried by the run, held by mailwave
     // with no wave left, no licence: as the run leaves them.
-    sql(
-        &p,
-        "UPDATE mailbox_state SET state = 7, failure_class = 'permanent', last_error = 'MapiExceptionNotFound: gone'
-         WHERE mailbox_id = (SELECT id FROM mailboxes WHERE address = ?1)",
-        m[0],
-    );
-    sql(
-        &p,
-        "UPDATE mailbox_state SET state = 7, failure_class = 'needs_approval', last_error = 'DataConsistencyScore Investigate'
-         WHERE mailbox_id = (SELECT id FROM mailboxes WHERE address = ?1)",
-        m[1],
-    );
-    sql(
-        &p,
-        "UPDATE mailbox_state SET state = 7, failure_class = 'transient', last_error = 'StalledDueToTarget'
-         WHERE mailbox_id = (SELECT id FROM mailboxes WHERE address = ?1)",
-        m[2],
-    );
+    for (address, class, message) in [
+        (m[0], "permanent", "MapiExceptionNotFound: gone"),
+        (m[1], "needs_approval", "DataConsistencyScore Investigate"),
+        (m[2], "transient", "StalledDueToTarget"),
+    ] {
+        sql(
+            &p,
+            &format!(
+                "UPDATE mailbox_state SET state = 7, failure_class = '{class}', last_error = '{message}'
+                 WHERE mailbox_id = (SELECT id FROM mailboxes WHERE address = ?1)"
+            ),
+            address,
+        );
+    }
     sql(
         &p,
         "UPDATE mailbox_state SET state = 8 WHERE mailbox_id = (SELECT id FROM mailboxes WHERE address = ?1)",
@@ -214,36 +210,17 @@ fn only_what_needs_a_person_is_alerted_once_and_every_run_end_says_so() {
         hook.base
     );
     let p = Project::new(&config("http://127.0.0.1:9", schedule, &run));
-    std::fs::write(
-        p.path("sim-profile.toml"),
-        CRASH_PROFILE
-            .replace(
-                "transient_failure_share = 0.03",
-                "transient_failure_share = 0.25",
-            )
-            .replace(
-                "permanent_failure_share = 0.0",
-                "permanent_failure_share = 0.15",
-            )
-            .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0"),
-    )
-    .unwrap();
-    let mut sim = mailwave(
-        &p,
-        &clock,
-        &[
-            "sim",
-            "serve",
-            "--seed",
-            "7",
-            "--profile",
-            "sim-profile.toml",
-        ],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
+    let profile = CRASH_PROFILE
+        .replace(
+            "transient_failure_share = 0.03",
+            "transient_failure_share = 0.25",
+        )
+        .replace(
+            "permanent_failure_share = 0.0",
+            "permanent_failure_share = 0.15",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0");
+    let (mut sim, base) = sim_serve(&p, &clock, &profile, &["--seed", "7"]);
     std::fs::write(p.path("mailwave.toml"), config(&base, schedule, &run)).unwrap();
     plan_with_binary(&p, &clock, 30, "2027-02-01");
     let step = |args: &[&str]| -> (Option<i32>, String) {

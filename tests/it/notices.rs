@@ -104,11 +104,20 @@ fn notice_rows(db: &std::path::Path) -> Vec<(String, String, i64, String)> {
         .collect()
 }
 
-#[tokio::test(start_paused = true)]
-async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_change() {
-    let p = Project::new(&engine_config(40, 80, NOTICES));
-    write_templates(&p);
-    let plan = planned_estate(&p, 400, date(2027, 1, 4));
+/// A 400-mailbox plan from 4 January 2027 with the starter templates, the in-process simulator
+/// on the paused clock (an hour before the first pre-stage) knowing its users, and its Graph for
+/// mail (the report too).
+struct Estate {
+    plan: mailwave::plan::Plan,
+    clock: Clock,
+    sim: Arc<Simulator>,
+    service: Arc<ExchangeClient<LocalTransport>>,
+    mailer: mailwave::engine::session::GraphServices,
+}
+
+fn notice_estate(p: &Project) -> Estate {
+    write_templates(p);
+    let plan = planned_estate(p, 400, date(2027, 1, 4));
     let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
     let clock = Clock::tokio(origin, 1.0);
     let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
@@ -124,6 +133,25 @@ async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_chan
             mailwave::ui::report::html(store, now, Some("test"), None)
         })),
     };
+    Estate {
+        plan,
+        clock,
+        sim,
+        service,
+        mailer,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_change() {
+    let p = Project::new(&engine_config(40, 80, NOTICES));
+    let Estate {
+        plan,
+        clock,
+        sim,
+        service,
+        mailer,
+    } = notice_estate(&p);
     let config = p.config();
 
     // Until three days before the sixth wave: its users have had their 7-day notice.
@@ -544,21 +572,13 @@ fn mail_to(sim: &Simulator, address: &str) -> Vec<(Timestamp, String, String)> {
 #[tokio::test(start_paused = true)]
 async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
     let p = Project::new(&engine_config(40, 80, NOTICES));
-    write_templates(&p);
-    let plan = planned_estate(&p, 400, date(2027, 1, 4));
-    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
-    let clock = Clock::tokio(origin, 1.0);
-    let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
-    {
-        let store = Store::open_read_only(&p.db()).unwrap();
-        sim.know_inventory(&store.load_inventory().unwrap().0);
-    }
-    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
-    let mailer = mailwave::engine::session::GraphServices {
-        mailer: Arc::new(GraphClient::new(LocalGraph::new(sim.clone()))),
-        licensing: None,
-        report: None,
-    };
+    let Estate {
+        plan,
+        clock,
+        sim,
+        service,
+        mailer,
+    } = notice_estate(&p);
     let config = p.config();
     let tz = jiff::tz::TimeZone::get("Europe/London").unwrap();
     let local = |t: Timestamp| {
@@ -652,6 +672,14 @@ async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
         "{}",
         stdout(&out)
     );
+    let preview = stdout(&at_time(&p, clock.now(), &["notices", "preview", &x]));
+    assert!(
+        preview.contains(&format!(
+            "--- correction notice: due {}, unless the told date holds again by then",
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{preview}"
+    );
     let out = at_time(&p, clock.now(), &["mailbox", "hold", &y, "--no-notice"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -708,6 +736,10 @@ async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
         "{preview}"
     );
     assert!(preview.contains("Dear colleague,"), "{preview}");
+    assert!(
+        preview.contains("--- re-confirmation: if the mailbox is released (it goes at once)"),
+        "{preview}"
+    );
 
     // Released after the correction: a re-confirmation at once; the silent hold: nothing.
     let out = at_time(&p, clock.now(), &["mailbox", "release", &x, &y]);
@@ -803,7 +835,8 @@ fn served_mail(base: &str) -> Vec<(String, String, String, Timestamp)> {
 #[test]
 fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
     use crate::realtime::{
-        CRASH_PROFILE, config, mailwave, plan_with_binary, sigterm, stdout_of, wait_within,
+        config, mailwave, plan_with_binary, quiet_profile, sigterm, sim_serve, stdout_of,
+        wait_within,
     };
     use std::time::{Duration, Instant};
     let window: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
@@ -819,27 +852,7 @@ fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
                    before = [\"90s\"]\ncorrection_lead = \"45s\"\nafter = false\ntemplates = \"schedules/notices\"\nper_minute = 600\n";
     let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
     write_templates(&p);
-    std::fs::write(
-        p.path("sim-profile.toml"),
-        CRASH_PROFILE
-            .replace(
-                "transient_failure_share = 0.03",
-                "transient_failure_share = 0.0",
-            )
-            .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
-            .replace("stall_share = 0.05", "stall_share = 0.0")
-            + "mail_per_minute = 600\n",
-    )
-    .unwrap();
-    let mut sim = mailwave(
-        &p,
-        &clock,
-        &["sim", "serve", "--profile", "sim-profile.toml"],
-        "sim.log",
-    )
-    .spawn()
-    .unwrap();
-    let base = sim_base(&mut sim);
+    let (mut sim, base) = sim_serve(&p, &clock, &quiet_profile("mail_per_minute = 600\n"), &[]);
     std::fs::write(
         p.path("mailwave.toml"),
         config(&base, schedule, run) + notices,

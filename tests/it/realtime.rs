@@ -149,6 +149,30 @@ exchange_requests_per_second = 1000.0
 exchange_burst = 1000
 "#;
 
+/// `CRASH_PROFILE` with nothing failing on its own (no transient failure, injected 5xx or stall),
+/// for tests whose subject is something else; `extra` lines are added.
+pub fn quiet_profile(extra: &str) -> String {
+    CRASH_PROFILE
+        .replace(
+            "transient_failure_share = 0.03",
+            "transient_failure_share = 0.0",
+        )
+        .replace("injected_5xx_share = 0.01", "injected_5xx_share = 0.0")
+        .replace("stall_share = 0.05", "stall_share = 0.0")
+        + extra
+}
+
+/// Starts `sim serve` for the project with `profile` (written to `sim-profile.toml`), following
+/// `clock`; returns the child and its base URL.
+pub fn sim_serve(p: &Project, clock: &str, profile: &str, args: &[&str]) -> (Child, String) {
+    std::fs::write(p.path("sim-profile.toml"), profile).unwrap();
+    let mut all = vec!["sim", "serve", "--profile", "sim-profile.toml"];
+    all.extend_from_slice(args);
+    let mut sim = mailwave(p, clock, &all, "sim.log").spawn().unwrap();
+    let base = sim_base(&mut sim);
+    (sim, base)
+}
+
 fn moves(base: &str) -> Vec<serde_json::Value> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

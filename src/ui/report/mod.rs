@@ -381,7 +381,7 @@ fn run_in_words(summary: &str) -> String {
     let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
     let th = crate::format::thousands;
     let mut s = format!(
-        "It cut over {} mailbox(es), made {} API calls ({} answered 429) and left {} needing attention.",
+        "It cut over {} mailbox(es), made {} API calls ({} answered 429) and left {} needing a person.",
         th(n("completed_this_run")),
         th(n("api_calls_total")),
         th(n("throttled")),
