@@ -36,12 +36,16 @@ fn needing() -> String {
          OR (s.state = 8 AND {} = 'cutover')",
         hold_event("cause")
     );
+    // Through the waves (CROSS JOIN keeps them the outer loop), so that the (wave, state) index
+    // finds the failed and held mailboxes without reading the other two million; the licence
+    // part reads only the users found wanting (a partial index).
     format!(
         "SELECT s.mailbox_id AS mailbox_id,
                 CASE WHEN s.state = 8 THEN 'no_wave_left'
                      WHEN s.failure_class = 'needs_approval' THEN 'needs_approval'
                      ELSE 'failed_for_good' END AS why
-         FROM mailbox_state s WHERE s.state IN (7, 8) AND ({by_state})
+         FROM waves w CROSS JOIN mailbox_state s ON s.wave_id = w.id AND s.state IN (7, 8)
+         WHERE {by_state}
          UNION ALL
          SELECT s.mailbox_id, 'no_licence' FROM licences l JOIN mailbox_state s ON s.mailbox_id = l.mailbox_id
          WHERE l.status IN ('missing', 'no_user') AND s.state NOT IN (5, 6, 9) AND NOT ({by_state})"
@@ -120,9 +124,10 @@ impl Store {
 
     /// Mailboxes an operator holds (at most `limit`), each with who held it and why, and how many.
     pub fn operator_holds(&self, limit: usize) -> Result<(u64, Vec<AttentionRow>)> {
-        let operator = format!("s.state = 8 AND {} IS NOT 'cutover'", hold_event("cause"));
+        let held = "FROM waves w CROSS JOIN mailbox_state s ON s.wave_id = w.id AND s.state = 8";
+        let by_operator = format!("{} IS NOT 'cutover'", hold_event("cause"));
         let total: i64 = self.conn().query_row(
-            &format!("SELECT COUNT(*) FROM mailbox_state s WHERE {operator}"),
+            &format!("SELECT COUNT(*) {held} WHERE {by_operator}"),
             [],
             |r| r.get(0),
         )?;
@@ -130,8 +135,8 @@ impl Store {
             "SELECT m.address, w.name,
                     (SELECT 'by ' || a.by || COALESCE(': ' || a.reason, '') FROM actions a
                      WHERE a.mailbox_id = s.mailbox_id AND a.kind = 'hold' ORDER BY a.id DESC LIMIT 1)
-             FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
-             WHERE {operator} ORDER BY w.window_start, m.address LIMIT ?1"
+             {held} JOIN mailboxes m ON m.id = s.mailbox_id
+             WHERE {by_operator} ORDER BY w.window_start, m.address LIMIT ?1"
         ))?;
         let rows = q
             .query_map([limit as i64], |r| {

@@ -41,3 +41,6 @@ CREATE TABLE alerted (
     mailbox_id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL
 );
+
+-- The users found without a licence, which "needs a person" reads on every `status`.
+CREATE INDEX licences_wanting ON licences (mailbox_id) WHERE status IN ('missing', 'no_user');
