@@ -96,6 +96,10 @@ fn due(r: &rusqlite::Row, kind: &str, told_start: Option<i64>) -> rusqlite::Resu
     })
 }
 
+/// How far back a told date is still answered by a correction (a week, in ms): a user told a
+/// date longer ago learns the new one from its "before" notices.
+const WEEK_MS: i64 = 7 * 24 * 3_600_000;
+
 /// The latest notice that told mailbox `s` a date (a "before" notice, a correction or a
 /// re-confirmation that went, or may have gone): what its user now believes.
 const LATEST_TOLD: &str = "SELECT t.id FROM notices t WHERE t.mailbox_id = s.mailbox_id
@@ -208,48 +212,73 @@ impl Store {
     }
 
     /// The mailboxes moving in `wave` still owed `kind`, the notice `offset` before its window (no
-    /// row yet, or a retry now due). A user whose latest notice told another date (or none) waits
-    /// for the correction or re-confirmation owed first, unless that change was made with
-    /// `--no-notice`; a user told this date by such a notice sent after this one was due has it
+    /// row yet, or a retry now due), at most `limit`, and how many were looked at. A user owed a
+    /// correction or re-confirmation first waits for it: those the caller knows to be owed one
+    /// later are passed in `waiting` and left out, and a user whose latest notice told another
+    /// date (or none), unless that change was made with `--no-notice`, is skipped. A user told
+    /// this date by a correction or re-confirmation sent after this notice was due has it
     /// recorded as dropped instead.
     pub fn due_before(
         &self,
         wave: &NoticeWave,
-        kind: &str,
-        offset: jiff::SignedDuration,
+        (kind, offset): (&str, jiff::SignedDuration),
         now: jiff::Timestamp,
+        waiting: &[i64],
         limit: usize,
-    ) -> Result<Vec<Due>> {
+    ) -> Result<(Vec<Due>, usize)> {
         let told = millis(wave.window_start);
         let due_at = millis(wave.window_start - offset);
-        let owed = format!(
-            "FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id
-             LEFT JOIN notices n ON n.mailbox_id = s.mailbox_id AND n.kind = ?2 AND n.told_start = ?3 AND n.answers = 0
-             LEFT JOIN notices l ON l.id = ({LATEST_TOLD})
-             WHERE s.wave_id = ?1 AND {LIVE}
-               AND (n.id IS NULL OR (n.status = 'retry' AND n.next_at <= ?4))"
-        );
-        let superseded = "l.told_start = ?3 AND l.created_at >= ?5";
-        self.conn()
-            .prepare_cached(&format!(
-                "INSERT INTO notices (mailbox_id, kind, told_start, wave_id, status, reason, created_at, done_at)
-                 SELECT s.mailbox_id, ?2, ?3, s.wave_id, 'dropped',
-                        'superseded: a later correction or re-confirmation told this date', ?4, ?4
-                 {owed} AND n.id IS NULL AND {superseded}"
-            ))?
-            .execute(params![wave.id, kind, told, millis(now), due_at])?;
+        let waiting = serde_json::to_string(waiting).unwrap_or_else(|_| "[]".into());
         let mut q = self.conn().prepare_cached(&format!(
-            "SELECT {DUE_COLUMNS}, ?3, n.attempts {owed}
-               AND (l.id IS NULL OR (l.told_start = ?3 AND NOT ({superseded})) OR {SILENCED})
+            "SELECT {DUE_COLUMNS}, ?3, n.attempts FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id
+             LEFT JOIN notices n ON n.mailbox_id = s.mailbox_id AND n.kind = ?2 AND n.told_start = ?3 AND n.answers = 0
+             WHERE s.wave_id = ?1 AND {LIVE}
+               AND (n.id IS NULL OR (n.status = 'retry' AND n.next_at <= ?4))
+               AND s.mailbox_id NOT IN (SELECT value FROM json_each(?5))
              ORDER BY s.seq LIMIT ?6"
         ))?;
-        let rows = q
+        let found: Vec<Due> = q
             .query_map(
-                params![wave.id, kind, told, millis(now), due_at, limit as i64],
+                params![wave.id, kind, told, millis(now), waiting, limit as i64],
                 |r| due(r, kind, Some(told)),
             )?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+        // What each was last told, looked up for these few only (a wave holds 83,000).
+        let ids: Vec<i64> = found.iter().map(|d| d.mailbox_id).collect();
+        let mut q = self.conn().prepare_cached(&format!(
+            "SELECT s.mailbox_id, l.told_start, l.created_at, {SILENCED} FROM json_each(?1) j
+             JOIN mailbox_state s ON s.mailbox_id = j.value JOIN notices l ON l.id = ({LATEST_TOLD})"
+        ))?;
+        let last: std::collections::HashMap<i64, (i64, i64, bool)> = q
+            .query_map(
+                [serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())],
+                |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        let looked = found.len();
+        let mut out = Vec::with_capacity(looked);
+        for d in found {
+            match last.get(&d.mailbox_id) {
+                None => out.push(d),
+                Some(&(_, _, true)) => out.push(d),
+                Some(&(start, at, false)) if start == told && at >= due_at => {
+                    self.conn()
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO notices (mailbox_id, kind, told_start, wave_id, status, reason, created_at, done_at)
+                             VALUES (?1, ?2, ?3, ?4, 'dropped',
+                                     'superseded: a later correction or re-confirmation told this date', ?5, ?5)",
+                        )?
+                        .execute(params![d.mailbox_id, kind, told, d.wave_id, millis(now)])?;
+                }
+                Some(&(start, _, false)) if start == told => out.push(d),
+                // Told a date long gone, which no correction answers any more: this tells it.
+                Some(&(start, _, false)) if start != 0 && start < millis(now) - WEEK_MS => {
+                    out.push(d)
+                }
+                Some(_) => {} // its correction or re-confirmation goes first
+            }
+        }
+        Ok((out, looked))
     }
 
     /// The newest event's id: the notices look only at mailboxes with events after the last one
@@ -306,15 +335,16 @@ impl Store {
         let driving = match after_event {
             Some(_) => {
                 "SELECT mailbox_id FROM events WHERE id > ?1 UNION SELECT value FROM json_each(?2)"
+                    .to_string()
             }
             // Every user told a date not a week gone, or told "a date we will confirm": a told
             // date further back was settled by the runs since (a 2.1-million estate's whole
             // history is not read at every start).
-            None => {
+            None => format!(
                 "SELECT DISTINCT mailbox_id FROM notices WHERE kind != 'after'
                    AND status IN ('sent', 'uncertain', 'sending')
-                   AND (told_start = 0 OR told_start > ?3 - 604800000) AND ?1 >= 0 AND ?2 IS NOT NULL"
-            }
+                   AND (told_start = 0 OR told_start > ?3 - {WEEK_MS}) AND ?1 >= 0 AND ?2 IS NOT NULL"
+            ),
         };
         let target = format!("CASE WHEN {OFF} THEN 0 ELSE w.window_start END");
         let mut q = self.conn().prepare_cached(&format!(
@@ -326,7 +356,7 @@ impl Store {
              FROM ids JOIN mailbox_state s ON s.mailbox_id = ids.mailbox_id
              JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
              JOIN notices l ON l.id = ({LATEST_TOLD})
-             WHERE s.state NOT IN (5, 6)
+             WHERE s.state NOT IN (5, 6) AND (l.told_start = 0 OR l.told_start > ?3 - {WEEK_MS})
                AND ({OFF} OR w.window_start != l.told_start) AND NOT ({OFF} AND l.told_start = 0)
                AND NOT EXISTS (SELECT 1 FROM notices c WHERE c.mailbox_id = s.mailbox_id AND c.answers = l.id
                    AND c.told_start = {target} AND (c.status != 'retry' OR c.next_at > ?3))

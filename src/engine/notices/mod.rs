@@ -536,8 +536,10 @@ impl Notifier {
                 if room == 0 {
                     break;
                 }
-                let found = store.due_before(&w, &kind, *current, now, room)?;
-                if found.len() < room {
+                let waiting: Vec<i64> = cursor.later.keys().copied().collect();
+                let (found, looked) =
+                    store.due_before(&w, (&kind, *current), now, &waiting, room)?;
+                if looked < room {
                     cursor.covered.insert(key, now);
                 }
                 out.extend(found);
