@@ -1,4 +1,5 @@
-//! `mailwave notices preview|status`: what a user will be sent, and what has gone so far.
+//! `mailwave notices preview|status`: what a user got and will be sent, what has gone so far; and
+//! what each action command says its users will be told, and when.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -140,20 +141,8 @@ fn preview(cli: &Cli, address: &str) -> anyhow::Result<i32> {
         .into_iter()
         .next();
     let pending = owed.as_ref().and_then(|o| {
-        let told = Told {
-            id: o.told_id,
-            start: (o.told_start > 0).then(|| crate::store::from_millis(o.told_start)),
-        };
-        let standing = if o.off {
-            Standing::Off
-        } else {
-            Standing::Moving {
-                start: o.window.0,
-                end: o.window.1,
-            }
-        };
-        let f = follow_up::follow_up(told, standing, n.correction_lead, now)?;
-        Some((f, told, o.silenced))
+        let f = follow_up::owed(o, n.correction_lead, now)?;
+        Some((f, Told::of(o.told_id, o.told_start), o.silenced))
     });
     match pending {
         Some((_, _, true)) => outln!(
@@ -364,12 +353,8 @@ pub(super) fn what_users_hear(
             waves.insert(f.wave.clone(), store.wave_info(&f.wave)?);
         }
         let own = waves.get(&f.wave).and_then(Option::as_ref);
-        let told = Told {
-            id,
-            start: (start > 0).then(|| crate::store::from_millis(start)),
-        };
         match follow_up::follow_up(
-            told,
+            Told::of(id, start),
             standing_after(kind, f, target, own, now),
             n.correction_lead,
             now,

@@ -55,6 +55,33 @@ impl Kind {
     }
 }
 
+impl Told {
+    /// From the store's form: a notice's id and the window start it told (Unix ms, 0 for none).
+    pub fn of(id: i64, start_ms: i64) -> Told {
+        Told {
+            id,
+            start: (start_ms > 0).then(|| crate::store::from_millis(start_ms)),
+        }
+    }
+}
+
+/// What the user of `owed` is owed now that their mailbox stands where the store says.
+pub fn owed(
+    owed: &crate::store::notices::Owed,
+    lead: SignedDuration,
+    now: Timestamp,
+) -> Option<FollowUp> {
+    let standing = if owed.off {
+        Standing::Off
+    } else {
+        Standing::Moving {
+            start: owed.window.0,
+            end: owed.window.1,
+        }
+    };
+    follow_up(Told::of(owed.told_id, owed.told_start), standing, lead, now)
+}
+
 /// What a user told `told` is owed when their mailbox stands at `standing`, if anything.
 pub fn follow_up(
     told: Told,

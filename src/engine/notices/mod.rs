@@ -355,9 +355,6 @@ impl Notifier {
                     queue = self.collect(&store, now, &mut pool, &mut cursor, &mut summary)?;
                 }
                 last_collect = Some(now);
-                if cursor.poke.is_some_and(|at| at <= now) {
-                    cursor.poke = None;
-                }
             }
             if queue.is_empty() && flying.is_empty() && engine_done.is_cancelled() {
                 break;
@@ -586,20 +583,7 @@ impl Notifier {
             if owed.silenced {
                 continue;
             }
-            let told = follow_up::Told {
-                id: owed.told_id,
-                start: (owed.told_start > 0).then(|| crate::store::from_millis(owed.told_start)),
-            };
-            let standing = if owed.off {
-                follow_up::Standing::Off
-            } else {
-                follow_up::Standing::Moving {
-                    start: owed.window.0,
-                    end: owed.window.1,
-                }
-            };
-            let Some(f) = follow_up::follow_up(told, standing, self.config.correction_lead, now)
-            else {
+            let Some(f) = follow_up::owed(&owed, self.config.correction_lead, now) else {
                 continue;
             };
             if f.at > now || out.len() >= limit {
