@@ -69,6 +69,7 @@ fn main() {
                 clock,
                 stop_grace: jiff::SignedDuration::from_secs(10),
                 alerts: None,
+                actions_applied: Arc::new(tokio::sync::Notify::new()),
             };
             let done = tokio_util::sync::CancellationToken::new();
             done.cancel();

@@ -214,6 +214,9 @@ pub struct Notices {
     pub senders: Vec<String>,
     /// How long before the window opens each "before" notice goes, longest first.
     pub before: Vec<jiff::SignedDuration>,
+    /// A user told a date that no longer holds is corrected this long before the earlier of the
+    /// told and the new date (at once when less remains), if the told date still does not hold.
+    pub correction_lead: jiff::SignedDuration,
     pub after: bool,
     /// The templates folder (before, after, correction; `.txt` or `.html`; per organisation in a
     /// sub-folder of that name).
@@ -236,6 +239,7 @@ impl Default for Notices {
                 jiff::SignedDuration::from_hours(7 * 24),
                 jiff::SignedDuration::from_hours(24),
             ],
+            correction_lead: jiff::SignedDuration::from_hours(24),
             after: true,
             templates: PathBuf::from("schedules/notices"),
             quiet_hours: None,
@@ -506,6 +510,7 @@ struct RawNotices {
     senders: Option<Spanned<Vec<Spanned<String>>>>,
     senders_file: Option<Spanned<String>>,
     before: Option<Spanned<Vec<Spanned<String>>>>,
+    correction_lead: Option<Spanned<String>>,
     after: Option<bool>,
     templates: Option<Spanned<String>>,
     quiet_hours: Option<Spanned<String>>,
@@ -1304,10 +1309,24 @@ fn notices(cx: &Ctx, n: RawNotices, base: &Path) -> Result<Notices, ConfigError>
         Some(x) => Ok(*x.get_ref() as u32),
         None => Ok(default),
     };
+    let correction_lead = match &n.correction_lead {
+        None => d.correction_lead,
+        Some(l) => parse_offset(l.get_ref()).ok_or_else(|| {
+            cx.invalid(
+                l.span(),
+                "notices.correction_lead",
+                format!(
+                    "{:?} is not a time before the date (for example \"24h\", \"2d\", \"90m\"; at most 60d)",
+                    l.get_ref()
+                ),
+            )
+        })?,
+    };
     Ok(Notices {
         enabled,
         senders,
         before,
+        correction_lead,
         after: n.after.unwrap_or(d.after),
         templates: n
             .templates

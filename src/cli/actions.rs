@@ -53,9 +53,12 @@ pub struct Options {
     /// Why (kept in the audit and shown with the mailbox).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Who (default: $USER).
+    /// Who (default: the login name: $USER, $LOGNAME, else the system's name for this account).
     #[arg(long)]
     pub by: Option<String>,
+    /// Tell users nothing of this change (recorded in the audit); their "before" notices go as usual.
+    #[arg(long)]
+    pub no_notice: bool,
     /// Say what would change, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -81,11 +84,34 @@ struct Line {
     id: Option<i64>,
 }
 
+/// Who acts: `--by`, else the login name. Cron and root shells often have no `$USER`, so
+/// `$LOGNAME` and then the system's own name for the account follow.
 fn who(by: &Option<String>) -> String {
-    by.clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    let named = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    named(by.clone())
+        .or_else(|| named(std::env::var("USER").ok()))
+        .or_else(|| named(std::env::var("LOGNAME").ok()))
+        .unwrap_or_else(account_name)
+}
+
+/// The system's name for the account this process runs as (`/etc/passwd`, found by the owner of
+/// `/proc/self`: no unsafe call to `getpwuid` needed), else its uid, else the host it runs on.
+fn account_name() -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let name = passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id: u32 = fields.nth(1)?.parse().ok()?;
+                (id == uid && !name.is_empty()).then(|| name.to_string())
+            });
+            return name.unwrap_or_else(|| format!("uid {uid}"));
+        }
+    }
+    format!("an operator on {}", crate::store::lock::host_name())
 }
 
 /// Addresses from the command line and `--from-file`, each once.
@@ -403,8 +429,20 @@ pub fn act(
         ))
         .into());
     }
+    let told = super::notices::what_users_hear(cli, kind, &mailboxes, target, common.no_notice)?;
+    let tell = |told: &[String]| {
+        for line in told {
+            // JSON on standard output stays JSON.
+            if common.json {
+                errln!("{line}");
+            } else {
+                outln!("{line}");
+            }
+        }
+    };
     if common.dry_run {
         print(&lines, common.json);
+        tell(&told);
         return Ok(exit::OK);
     }
     let by = who(&common.by);
@@ -418,6 +456,7 @@ pub fn act(
             target_wave: target.map(|t| t.id),
             force,
             split: split.get(&f.id).cloned(),
+            silent: common.no_notice,
         })
         .collect();
     let now = cli.clock().now();
@@ -437,7 +476,9 @@ pub fn act(
         }
         Err(e) => return Err(e.into()),
     }
-    report(cli, kind, &ids, lines, common.json)
+    let code = report(cli, kind, &ids, lines, common.json)?;
+    tell(&told);
+    Ok(code)
 }
 
 fn past(kind: ActionKind) -> &'static str {

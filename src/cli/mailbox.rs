@@ -169,9 +169,10 @@ fn show(cli: &Cli, address: &str, json: bool) -> anyhow::Result<i32> {
         outln!("  actions:");
         for a in &acts {
             outln!(
-                "    {}  {} by {}{}{}{}  -> {}",
+                "    {}  {}{} by {}{}{}{}  -> {}",
                 a.at,
                 a.kind.name(),
+                if a.silent { " without notice" } else { "" },
                 a.by,
                 a.target_wave
                     .as_deref()

@@ -215,8 +215,8 @@ pub(crate) fn finish(
         "{}",
         crate::ui::summary::render(
             &report.summary,
-            report.attention_total,
-            &report.attention,
+            (report.attention_total, &report.attention),
+            (report.holds_total, &report.holds),
             started.elapsed().as_secs_f64(),
             tz
         )

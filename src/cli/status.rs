@@ -73,6 +73,23 @@ pub(crate) fn render(status: &Status, tz: &jiff::tz::TimeZone) -> String {
         status.failures["permanent"],
         status.failures["needs_approval"]
     );
+    let needing: u64 = status.needs_person.values().sum();
+    let why: Vec<String> = crate::store::attention::REASONS
+        .iter()
+        .filter_map(|(key, words)| {
+            let n = status.needs_person.get(key).copied().unwrap_or(0);
+            (n > 0).then(|| format!("{n} {words}"))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "needs a person: {needing}{}",
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join(", "))
+        }
+    );
     match &status.next_wave {
         Some(n) => {
             let _ = writeln!(

@@ -1,6 +1,7 @@
 //! The run engine: the coordinator (submitter, poller, completer) and its jobs on one clock, with
 //! rate limits, the service's health, and the run session around them.
 
+pub mod attention;
 pub mod coordinator;
 pub mod health;
 pub mod jobs;

@@ -67,8 +67,12 @@ pub enum RunExit {
 
 pub struct SessionReport {
     pub summary: RunSummary,
+    /// Mailboxes that need a person ([`crate::store::attention`]), and the first of them.
     pub(crate) attention_total: u64,
     pub attention: Vec<AttentionRow>,
+    /// Mailboxes an operator holds, and the first of them with who held them and why.
+    pub(crate) holds_total: u64,
+    pub holds: Vec<AttentionRow>,
     pub exit: RunExit,
 }
 
@@ -188,6 +192,7 @@ async fn drive<S: MoveService>(
             // The notices go beside the coordinator, on their own connection to the database.
             let notices_stop = s.stop.child_token();
             let engine_done = CancellationToken::new();
+            let actions_applied = Arc::new(tokio::sync::Notify::new());
             let mails = templates.is_some() || !s.config.notify.report_to.is_empty();
             let notifier = match &s.mailer {
                 Some(mailing) if mails => Some(tokio::spawn(
@@ -203,9 +208,25 @@ async fn drive<S: MoveService>(
                         stop_grace: jiff::SignedDuration::try_from(s.config.run.stop_grace)
                             .unwrap_or(jiff::SignedDuration::from_secs(10)),
                         alerts: alerts_tx.clone(),
+                        actions_applied: actions_applied.clone(),
                     }
                     .run(notices_stop.clone(), engine_done.clone()),
                 )),
+                _ => None,
+            };
+            let watch_done = CancellationToken::new();
+            let attention = match &alerts_tx {
+                Some(tx) if s.config.notify.failure_threshold > 0 && !s.options.actions_only => {
+                    Some(tokio::spawn(
+                        super::attention::AttentionWatch {
+                            store_path: s.state.to_path_buf(),
+                            threshold: s.config.notify.failure_threshold,
+                            clock: s.clock,
+                            alerts: tx.clone(),
+                        }
+                        .run(notices_stop.clone(), watch_done.clone()),
+                    ))
+                }
                 _ => None,
             };
             let licences = match (&s.config.licences.sku, &s.mailer) {
@@ -239,7 +260,7 @@ async fn drive<S: MoveService>(
                 ending: s.ending.clone(),
                 progress: s.progress,
                 alerts: alerts_tx,
-                failure_threshold: s.config.notify.failure_threshold,
+                actions_applied: Some(actions_applied),
             })
             .await;
             drop(writer);
@@ -268,6 +289,16 @@ async fn drive<S: MoveService>(
             {
                 summary.outcome = RunOutcome::Fatal(String::new()).name().into();
                 summary.fatal = Some(reason);
+            }
+            if let Some(task) = attention {
+                watch_done.cancel();
+                match tokio::time::timeout(END_WAIT, task).await {
+                    Ok(Ok(Err(e))) => {
+                        tracing::error!(error = %e, "the needs-a-person alert stopped: state database")
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "the needs-a-person alert failed"),
+                    _ => {}
+                }
             }
             if let Some(task) = licences {
                 engine_done.cancel();
@@ -313,39 +344,58 @@ async fn drive<S: MoveService>(
         let _ = tokio::time::timeout(END_WAIT, task).await;
     }
 
-    let (attention_total, attention) = finish_record(s.state, run_id, s.clock, &summary)
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not record the end of the run");
-            (summary.attention, Vec::new())
-        });
+    let mut summary = summary;
+    let ended = finish_record(s.state, run_id, s.clock, &mut summary).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "could not record the end of the run");
+        Ended {
+            attention: (summary.attention, Vec::new()),
+            holds: (0, Vec::new()),
+        }
+    });
+    let (attention_total, attention) = ended.attention;
     if let Some(url) = &webhook {
         post_webhook(url, webhook_text(&summary, attention_total), &summary).await;
     }
     let exit = match summary.outcome.as_str() {
         "fatal" => RunExit::Failure,
         "unreachable" => RunExit::Unreachable,
-        "finished" if attention_total > 0 => RunExit::NeedsAttention,
+        // However a run ends by itself, cron and systemd learn that a person must act.
+        "finished" | "once" | "until" if attention_total > 0 => RunExit::NeedsAttention,
         _ => RunExit::Ok,
     };
     SessionReport {
         summary,
         attention_total,
         attention,
+        holds_total: ended.holds.0,
+        holds: ended.holds.1,
         exit,
     }
 }
 
-/// Ends the run row with its summary, and reads who needs attention.
+/// Who needs a person and who an operator holds, as the run ended.
+struct Ended {
+    attention: (u64, Vec<AttentionRow>),
+    holds: (u64, Vec<AttentionRow>),
+}
+
+/// Ends the run row with its summary (counting who needs a person, as `status` does), and reads
+/// them and the operator's holds.
 fn finish_record(
     state: &Path,
     run_id: i64,
     clock: Clock,
-    summary: &RunSummary,
-) -> Result<(u64, Vec<AttentionRow>), StoreError> {
+    summary: &mut RunSummary,
+) -> Result<Ended, StoreError> {
     let store = Store::open(state)?;
+    let attention = store.needs_person(None, 20)?;
+    summary.attention = attention.0;
     let json = serde_json::to_string(summary).unwrap_or_else(|_| "{}".into());
     store.end_run(run_id, clock.now(), &summary.outcome, &json)?;
-    store.attention(20)
+    Ok(Ended {
+        attention,
+        holds: store.operator_holds(10)?,
+    })
 }
 
 async fn post_alerts(url: Secret, mut rx: mpsc::UnboundedReceiver<Alert>, tz: jiff::tz::TimeZone) {

@@ -95,8 +95,12 @@ pub struct WaveProgress {
 /// Something a person should hear about now, not in the morning.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Alert {
-    /// Failures in this run reached `notify.failure_threshold`.
-    Failures { failed: u64, threshold: u64 },
+    /// `notify.failure_threshold` mailboxes newly need a person (failed for good, waiting for
+    /// approval, no licence, held with no wave left), by reason in words.
+    NeedsPerson {
+        mailboxes: u64,
+        reasons: Vec<(String, u64)>,
+    },
     /// The service has not answered for a while.
     Unreachable {
         since: Timestamp,
@@ -117,8 +121,13 @@ impl Alert {
     pub fn text(&self, tz: &jiff::tz::TimeZone) -> String {
         let local = |t: &Timestamp| crate::format::local(*t, tz);
         match self {
-            Alert::Failures { failed, threshold } => format!(
-                "mailwave: {failed} mailboxes have failed in this run (threshold {threshold}); see `mailwave status`."
+            Alert::NeedsPerson { mailboxes, reasons } => format!(
+                "mailwave: {mailboxes} more mailbox(es) need a person ({}); `mailwave report` lists them with the service's reason.",
+                reasons
+                    .iter()
+                    .map(|(why, n)| format!("{n} {why}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Alert::Unreachable {
                 since,
@@ -164,7 +173,7 @@ pub struct RunSummary {
     pub(crate) calls_per_completed_mailbox: Option<f64>,
     pub throttled: u64,
     pub(crate) throttled_seconds: f64,
-    /// Mailboxes that need the operator (failed, held).
+    /// Mailboxes that need a person when the run ended ([`crate::store::attention`]).
     pub attention: u64,
     /// Creates whose outcome was in doubt at the start, and how many of them this run settled.
     pub uncertain_at_start: u64,
@@ -228,7 +237,7 @@ pub(crate) fn webhook_text(s: &RunSummary, attention_total: u64) -> String {
     let done = s.states.get("completed").copied().unwrap_or(0)
         + s.states.get("completed_with_warning").copied().unwrap_or(0);
     format!(
-        "mailwave run {}: {done} of {} mailboxes cut over ({} this run), {attention_total} need attention, {} API calls, {} throttled.{}",
+        "mailwave run {}: {done} of {} mailboxes cut over ({} this run), {attention_total} need a person, {} API calls, {} throttled.{}",
         s.outcome,
         s.mailboxes,
         s.completed_this_run,

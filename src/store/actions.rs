@@ -59,6 +59,8 @@ pub struct ActionRequest {
     pub force: bool,
     /// Asked with `--split`: the members of its delegation group it was knowingly split from.
     pub split: Option<String>,
+    /// Taken with `--no-notice`: its users are not told of the change.
+    pub silent: bool,
 }
 
 /// An action the run has not applied yet.
@@ -82,6 +84,8 @@ pub struct ActionRow {
     pub force: bool,
     /// Asked with `--split`: the group members it was split from.
     pub split: Option<String>,
+    /// Taken with `--no-notice`.
+    pub silent: bool,
     pub applied_at: Option<String>,
     pub outcome: Option<String>,
 }
@@ -189,8 +193,8 @@ impl Store {
         let mut ids = Vec::with_capacity(requests.len());
         {
             let mut insert = tx.prepare(
-                "INSERT INTO actions (at, mailbox_id, kind, by, reason, target_wave, force, split)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO actions (at, mailbox_id, kind, by, reason, target_wave, force, split, silent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for r in requests {
                 insert.execute(params![
@@ -201,7 +205,8 @@ impl Store {
                     r.reason,
                     r.target_wave,
                     r.force,
-                    r.split
+                    r.split,
+                    r.silent
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }
@@ -213,7 +218,7 @@ impl Store {
     /// Actions not applied yet, oldest first.
     pub fn pending_actions(&self) -> Result<Vec<PendingAction>> {
         let mut q = self.conn.prepare(
-            "SELECT id, at, mailbox_id, kind, by, reason, target_wave, force, split FROM actions
+            "SELECT id, at, mailbox_id, kind, by, reason, target_wave, force, split, silent FROM actions
              WHERE applied_at IS NULL ORDER BY id",
         )?;
         let rows = q.query_map([], |r| {
@@ -229,6 +234,7 @@ impl Store {
                     target_wave: r.get(6)?,
                     force: r.get(7)?,
                     split: r.get(8)?,
+                    silent: r.get(9)?,
                 },
             })
         })?;
@@ -253,7 +259,7 @@ impl Store {
 
     fn action_rows(&self, filter: &str, value: i64) -> Result<Vec<ActionRow>> {
         let mut q = self.conn.prepare(&format!(
-            "SELECT a.id, a.at, m.address, a.kind, a.by, a.reason, w.name, a.force, a.applied_at, a.outcome, a.split
+            "SELECT a.id, a.at, m.address, a.kind, a.by, a.reason, w.name, a.force, a.applied_at, a.outcome, a.split, a.silent
              FROM actions a JOIN mailboxes m ON m.id = a.mailbox_id LEFT JOIN waves w ON w.id = a.target_wave
              WHERE {filter} ORDER BY a.id"
         ))?;
@@ -268,6 +274,7 @@ impl Store {
                 reason: r.get(5)?,
                 target_wave: r.get(6)?,
                 force: r.get(7)?,
+                silent: r.get(11)?,
                 applied_at: r
                     .get::<_, Option<i64>>(8)?
                     .map(|t| from_millis(t).to_string()),
@@ -428,5 +435,68 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(self.wave_info(&name)?.expect("the wave was just made"))
+    }
+}
+
+/// One action command as the reports list it: what was asked of how many mailboxes, and how it
+/// went (the actions one command recorded share their moment, who, what and why).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionGroup {
+    pub at: jiff::Timestamp,
+    pub kind: ActionKind,
+    pub by: String,
+    pub reason: Option<String>,
+    /// A reschedule's wave.
+    pub target_wave: Option<String>,
+    /// Taken with `--no-notice`.
+    pub silent: bool,
+    pub mailboxes: u64,
+    /// One of them, for the reader to look up (`mailbox show`).
+    pub first: String,
+    pub applied: u64,
+    pub refused: u64,
+    pub pending: u64,
+    /// Why one of them was refused, if any was.
+    pub refusal: Option<String>,
+}
+
+impl Store {
+    /// The action commands asked or applied since `since` (all with None), newest first, at
+    /// most `limit`.
+    pub fn action_groups(
+        &self,
+        since: Option<jiff::Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<ActionGroup>> {
+        let mut q = self.conn.prepare(
+            "SELECT a.at, a.kind, a.by, a.reason, w.name, a.silent, COUNT(*), MIN(m.address),
+                    SUM(a.outcome LIKE 'applied%'), SUM(a.outcome LIKE 'refused%'),
+                    SUM(a.applied_at IS NULL), MAX(CASE WHEN a.outcome LIKE 'refused%' THEN a.outcome END)
+             FROM actions a JOIN mailboxes m ON m.id = a.mailbox_id LEFT JOIN waves w ON w.id = a.target_wave
+             WHERE ?1 IS NULL OR a.at >= ?1 OR a.applied_at >= ?1
+             GROUP BY a.at, a.kind, a.by, a.reason, a.target_wave, a.silent
+             ORDER BY a.at DESC, MIN(a.id) DESC LIMIT ?2",
+        )?;
+        let count = |r: &rusqlite::Row, i: usize| -> rusqlite::Result<u64> {
+            Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+        };
+        let rows = q.query_map(params![since.map(millis), limit as i64], |r| {
+            let kind: String = r.get(1)?;
+            Ok(ActionGroup {
+                at: from_millis(r.get(0)?),
+                kind: ActionKind::parse(&kind).unwrap_or(ActionKind::Hold),
+                by: r.get(2)?,
+                reason: r.get(3)?,
+                target_wave: r.get(4)?,
+                silent: r.get(5)?,
+                mailboxes: count(r, 6)?,
+                first: r.get(7)?,
+                applied: count(r, 8)?,
+                refused: count(r, 9)?,
+                pending: count(r, 10)?,
+                refusal: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

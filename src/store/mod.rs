@@ -4,6 +4,7 @@
 //! with read-only connections, which WAL mode never blocks.
 
 pub mod actions;
+pub mod attention;
 pub mod figures;
 mod inventory;
 pub mod lifecycle;
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_move_stats.sql"),
     include_str!("migrations/0005_notices.sql"),
     include_str!("migrations/0006_action_split.sql"),
+    include_str!("migrations/0007_notice_answers.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

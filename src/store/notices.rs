@@ -39,6 +39,8 @@ pub struct Due {
     pub attempts: i64,
     /// For a correction: the window start the user was told before (Unix ms), else 0.
     pub old_start: i64,
+    /// For a correction or a re-confirmation: the notice it answers (its id), else 0.
+    pub answers: i64,
 }
 
 /// Notices counted by wave, kind, status and sender.
@@ -90,7 +92,56 @@ fn due(r: &rusqlite::Row, kind: &str, told_start: Option<i64>) -> rusqlite::Resu
         },
         attempts: r.get::<_, Option<i64>>(6).ok().flatten().unwrap_or(0),
         old_start: r.get::<_, Option<i64>>(7).ok().flatten().unwrap_or(0),
+        answers: 0,
     })
+}
+
+/// How far back a told date is still answered by a correction (a week, in ms): a user told a
+/// date longer ago learns the new one from its "before" notices.
+const WEEK_MS: i64 = 7 * 24 * 3_600_000;
+
+/// The latest notice that told mailbox `s` a date (a "before" notice, a correction or a
+/// re-confirmation that went, or may have gone): what its user now believes.
+const LATEST_TOLD: &str = "SELECT t.id FROM notices t WHERE t.mailbox_id = s.mailbox_id
+     AND t.kind != 'after' AND t.status IN ('sent', 'uncertain', 'sending')
+     ORDER BY t.created_at DESC, t.id DESC LIMIT 1";
+
+/// Whether the latest action applied to mailbox `s` since notice `l` told its user a date was
+/// taken with `--no-notice`: its change is not told.
+const SILENCED: &str = "COALESCE((SELECT a.silent FROM actions a WHERE a.mailbox_id = s.mailbox_id
+     AND a.applied_at >= l.created_at AND a.outcome LIKE 'applied%' ORDER BY a.id DESC LIMIT 1), 0)";
+
+/// A mailbox whose user was told a date that no longer holds (or told "a date we will confirm"),
+/// with what the follow-up rule needs to decide what they are owed and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owed {
+    /// The notice it would be (kind, told_start and answers are set by the rule).
+    pub due: Due,
+    /// The latest notice that told the user a date: its id, and the window start it told (Unix
+    /// ms; 0: "a date we will confirm").
+    pub told_id: i64,
+    pub told_start: i64,
+    /// The mailbox moves on no date now (held, skipped, failed for good).
+    pub off: bool,
+    /// Its wave's window now.
+    pub window: (jiff::Timestamp, jiff::Timestamp),
+    /// The latest action since they were told was taken with `--no-notice`.
+    pub silenced: bool,
+}
+
+/// One notice of one user, as `notices preview` lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeRow {
+    pub kind: String,
+    /// The window start it told (None: none, or "a date we will confirm").
+    pub told_start: Option<jiff::Timestamp>,
+    /// For a correction: the date the notice it answers had told.
+    pub old_start: Option<jiff::Timestamp>,
+    pub status: String,
+    pub sender: Option<String>,
+    pub reason: Option<String>,
+    /// When it went (or was last tried, or dropped).
+    pub at: jiff::Timestamp,
 }
 
 impl Store {
@@ -160,29 +211,74 @@ impl Store {
         ])? as u64)
     }
 
-    /// The mailboxes moving in `wave` still owed `kind` (no row yet, or a retry now due).
+    /// The mailboxes moving in `wave` still owed `kind`, the notice `offset` before its window (no
+    /// row yet, or a retry now due), at most `limit`, and how many were looked at. A user owed a
+    /// correction or re-confirmation first waits for it: those the caller knows to be owed one
+    /// later are passed in `waiting` and left out, and a user whose latest notice told another
+    /// date (or none), unless that change was made with `--no-notice`, is skipped. A user told
+    /// this date by a correction or re-confirmation sent after this notice was due has it
+    /// recorded as dropped instead.
     pub fn due_before(
         &self,
         wave: &NoticeWave,
-        kind: &str,
+        (kind, offset): (&str, jiff::SignedDuration),
         now: jiff::Timestamp,
+        waiting: &[i64],
         limit: usize,
-    ) -> Result<Vec<Due>> {
+    ) -> Result<(Vec<Due>, usize)> {
         let told = millis(wave.window_start);
+        let due_at = millis(wave.window_start - offset);
+        let waiting = serde_json::to_string(waiting).unwrap_or_else(|_| "[]".into());
         let mut q = self.conn().prepare_cached(&format!(
             "SELECT {DUE_COLUMNS}, ?3, n.attempts FROM mailbox_state s JOIN mailboxes m ON m.id = s.mailbox_id
-             LEFT JOIN notices n ON n.mailbox_id = s.mailbox_id AND n.kind = ?2 AND n.told_start = ?3
+             LEFT JOIN notices n ON n.mailbox_id = s.mailbox_id AND n.kind = ?2 AND n.told_start = ?3 AND n.answers = 0
              WHERE s.wave_id = ?1 AND {LIVE}
                AND (n.id IS NULL OR (n.status = 'retry' AND n.next_at <= ?4))
-             ORDER BY s.seq LIMIT ?5"
+               AND s.mailbox_id NOT IN (SELECT value FROM json_each(?5))
+             ORDER BY s.seq LIMIT ?6"
         ))?;
-        let rows = q
+        let found: Vec<Due> = q
             .query_map(
-                params![wave.id, kind, told, millis(now), limit as i64],
+                params![wave.id, kind, told, millis(now), waiting, limit as i64],
                 |r| due(r, kind, Some(told)),
             )?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+        // What each was last told, looked up for these few only (a wave holds 83,000).
+        let ids: Vec<i64> = found.iter().map(|d| d.mailbox_id).collect();
+        let mut q = self.conn().prepare_cached(&format!(
+            "SELECT s.mailbox_id, l.told_start, l.created_at, {SILENCED} FROM json_each(?1) j
+             JOIN mailbox_state s ON s.mailbox_id = j.value JOIN notices l ON l.id = ({LATEST_TOLD})"
+        ))?;
+        let last: std::collections::HashMap<i64, (i64, i64, bool)> = q
+            .query_map(
+                [serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())],
+                |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        let looked = found.len();
+        let mut out = Vec::with_capacity(looked);
+        for d in found {
+            match last.get(&d.mailbox_id) {
+                None => out.push(d),
+                Some(&(_, _, true)) => out.push(d),
+                Some(&(start, at, false)) if start == told && at >= due_at => {
+                    self.conn()
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO notices (mailbox_id, kind, told_start, wave_id, status, reason, created_at, done_at)
+                             VALUES (?1, ?2, ?3, ?4, 'dropped',
+                                     'superseded: a later correction or re-confirmation told this date', ?5, ?5)",
+                        )?
+                        .execute(params![d.mailbox_id, kind, told, d.wave_id, millis(now)])?;
+                }
+                Some(&(start, _, false)) if start == told => out.push(d),
+                // Told a date long gone, which no correction answers any more: this tells it.
+                Some(&(start, _, false)) if start != 0 && start < millis(now) - WEEK_MS => {
+                    out.push(d)
+                }
+                Some(_) => {} // its correction or re-confirmation goes first
+            }
+        }
+        Ok((out, looked))
     }
 
     /// The newest event's id: the notices look only at mailboxes with events after the last one
@@ -224,43 +320,111 @@ impl Store {
         Ok(rows)
     }
 
-    /// Mailboxes told of a window they will not move in (rescheduled, rolled to a later wave,
-    /// held, skipped, failed for good) and not yet corrected. A correction's `told_start` is the
-    /// new window's start, or 0 when there is none yet.
-    pub fn due_corrections(
+    /// Users whose latest notice told a date their mailbox no longer moves on (rescheduled,
+    /// rolled to a later wave, held, skipped, failed for good), or told "a date we will confirm"
+    /// and moving again, and not yet answered: among every mailbox with events after
+    /// `after_event` (when None: every user told a date within the last week, or told that a
+    /// date will be confirmed) and the mailboxes `also`. When each is owed a correction or a
+    /// re-confirmation is the follow-up rule's to say.
+    pub fn owed_follow_ups(
         &self,
-        now: jiff::Timestamp,
         after_event: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<Due>> {
-        let only_changed = match after_event {
-            Some(_) => "AND n.mailbox_id IN (SELECT mailbox_id FROM events WHERE id > ?3)",
-            None => "AND ?3 >= 0",
+        also: &[i64],
+        now: jiff::Timestamp,
+    ) -> Result<Vec<Owed>> {
+        let driving = match after_event {
+            Some(_) => {
+                "SELECT mailbox_id FROM events WHERE id > ?1 UNION SELECT value FROM json_each(?2)"
+                    .to_string()
+            }
+            // Every user told a date not a week gone, or told "a date we will confirm": a told
+            // date further back was settled by the runs since (a 2.1-million estate's whole
+            // history is not read at every start).
+            None => format!(
+                "SELECT DISTINCT mailbox_id FROM notices WHERE kind != 'after'
+                   AND status IN ('sent', 'uncertain', 'sending')
+                   AND (told_start = 0 OR told_start > ?3 - {WEEK_MS}) AND ?1 >= 0 AND ?2 IS NOT NULL"
+            ),
         };
+        let target = format!("CASE WHEN {OFF} THEN 0 ELSE w.window_start END");
         let mut q = self.conn().prepare_cached(&format!(
-            "SELECT {DUE_COLUMNS}, CASE WHEN {OFF} THEN 0 ELSE w.window_start END AS new_start,
-                    (SELECT c.attempts FROM notices c WHERE c.mailbox_id = s.mailbox_id AND c.kind = 'correction'
-                        AND c.told_start = CASE WHEN {OFF} THEN 0 ELSE w.window_start END),
-                    MAX(n.told_start)
-             FROM notices n JOIN mailbox_state s ON s.mailbox_id = n.mailbox_id
-             JOIN mailboxes m ON m.id = n.mailbox_id JOIN waves w ON w.id = s.wave_id
-             WHERE n.kind LIKE 'before:%' AND n.status IN ('sent', 'uncertain', 'sending')
-               AND n.told_start > ?1 - 86400000 {only_changed}
-               AND s.state NOT IN (5, 6) AND NOT (s.state = 7 AND s.failure_class IN ('transient', 'needs_approval'))
-               AND ({OFF} OR w.window_start != n.told_start)
-               AND NOT EXISTS (SELECT 1 FROM notices c WHERE c.mailbox_id = s.mailbox_id AND c.kind = 'correction'
-                   AND c.told_start = CASE WHEN {OFF} THEN 0 ELSE w.window_start END
-                   AND (c.status != 'retry' OR c.next_at > ?1))
-               AND NOT (NOT {OFF} AND EXISTS (SELECT 1 FROM notices b WHERE b.mailbox_id = s.mailbox_id
-                   AND b.kind LIKE 'before:%' AND b.told_start = w.window_start
-                   AND b.status IN ('sent', 'uncertain', 'sending')))
-             GROUP BY s.mailbox_id ORDER BY s.mailbox_id LIMIT ?2"
+            "WITH ids(mailbox_id) AS ({driving})
+             SELECT {DUE_COLUMNS}, l.told_start,
+                    (SELECT c.attempts FROM notices c WHERE c.mailbox_id = s.mailbox_id AND c.answers = l.id
+                        AND c.told_start = {target}),
+                    l.id, {OFF}, w.window_start, w.window_end, {SILENCED}
+             FROM ids JOIN mailbox_state s ON s.mailbox_id = ids.mailbox_id
+             JOIN mailboxes m ON m.id = s.mailbox_id JOIN waves w ON w.id = s.wave_id
+             JOIN notices l ON l.id = ({LATEST_TOLD})
+             WHERE s.state NOT IN (5, 6) AND (l.told_start = 0 OR l.told_start > ?3 - {WEEK_MS})
+               AND ({OFF} OR w.window_start != l.told_start) AND NOT ({OFF} AND l.told_start = 0)
+               AND NOT EXISTS (SELECT 1 FROM notices c WHERE c.mailbox_id = s.mailbox_id AND c.answers = l.id
+                   AND c.told_start = {target} AND (c.status != 'retry' OR c.next_at > ?3))
+             ORDER BY s.mailbox_id"
+        ))?;
+        let also = serde_json::to_string(also).unwrap_or_else(|_| "[]".into());
+        let rows = q
+            .query_map(params![after_event.unwrap_or(0), also, millis(now)], |r| {
+                Ok(Owed {
+                    due: Due {
+                        mailbox_id: r.get(0)?,
+                        wave_id: r.get(1)?,
+                        address: r.get(2)?,
+                        display_name: r.get(3)?,
+                        organisation: r.get(4)?,
+                        kind: String::new(),
+                        told_start: 0,
+                        attempts: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                        old_start: r.get(5)?,
+                        answers: r.get(7)?,
+                    },
+                    told_id: r.get(7)?,
+                    told_start: r.get(5)?,
+                    off: r.get(8)?,
+                    window: (from_millis(r.get(9)?), from_millis(r.get(10)?)),
+                    silenced: r.get(11)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// What each of these mailboxes' users was last told: the notice's id and the window start
+    /// it told (Unix ms; 0: "a date we will confirm"). Users told nothing yet are left out.
+    pub fn told(&self, mailboxes: &[i64]) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
+        let ids = serde_json::to_string(mailboxes).unwrap_or_else(|_| "[]".into());
+        let mut q = self.conn().prepare(&format!(
+            "SELECT s.mailbox_id, l.id, l.told_start FROM json_each(?1) j
+             JOIN mailbox_state s ON s.mailbox_id = j.value
+             JOIN notices l ON l.id = ({LATEST_TOLD})"
         ))?;
         let rows = q
-            .query_map(
-                params![millis(now), limit as i64, after_event.unwrap_or(0)],
-                |r| due(r, "correction", None),
-            )?
+            .query_map([ids], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Every notice of one mailbox's user, oldest first.
+    pub fn notices_of(&self, mailbox_id: i64) -> Result<Vec<NoticeRow>> {
+        let mut q = self.conn().prepare(
+            "SELECT n.kind, n.told_start, n.status, n.sender, n.reason, COALESCE(n.done_at, n.created_at),
+                    a.told_start
+             FROM notices n LEFT JOIN notices a ON a.id = n.answers AND n.answers != 0
+             WHERE n.mailbox_id = ?1 ORDER BY n.created_at, n.id",
+        )?;
+        let date = |t: Option<i64>| t.filter(|t| *t > 0).map(from_millis);
+        let rows = q
+            .query_map([mailbox_id], |r| {
+                Ok(NoticeRow {
+                    kind: r.get(0)?,
+                    told_start: date(r.get(1)?),
+                    old_start: date(r.get(6)?),
+                    status: r.get(2)?,
+                    sender: r.get(3)?,
+                    reason: r.get(4)?,
+                    at: from_millis(r.get(5)?),
+                })
+            })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
@@ -268,15 +432,23 @@ impl Store {
     /// Before the call: the notice is being sent by `sender` (committed before the call goes).
     pub fn notice_sending(&self, d: &Due, sender: &str, now: jiff::Timestamp) -> Result<i64> {
         Ok(self.conn().prepare_cached(
-            "INSERT INTO notices (mailbox_id, kind, told_start, wave_id, status, sender, attempts, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'sending', ?5, 1, ?6)
-             ON CONFLICT (mailbox_id, kind, told_start) DO UPDATE SET status = 'sending',
+            "INSERT INTO notices (mailbox_id, kind, told_start, wave_id, status, sender, attempts, created_at, answers)
+             VALUES (?1, ?2, ?3, ?4, 'sending', ?5, 1, ?6, ?7)
+             ON CONFLICT (mailbox_id, kind, told_start, answers) DO UPDATE SET status = 'sending',
                  sender = excluded.sender, attempts = attempts + 1, created_at = excluded.created_at,
                  next_at = NULL, reason = NULL
              RETURNING id",
         )?
         .query_row(
-            params![d.mailbox_id, d.kind, d.told_start, d.wave_id, sender, millis(now)],
+            params![
+                d.mailbox_id,
+                d.kind,
+                d.told_start,
+                d.wave_id,
+                sender,
+                millis(now),
+                d.answers
+            ],
             |r| r.get(0),
         )?)
     }

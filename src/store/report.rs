@@ -116,40 +116,35 @@ impl Store {
         Ok(rows)
     }
 
-    /// Failed and held mailboxes, those a person must act on apart from the transient failures the
-    /// run retries itself; at most `limit` of each are listed, all are counted.
+    /// The mailboxes a person must act on ([`super::attention`]), apart from the transient
+    /// failures the run retries itself; at most `limit` of each are listed, all are counted.
     pub fn attention_split(
         &self,
         since: Option<jiff::Timestamp>,
         limit: usize,
     ) -> Result<Attention> {
         const RETRYING: &str = "s.state = 7 AND s.failure_class = 'transient'";
+        let (person_total, person) = self.needs_person(since, limit)?;
         let since = since.map(millis);
-        let count = |filter: &str| -> Result<u64> {
-            Ok(self.conn().query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM mailbox_state s WHERE s.state IN (7, 8) AND {filter}
-                     AND (?1 IS NULL OR s.updated_at >= ?1)"
-                ),
-                [since],
-                |r| r.get::<_, i64>(0),
-            )? as u64)
-        };
-        let list = |filter: &str| {
-            self.attention_rows(
-                &format!(
-                    "WHERE s.state IN (7, 8) AND {filter} AND (?1 IS NULL OR s.updated_at >= ?1)
-                     ORDER BY w.window_start, m.address LIMIT ?2"
-                ),
-                params![since, limit as i64],
-            )
-        };
-        let person = format!("NOT ({RETRYING})");
+        let retrying_total = self.conn().query_row(
+            &format!(
+                "SELECT COUNT(*) FROM mailbox_state s WHERE {RETRYING} AND (?1 IS NULL OR s.updated_at >= ?1)"
+            ),
+            [since],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        let retrying = self.attention_rows(
+            &format!(
+                "WHERE {RETRYING} AND (?1 IS NULL OR s.updated_at >= ?1)
+                 ORDER BY w.window_start, m.address LIMIT ?2"
+            ),
+            params![since, limit as i64],
+        )?;
         Ok(Attention {
-            person_total: count(&person)?,
-            person: list(&person)?,
-            retrying_total: count(RETRYING)?,
-            retrying: list(RETRYING)?,
+            person_total,
+            person,
+            retrying_total,
+            retrying,
         })
     }
 }

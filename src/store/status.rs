@@ -55,6 +55,8 @@ pub struct Status {
     pub mailboxes: u64,
     pub totals: StateCounts,
     pub failures: BTreeMap<&'static str, u64>,
+    /// Mailboxes that need a person, by reason ([`super::attention::REASONS`]).
+    pub needs_person: BTreeMap<&'static str, u64>,
     pub next_wave: Option<NextWave>,
     pub waves: Vec<WaveStatus>,
     /// The latest `mailwave forecast`, in short.
@@ -229,6 +231,7 @@ impl Store {
             mailboxes: totals.values().sum(),
             totals,
             failures,
+            needs_person: self.needs_person_by_reason()?,
             next_wave,
             waves,
             forecast: self
@@ -395,19 +398,10 @@ pub struct AttentionRow {
 }
 
 impl Store {
-    /// Mailboxes that failed or are held, by wave (at most `limit`), and how many there are in all.
+    /// Mailboxes that need a person ([`super::attention`]), earliest wave first (at most `limit`),
+    /// and how many there are in all.
     pub fn attention(&self, limit: usize) -> Result<(u64, Vec<AttentionRow>)> {
-        let conn = self.conn();
-        let total: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM mailbox_state WHERE state IN (7, 8)",
-            [],
-            |r| r.get(0),
-        )?;
-        let rows = self.attention_rows(
-            "WHERE s.state IN (7, 8) ORDER BY w.window_start, m.address LIMIT ?1",
-            [limit as i64],
-        )?;
-        Ok((total as u64, rows))
+        self.needs_person(None, limit)
     }
 
     /// The mailboxes of one wave that need the operator (failed or held), with the service's message.
@@ -490,7 +484,10 @@ impl Store {
                     CASE WHEN s.submitted_at IS NULL OR s.synced_at >= s.submitted_at THEN s.synced_at END,
                     CASE WHEN s.submitted_at IS NULL OR s.completed_at >= s.submitted_at THEN s.completed_at END,
                     m.size_bytes, s.attempts, s.failure_class, s.last_error,
-                    (SELECT group_concat(a.kind || ' by ' || a.by
+                    (SELECT group_concat(a.kind
+                        || COALESCE(' to ' || (SELECT t.name FROM waves t WHERE t.id = a.target_wave), '')
+                        || CASE WHEN a.silent THEN ' without notice' ELSE '' END
+                        || ' by ' || a.by
                         || COALESCE(' (' || a.reason || ')', '')
                         || COALESCE(', split from its group: ' || a.split, '')
                         || ' -> ' || COALESCE(a.outcome, 'pending'), '; ')

@@ -5,11 +5,14 @@ use std::fmt::Write;
 use crate::engine::RunSummary;
 use crate::store::status::AttentionRow;
 
+/// Mailboxes by count and the first of them, as the summary lists them.
+pub(crate) type Listed<'a> = (u64, &'a [AttentionRow]);
+
 /// The summary as text, times in `tz` (the plan's zone).
 pub(crate) fn render(
     s: &RunSummary,
-    attention_total: u64,
-    attention: &[AttentionRow],
+    (attention_total, attention): Listed,
+    (holds_total, holds): Listed,
     real_seconds: f64,
     tz: &jiff::tz::TimeZone,
 ) -> String {
@@ -78,8 +81,8 @@ pub(crate) fn render(
     if let Some(n) = &s.notices {
         let _ = writeln!(
             out,
-            "notices sent {} and {} correction(s); failed {}, dropped {} (too late or superseded), uncertain {} (never resent), 429s {} (mailwave notices status)",
-            n.sent, n.corrections, n.failed, n.dropped, n.uncertain, n.throttled
+            "notices sent {}, {} correction(s) and {} re-confirmation(s); failed {}, dropped {} (too late or superseded), uncertain {} (never resent), 429s {} (mailwave notices status)",
+            n.sent, n.corrections, n.reconfirmations, n.failed, n.dropped, n.uncertain, n.throttled
         );
         for (sender, why) in &n.rested {
             let _ = writeln!(out, "  notice sender {sender} rested for the run: {why}");
@@ -118,7 +121,7 @@ pub(crate) fn render(
         let _ = writeln!(out, "the service never gave a good answer");
     }
     if attention_total > 0 {
-        let _ = writeln!(out, "{attention_total} mailbox(es) need attention:");
+        let _ = writeln!(out, "{attention_total} mailbox(es) need a person:");
         for a in attention {
             let _ = writeln!(
                 out,
@@ -133,15 +136,35 @@ pub(crate) fn render(
                 a.reason.as_deref().unwrap_or("-")
             );
         }
-        if attention_total > attention.len() as u64 {
+        more(&mut out, attention_total, attention.len());
+    } else {
+        let _ = writeln!(out, "no mailbox needs a person");
+    }
+    if holds_total > 0 {
+        let _ = writeln!(
+            out,
+            "{holds_total} mailbox(es) held by an operator (mailwave mailbox release):"
+        );
+        for h in holds {
             let _ = writeln!(
                 out,
-                "  ... and {} more (mailwave report lists them all)",
-                attention_total - attention.len() as u64
+                "  {} ({}): held {}",
+                h.address,
+                h.wave,
+                h.reason.as_deref().unwrap_or("by an operator")
             );
         }
-    } else {
-        let _ = writeln!(out, "no mailbox needs attention");
+        more(&mut out, holds_total, holds.len());
     }
     out
+}
+
+fn more(out: &mut String, total: u64, listed: usize) {
+    if total > listed as u64 {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (mailwave report lists them all)",
+            total - listed as u64
+        );
+    }
 }

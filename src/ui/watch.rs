@@ -516,6 +516,7 @@ mod tests {
                     ("planned", 7_993),
                 ]),
                 failures: Default::default(),
+                needs_person: Default::default(),
                 forecast: None,
                 next_wave: Some(NextWave {
                     id: "mw-2027-01-06".into(),

@@ -60,6 +60,7 @@ fn ask(
             target_wave: target,
             force,
             split: None,
+            silent: false,
         })
         .collect();
     let ids = Store::open(db)

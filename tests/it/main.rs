@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, a real SQLite file, the simulator on loopback.
 
 mod actions;
+mod attention;
 mod cli;
 mod contract;
 mod crash;

@@ -116,6 +116,20 @@ fn estate_on_sim(
     Arc<ExchangeClient<LocalTransport>>,
 ) {
     let plan = planned_estate(p, n, date(2027, 1, 4));
+/// A 400-mailbox plan from 4 January 2027 with the starter templates, the in-process simulator
+/// on the paused clock (an hour before the first pre-stage) knowing its users, and its Graph for
+/// mail (the report too).
+struct Estate {
+    plan: mailwave::plan::Plan,
+    clock: Clock,
+    sim: Arc<Simulator>,
+    service: Arc<ExchangeClient<LocalTransport>>,
+    mailer: mailwave::engine::session::GraphServices,
+}
+
+fn notice_estate(p: &Project) -> Estate {
+    write_templates(p);
+    let plan = planned_estate(p, 400, date(2027, 1, 4));
     let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
     let clock = Clock::tokio(origin, 1.0);
     let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
@@ -139,6 +153,25 @@ async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_chan
             mailwave::ui::report::html(store, now, Some("test"), None)
         })),
     };
+    Estate {
+        plan,
+        clock,
+        sim,
+        service,
+        mailer,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_change() {
+    let p = Project::new(&engine_config(40, 80, NOTICES));
+    let Estate {
+        plan,
+        clock,
+        sim,
+        service,
+        mailer,
+    } = notice_estate(&p);
     let config = p.config();
 
     // Until three days before the sixth wave: its users have had their 7-day notice.
@@ -599,4 +632,437 @@ async fn a_notice_not_answered_with_a_clean_202_is_uncertain_never_sent() {
     let rows = notice_rows(&p.db());
     assert!(rows.iter().all(|r| r.3 == "uncertain"), "{rows:?}");
     assert_eq!(rows.len() as u64, accepted, "none was sent again");
+/// `mailwave <args>` in the project with its clock at `now` (the paused clock's simulated time),
+/// so that what the command records and predicts agrees with the run's time.
+fn at_time(p: &Project, now: Timestamp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(args)
+        .current_dir(p.dir.path())
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE")
+        .env("MAILWAVE_LOG", "warn")
+        .env(
+            "MAILWAVE_CLOCK",
+            format!("scaled:1:{}:{now}", Timestamp::now()),
+        )
+        .output()
+        .unwrap()
+}
+
+/// What the simulated Graph accepted for one user: (when, subject, body).
+fn mail_to(sim: &Simulator, address: &str) -> Vec<(Timestamp, String, String)> {
+    sim.with_directory(|d| {
+        d.sent
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .map(|m| (m.at, m.subject.clone(), m.body.clone()))
+            .collect()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
+    let p = Project::new(&engine_config(40, 80, NOTICES));
+    let Estate {
+        plan,
+        clock,
+        sim,
+        service,
+        mailer,
+    } = notice_estate(&p);
+    let config = p.config();
+    let tz = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    let local = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%a %-d %b %Y %H:%M %Z")
+            .to_string()
+    };
+    let day = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%A %-d %B %Y").to_string();
+    let db = p.db();
+    let run_until = |until: Option<Timestamp>| {
+        run_session_mailing(
+            &db,
+            &config,
+            clock,
+            service.clone(),
+            RunOptions {
+                until,
+                ..RunOptions::default()
+            },
+            Some(mailer.clone()),
+        )
+    };
+    let wave = &plan.waves[5];
+    let later = &plan.waves[8];
+    let w = wave.window_start_utc;
+    let people = members(&p.db(), &wave.id);
+    let (x, y, r) = (people[0].clone(), people[1].clone(), people[2].clone());
+    // One user has a name in the directory; the others are greeted without their address.
+    rusqlite::Connection::open(p.db())
+        .unwrap()
+        .execute(
+            "UPDATE mailboxes SET display_name = 'Ann Other' WHERE address = ?1",
+            [&y],
+        )
+        .unwrap();
+
+    // Three days before the window every user of the wave has had the 7-day notice.
+    let first = run_until(Some(w - SignedDuration::from_hours(72))).await;
+    assert_eq!(first.outcome, "until");
+    let corrections = |who: &str| {
+        mail_to(&sim, who)
+            .into_iter()
+            .filter(|m| m.1 == "Change to your mailbox move")
+            .count()
+    };
+    assert!(people.iter().all(|a| mail_to(&sim, a).len() == 1));
+    assert!(mail_to(&sim, &y)[0].2.contains("Dear Ann Other,"));
+    assert!(mail_to(&sim, &x)[0].2.contains("Dear colleague,"));
+    assert!(
+        !mail_to(&sim, &x)[0]
+            .2
+            .contains(&format!("Dear {}", x.split('@').next().unwrap()))
+    );
+
+    // A short wave hold: the command says when users will hear of it; released in time, nobody does.
+    let out = at_time(
+        &p,
+        clock.now(),
+        &["wave", "hold", &wave.id, "--reason", "freeze"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains(&format!(
+            "notices: {} user(s) will be told of the change at {} unless released before",
+            people.len(),
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{said}"
+    );
+    run_until(Some(w - SignedDuration::from_hours(60))).await;
+    let out = at_time(&p, clock.now(), &["wave", "release", &wave.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "notices: nothing is sent to {} user(s): the date they were told holds",
+            people.len()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(people.iter().all(|a| corrections(a) == 0));
+
+    // One held, one held without notice, one moved to a later wave.
+    let out = at_time(&p, clock.now(), &["mailbox", "hold", &x, "--reason", "VIP"]);
+    assert!(
+        stdout(&out).contains(&format!(
+            "notices: 1 user(s) will be told of the change at {} unless released before",
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let preview = stdout(&at_time(&p, clock.now(), &["notices", "preview", &x]));
+    assert!(
+        preview.contains(&format!(
+            "--- correction notice: due {}, unless the told date holds again by then",
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{preview}"
+    );
+    let out = at_time(&p, clock.now(), &["mailbox", "hold", &y, "--no-notice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("notices: --no-notice"),
+        "{}",
+        stdout(&out)
+    );
+    let out = at_time(
+        &p,
+        clock.now(),
+        &["mailbox", "reschedule", &r, "--to", &later.id, "--force"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "will be told of the change at {} unless moved back before",
+            local(w - SignedDuration::from_hours(24))
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // Past the correction lead: the held user is told once, the silent hold is not, the moved
+    // user is told the new date.
+    run_until(Some(w - SignedDuration::from_hours(12))).await;
+    let told_x: Vec<_> = mail_to(&sim, &x)
+        .into_iter()
+        .filter(|m| m.1 == "Change to your mailbox move")
+        .collect();
+    assert_eq!(told_x.len(), 1, "{told_x:?}");
+    assert!(told_x[0].0 >= w - SignedDuration::from_hours(24));
+    assert!(
+        told_x[0].2.contains("a date we will confirm"),
+        "{}",
+        told_x[0].2
+    );
+    assert_eq!(corrections(&y), 0);
+    let told_r: Vec<_> = mail_to(&sim, &r)
+        .into_iter()
+        .filter(|m| m.1 == "Change to your mailbox move")
+        .collect();
+    assert_eq!(told_r.len(), 1, "{told_r:?}");
+    assert!(
+        told_r[0].2.contains(&day(later.window_start_utc)),
+        "{}",
+        told_r[0].2
+    );
+    // The preview shows what went as sent, from whom.
+    let out = at_time(&p, clock.now(), &["notices", "preview", &x]);
+    let preview = stdout(&out);
+    assert!(
+        preview.contains("--- correction notice: sent ")
+            && preview.contains("--- before notice, 7d before the window: sent "),
+        "{preview}"
+    );
+    assert!(preview.contains("Dear colleague,"), "{preview}");
+    assert!(
+        preview.contains("--- re-confirmation: if the mailbox is released (it goes at once)"),
+        "{preview}"
+    );
+
+    // Released after the correction: a re-confirmation at once; the silent hold: nothing.
+    let out = at_time(&p, clock.now(), &["mailbox", "release", &x, &y]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains(
+            "notices: 1 user(s) told their date would be confirmed will be sent their date at once"
+        ) && said.contains("notices: nothing is sent to 1 user(s): the date they were told holds"),
+        "{said}"
+    );
+    let end = run_until(None).await;
+    assert_eq!(end.outcome, "finished", "{end:#?}");
+    let n = end.notices.clone().unwrap();
+    assert!(n.reconfirmations >= 1, "{n:?}");
+    let subjects =
+        |who: &str| -> Vec<String> { mail_to(&sim, who).into_iter().map(|m| m.1).collect() };
+    let moves_on = format!("Your mailbox moves on {}", day(w));
+    let xs = subjects(&x);
+    assert_eq!(
+        xs.iter().filter(|s| **s == moves_on).count(),
+        1,
+        "the 1-day notice is superseded by the re-confirmation: {xs:?}"
+    );
+    assert_eq!(
+        xs.iter()
+            .filter(|s| **s == format!("{moves_on} after all"))
+            .count(),
+        1,
+        "{xs:?}"
+    );
+    assert_eq!(corrections(&x), 1);
+    let ys = subjects(&y);
+    assert_eq!(corrections(&y), 0, "{ys:?}");
+    assert_eq!(
+        ys.iter().filter(|s| **s == moves_on).count(),
+        2,
+        "the 7-day and the 1-day notice: {ys:?}"
+    );
+    // Nobody got a correction or a re-confirmation twice.
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for m in sim.with_directory(|d| d.sent.clone()) {
+        if m.subject.starts_with("Change") || m.subject.ends_with("after all") {
+            *seen.entry((m.to[0].clone(), m.body.clone())).or_default() += 1;
+        }
+    }
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    // The audit keeps the silent hold.
+    let out = at_time(&p, clock.now(), &["mailbox", "show", &y, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<(&str, bool)> = v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["silent"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("hold", false),
+            ("release", false),
+            ("hold", true),
+            ("release", false)
+        ]
+    );
+}
+
+/// What `sim serve` accepted, as (to, subject, body, at).
+fn served_mail(base: &str) -> Vec<(String, String, String, Timestamp)> {
+    let mail: Vec<serde_json::Value> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(format!("{base}/_sim/mail"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    mail.iter()
+        .map(|m| {
+            (
+                m["to"][0].as_str().unwrap_or_default().to_string(),
+                m["subject"].as_str().unwrap_or_default().to_string(),
+                m["body"].as_str().unwrap_or_default().to_string(),
+                m["at"].as_str().unwrap_or_default().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Point 3 as an operator lives it, in real time: `mailwave run` against `sim serve` with notices
+/// on, and action commands beside it. A hold released within the correction lead sends nothing;
+/// one held past it is corrected once, and its release sends one re-confirmation.
+#[test]
+fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
+    use crate::realtime::{
+        config, mailwave, plan_with_binary, quiet_profile, sigterm, sim_serve, stdout_of,
+        wait_within,
+    };
+    use std::time::{Duration, Instant};
+    let window: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    let clock = format!(
+        "scaled:1:{}:{}",
+        Timestamp::now(),
+        window - SignedDuration::from_secs(100)
+    );
+    let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
+    let run = "requests_per_second = 50\nburst = 50\ncutover_margin = \"30s\"\ncutover_poll = \"3s\"\n\
+               prestage_poll = \"5s\"\nstop_grace = \"5s\"\naction_poll = \"1h\"";
+    let notices = "\n[notices]\nenabled = true\nsenders = [\"notices01@contoso.com\", \"notices02@contoso.com\"]\n\
+                   before = [\"90s\"]\ncorrection_lead = \"45s\"\nafter = false\ntemplates = \"schedules/notices\"\nper_minute = 600\n";
+    let p = Project::new(&config("http://127.0.0.1:9", schedule, run));
+    write_templates(&p);
+    let (mut sim, base) = sim_serve(&p, &clock, &quiet_profile("mail_per_minute = 600\n"), &[]);
+    std::fs::write(
+        p.path("mailwave.toml"),
+        config(&base, schedule, run) + notices,
+    )
+    .unwrap();
+    plan_with_binary(&p, &clock, 6, "2027-02-01");
+    let (quick, long) = ("user0000@contoso.com", "user0001@contoso.com");
+    let of = |who: &str, subject: &str| -> Vec<(String, String, String, Timestamp)> {
+        served_mail(&base)
+            .into_iter()
+            .filter(|m| m.0 == who && m.1.starts_with(subject))
+            .collect()
+    };
+    let wait_for = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}\n{}",
+                std::fs::read_to_string(p.path("run.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let act = |args: &[&str]| -> String {
+        let out = mailwave(&p, &clock, args, "act.log").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {text}{}",
+            std::fs::read_to_string(p.path("act.log")).unwrap_or_default()
+        );
+        text
+    };
+
+    let mut child = mailwave(&p, &clock, &["run"], "run.log").spawn().unwrap();
+    // 90 s before the window every user is told the date.
+    wait_for(
+        "the notices before the window",
+        Duration::from_secs(40),
+        &|| {
+            served_mail(&base)
+                .iter()
+                .filter(|m| m.1 == "Your mailbox moves on Monday 1 February 2027")
+                .count()
+                == 6
+        },
+    );
+    let said = act(&["mailbox", "hold", quick, long, "--reason", "checking"]);
+    assert!(
+        said.contains(
+            "notices: 2 user(s) will be told of the change at Mon 1 Feb 2027 19:59 GMT unless released before"
+        ),
+        "{said}"
+    );
+    let said = act(&["mailbox", "release", quick]);
+    assert!(
+        said.contains("notices: nothing is sent to 1 user(s): the date they were told holds"),
+        "{said}"
+    );
+    // Held past the lead: one correction, no sooner than the lead before its date.
+    wait_for("the correction", Duration::from_secs(75), &|| {
+        !of(long, "Change to your mailbox move").is_empty()
+    });
+    let correction = of(long, "Change to your mailbox move");
+    assert!(
+        correction[0].3 >= window - SignedDuration::from_secs(45),
+        "sent at {}",
+        correction[0].3
+    );
+    assert!(correction[0].2.contains("a date we will confirm"));
+    let said = act(&["mailbox", "release", long]);
+    assert!(
+        said.contains(
+            "notices: 1 user(s) told their date would be confirmed will be sent their date at once"
+        ),
+        "{said}"
+    );
+    wait_for("the re-confirmation", Duration::from_secs(20), &|| {
+        !of(
+            long,
+            "Your mailbox moves on Monday 1 February 2027 after all",
+        )
+        .is_empty()
+    });
+    sigterm(&child);
+    let (status, _) = wait_within(
+        &mut child,
+        Duration::from_secs(20),
+        "SIGTERM",
+        &p.path("run.log"),
+    );
+    let out = stdout_of(&mut child);
+    assert_eq!(status.code(), Some(0), "{out}");
+    let mail = served_mail(&base);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    // The quick hold told nobody anything; the long one exactly one correction and one
+    // re-confirmation; everyone else only their date.
+    let subjects = |who: &str| -> Vec<&str> {
+        mail.iter()
+            .filter(|m| m.0 == who)
+            .map(|m| m.1.as_str())
+            .collect()
+    };
+    assert_eq!(
+        subjects(quick),
+        ["Your mailbox moves on Monday 1 February 2027"]
+    );
+    assert_eq!(
+        subjects(long),
+        [
+            "Your mailbox moves on Monday 1 February 2027",
+            "Change to your mailbox move",
+            "Your mailbox moves on Monday 1 February 2027 after all"
+        ]
+    );
+    for i in 2..6 {
+        assert_eq!(subjects(&format!("user{i:04}@contoso.com")).len(), 1);
+    }
 }

@@ -286,7 +286,11 @@ impl<S: MoveService> Coordinator<S> {
                 outcome,
                 at: ms(now),
             })
-            .await
+            .await?;
+        if let Some(applied) = &self.actions_applied {
+            applied.notify_one();
+        }
+        Ok(())
     }
 
     /// Moves the action's mailbox to wave `to` in the store, the action given as the reason.

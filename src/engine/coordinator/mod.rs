@@ -71,8 +71,8 @@ pub struct RunContext<S: MoveService> {
     pub ending: CancellationToken,
     pub progress: Option<watch::Sender<Snapshot>>,
     pub(crate) alerts: Option<mpsc::UnboundedSender<Alert>>,
-    /// Alert once this many mailboxes have failed in the run (0: never).
-    pub(crate) failure_threshold: u64,
+    /// Told each time an operator action is applied (the notices look again at once).
+    pub(crate) actions_applied: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// What the run waits for next (for the progress line).
@@ -123,7 +123,7 @@ struct Coordinator<S: MoveService> {
     /// When progress was last published (real time: the reporter reads it every few seconds).
     published: Option<std::time::Instant>,
     alerts: Option<mpsc::UnboundedSender<Alert>>,
-    failure_threshold: u64,
+    actions_applied: Option<Arc<tokio::sync::Notify>>,
     /// An unreachable alert went out and no recovery since.
     alerted_unreachable: Option<Timestamp>,
 }
@@ -131,7 +131,6 @@ struct Coordinator<S: MoveService> {
 #[derive(Debug, Default)]
 struct Counters {
     completed: u64,
-    failed: u64,
     rescheduled: u64,
     uncertain_at_start: u64,
     uncertain_settled: u64,
@@ -215,7 +214,7 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
         progress: ctx.progress,
         published: None,
         alerts: ctx.alerts,
-        failure_threshold: ctx.failure_threshold,
+        actions_applied: ctx.actions_applied,
         alerted_unreachable: None,
     };
     if !c.options.actions_only {
@@ -743,15 +742,6 @@ impl<S: MoveService> Coordinator<S> {
                 .takes(self.st.mailboxes[idx as usize].id)
         {
             self.st.figures_queue.push_back(idx);
-        }
-        if to == State::Failed {
-            self.counters.failed += 1;
-            if self.failure_threshold > 0 && self.counters.failed == self.failure_threshold {
-                self.alert(Alert::Failures {
-                    failed: self.counters.failed,
-                    threshold: self.failure_threshold,
-                });
-            }
         }
         // A mailbox of a wave whose window has closed must not keep that window's cut-over.
         let w = self.st.mailboxes[idx as usize].wave;

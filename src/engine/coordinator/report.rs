@@ -134,7 +134,9 @@ impl<S: MoveService> Coordinator<S> {
                 .throttled
                 .load(std::sync::atomic::Ordering::Relaxed),
             throttled_seconds: self.exec.gate.paused().as_secs_f64(),
-            attention: self.st.count(State::Failed) + self.st.count(State::Held),
+            // Counted by the session from the store as the run ends: the view cannot tell a hold
+            // of mailwave's from an operator's, nor knows the licences.
+            attention: 0,
             uncertain_at_start: self.counters.uncertain_at_start,
             uncertain_settled: self.counters.uncertain_settled,
             calls_cut_off: self.counters.cut_off,

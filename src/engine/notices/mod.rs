@@ -1,7 +1,10 @@
 //! Notices to users ([`crate::config::Notices`]): before their window opens (each `before` offset),
-//! after their mailbox has moved, and a correction when a date they were told no longer holds. The
-//! notifier runs beside the coordinator in `mailwave run`: every minute it works out what is due
-//! from the state database, and sends it through the pool of senders via Graph `sendMail`.
+//! after their mailbox has moved, a correction when a date they were told no longer holds, and a
+//! re-confirmation when a mailbox they were told would move on "a date we will confirm" moves again
+//! ([`follow_up`] says which is owed, and when). The notifier runs beside the coordinator in
+//! `mailwave run`: every minute, when an operator action was applied, and when a notice falls
+//! due, it works out what is due from the state database, and sends it through the pool of
+//! senders via Graph `sendMail`.
 //!
 //! Exactly once: each notice's row is committed as 'sending' before its call and updated after. A
 //! call whose outcome is unknown (the run was killed, the call timed out after it left) is marked
@@ -9,6 +12,7 @@
 //! nobody gets two. A "before" notice that could not go before its window opened is dropped and
 //! counted; when several offsets are due at once (mailwave was down), only the latest goes.
 
+pub mod follow_up;
 pub mod pool;
 pub mod template;
 
@@ -45,6 +49,8 @@ const ATTEMPTS: i64 = 5;
 pub struct NoticeSummary {
     pub sent: u64,
     pub corrections: u64,
+    /// Users told "a date we will confirm" and sent the new date.
+    pub reconfirmations: u64,
     pub failed: u64,
     pub dropped: u64,
     /// Left unknown by a crash or a cut-off call (found at the start or made in this run).
@@ -142,6 +148,9 @@ fn never_left(message: &str) -> bool {
         || message.starts_with("cannot reach the token endpoint")
 }
 
+/// `{display_name}` for a user the inventory gives no name: "Dear colleague,".
+pub const NO_NAME: &str = "colleague";
+
 /// Everything needed to fill a notice's placeholders for one mailbox.
 pub fn values(
     config: &Notices,
@@ -157,13 +166,14 @@ pub fn values(
             v[i] = value;
         }
     };
+    // Never the address's local part ("Dear j.smith7"): a neutral word reads better.
     set(
         &mut v,
         "display_name",
         due.display_name
             .clone()
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| due.address.split('@').next().unwrap_or("").to_string()),
+            .unwrap_or_else(|| NO_NAME.to_string()),
     );
     set(&mut v, "address", due.address.clone());
     set(
@@ -227,7 +237,13 @@ pub struct Notifier {
     pub stop_grace: SignedDuration,
     /// The webhook's alerts, when one is set.
     pub alerts: Option<tokio::sync::mpsc::UnboundedSender<super::Alert>>,
+    /// Told when the run has applied an operator action: what users are owed may have changed.
+    pub actions_applied: Arc<tokio::sync::Notify>,
 }
+
+/// After an action is applied, the notices look again this much later (the run's writer commits
+/// what it is sent within milliseconds).
+const AFTER_ACTION: SignedDuration = SignedDuration::from_secs(2);
 
 /// What the notifier remembers between looks at the database, so that each look reads only what
 /// may have changed: a 2.1-million-mailbox estate is not scanned every minute.
@@ -241,6 +257,24 @@ struct Cursor {
     dropped: std::collections::HashSet<(i64, String)>,
     /// Notices to try again, and when.
     retries: Vec<(Timestamp, Due)>,
+    /// Users owed a correction later, and when: looked at again then (nothing else may change).
+    later: HashMap<i64, Timestamp>,
+    /// When the next "before" notice falls due, as of the last look.
+    next_before: Option<Timestamp>,
+    /// A look asked for by an applied action.
+    poke: Option<Timestamp>,
+}
+
+impl Cursor {
+    /// The soonest moment something may fall due without any event.
+    fn next_due(&self) -> Option<Timestamp> {
+        self.later
+            .values()
+            .copied()
+            .chain(self.next_before)
+            .chain(self.poke)
+            .min()
+    }
 }
 
 /// A wave's "before" notices handed out are looked at again after this long (a reschedule into
@@ -327,6 +361,12 @@ impl Notifier {
             }
             // Send what the pool allows now.
             let mut wake = now + TICK;
+            if let Some(at) = cursor.next_due().filter(|at| *at > now) {
+                wake = wake.min(at);
+            }
+            if cursor.poke.is_some_and(|at| at <= now) {
+                cursor.poke = None;
+            }
             if hushed {
                 if let Some(q) = &self.config.quiet_hours {
                     wake = quiet_end(q, &self.timezone, now);
@@ -382,6 +422,9 @@ impl Notifier {
                     }
                 }
                 _ = engine_done.cancelled(), if !engine_done.is_cancelled() => {}
+                _ = self.actions_applied.notified() => {
+                    cursor.poke = Some(self.clock.now() + AFTER_ACTION);
+                }
                 _ = sleep => {}
             }
         }
@@ -445,18 +488,27 @@ impl Notifier {
                 }
             }
         }
-        let corrections = store.due_corrections(now, cursor.seen_event, limit)?;
-        let mut complete = corrections.len() < limit;
-        out.extend(corrections);
+        let mut complete = true;
+        out.extend(self.follow_ups(store, now, limit, cursor)?);
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut cursor.retries)
             .into_iter()
             .partition(|(at, _)| *at <= now);
         cursor.retries = later;
         out.extend(ready.into_iter().map(|(_, d)| d));
         if let Some(longest) = before.first() {
+            // A notice falling due before the next look is waited for, not found a tick late.
+            let soon = now + *longest + TICK;
             let opening: Vec<NoticeWave> =
-                store.waves_opening(now + SignedDuration::from_millis(1), now + *longest)?;
-            for w in opening {
+                store.waves_opening(now + SignedDuration::from_millis(1), soon)?;
+            cursor.next_before = opening
+                .iter()
+                .flat_map(|w| before.iter().map(|off| w.window_start - *off))
+                .filter(|at| *at > now)
+                .min();
+            for w in opening
+                .into_iter()
+                .filter(|w| w.window_start <= now + *longest)
+            {
                 // The latest offset now due; earlier ones not sent are superseded by it.
                 let Some(current) = before
                     .iter()
@@ -481,8 +533,10 @@ impl Notifier {
                 if room == 0 {
                     break;
                 }
-                let found = store.due_before(&w, &kind, now, room)?;
-                if found.len() < room {
+                let waiting: Vec<i64> = cursor.later.keys().copied().collect();
+                let (found, looked) =
+                    store.due_before(&w, (&kind, *current), now, &waiting, room)?;
+                if looked < room {
                     cursor.covered.insert(key, now);
                 }
                 out.extend(found);
@@ -499,7 +553,49 @@ impl Notifier {
         }
         // A notice can be found twice (a retry also owed by its wave): once is enough.
         let mut seen = std::collections::HashSet::new();
-        out.retain(|d| seen.insert((d.mailbox_id, d.kind.clone(), d.told_start)));
+        out.retain(|d| seen.insert((d.mailbox_id, d.kind.clone(), d.told_start, d.answers)));
+        Ok(out)
+    }
+
+    /// The corrections and re-confirmations due now (at most `limit`), among the users whose
+    /// mailboxes changed since the last look and those owed one later that is now due; who is
+    /// owed one later is remembered until then.
+    fn follow_ups(
+        &self,
+        store: &Store,
+        now: Timestamp,
+        limit: usize,
+        cursor: &mut Cursor,
+    ) -> Result<Vec<Due>, StoreError> {
+        let ready: Vec<i64> = cursor
+            .later
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ready {
+            cursor.later.remove(id);
+        }
+        let mut out = Vec::new();
+        for owed in store.owed_follow_ups(cursor.seen_event, &ready, now)? {
+            let id = owed.due.mailbox_id;
+            cursor.later.remove(&id);
+            if owed.silenced {
+                continue;
+            }
+            let Some(f) = follow_up::owed(&owed, self.config.correction_lead, now) else {
+                continue;
+            };
+            if f.at > now || out.len() >= limit {
+                cursor.later.insert(id, f.at);
+                continue;
+            }
+            out.push(Due {
+                kind: f.kind.name().to_string(),
+                told_start: f.to.map_or(0, |t| t.as_millisecond()),
+                ..owed.due
+            });
+        }
         Ok(out)
     }
 
@@ -645,10 +741,10 @@ impl Notifier {
             Ok(()) => {
                 pool.sent(sender, now);
                 store.notice_outcome(id, "sent", None, None, now)?;
-                if due.kind == "correction" {
-                    summary.corrections += 1;
-                } else {
-                    summary.sent += 1;
+                match due.kind.as_str() {
+                    "correction" => summary.corrections += 1,
+                    "reconfirm" => summary.reconfirmations += 1,
+                    _ => summary.sent += 1,
                 }
             }
             Err(ServiceError::Throttled { retry_after }) => {

@@ -1,5 +1,6 @@
-//! Notice templates: `before`, `after` and `correction`, each `.txt` or `.html`, in the templates
-//! folder, and per organisation in a sub-folder named after it. The first line is `Subject: ...`,
+//! Notice templates: `before`, `after`, `correction` and `reconfirm`, each `.txt` or `.html`, in the
+//! templates folder, and per organisation in a sub-folder named after it (a project without a
+//! `reconfirm` gets the starter's text). The first line is `Subject: ...`,
 //! the rest the body. `{placeholder}`s are filled per user; `{{` and `}}` are braces. A template
 //! naming a placeholder mailwave does not know is refused when it is loaded, with its file and line.
 
@@ -19,8 +20,8 @@ pub const PLACEHOLDERS: [&str; 9] = [
     "old_date",
 ];
 
-/// The three notices, by template name.
-pub const KINDS: [&str; 3] = ["before", "after", "correction"];
+/// The notices, by template name.
+pub const KINDS: [&str; 4] = ["before", "after", "correction", "reconfirm"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{}:{line}: {message}", path.display())]
@@ -179,6 +180,12 @@ impl Templates {
                 });
             }
         }
+        let mut default = default;
+        if !default.contains_key("reconfirm") {
+            // Projects made before re-confirmations existed have none: the starter's text goes.
+            let (name, text) = STARTERS[3];
+            default.insert("reconfirm", parse(&dir.join(name), text, false)?);
+        }
         sets.insert(None, default);
         if let Ok(entries) = std::fs::read_dir(dir) {
             let mut orgs: Vec<PathBuf> = entries
@@ -228,7 +235,7 @@ impl Templates {
 }
 
 /// Starter templates `mailwave init` writes (and the demo uses).
-pub const STARTERS: [(&str, &str); 3] = [
+pub const STARTERS: [(&str, &str); 4] = [
     (
         "before.txt",
         "Subject: Your mailbox moves on {date}\n\nDear {display_name},\n\nYour mailbox {address} moves to Exchange Online on {date}, between {window}.\nYou do not need to do anything. Outlook may ask you to restart it the next morning.\n\nQuestions: {help_link} or reply to {reply_to}.\n",
@@ -240,6 +247,10 @@ pub const STARTERS: [(&str, &str); 3] = [
     (
         "correction.txt",
         "Subject: Change to your mailbox move\n\nDear {display_name},\n\nWe told you your mailbox {address} would move on {old_date}. That has changed: it now moves on {date}, between {window}.\n\nQuestions: {help_link} or reply to {reply_to}.\n",
+    ),
+    (
+        "reconfirm.txt",
+        "Subject: Your mailbox moves on {date} after all\n\nDear {display_name},\n\nWe told you the move of your mailbox {address} would be on a date we would confirm. It is confirmed: it moves on {date}, between {window}.\nYou do not need to do anything.\n\nQuestions: {help_link} or reply to {reply_to}.\n",
     ),
 ];
 

@@ -286,7 +286,7 @@ pub(crate) fn render(r: &Report) -> String {
             "Needs attention",
             at.person_total,
             &at.person,
-            "Failed for good or held: a person must act (retry, skip, release).",
+            "Failed for good, waiting for approval, without a licence, or held by mailwave with no later wave: a person must act (retry, approve, license, re-plan). Holds an operator placed are under Operator actions.",
         ),
         (
             "Will be retried by the run",
@@ -396,6 +396,24 @@ pub(crate) fn render(r: &Report) -> String {
             "<section><h2>Move analytics</h2><pre>{}</pre></section>",
             esc(&crate::analytics::text(&r.analysis))
         );
+    }
+
+    let actions = r.action_rows();
+    if !actions.is_empty() {
+        o.push_str("<section><h2>Operator actions</h2>");
+        table(
+            &mut o,
+            &[
+                ("when", false),
+                ("who", false),
+                ("what", false),
+                ("mailboxes", false),
+                ("reason", false),
+                ("outcome", false),
+            ],
+            actions.into_iter().map(|row| (row.to_vec(), false)),
+        );
+        o.push_str("</section>");
     }
 
     // The whole line is escaped below, then its `**` made bold.

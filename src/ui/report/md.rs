@@ -314,6 +314,17 @@ pub(crate) fn render(r: &Report) -> String {
         }
     }
 
+    let actions = r.action_rows();
+    if !actions.is_empty() {
+        let _ = writeln!(o, "\n## Operator actions\n");
+        let _ = writeln!(o, "| when | who | what | mailboxes | reason | outcome |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|");
+        for row in &actions {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
+        }
+    }
+
     let runs = r.runs_in_words(cell);
     if !runs.is_empty() {
         let _ = writeln!(o, "\n## Runs\n");

@@ -39,6 +39,8 @@ pub(crate) struct Report {
     pub since: Option<Timestamp>,
     pub status: Status,
     pub attention: Attention,
+    /// The operators' action commands in the period, newest first.
+    pub actions: Vec<crate::store::actions::ActionGroup>,
     pub failures: Vec<FailureReason>,
     /// Cut-overs by hour, the whole history (the progress chart adds them up).
     pub cutovers: Vec<(Timestamp, u64)>,
@@ -164,6 +166,7 @@ impl Report {
             since,
             status,
             attention: store.attention_split(since, LISTED)?,
+            actions: store.action_groups(since, LISTED)?,
             failures: store.failures_by_reason(since)?,
             cutovers: store.cutovers_by_hour(None)?,
             analysis: analytics::analyze(store, analytics::By::Wave, None)?,
@@ -214,7 +217,7 @@ impl Report {
             0.0
         };
         let retrying = s.failures["transient"];
-        let person = t["held"] + t["failed"] - retrying.min(t["failed"]);
+        let person: u64 = s.needs_person.values().sum();
         let th = crate::format::thousands;
         let mut h = vec![
             ("mailboxes planned", th(s.mailboxes)),
@@ -342,6 +345,50 @@ impl Report {
             .join(", ")
     }
 
+    /// The period's action commands as rows: when, who, what, mailboxes, reason, outcome.
+    pub(crate) fn action_rows(&self) -> Vec<[String; 6]> {
+        let th = crate::format::thousands;
+        self.actions
+            .iter()
+            .map(|a| {
+                let mut what = a.kind.name().to_string();
+                if let Some(w) = &a.target_wave {
+                    what.push_str(&format!(" to {w}"));
+                }
+                if a.silent {
+                    what.push_str(" (no notice)");
+                }
+                let mailboxes = if a.mailboxes == 1 {
+                    a.first.clone()
+                } else {
+                    format!("{} ({} and others)", th(a.mailboxes), a.first)
+                };
+                let mut outcome = Vec::new();
+                for (n, word) in [
+                    (a.applied, "applied"),
+                    (a.refused, "refused"),
+                    (a.pending, "pending"),
+                ] {
+                    if n > 0 {
+                        outcome.push(format!("{word} {}", th(n)));
+                    }
+                }
+                let mut outcome = outcome.join(", ");
+                if let Some(why) = &a.refusal {
+                    outcome.push_str(&format!(" ({why})"));
+                }
+                [
+                    self.local(a.at),
+                    a.by.clone(),
+                    what,
+                    mailboxes,
+                    a.reason.clone().unwrap_or_default(),
+                    outcome,
+                ]
+            })
+            .collect()
+    }
+
     /// The runs in words, newest first.
     /// Each run in words; `escape` makes the words that came from outside (a fatal error's text)
     /// safe for the format (the words around them carry the format's own `**` and backticks).
@@ -396,7 +443,7 @@ fn run_in_words(summary: &str, escape: fn(&str) -> String) -> String {
     let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
     let th = crate::format::thousands;
     let mut s = format!(
-        "It cut over {} mailbox(es), made {} API calls ({} answered 429) and left {} needing attention.",
+        "It cut over {} mailbox(es), made {} API calls ({} answered 429) and left {} needing a person.",
         th(n("completed_this_run")),
         th(n("api_calls_total")),
         th(n("throttled")),
@@ -411,9 +458,10 @@ fn run_in_words(summary: &str, escape: fn(&str) -> String) -> String {
     if let Some(n) = v.get("notices") {
         let k = |key: &str| n.get(key).and_then(|x| x.as_u64()).unwrap_or(0);
         s.push_str(&format!(
-            " It sent {} notice(s) to users and {} correction(s) ({} failed, {} dropped as too late).",
+            " It sent {} notice(s) to users, {} correction(s) and {} re-confirmation(s) ({} failed, {} dropped as too late).",
             th(k("sent")),
             th(k("corrections")),
+            th(k("reconfirmations")),
             th(k("failed")),
             th(k("dropped"))
         ));
