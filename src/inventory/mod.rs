@@ -174,7 +174,7 @@ fn format_rejections(path: &Path, errors: &[RowError], total: usize) -> String {
 pub fn check_not_concealed(csv: impl std::io::Read) -> Result<(), String> {
     // The first 200 rows are a few kB; a megabyte bounds what a hostile first line can take.
     let mut head = Vec::new();
-    if std::io::Read::take(csv, 1 << 20).read_to_end(&mut head).is_err() {
+    if std::io::Read::read_to_end(&mut std::io::Read::take(csv, 1 << 20), &mut head).is_err() {
         return Ok(());
     }
     let Ok(mut sheet) = crate::text::sheet::Sheet::from_bytes(&head) else {

@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
+use mailwave::engine::RunOptions;
+use mailwave::exchange::ExchangeClient;
+use mailwave::sim::transport::LocalTransport;
 use mailwave::sim::{Profile, Simulator};
 use mailwave::store::actions::{self, ActionKind, ActionRequest, MailboxFacts};
 use mailwave::store::{State, Store};
 use mailwave::time::Clock;
 use std::sync::Arc;
 
-use crate::engine::{engine_config, spawn_run};
+use crate::engine::{engine_config, run_session_at, spawn_run};
 use crate::helpers::*;
 
 /// What the simulated service holds for one address: (status, CompleteAfter, cut-over started),
@@ -661,6 +664,8 @@ async fn a_held_and_released_mailbox_reports_the_times_of_its_latest_attempt() {
     assert_eq!(record.get(a), row["submitted_at"].as_str());
     assert_eq!(record.get(s), row["synced_at"].as_str());
     assert_eq!(record.get(c), row["completed_at"].as_str());
+}
+
 /// A delegation group of two or three planned into one wave, and that wave.
 fn a_group(db: &std::path::Path) -> (Vec<String>, String) {
     let conn = rusqlite::Connection::open(db).unwrap();

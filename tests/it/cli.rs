@@ -1024,6 +1024,8 @@ fn sizes_come_from_the_usage_report() {
         stderr(&out)
     );
     assert_eq!(std::fs::read(p.db()).unwrap(), before);
+}
+
 /// A plan whose first window has already opened is refused (exit 2, nothing written or loaded,
 /// even as a dry run) unless `--allow-past`; a time in `--start` is refused, not dropped; `--strict`
 /// still refuses the warnings that remain.

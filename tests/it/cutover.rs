@@ -100,6 +100,7 @@ fn request(f: &MailboxFacts, kind: ActionKind, force: bool, to: Option<i64>) -> 
         target_wave: to,
         force,
         split: None,
+        silent: false,
     }
 }
 

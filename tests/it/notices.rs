@@ -116,6 +116,17 @@ fn estate_on_sim(
     Arc<ExchangeClient<LocalTransport>>,
 ) {
     let plan = planned_estate(p, n, date(2027, 1, 4));
+    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
+    let clock = Clock::tokio(origin, 1.0);
+    let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
+    {
+        let store = Store::open_read_only(&p.db()).unwrap();
+        sim.know_inventory(&store.load_inventory().unwrap().0);
+    }
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    (plan, clock, sim, service)
+}
+
 /// A 400-mailbox plan from 4 January 2027 with the starter templates, the in-process simulator
 /// on the paused clock (an hour before the first pre-stage) knowing its users, and its Graph for
 /// mail (the report too).
@@ -129,23 +140,7 @@ struct Estate {
 
 fn notice_estate(p: &Project) -> Estate {
     write_templates(p);
-    let plan = planned_estate(p, 400, date(2027, 1, 4));
-    let origin = plan.waves[0].prestage_start_utc - SignedDuration::from_hours(1);
-    let clock = Clock::tokio(origin, 1.0);
-    let sim = Arc::new(Simulator::new(Profile::default(), 11, clock).unwrap());
-    {
-        let store = Store::open_read_only(&p.db()).unwrap();
-        sim.know_inventory(&store.load_inventory().unwrap().0);
-    }
-    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
-    (plan, clock, sim, service)
-}
-
-#[tokio::test(start_paused = true)]
-async fn every_user_is_told_once_within_the_limits_and_corrected_when_plans_change() {
-    let p = Project::new(&engine_config(40, 80, NOTICES));
-    write_templates(&p);
-    let (plan, clock, sim, service) = estate_on_sim(&p, 400);
+    let (plan, clock, sim, service) = estate_on_sim(p, 400);
     let mailer = mailwave::engine::session::GraphServices {
         mailer: Arc::new(GraphClient::new(LocalGraph::new(sim.clone()))),
         licensing: None,
@@ -632,6 +627,8 @@ async fn a_notice_not_answered_with_a_clean_202_is_uncertain_never_sent() {
     let rows = notice_rows(&p.db());
     assert!(rows.iter().all(|r| r.3 == "uncertain"), "{rows:?}");
     assert_eq!(rows.len() as u64, accepted, "none was sent again");
+}
+
 /// `mailwave <args>` in the project with its clock at `now` (the paused clock's simulated time),
 /// so that what the command records and predicts agrees with the run's time.
 fn at_time(p: &Project, now: Timestamp, args: &[&str]) -> std::process::Output {

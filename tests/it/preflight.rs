@@ -298,6 +298,8 @@ fn preflight_keeps_to_the_rate_and_waits_out_429s() {
         v["mail users"]
     );
     assert_ne!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
 /// Waits until `check` holds, at most `limit`.
 fn until(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
