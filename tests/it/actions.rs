@@ -500,7 +500,10 @@ fn every_action_from_the_command_line_is_recorded_or_refused_as_a_whole() {
     );
 
     // A wave moves to another day's window; the wave is made for it. Blackouts are refused.
-    let out = p.run(&["wave", "reschedule", &w2, "--to", "2026-12-24"]);
+    let out = p.run_at(
+        "2026-12-01T12:00:00Z",
+        &["wave", "reschedule", &w2, "--to", "2026-12-24"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("no cut-over window"),

@@ -98,6 +98,7 @@ fn needs_a_person_means_one_thing_in_status_and_the_reports_and_actions_are_list
             "--to",
             &later,
             "--force",
+            "--split",
             "--reason",
             "asked to go later",
         ],
@@ -169,8 +170,8 @@ fn needs_a_person_means_one_thing_in_status_and_the_reports_and_actions_are_list
     let csv = std::fs::read_to_string(p.path("all.csv")).unwrap();
     assert!(
         csv.contains(&format!(
-            "reschedule to {later} by {who} (asked to go later) -> applied"
-        )),
+            "reschedule to {later} by {who} (asked to go later), split from its group: "
+        )) && csv.contains(" -> applied"),
         "{csv}"
     );
 }

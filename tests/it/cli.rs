@@ -239,7 +239,7 @@ fn bad_config_is_refused_with_line_and_key() {
         .success()
     );
     let before = std::fs::read(p.db()).unwrap();
-    let out = p.run(&["plan", "--start", "2026-12-01"]);
+    let out = p.run_at("2026-11-01T12:00:00Z", &["plan", "--start", "2026-12-01"]);
     assert_eq!(out.status.code(), Some(BAD_INPUT));
     let err = stderr(&out);
     assert!(
@@ -288,7 +288,10 @@ fn plan_keeps_groups_together_respects_the_calendar_and_is_reproducible() {
         fixture("delegates.csv").to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = p.run(&["plan", "--start", "2026-12-22", "--name", "xmas"]);
+    let out = p.run_at(
+        "2026-12-01T12:00:00Z",
+        &["plan", "--start", "2026-12-22", "--name", "xmas"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let table = stdout(&out);
 
@@ -328,7 +331,10 @@ fn plan_keeps_groups_together_respects_the_calendar_and_is_reproducible() {
 
     // Same input, byte-identical output; loading it again changes nothing.
     let first = folder_bytes(&p.path("schedules/xmas"));
-    let out = p.run(&["plan", "--start", "2026-12-22", "--name", "xmas"]);
+    let out = p.run_at(
+        "2026-12-01T12:00:00Z",
+        &["plan", "--start", "2026-12-22", "--name", "xmas"],
+    );
     assert!(
         stdout(&out).contains("already holds this plan"),
         "{}",
@@ -349,7 +355,10 @@ fn a_window_across_the_autumn_clock_change_is_eleven_hours() {
         .status
         .success()
     );
-    let out = p.run(&["plan", "--start", "2026-10-24", "--name", "dst"]);
+    let out = p.run_at(
+        "2026-10-01T12:00:00Z",
+        &["plan", "--start", "2026-10-24", "--name", "dst"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("the clocks change during this window"),

@@ -70,6 +70,16 @@ impl Project {
         run_in(self.dir.path(), args)
     }
 
+    /// Runs the binary in the project folder with its clock at `at` (RFC 3339), moving at real
+    /// speed from there: for commands whose answer depends on the date, so they never depend on
+    /// the day the suite runs.
+    pub fn run_at(&self, at: &str, args: &[&str]) -> Output {
+        let clock = format!("scaled:1:{}:{at}", jiff::Timestamp::now());
+        let mut all = vec!["--clock", clock.as_str()];
+        all.extend_from_slice(args);
+        run_in(self.dir.path(), &all)
+    }
+
     pub fn config(&self) -> Config {
         Config::load(&self.path("mailwave.toml")).unwrap()
     }

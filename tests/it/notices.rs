@@ -751,7 +751,11 @@ async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
     assert!(people.iter().all(|a| corrections(a) == 0));
 
     // One held, one held without notice, one moved to a later wave.
-    let out = at_time(&p, clock.now(), &["mailbox", "hold", &x, "--reason", "VIP"]);
+    let out = at_time(
+        &p,
+        clock.now(),
+        &["mailbox", "hold", &x, "--split", "--reason", "VIP"],
+    );
     assert!(
         stdout(&out).contains(&format!(
             "notices: 1 user(s) will be told of the change at {} unless released before",
@@ -768,7 +772,11 @@ async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
         )),
         "{preview}"
     );
-    let out = at_time(&p, clock.now(), &["mailbox", "hold", &y, "--no-notice"]);
+    let out = at_time(
+        &p,
+        clock.now(),
+        &["mailbox", "hold", &y, "--split", "--no-notice"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("notices: --no-notice"),
@@ -778,7 +786,15 @@ async fn actions_tell_users_nothing_at_once_and_say_what_users_will_be_told() {
     let out = at_time(
         &p,
         clock.now(),
-        &["mailbox", "reschedule", &r, "--to", &later.id, "--force"],
+        &[
+            "mailbox",
+            "reschedule",
+            &r,
+            "--to",
+            &later.id,
+            "--force",
+            "--split",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(

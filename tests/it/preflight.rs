@@ -199,7 +199,7 @@ fn preflight_warns_of_what_needs_doing_and_passes_the_rest() {
         v["mail users"]
     );
     assert!(
-        v["pre-stage"].1.contains("Fri 2027-02-26 20:00 GMT"),
+        v["pre-stage"].1.contains("Fri 26 Feb 2027 20:00 GMT"),
         "{:?}",
         v["pre-stage"]
     );

@@ -579,7 +579,10 @@ async fn a_forecast_shows_its_age_and_is_left_out_once_it_says_nothing() {
         .wave_addresses(&planned)
         .unwrap()[0]
         .clone();
-    let out = p.run(&with_clock(&spec, &["mailbox", "hold", &someone]));
+    let out = p.run(&with_clock(
+        &spec,
+        &["mailbox", "hold", &someone, "--split"],
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = html(&spec);
     assert!(
@@ -602,7 +605,12 @@ async fn a_forecast_shows_its_age_and_is_left_out_once_it_says_nothing() {
     assert_eq!(text.matches("No forecast").count(), 1, "{text}");
     assert!(text.contains("every wave of the last one"), "{text}");
     let out = p.run(&with_clock(&later, &["report"]));
-    assert!(!stdout(&out).contains("## Forecast"), "{}", stdout(&out));
+    let md = stdout(&out);
+    assert!(
+        md.contains("## Forecast\n\nNo forecast: every wave of the last one")
+            && !md.contains("ready when it opens"),
+        "{md}"
+    );
 }
 
 /// A forecast made once nothing is left to move forecasts nothing: the reports leave it out.

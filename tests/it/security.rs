@@ -502,7 +502,7 @@ fn endpoint_credentials_are_never_echoed_and_a_tenant_must_be_one() {
     let p = Project::new(&format!(
         "{SMALL_CONFIG}[endpoints]\nexchange = \"https://svc-admin:Winter2027!@outlook.example\"\n"
     ));
-    let out = p.run(&["run", "--once"]);
+    let out = p.run(&["inventory", "import", "--from-graph"]);
     let e = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{e}");
     assert!(

@@ -743,14 +743,7 @@ fn forecast_chart(r: &Report) -> String {
                 f.basis
             ),
             Some(_) => "The forecast has no wave still to come.".into(),
-            None if r.status.totals["planned"] + in_progress(&r.status.totals) == 0 => {
-                "No forecast: nothing is left to move.".into()
-            }
-            None if r.forecast_passed.is_some() => format!(
-                "No forecast: every wave of the last one (made {}) has opened. Run `mailwave forecast` again.",
-                r.forecast_passed.map(|t| r.local(t)).unwrap_or_default()
-            ),
-            None => "No forecast yet: run `mailwave forecast`.".into(),
+            None => r.no_forecast(),
         },
         &[("ready", GREEN), ("at risk", AMBER), ("target", RED)],
         chart,

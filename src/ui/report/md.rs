@@ -247,6 +247,15 @@ pub(crate) fn render(r: &Report) -> String {
         }
     }
 
+    if r.forecast.is_none()
+        && (r.forecast_passed.is_some()
+            || r.status.totals["planned"] + in_progress(&r.status.totals) == 0)
+    {
+        // Said only where a forecast was to be expected: once one has been made, or when the
+        // estate has finished.
+        let _ = writeln!(o, "\n## Forecast\n\n{}", r.no_forecast());
+    }
+
     if !r.licences.by_status.is_empty() {
         let _ = writeln!(o, "\n## Licences\n");
         let _ = writeln!(o, "Checked before cut-over: {}.\n", r.licence_counts());

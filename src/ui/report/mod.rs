@@ -184,6 +184,20 @@ impl Report {
         crate::format::local(t, &self.tz)
     }
 
+    /// Why there is no forecast to show, in the reports' words (when `forecast` is `None`).
+    pub(crate) fn no_forecast(&self) -> String {
+        if self.status.totals["planned"] + in_progress(&self.status.totals) == 0 {
+            "No forecast: nothing is left to move.".into()
+        } else if let Some(made) = self.forecast_passed {
+            format!(
+                "No forecast: every wave of the last one (made {}) has opened. Run `mailwave forecast` again.",
+                self.local(made)
+            )
+        } else {
+            "No forecast yet: run `mailwave forecast`.".into()
+        }
+    }
+
     /// When the forecast was made, with its age, and a word when a run has gone since:
     /// "Wed 6 Jan 2027 21:02 GMT, 2 days ago, before the last run (run `mailwave forecast` again)".
     pub(crate) fn forecast_made(&self) -> String {
