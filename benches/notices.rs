@@ -58,6 +58,7 @@ fn main() {
         runtime.block_on(async {
             let clock = Clock::tokio(origin, 1.0);
             let sim = Arc::new(Simulator::new(Profile::default(), 1, clock).unwrap());
+            let (writer, thread) = mailwave::store::writer::spawn(&db, None).unwrap();
             let notifier = Notifier {
                 store_path: db.clone(),
                 config: config.notices.clone(),
@@ -70,6 +71,7 @@ fn main() {
                 stop_grace: jiff::SignedDuration::from_secs(10),
                 alerts: None,
                 actions_applied: Arc::new(tokio::sync::Notify::new()),
+                writer: writer.for_paused_time(),
             };
             let done = tokio_util::sync::CancellationToken::new();
             done.cancel();
@@ -77,6 +79,7 @@ fn main() {
                 .run(tokio_util::sync::CancellationToken::new(), done)
                 .await
                 .unwrap();
+            thread.join().unwrap().unwrap();
             (summary, sim, clock.now().duration_since(origin))
         })
     });

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Alert;
 use crate::store::attention::REASONS;
+use crate::store::records::Record;
+use crate::store::writer::WriterHandle;
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 
@@ -21,6 +23,8 @@ const TICK: SignedDuration = SignedDuration::from_secs(60);
 
 pub struct AttentionWatch {
     pub store_path: std::path::PathBuf,
+    /// What it records goes through the run's writer.
+    pub writer: WriterHandle,
     /// Alert once this many mailboxes newly need a person (at least 1).
     pub threshold: u64,
     pub clock: Clock,
@@ -34,13 +38,13 @@ impl AttentionWatch {
         stop: CancellationToken,
         done: CancellationToken,
     ) -> Result<(), StoreError> {
-        let mut store = Store::open(&self.store_path)?;
+        let mut store = Store::open_read_only(&self.store_path)?;
         loop {
-            self.look(&mut store)?;
+            self.look(&mut store).await?;
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = done.cancelled() => {
-                    self.look(&mut store)?;
+                    self.look(&mut store).await?;
                     break;
                 }
                 _ = self.clock.sleep(TICK) => {}
@@ -49,8 +53,8 @@ impl AttentionWatch {
         Ok(())
     }
 
-    fn look(&self, store: &mut Store) -> Result<(), StoreError> {
-        store.forget_alerted_recovered()?;
+    async fn look(&self, store: &mut Store) -> Result<(), StoreError> {
+        self.writer.record(Record::ForgetRecovered).await?;
         let new = store.needing_person_unalerted()?;
         if (new.len() as u64) < self.threshold.max(1) {
             return Ok(());
@@ -65,7 +69,12 @@ impl AttentionWatch {
             .collect();
         let ids: Vec<i64> = new.iter().map(|(id, _)| *id).collect();
         // Recorded first: a crash between the two loses an alert rather than repeating one.
-        store.mark_alerted(&ids, self.clock.now())?;
+        self.writer
+            .record(Record::Alerted {
+                ids,
+                at: self.clock.now(),
+            })
+            .await?;
         let _ = self.alerts.send(Alert::NeedsPerson {
             mailboxes: new.len() as u64,
             reasons,

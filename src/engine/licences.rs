@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Licences;
 use crate::directory::{Licensing, Sku, User, has_exchange_licence};
+use crate::store::records::Record;
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 
@@ -53,6 +54,8 @@ impl LicenceSummary {
 
 pub struct LicenceChecker {
     pub store_path: std::path::PathBuf,
+    /// What it finds is recorded through the run's writer.
+    pub writer: crate::store::writer::WriterHandle,
     pub config: Licences,
     pub licensing: Arc<dyn Licensing>,
     pub clock: Clock,
@@ -79,7 +82,7 @@ impl LicenceChecker {
         stop: CancellationToken,
         engine_done: CancellationToken,
     ) -> Result<LicenceSummary, StoreError> {
-        let store = Store::open(&self.store_path)?;
+        let store = Store::open_read_only(&self.store_path)?;
         let mut summary = LicenceSummary::default();
         loop {
             let now = self.clock.now();
@@ -107,9 +110,10 @@ impl LicenceChecker {
                         continue;
                     }
                 };
-                let Then::Assign(lacking, sku_id) =
-                    self.classify(&store, &users, &answers, &skus, &mut summary)?
-                else {
+                let mut found = Vec::new();
+                let then = self.classify(&mut found, &users, &answers, &skus, &mut summary);
+                self.writer.records(found).await?;
+                let Then::Assign(lacking, sku_id) = then else {
                     continue;
                 };
                 let upns: Vec<String> = lacking.iter().map(|(_, a)| a.clone()).collect();
@@ -120,7 +124,9 @@ impl LicenceChecker {
                 };
                 match assigned {
                     Ok(answers) => {
-                        self.assigned(&store, &lacking, &answers, &sku_id, &mut summary)?
+                        let mut done = Vec::new();
+                        self.assigned(&mut done, &lacking, &answers, &sku_id, &mut summary);
+                        self.writer.records(done).await?;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "licence assignment: Graph did not answer; trying again later")
@@ -144,51 +150,61 @@ impl LicenceChecker {
         }
     }
 
-    /// Records who holds a licence and who has no user; decides about those who lack one.
+    /// Finds who holds a licence and who has no user (`found`, to record); decides about those
+    /// who lack one.
     fn classify(
         &self,
-        store: &Store,
+        found: &mut Vec<Record>,
         users: &[(i64, String)],
         answers: &[crate::directory::BatchAnswer],
         skus: &[Sku],
         summary: &mut LicenceSummary,
-    ) -> Result<Then, StoreError> {
+    ) -> Then {
         let now = self.clock.now();
         let sku = self.config.sku.as_deref();
+        let mut record =
+            |mailbox_id: i64, status: &'static str, sku: Option<&str>, reason: Option<&str>| {
+                found.push(Record::Licence {
+                    mailbox_id,
+                    status,
+                    sku: sku.map(str::to_string),
+                    reason: reason.map(str::to_string),
+                    at: now,
+                })
+            };
         let mut lacking: Vec<(i64, String)> = Vec::new();
         for ((id, address), answer) in users.iter().zip(answers) {
             match answer.result() {
                 Ok(v) => {
                     if has_exchange_licence(&User::from_json(v), skus) {
                         summary.found.insert(*id, "licensed");
-                        store.record_licence(*id, "licensed", None, None, now)?;
+                        record(*id, "licensed", None, None);
                     } else {
                         lacking.push((*id, address.clone()));
                     }
                 }
                 Err(crate::directory::ServiceError::NotFound { .. }) => {
                     summary.found.insert(*id, "no_user");
-                    store.record_licence(
+                    record(
                         *id,
                         "no_user",
                         None,
                         Some("no cloud user: is directory sync scoped to it?"),
-                        now,
-                    )?;
+                    );
                 }
                 // Throttled or transient: the next look asks again.
                 Err(_) => {}
             }
         }
         if lacking.is_empty() {
-            return Ok(Then::Nothing);
+            return Then::Nothing;
         }
-        let mut missing = |reason: &str| -> Result<Then, StoreError> {
+        let mut missing = |reason: &str| -> Then {
             for (id, _) in &lacking {
                 summary.found.insert(*id, "missing");
-                store.record_licence(*id, "missing", sku, Some(reason), now)?;
+                record(*id, "missing", sku, Some(reason));
             }
-            Ok(Then::Nothing)
+            Then::Nothing
         };
         if !self.config.assign {
             return missing("no Exchange Online licence (licences.assign is off)");
@@ -219,30 +235,32 @@ impl LicenceChecker {
             summary.stopped = Some(why);
             return result;
         }
-        Ok(Then::Assign(lacking, target.sku_id.clone()))
+        Then::Assign(lacking, target.sku_id.clone())
     }
 
+    /// What came of an assignment, for each user (`done`, to record).
     fn assigned(
         &self,
-        store: &Store,
+        done: &mut Vec<Record>,
         lacking: &[(i64, String)],
         answers: &[crate::directory::BatchAnswer],
         sku_id: &str,
         summary: &mut LicenceSummary,
-    ) -> Result<(), StoreError> {
+    ) {
         let now = self.clock.now();
         for ((id, _), answer) in lacking.iter().zip(answers) {
-            match answer.result() {
-                Ok(_) => {
-                    summary.found.insert(*id, "assigned");
-                    store.record_licence(*id, "assigned", Some(sku_id), None, now)?;
-                }
-                Err(e) => {
-                    summary.found.insert(*id, "failed");
-                    store.record_licence(*id, "failed", Some(sku_id), Some(&e.to_string()), now)?;
-                }
-            }
+            let (status, reason) = match answer.result() {
+                Ok(_) => ("assigned", None),
+                Err(e) => ("failed", Some(e.to_string())),
+            };
+            summary.found.insert(*id, status);
+            done.push(Record::Licence {
+                mailbox_id: *id,
+                status,
+                sku: Some(sku_id.to_string()),
+                reason,
+                at: now,
+            });
         }
-        Ok(())
     }
 }

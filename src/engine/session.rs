@@ -189,7 +189,8 @@ async fn drive<S: MoveService>(
             } else {
                 writer
             };
-            // The notices go beside the coordinator, on their own connection to the database.
+            // The notices, licences and alerts go beside the coordinator, reading on connections
+            // of their own and writing through the writer.
             let notices_stop = s.stop.child_token();
             let engine_done = CancellationToken::new();
             let actions_applied = Arc::new(tokio::sync::Notify::new());
@@ -209,6 +210,7 @@ async fn drive<S: MoveService>(
                             .unwrap_or(jiff::SignedDuration::from_secs(10)),
                         alerts: alerts_tx.clone(),
                         actions_applied: actions_applied.clone(),
+                        writer: writer.clone(),
                     }
                     .run(notices_stop.clone(), engine_done.clone()),
                 )),
@@ -220,6 +222,7 @@ async fn drive<S: MoveService>(
                     Some(tokio::spawn(
                         super::attention::AttentionWatch {
                             store_path: s.state.to_path_buf(),
+                            writer: writer.clone(),
                             threshold: s.config.notify.failure_threshold,
                             clock: s.clock,
                             alerts: tx.clone(),
@@ -238,6 +241,7 @@ async fn drive<S: MoveService>(
                 ) => Some(tokio::spawn(
                     super::licences::LicenceChecker {
                         store_path: s.state.to_path_buf(),
+                        writer: writer.clone(),
                         config: s.config.licences.clone(),
                         licensing: l.clone(),
                         clock: s.clock,
@@ -263,16 +267,6 @@ async fn drive<S: MoveService>(
                 actions_applied: Some(actions_applied),
             })
             .await;
-            drop(writer);
-            let joined =
-                tokio::time::timeout(END_WAIT, tokio::task::spawn_blocking(move || thread.join()))
-                    .await;
-            let writer_end = match joined {
-                Ok(Ok(Ok(Ok(())))) => None,
-                Ok(Ok(Ok(Err(e)))) => Some(format!("state database: {e}")),
-                Ok(Ok(Err(_))) | Ok(Err(_)) => Some("the state writer failed".to_string()),
-                Err(_) => Some("the state writer did not finish in time".to_string()),
-            };
             let mut summary = match result {
                 Ok(summary) => summary,
                 Err(EngineError::UnknownWave(w)) => RunSummary::failed_early(
@@ -284,15 +278,12 @@ async fn drive<S: MoveService>(
                     RunSummary::failed_early(started, s.clock.now(), format!("state database: {e}"))
                 }
             };
-            if let Some(reason) = writer_end
-                && summary.fatal.is_none()
-            {
-                summary.outcome = RunOutcome::Fatal(String::new()).name().into();
-                summary.fatal = Some(reason);
-            }
-            if let Some(task) = attention {
+            if let Some(mut task) = attention {
                 watch_done.cancel();
-                match tokio::time::timeout(END_WAIT, task).await {
+                let ended = tokio::time::timeout(END_WAIT, &mut task).await;
+                // One that did not end in time lets go of the writer.
+                task.abort();
+                match ended {
                     Ok(Ok(Err(e))) => {
                         tracing::error!(error = %e, "the needs-a-person alert stopped: state database")
                     }
@@ -334,6 +325,23 @@ async fn drive<S: MoveService>(
                     }
                     Err(e) => tracing::error!(error = %e, "the notices task failed"),
                 }
+            }
+            // The tasks beside the coordinator have ended: the writer commits what is left.
+            drop(writer);
+            let joined =
+                tokio::time::timeout(END_WAIT, tokio::task::spawn_blocking(move || thread.join()))
+                    .await;
+            let writer_end = match joined {
+                Ok(Ok(Ok(Ok(())))) => None,
+                Ok(Ok(Ok(Err(e)))) => Some(format!("state database: {e}")),
+                Ok(Ok(Err(_))) | Ok(Err(_)) => Some("the state writer failed".to_string()),
+                Err(_) => Some("the state writer did not finish in time".to_string()),
+            };
+            if let Some(reason) = writer_end
+                && summary.fatal.is_none()
+            {
+                summary.outcome = RunOutcome::Fatal(String::new()).name().into();
+                summary.fatal = Some(reason);
             }
             summary
         }

@@ -30,7 +30,7 @@ pub const REASONS: [(&str, &str); 4] = [
 
 /// Every mailbox that needs a person, `(mailbox_id, why)`: failed for good, waiting for approval
 /// or held by mailwave (from its state), or else without a licence before its move.
-fn needing() -> String {
+pub(super) fn needing() -> String {
     let by_state = format!(
         "(s.state = 7 AND COALESCE(s.failure_class, 'permanent') IN ('permanent', 'needs_approval'))
          OR (s.state = 8 AND {} = 'cutover')",
@@ -164,31 +164,5 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
-    }
-
-    /// Records that an alert named these mailboxes.
-    pub fn mark_alerted(&mut self, ids: &[i64], now: jiff::Timestamp) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut q =
-                tx.prepare("INSERT OR REPLACE INTO alerted (mailbox_id, at) VALUES (?1, ?2)")?;
-            for id in ids {
-                q.execute(params![id, millis(now)])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Forgets alerted mailboxes that no longer need a person (a retry, a release, a licence), so
-    /// that a new need of theirs is alerted again. Returns how many.
-    pub fn forget_alerted_recovered(&self) -> Result<u64> {
-        Ok(self.conn().execute(
-            &format!(
-                "DELETE FROM alerted WHERE mailbox_id NOT IN (SELECT mailbox_id FROM ({}))",
-                needing()
-            ),
-            [],
-        )? as u64)
     }
 }

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod notices;
 mod plan_load;
+pub mod records;
 mod report;
 pub mod run_view;
 pub mod status;

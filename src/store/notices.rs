@@ -9,7 +9,7 @@ use super::{Result, Store, from_millis, millis};
 
 /// Mailboxes moving in their wave (a transient failure is retried, a skipped-items approval may
 /// come): a "before" notice goes to these.
-const LIVE: &str = "(s.state IN (0, 1, 2, 3) OR (s.state = 7 AND s.failure_class IN ('transient', 'needs_approval')))";
+pub(super) const LIVE: &str = "(s.state IN (0, 1, 2, 3) OR (s.state = 7 AND s.failure_class IN ('transient', 'needs_approval')))";
 
 /// Mailboxes that will not move on any date yet: held, skipped, or failed for good.
 const OFF: &str =
@@ -41,6 +41,18 @@ pub struct Due {
     pub old_start: i64,
     /// For a correction or a re-confirmation: the notice it answers (its id), else 0.
     pub answers: i64,
+}
+
+/// The "before" notices owed in a wave ([`Store::due_before`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueBefore {
+    /// To send now.
+    pub due: Vec<Due>,
+    /// How many mailboxes were looked at.
+    pub looked: usize,
+    /// Told this date by a correction or re-confirmation sent after this notice was due: to be
+    /// recorded as dropped ([`crate::store::records::Record::Superseded`]), never sent.
+    pub superseded: Vec<Due>,
 }
 
 /// Notices counted by wave, kind, status and sender.
@@ -145,21 +157,6 @@ pub struct NoticeRow {
 }
 
 impl Store {
-    /// At a run's start: notices whose call may have been on the wire when the last run ended
-    /// become 'uncertain' and are never sent again. Returns how many.
-    pub fn settle_open_notices(&self) -> Result<u64> {
-        self.conn().execute(
-            "UPDATE reports_mailed SET status = 'uncertain' WHERE status = 'sending'",
-            [],
-        )?;
-        Ok(self.conn().execute(
-            "UPDATE notices SET status = 'uncertain', done_at = created_at,
-                 reason = 'the run ended while it was being sent: not sent again'
-             WHERE status = 'sending'",
-            [],
-        )? as u64)
-    }
-
     /// Waves whose window opens between `from` and `to`.
     pub fn waves_opening(
         &self,
@@ -176,41 +173,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records `kind` as dropped, with `reason`, for every mailbox moving in `wave` that has no row
-    /// for it yet. Returns how many.
-    pub fn drop_notices(
-        &self,
-        wave: &NoticeWave,
-        kind: &str,
-        reason: &str,
-        now: jiff::Timestamp,
-    ) -> Result<u64> {
-        let retried = self
-            .conn()
-            .prepare_cached(
-                "UPDATE notices SET status = 'dropped', reason = ?3, done_at = ?4
-             WHERE kind = ?1 AND told_start = ?2 AND status = 'retry'",
-            )?
-            .execute(params![
-                kind,
-                millis(wave.window_start),
-                reason,
-                millis(now)
-            ])? as u64;
-        Ok(retried + self.conn().prepare_cached(&format!(
-            "INSERT OR IGNORE INTO notices (mailbox_id, kind, told_start, wave_id, status, reason, created_at, done_at)
-             SELECT s.mailbox_id, ?2, ?3, s.wave_id, 'dropped', ?4, ?5, ?5 FROM mailbox_state s
-             WHERE s.wave_id = ?1 AND {LIVE}"
-        ))?
-        .execute(params![
-            wave.id,
-            kind,
-            millis(wave.window_start),
-            reason,
-            millis(now)
-        ])? as u64)
-    }
-
     /// The mailboxes moving in `wave` still owed `kind`, the notice `offset` before its window (no
     /// row yet, or a retry now due), at most `limit`, and how many were looked at. A user owed a
     /// correction or re-confirmation first waits for it: those the caller knows to be owed one
@@ -225,7 +187,7 @@ impl Store {
         now: jiff::Timestamp,
         waiting: &[i64],
         limit: usize,
-    ) -> Result<(Vec<Due>, usize)> {
+    ) -> Result<DueBefore> {
         let told = millis(wave.window_start);
         let due_at = millis(wave.window_start - offset);
         let waiting = serde_json::to_string(waiting).unwrap_or_else(|_| "[]".into());
@@ -257,19 +219,12 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?;
         let looked = found.len();
         let mut out = Vec::with_capacity(looked);
+        let mut superseded = Vec::new();
         for d in found {
             match last.get(&d.mailbox_id) {
                 None => out.push(d),
                 Some(&(_, _, true)) => out.push(d),
-                Some(&(start, at, false)) if start == told && at >= due_at => {
-                    self.conn()
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO notices (mailbox_id, kind, told_start, wave_id, status, reason, created_at, done_at)
-                             VALUES (?1, ?2, ?3, ?4, 'dropped',
-                                     'superseded: a later correction or re-confirmation told this date', ?5, ?5)",
-                        )?
-                        .execute(params![d.mailbox_id, kind, told, d.wave_id, millis(now)])?;
-                }
+                Some(&(start, at, false)) if start == told && at >= due_at => superseded.push(d),
                 Some(&(start, _, false)) if start == told => out.push(d),
                 // Told a date long gone, which no correction answers any more: this tells it.
                 Some(&(start, _, false)) if start != 0 && start < millis(now) - WEEK_MS => {
@@ -278,7 +233,11 @@ impl Store {
                 Some(_) => {} // its correction or re-confirmation goes first
             }
         }
-        Ok((out, looked))
+        Ok(DueBefore {
+            due: out,
+            looked,
+            superseded,
+        })
     }
 
     /// The newest event's id: the notices look only at mailboxes with events after the last one
@@ -429,47 +388,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Before the call: the notice is being sent by `sender` (committed before the call goes).
-    pub fn notice_sending(&self, d: &Due, sender: &str, now: jiff::Timestamp) -> Result<i64> {
-        Ok(self.conn().prepare_cached(
-            "INSERT INTO notices (mailbox_id, kind, told_start, wave_id, status, sender, attempts, created_at, answers)
-             VALUES (?1, ?2, ?3, ?4, 'sending', ?5, 1, ?6, ?7)
-             ON CONFLICT (mailbox_id, kind, told_start, answers) DO UPDATE SET status = 'sending',
-                 sender = excluded.sender, attempts = attempts + 1, created_at = excluded.created_at,
-                 next_at = NULL, reason = NULL
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                d.mailbox_id,
-                d.kind,
-                d.told_start,
-                d.wave_id,
-                sender,
-                millis(now),
-                d.answers
-            ],
-            |r| r.get(0),
-        )?)
-    }
-
-    /// After the call: 'sent', 'retry' (with when), 'failed' or 'uncertain', and why.
-    pub fn notice_outcome(
-        &self,
-        id: i64,
-        status: &str,
-        reason: Option<&str>,
-        next_at: Option<jiff::Timestamp>,
-        now: jiff::Timestamp,
-    ) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE notices SET status = ?2, reason = ?3, next_at = ?4, done_at = ?5 WHERE id = ?1",
-            )?
-            .execute(params![id, status, reason, next_at.map(millis), millis(now)])?;
-        Ok(())
-    }
-
     /// Messages each sender sent (or may have sent) since `since`, oldest first: what the
     /// service counts against its minute and day limits.
     pub fn sender_history(&self, since: jiff::Timestamp) -> Result<Vec<(String, jiff::Timestamp)>> {
@@ -531,24 +449,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// The report of a wave is being mailed ('sending', before the call), or what came of it.
-    pub fn report_mailed(
-        &self,
-        wave_id: i64,
-        status: &str,
-        sender: &str,
-        reason: Option<&str>,
-        now: jiff::Timestamp,
-    ) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO reports_mailed (wave_id, status, sender, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (wave_id) DO UPDATE SET status = excluded.status, sender = excluded.sender,
-                 reason = excluded.reason, at = excluded.at",
-            params![wave_id, status, sender, reason, millis(now)],
-        )?;
-        Ok(())
-    }
-
     /// One mailbox as a notice would address it, with its wave (for `notices preview`).
     pub fn notice_subject(&self, address: &str) -> Result<Option<(Due, NoticeWave)>> {
         Ok(self
@@ -598,24 +498,6 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
-    }
-
-    pub fn record_licence(
-        &self,
-        mailbox_id: i64,
-        status: &str,
-        sku: Option<&str>,
-        reason: Option<&str>,
-        now: jiff::Timestamp,
-    ) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO licences (mailbox_id, status, sku, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (mailbox_id) DO UPDATE SET status = excluded.status, sku = excluded.sku,
-                     reason = excluded.reason, at = excluded.at",
-            )?
-            .execute(params![mailbox_id, status, sku, reason, millis(now)])?;
-        Ok(())
     }
 
     pub fn licence_view(&self, limit: usize) -> Result<LicenceView> {

@@ -65,7 +65,7 @@ impl Transition {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Transition(Transition),
     /// An event that is not a state change (for example a cut-over moved to the next wave).
@@ -133,6 +133,8 @@ pub enum Command {
     },
     /// A finished move's figures from `Get-MoveRequestStatistics`.
     Figures(Box<super::figures::FigureRow>),
+    /// Notices, wave reports, licences, alerts.
+    Record(super::records::Record),
     /// Replies once everything sent before it is committed.
     Flush,
 }
@@ -154,6 +156,7 @@ pub enum Reply {
     Done,
     Intent(i64),
     Intents(Vec<i64>),
+    Record(super::records::Written),
 }
 
 type Ack = oneshot::Sender<Result<Reply>>;
@@ -202,7 +205,7 @@ impl WriterHandle {
 
     /// For runs on tokio's paused clock: waits for the writer on the blocking pool, which stops
     /// tokio from jumping simulated time forward while the store is busy.
-    pub(crate) fn for_paused_time(mut self) -> WriterHandle {
+    pub fn for_paused_time(mut self) -> WriterHandle {
         self.paused_time = true;
         self
     }
@@ -268,6 +271,28 @@ impl WriterHandle {
         self.tx
             .blocking_send(Envelope { command, ack: None })
             .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Writes a record and waits until it is committed.
+    pub async fn record(&self, record: super::records::Record) -> Result<super::records::Written> {
+        match self.apply(Command::Record(record)).await? {
+            Reply::Record(w) => Ok(w),
+            // The writer answers a record with what it wrote; nothing else.
+            Reply::Done | Reply::Intent(_) | Reply::Intents(_) => Ok(super::records::Written::Done),
+        }
+    }
+
+    /// Writes records in order, in as few transactions as the writer takes them, and waits until
+    /// the last (so all) are committed. One the writer refuses is logged and stops the run, as
+    /// any change it cannot make does.
+    pub async fn records(&self, records: Vec<super::records::Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        for r in records {
+            self.submit(Command::Record(r)).await?;
+        }
+        self.flush().await
     }
 
     pub async fn flush(&self) -> Result<()> {
@@ -580,6 +605,7 @@ fn apply(
                 .execute(params![mailbox])?;
             Ok(Reply::Done)
         }
+        Command::Record(r) => Ok(Reply::Record(r.apply(tx)?)),
         Command::Flush => Ok(Reply::Done),
     }
 }

@@ -515,3 +515,39 @@ async fn the_progress_line_never_waits_for_a_closed_window() {
         }
     }
 }
+
+/// One writer (DESIGN.md): the notices, licences and alerts beside the coordinator read on
+/// connections of their own and write through the writer thread; nothing in the engine opens a
+/// writing connection, except the run's own record, made before the writer starts and closed
+/// after it ends (`engine/session.rs`).
+#[test]
+fn the_engine_writes_only_through_the_writer() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let engine = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
+    let mut files = Vec::new();
+    sources(&engine, &mut files);
+    let mut writing = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for (n, line) in code.lines().enumerate() {
+            let opens = ["Store::open(", "Store::create(", "Connection::open"]
+                .iter()
+                .any(|o| line.contains(o));
+            if opens && !file.ends_with("session.rs") {
+                writing.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(files.len() > 10, "{files:?}");
+    assert!(writing.is_empty(), "{writing:#?}");
+}

@@ -20,7 +20,7 @@ use super::{Coordinator, tr};
 use crate::exchange::{MoveService, ServiceError};
 use crate::store::actions::{ActionKind, ActionRequest, PendingAction};
 use crate::store::writer::Command;
-use crate::store::{FailureClass, State, Store, StoreError};
+use crate::store::{FailureClass, State, StoreError};
 
 /// An action the run has taken on: the mailbox, and the wave a reschedule or release goes to.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ impl<S: MoveService> Coordinator<S> {
         }
         self.actions.mark = mark;
         self.actions.next_look = Some(now + self.cfg.action_poll);
-        let pending = Store::open_read_only(&self.store_path)?.pending_actions()?;
+        let pending = self.read(|s| s.pending_actions())?;
         let new: Vec<PendingAction> = pending
             .into_iter()
             .filter(|a| !self.actions.taken.contains(&a.id))
@@ -120,7 +120,7 @@ impl<S: MoveService> Coordinator<S> {
         if let Some(w) = self.st.wave_of_db(db_id) {
             return Ok(Some(w));
         }
-        let Some(row) = Store::open_read_only(&self.store_path)?.wave_row(db_id)? else {
+        let Some(row) = self.read(|s| s.wave_row(db_id))? else {
             return Ok(None);
         };
         // A wave an action moves mailboxes into is worked whatever the scope named.

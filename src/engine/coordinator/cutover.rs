@@ -18,7 +18,7 @@ use super::super::state::{Close, Target, Wave, Work, ms};
 use super::{Coordinator, What, tr};
 use crate::exchange::{MoveService, ServiceError};
 use crate::store::writer::Command;
-use crate::store::{State, Store, StoreError};
+use crate::store::{State, StoreError};
 
 /// How far out a cut-over goes for a mailbox that is held.
 pub(super) const FAR_AWAY: SignedDuration = SignedDuration::from_hours(24 * 365);
@@ -189,8 +189,8 @@ impl<S: MoveService> Coordinator<S> {
             .iter()
             .map(|&i| (self.st.mailboxes[i as usize].id, i))
             .collect();
-        let rows = Store::open_read_only(&self.store_path)?
-            .groups_in_wave(self.st.waves[w as usize].db_id)?;
+        let wave = self.st.waves[w as usize].db_id;
+        let rows = self.read(|s| s.groups_in_wave(wave))?;
         let mut of: HashMap<u32, i64> = rows
             .into_iter()
             .filter_map(|(id, group)| by_id.get(&id).map(|&i| (i, group)))

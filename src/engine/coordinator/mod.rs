@@ -101,6 +101,9 @@ enum Endpoint {
 struct Coordinator<S: MoveService> {
     st: RunState,
     store_path: PathBuf,
+    /// The run's one read connection, for its looks at the database (actions, waves, groups);
+    /// every change goes through `writer`.
+    reader: std::sync::Mutex<Store>,
     actions: actions::Actions,
     /// Actions whose call is on the wire, by id.
     in_flight_actions: std::collections::HashMap<i64, actions::Queued>,
@@ -189,10 +192,10 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
     } else {
         Vec::new()
     };
-    drop(store);
 
     let started = ctx.clock.now();
     let mut c = Coordinator {
+        reader: std::sync::Mutex::new(store),
         st,
         store_path: ctx.store_path.clone(),
         actions: actions::Actions::default(),
@@ -246,6 +249,12 @@ pub async fn run<S: MoveService>(ctx: RunContext<S>) -> Result<RunSummary, Engin
 }
 
 impl<S: MoveService> Coordinator<S> {
+    /// A look at the database on the run's read connection.
+    fn read<T>(&self, look: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let store = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        look(&store)
+    }
+
     /// Open intents from an earlier run. A create without an outcome makes *that mailbox* uncertain:
     /// it is settled by the first evidence (its batch listing, or a new create whose answer says
     /// whether the service already had it). Nothing else waits.

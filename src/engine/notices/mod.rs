@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Notices, Window};
 use crate::directory::{Mailer, Message, ServiceError};
 use crate::store::notices::{Due, NoticeWave};
+use crate::store::records::{Record, Written};
+use crate::store::writer::WriterHandle;
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 use pool::{Pool, Wait};
@@ -239,6 +241,8 @@ pub struct Notifier {
     pub alerts: Option<tokio::sync::mpsc::UnboundedSender<super::Alert>>,
     /// Told when the run has applied an operator action: what users are owed may have changed.
     pub actions_applied: Arc<tokio::sync::Notify>,
+    /// What it records goes through the run's writer; it reads on a connection of its own.
+    pub writer: WriterHandle,
 }
 
 /// After an action is applied, the notices look again this much later (the run's writer commits
@@ -281,6 +285,14 @@ impl Cursor {
 /// it, a retry that fell due).
 const RECHECK: SignedDuration = SignedDuration::from_mins(15);
 
+/// How many rows a record touched.
+fn count(w: Written) -> u64 {
+    match w {
+        Written::Count(n) => n,
+        Written::Done | Written::Id(_) => 0,
+    }
+}
+
 /// One send's result, back from its task.
 struct Sent {
     sender: usize,
@@ -296,9 +308,9 @@ impl Notifier {
         stop: CancellationToken,
         engine_done: CancellationToken,
     ) -> Result<NoticeSummary, StoreError> {
-        let store = Store::open(&self.store_path)?;
+        let mut store = Store::open_read_only(&self.store_path)?;
         let mut summary = NoticeSummary {
-            uncertain: store.settle_open_notices()?,
+            uncertain: count(self.writer.record(Record::SettleOpenNotices).await?),
             ..NoticeSummary::default()
         };
         let now = self.clock.now();
@@ -330,7 +342,9 @@ impl Notifier {
             if last_reports.is_none_or(|t| now >= t + TICK) || (all_done && !final_reports) {
                 final_reports = all_done;
                 last_reports = Some(now);
-                let reports = self.reports_due(&store, now, all_done, &mut pool)?;
+                let reports = self
+                    .reports_due(&mut store, now, all_done, &mut pool)
+                    .await?;
                 for (wave_id, i, message) in reports {
                     let sender = pool.address(i).to_string();
                     // A stop is never held up by a call that hangs: the report's row stays
@@ -339,7 +353,8 @@ impl Notifier {
                         _ = stop.cancelled() => break,
                         r = self.mailer.send(&sender, &message) => r,
                     };
-                    self.report_outcome(&store, (wave_id, i), result, &mut pool, &mut summary)?;
+                    self.report_outcome((wave_id, i), result, &mut pool, &mut summary)
+                        .await?;
                 }
             }
             if queue.is_empty()
@@ -352,7 +367,9 @@ impl Notifier {
                     .map(|w| (w.id, (w.name.clone(), w.window_start, w.window_end)))
                     .collect();
                 if self.templates.is_some() {
-                    queue = self.collect(&store, now, &mut pool, &mut cursor, &mut summary)?;
+                    queue = self
+                        .collect(&mut store, now, &mut pool, &mut cursor, &mut summary)
+                        .await?;
                 }
                 last_collect = Some(now);
             }
@@ -377,11 +394,11 @@ impl Notifier {
                         Ok(i) => {
                             let due = due.clone();
                             queue.pop_front();
-                            let Some(message) = self.message(&store, &due, &windows)? else {
+                            let Some(message) = self.message(&due, &windows).await? else {
                                 continue;
                             };
                             let sender = pool.address(i).to_string();
-                            let id = store.notice_sending(&due, &sender, now)?;
+                            let id = self.sending(&due, &sender, now).await?;
                             let mailer = self.mailer.clone();
                             flying.spawn(async move {
                                 let result = mailer.send(&sender, &message).await;
@@ -418,7 +435,7 @@ impl Notifier {
                 _ = stop.cancelled() => break,
                 Some(done) = flying.join_next(), if !flying.is_empty() => {
                     if let Ok(sent) = done {
-                        self.outcome(&store, sent, &mut pool, &mut queue, &mut cursor, &mut summary)?;
+                        self.outcome(sent, &mut pool, &mut queue, &mut cursor, &mut summary).await?;
                     }
                 }
                 _ = engine_done.cancelled(), if !engine_done.is_cancelled() => {}
@@ -436,7 +453,7 @@ impl Notifier {
             tokio::select! {
                 Some(done) = flying.join_next() => {
                     if let Ok(sent) = done {
-                        self.outcome(&store, sent, &mut pool, &mut queue, &mut cursor, &mut summary)?;
+                        self.outcome(sent, &mut pool, &mut queue, &mut cursor, &mut summary).await?;
                     }
                 }
                 _ = &mut grace => {
@@ -462,9 +479,9 @@ impl Notifier {
 
     /// What is due now, most urgent first: corrections, retries, then "before" notices of the
     /// soonest wave, then "after" notices. Records the notices no longer worth sending as dropped.
-    fn collect(
+    async fn collect(
         &self,
-        store: &Store,
+        store: &mut Store,
         now: Timestamp,
         pool: &mut Pool,
         cursor: &mut Cursor,
@@ -479,12 +496,9 @@ impl Notifier {
             for off in before {
                 let kind = before_kind(*off);
                 if cursor.dropped.insert((w.id, kind.clone())) {
-                    summary.dropped += store.drop_notices(
-                        &w,
-                        &kind,
-                        "the window opened before it could go",
-                        now,
-                    )?;
+                    summary.dropped += self
+                        .drop_notices(&w, kind, "the window opened before it could go", now)
+                        .await?;
                 }
             }
         }
@@ -520,8 +534,9 @@ impl Notifier {
                 for off in before.iter().filter(|o| *o > current) {
                     let kind = before_kind(*off);
                     if cursor.dropped.insert((w.id, kind.clone())) {
-                        summary.dropped +=
-                            store.drop_notices(&w, &kind, "superseded by a later notice", now)?;
+                        summary.dropped += self
+                            .drop_notices(&w, kind, "superseded by a later notice", now)
+                            .await?;
                     }
                 }
                 let kind = before_kind(*current);
@@ -534,12 +549,20 @@ impl Notifier {
                     break;
                 }
                 let waiting: Vec<i64> = cursor.later.keys().copied().collect();
-                let (found, looked) =
-                    store.due_before(&w, (&kind, *current), now, &waiting, room)?;
-                if looked < room {
+                let found = store.due_before(&w, (&kind, *current), now, &waiting, room)?;
+                if found.looked < room {
                     cursor.covered.insert(key, now);
                 }
-                out.extend(found);
+                let superseded = found
+                    .superseded
+                    .into_iter()
+                    .map(|d| Record::Superseded {
+                        due: Box::new(d),
+                        at: now,
+                    })
+                    .collect();
+                self.writer.records(superseded).await?;
+                out.extend(found.due);
             }
         }
         if self.config.after {
@@ -601,9 +624,9 @@ impl Notifier {
 
     /// The html reports owed (each wave whose window closed in the last day, once), each with a
     /// sender picked and its row committed as 'sending' before the call.
-    fn reports_due(
+    async fn reports_due(
         &self,
-        store: &Store,
+        store: &mut Store,
         now: Timestamp,
         all_done: bool,
         pool: &mut Pool,
@@ -641,15 +664,22 @@ impl Notifier {
                 html: true,
                 reply_to: self.config.reply_to.clone(),
             };
-            store.report_mailed(wave.id, "sending", pool.address(i), None, now)?;
+            self.writer
+                .record(Record::ReportMailed {
+                    wave_id: wave.id,
+                    status: "sending",
+                    sender: pool.address(i).to_string(),
+                    reason: None,
+                    at: now,
+                })
+                .await?;
             out.push((wave.id, i, message));
         }
         Ok(out)
     }
 
-    fn report_outcome(
+    async fn report_outcome(
         &self,
-        store: &Store,
         (wave_id, i): (i64, usize),
         result: Result<(), ServiceError>,
         pool: &mut Pool,
@@ -657,31 +687,96 @@ impl Notifier {
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let sender = pool.address(i).to_string();
-        match result {
+        let (status, reason) = match result {
             Ok(()) => {
                 pool.sent(i, now);
                 summary.reports_mailed += 1;
-                store.report_mailed(wave_id, "sent", &sender, None, now)
+                ("sent", None)
             }
             Err(ServiceError::Throttled { retry_after }) => {
                 pool.throttled(
                     i,
                     now + SignedDuration::try_from(retry_after).unwrap_or(TICK),
                 );
-                store.report_mailed(wave_id, "retry", &sender, Some("throttled"), now)
+                ("retry", Some("throttled".to_string()))
             }
             Err(e) => {
                 pool.released(i);
                 tracing::warn!(error = %e, "could not mail the report");
-                store.report_mailed(wave_id, "failed", &sender, Some(&e.to_string()), now)
+                ("failed", Some(e.to_string()))
             }
+        };
+        self.writer
+            .record(Record::ReportMailed {
+                wave_id,
+                status,
+                sender,
+                reason,
+                at: now,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Records that a notice is being sent by `sender` (committed before the call goes); its id.
+    async fn sending(&self, due: &Due, sender: &str, now: Timestamp) -> Result<i64, StoreError> {
+        match self
+            .writer
+            .record(Record::NoticeSending {
+                due: Box::new(due.clone()),
+                sender: sender.to_string(),
+                at: now,
+            })
+            .await?
+        {
+            Written::Id(id) => Ok(id),
+            Written::Done | Written::Count(_) => Err(StoreError::WriterGone),
         }
     }
 
-    /// The message for one notice (None: no template for it; recorded as failed).
-    fn message(
+    /// Records what came of a notice.
+    async fn settle(
         &self,
-        store: &Store,
+        id: i64,
+        status: &'static str,
+        reason: Option<String>,
+        next_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .record(Record::NoticeOutcome {
+                id,
+                status,
+                reason,
+                next_at,
+                at: self.clock.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Records `kind` of wave `w` as dropped for everyone not told yet; how many.
+    async fn drop_notices(
+        &self,
+        w: &NoticeWave,
+        kind: String,
+        reason: &'static str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        Ok(count(
+            self.writer
+                .record(Record::DropNotices {
+                    wave: w.clone(),
+                    kind,
+                    reason,
+                    at: now,
+                })
+                .await?,
+        ))
+    }
+
+    /// The message for one notice (None: no template for it; recorded as failed).
+    async fn message(
+        &self,
         due: &Due,
         windows: &HashMap<i64, (String, Timestamp, Timestamp)>,
     ) -> Result<Option<Message>, StoreError> {
@@ -705,22 +800,16 @@ impl Notifier {
                 reply_to: self.config.reply_to.clone(),
             })),
             None => {
-                let id = store.notice_sending(due, "", self.clock.now())?;
-                store.notice_outcome(
-                    id,
-                    "failed",
-                    Some(&format!("no {base} template")),
-                    None,
-                    self.clock.now(),
-                )?;
+                let id = self.sending(due, "", self.clock.now()).await?;
+                self.settle(id, "failed", Some(format!("no {base} template")), None)
+                    .await?;
                 Ok(None)
             }
         }
     }
 
-    fn outcome(
+    async fn outcome(
         &self,
-        store: &Store,
         sent: Sent,
         pool: &mut Pool,
         queue: &mut VecDeque<Due>,
@@ -734,13 +823,10 @@ impl Notifier {
             due,
             result,
         } = sent;
-        let retry = |store: &Store, reason: &str, at: Timestamp| {
-            store.notice_outcome(id, "retry", Some(reason), Some(at), now)
-        };
         match result {
             Ok(()) => {
                 pool.sent(sender, now);
-                store.notice_outcome(id, "sent", None, None, now)?;
+                self.settle(id, "sent", None, None).await?;
                 match due.kind.as_str() {
                     "correction" => summary.corrections += 1,
                     "reconfirm" => summary.reconfirmations += 1,
@@ -751,7 +837,8 @@ impl Notifier {
                 summary.throttled += 1;
                 let wait = SignedDuration::try_from(retry_after).unwrap_or(TICK);
                 pool.throttled(sender, now + wait);
-                retry(store, "throttled", now)?;
+                self.settle(id, "retry", Some("throttled".into()), Some(now))
+                    .await?;
                 queue.push_front(due);
             }
             // The sender itself was refused: another takes the notice.
@@ -766,13 +853,13 @@ impl Notifier {
                         });
                     }
                 }
-                retry(store, &reason, now)?;
+                self.settle(id, "retry", Some(reason), Some(now)).await?;
                 queue.push_back(due);
             }
             Err(ServiceError::BadRequest { message }) => {
                 pool.released(sender);
                 summary.failed += 1;
-                store.notice_outcome(id, "failed", Some(&message), None, now)?;
+                self.settle(id, "failed", Some(message), None).await?;
             }
             // A 504, a call cut off after it left, or a 2xx that is not sendMail's clean 202.
             Err(ServiceError::Transient { status, message })
@@ -783,16 +870,17 @@ impl Notifier {
                 // It may have gone: never sent again.
                 pool.sent(sender, now);
                 summary.uncertain += 1;
-                store.notice_outcome(id, "uncertain", Some(&message), None, now)?;
+                self.settle(id, "uncertain", Some(message), None).await?;
             }
             Err(e) => {
                 pool.released(sender);
                 if due.attempts + 1 >= ATTEMPTS {
                     summary.failed += 1;
-                    store.notice_outcome(id, "failed", Some(&e.to_string()), None, now)?;
+                    self.settle(id, "failed", Some(e.to_string()), None).await?;
                 } else {
                     let backoff = SignedDuration::from_mins(5 * (due.attempts + 1));
-                    retry(store, &e.to_string(), now + backoff)?;
+                    self.settle(id, "retry", Some(e.to_string()), Some(now + backoff))
+                        .await?;
                     let mut due = due;
                     due.attempts += 1;
                     cursor.retries.push((now + backoff, due));
