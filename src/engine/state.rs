@@ -44,6 +44,8 @@ pub struct Wave {
     pub(crate) submit_cursor: usize,
     pub poll: Poll,
     pub close: Close,
+    /// When this run last read the wave's whole batch from the service (none yet).
+    pub(crate) listed_at: Option<Timestamp>,
     pub(crate) in_scope: bool,
     /// Members of this wave per state.
     pub counts: [u32; 10],
@@ -63,6 +65,7 @@ impl Wave {
             submit_cursor: 0,
             poll: Poll::Off,
             close: Close::Ahead,
+            listed_at: None,
             counts: [0; 10],
         }
     }

@@ -399,7 +399,18 @@ impl<R: Read> Read for Guard<R> {
             return Err(stop(*line, message.clone()));
         }
         let n = self.inner.read(buf)?;
-        if let Err((line, message)) = self.follow(buf.get(..n).unwrap_or_default()) {
+        if n == 0 && !buf.is_empty() && self.at == At::Quoted {
+            // The file ended inside a quoted field: every row after its quote would be read
+            // into that one field.
+            let message = format!(
+                "a quote opened in this row is never closed (the file ends inside it, {} line(s) on): is a quote left open?",
+                self.line - self.record_line + 1
+            );
+            self.failed = Some((self.record_line, message.clone()));
+            return Err(stop(self.record_line, message));
+        }
+        let result = self.follow(buf.get(..n).unwrap_or_default());
+        if let Err((line, message)) = result {
             self.failed = Some((line, message.clone()));
             return Err(stop(line, message));
         }
@@ -785,6 +796,23 @@ mod tests {
         let mut broken = utf16("EmailAddress\na@contoso.com\n", false);
         broken.extend_from_slice(&[0x00, 0xD8, b'x', 0]);
         assert!(rows(&broken).unwrap_err().to_string().contains("UTF-16"));
+    }
+
+    #[test]
+    fn a_quote_left_open_to_the_end_of_the_file_is_refused_where_it_began() {
+        let text = "EmailAddress,Display Name\r\nu1@contoso.com,Alice\r\nu2@contoso.com,\"Bob\r\nu3@contoso.com,Carol\r\n";
+        let mut sheet = Sheet::from_bytes(text.as_bytes()).unwrap();
+        let mut rows = 0;
+        let err = loop {
+            match sheet.next_row() {
+                Some(Ok(_)) => rows += 1,
+                Some(Err(e)) => break e,
+                None => panic!("the open quote was read as a field"),
+            }
+        };
+        assert_eq!(rows, 1);
+        assert_eq!(err.line(), 3, "{err:?}");
+        assert!(err.message().contains("never closed"), "{err:?}");
     }
 
     #[test]

@@ -551,3 +551,92 @@ fn the_engine_writes_only_through_the_writer() {
     assert!(files.len() > 10, "{files:?}");
     assert!(writing.is_empty(), "{writing:#?}");
 }
+
+/// A run that starts after a window closed, during which the service cut the wave over on its own
+/// (its requests' CompleteAfter fell in the window and no run was going). The walk of issue 19
+/// saw such a run move those mailboxes on as if nothing had happened: `Set-MoveRequest` errors
+/// against completed moves, a delegation group reported split, cut-overs two days old counted as
+/// its own. It reads the wave's batch first, then closes the window on what it found.
+#[tokio::test(start_paused = true)]
+async fn a_run_after_a_missed_window_reads_what_the_service_did_before_moving_anything() {
+    let p = Project::new(&engine_config(40, 60, ""));
+    let plan = planned_estate(&p, 120, date(2027, 1, 4));
+    let w0 = &plan.waves[0];
+    let clock = Clock::tokio(w0.prestage_start_utc - SignedDuration::from_hours(1), 1.0);
+    let quiet = Profile {
+        throughput_gb_per_hour: 3_000.0,
+        stall_share: 0.0,
+        transient_failure_share: 0.0,
+        permanent_failure_share: 0.0,
+        dcs_investigate_share: 0.0,
+        dcs_poor_share: 0.0,
+        injected_5xx_share: 0.0,
+        ..Profile::default()
+    };
+    let sim = Arc::new(Simulator::new(quiet, 5, clock).unwrap());
+    let service = Arc::new(ExchangeClient::new(LocalTransport::new(sim.clone()), clock));
+    let until = |t: Timestamp| RunOptions {
+        until: Some(t),
+        ..RunOptions::default()
+    };
+    // The first run pre-stages the wave and ends an hour before its window.
+    let first = run_session(
+        &p,
+        clock,
+        service.clone(),
+        until(w0.window_start_utc - SignedDuration::from_hours(1)),
+    )
+    .await;
+    assert_eq!(first.outcome, "until", "{first:#?}");
+    let wave_of = |state: &str| -> u64 {
+        let code = (0..16)
+            .filter_map(mailwave::store::State::from_code)
+            .find(|s| s.name() == state)
+            .unwrap()
+            .code();
+        let conn = rusqlite::Connection::open(p.db()).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM mailbox_state s JOIN waves w ON w.id = s.wave_id
+             WHERE w.name = ?1 AND s.state = ?2",
+            rusqlite::params![w0.id, code],
+            |r| r.get::<_, i64>(0).map(|n| n as u64),
+        )
+        .unwrap()
+    };
+    assert!(wave_of("synced") > 0, "pre-staged");
+    // No run through the window: the service cuts the wave over on its own.
+    clock
+        .sleep(w0.window_end_utc.duration_since(clock.now()) + SignedDuration::from_hours(6))
+        .await;
+    let done_on_service = sim.with_moves(|s| {
+        s.moves()
+            .iter()
+            .filter(|m| !m.is_removed() && m.status.name().starts_with("Completed"))
+            .count()
+    }) as u64;
+    assert!(done_on_service > 0);
+    let second = run_session(
+        &p,
+        clock,
+        service,
+        until(clock.now() + SignedDuration::from_hours(1)),
+    )
+    .await;
+    assert_eq!(second.groups_split, 0, "{second:#?}");
+    let set_errors: u64 = second
+        .api_calls
+        .get("Set-MoveRequest")
+        .map(|c| {
+            c.iter()
+                .filter(|(k, _)| k.as_str() != "ok")
+                .map(|(_, n)| n)
+                .sum()
+        })
+        .unwrap_or(0);
+    assert_eq!(set_errors, 0, "{:?}", second.api_calls);
+    assert_eq!(
+        wave_of("completed") + wave_of("completed_with_warning"),
+        done_on_service,
+        "each move the service finished is recorded in its own wave"
+    );
+}

@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::super::jobs::Cutover;
 use super::super::policy::{self, AtClose, NoWindow};
-use super::super::state::{Close, Target, Wave, Work, ms};
+use super::super::state::{Close, Poll, Target, Wave, Work, ms};
 use super::{Coordinator, What, tr};
 use crate::exchange::{MoveService, ServiceError};
 use crate::store::writer::Command;
@@ -103,9 +103,28 @@ impl<S: MoveService> Coordinator<S> {
     pub(super) async fn close_windows(&mut self, now: Timestamp) -> Result<(), StoreError> {
         for w in 0..self.st.waves.len() as u32 {
             let wave = &self.st.waves[w as usize];
-            if wave.in_scope && wave.close == Close::Ahead && now >= self.close_time(wave) {
-                self.close_window(w, now).await?;
+            if !(wave.in_scope && wave.close == Close::Ahead && now >= self.close_time(wave)) {
+                continue;
             }
+            // What the service did in the window is read first: a run that starts after a
+            // window closed (or was stopped during it) knows its requests only as they were, and
+            // would move on mailboxes that cut over meanwhile.
+            let requests = [
+                State::Submitted,
+                State::Syncing,
+                State::Synced,
+                State::Completing,
+            ]
+            .iter()
+            .map(|s| wave.count(*s))
+            .sum::<u32>();
+            if requests > 0 && wave.listed_at.is_none_or(|t| t < wave.window_start) {
+                if !matches!(wave.poll, Poll::Listing) {
+                    self.st.waves[w as usize].poll = Poll::At(now);
+                }
+                continue;
+            }
+            self.close_window(w, now).await?;
         }
         // Reschedules whose request has had time to replicate.
         while let Some(&std::cmp::Reverse((due, (idx, to)))) = self.st.later.peek()

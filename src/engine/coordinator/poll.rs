@@ -215,6 +215,7 @@ impl<S: MoveService> Coordinator<S> {
         requests: Vec<MoveRequest>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.st.waves[w as usize].listed_at = Some(now);
         let members: Vec<u32> = self.st.waves[w as usize]
             .members
             .iter()
