@@ -394,7 +394,7 @@ pub(crate) fn write_transition(
             failure_class = CASE WHEN ?2 = 7 THEN ?5 ELSE NULL END,
             last_error = COALESCE(?6, last_error),
             request_id = COALESCE(?7, request_id),
-            submitted_at = CASE WHEN ?2 = 1 THEN ?3 ELSE submitted_at END,
+            submitted_at = CASE WHEN ?2 = 1 AND ?4 = 1 THEN ?3 ELSE submitted_at END,
             synced_at = CASE WHEN ?2 = 3 AND (?4 = 1 OR synced_at IS NULL) THEN ?3
                              WHEN ?4 = 1 THEN NULL ELSE synced_at END,
             completed_at = CASE WHEN ?2 IN (5, 6) THEN ?3 WHEN ?4 = 1 THEN NULL ELSE completed_at END
@@ -404,10 +404,11 @@ pub(crate) fn write_transition(
         t.mailbox,
         t.to.code(),
         at,
-        // Attempts: every submission, and every resume of a failed move. A new attempt starts
-        // its times afresh, so a mailbox's times are its latest attempt's and never run backwards
-        // (a release re-submits a mailbox synced before its hold).
-        i64::from(t.to == State::Submitted || t.cause == "resume"),
+        // Attempts: every new move request (submitted from planned), and every resume of a
+        // failed move. A new attempt starts its times afresh, so a mailbox's times are its latest
+        // attempt's and never run backwards. A release keeps the request it had: the same attempt,
+        // whose times (and the service's figures for it) stand.
+        i64::from((t.to == State::Submitted && from == State::Planned) || t.cause == "resume"),
         class,
         error,
         t.request_id

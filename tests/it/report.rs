@@ -645,6 +645,13 @@ async fn a_forecast_of_a_finished_estate_is_left_out() {
         1,
         "{text}"
     );
+    // The md report says the same, once, and shows no forecast table.
     let out = p.run(&with_clock(&spec, &["report"]));
-    assert!(!stdout(&out).contains("## Forecast"), "{}", stdout(&out));
+    let md = stdout(&out);
+    assert_eq!(
+        md.matches("No forecast: nothing is left to move.").count(),
+        1,
+        "{md}"
+    );
+    assert!(!md.contains("ready when it opens"), "{md}");
 }
