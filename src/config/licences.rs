@@ -36,6 +36,7 @@ pub(super) struct RawLicences {
 
 impl Licences {
     pub(super) fn from_raw(cx: &Ctx, l: RawLicences) -> Result<Licences, ConfigError> {
+        let d = Licences::default();
         let licences = Licences {
             sku: match &l.sku {
                 Some(v) if v.get_ref().trim().is_empty() => {
@@ -48,7 +49,7 @@ impl Licences {
                 Some(v) => Some(v.get_ref().trim().to_string()),
                 None => None,
             },
-            assign: l.assign.unwrap_or(false),
+            assign: l.assign.unwrap_or(d.assign),
             before: match &l.before {
                 Some(v) => parse_offset(v.get_ref()).ok_or_else(|| {
                     cx.invalid(
@@ -60,10 +61,10 @@ impl Licences {
                         ),
                     )
                 })?,
-                None => Licences::default().before,
+                None => d.before,
             },
         };
-        if l.assign.unwrap_or(false) && licences.sku.is_none() {
+        if licences.assign && licences.sku.is_none() {
             return Err(ConfigError::Invalid {
                 path: cx.path.to_path_buf(),
                 line: 1,

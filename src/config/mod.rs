@@ -244,6 +244,24 @@ impl Ctx<'_> {
         Ok(d)
     }
 
+    /// A duration the run waits in real time (a timer, a socket), bounded as [`Ctx::duration`]
+    /// and turned into the type those take here, once.
+    fn real_duration(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: std::time::Duration,
+        bounds: (jiff::SignedDuration, jiff::SignedDuration),
+    ) -> Result<std::time::Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            // Bounded below by a positive minimum, so the absolute value is the value.
+            Some(_) => Ok(self
+                .duration(v, key, jiff::SignedDuration::ZERO, bounds)?
+                .unsigned_abs()),
+        }
+    }
+
     /// A whole number from 1 to `max`.
     fn bounded(
         &self,
@@ -394,6 +412,84 @@ pub(super) mod tests {
         assert_eq!(c.endpoints.exchange, "https://outlook.office365.com");
         assert!(c.schedule.blackout.is_empty(), "an example, commented out");
         assert!(c.notices.quiet_hours.is_none(), "an example, commented out");
+    }
+
+    /// Every key the template sets (uncommented) holds the default, so that `mailwave init`
+    /// writes what a missing key means; placeholders an operator replaces are named here.
+    #[test]
+    fn template_keys_hold_the_defaults() {
+        const PLACEHOLDERS: &[&str] = &[
+            "tenant.id",
+            "tenant.client_id",
+            "tenant.client_secret_env",
+            "migration.remote_host_name",
+            "migration.target_delivery_domain",
+            "schedule.bank_holidays",
+        ];
+        let from_template = parse(TEMPLATE).unwrap();
+        let default = Config::default();
+        let field = |c: &Config, key: &str| -> Option<String> {
+            let (s, r, n, l) = (&c.schedule, &c.run, &c.notices, &c.licences);
+            Some(match key {
+                "state.path" => format!("{:?}", c.state_path),
+                "endpoints.authority" => c.endpoints.authority.clone(),
+                "endpoints.exchange" => c.endpoints.exchange.clone(),
+                "endpoints.graph" => c.endpoints.graph.clone(),
+                "schedule.timezone" => format!("{} {:?}", s.timezone_name, s.timezone.iana_name()),
+                "schedule.weekday_capacity" => s.weekday_capacity.to_string(),
+                "schedule.weekend_capacity" => s.weekend_capacity.to_string(),
+                "schedule.cutover_window" => s.cutover_window.to_string(),
+                "schedule.prestage_days" => s.prestage_days.to_string(),
+                "schedule.bank_holiday_division" => s.bank_holiday_division.clone(),
+                "run.max_in_flight" => r.max_in_flight.to_string(),
+                "run.requests_per_second" => r.requests_per_second.to_string(),
+                "run.burst" => r.burst.to_string(),
+                "run.max_parallel_calls" => r.max_parallel_calls.to_string(),
+                "run.resume_attempts" => r.resume_attempts.to_string(),
+                "run.resume_backoff" => format!("{:?}", r.resume_backoff),
+                "run.dcs_approval" => format!("{:?}", r.dcs_approval),
+                "run.prestage_poll" => format!("{:?}", r.prestage_poll),
+                "run.cutover_poll" => format!("{:?}", r.cutover_poll),
+                "run.cutover_margin" => format!("{:?}", r.cutover_margin),
+                "run.call_timeout" => format!("{:?}", r.call_timeout),
+                "run.stop_grace" => format!("{:?}", r.stop_grace),
+                "run.unreachable_timeout" => format!("{:?}", r.unreachable_timeout),
+                "run.action_poll" => format!("{:?}", r.action_poll),
+                "run.collect_statistics" => format!("{:?}", r.collect_statistics),
+                "notify.failure_threshold" => c.notify.failure_threshold.to_string(),
+                "notices.enabled" => n.enabled.to_string(),
+                "notices.before" => format!("{:?}", n.before),
+                "notices.correction_lead" => format!("{:?}", n.correction_lead),
+                "notices.after" => n.after.to_string(),
+                "notices.templates" => format!("{:?}", n.templates),
+                "notices.per_minute" => n.per_minute.to_string(),
+                "notices.per_day" => n.per_day.to_string(),
+                "licences.assign" => l.assign.to_string(),
+                "licences.before" => format!("{:?}", l.before),
+                _ => return None,
+            })
+        };
+        let table: toml::Table = toml::from_str(TEMPLATE).unwrap();
+        let mut compared = 0;
+        for (section, keys) in &table {
+            for key in keys.as_table().unwrap().keys() {
+                let key = format!("{section}.{key}");
+                if PLACEHOLDERS.contains(&key.as_str()) {
+                    continue;
+                }
+                let (Some(written), Some(default)) =
+                    (field(&from_template, &key), field(&default, &key))
+                else {
+                    panic!("{key}: the template sets it; compare it here");
+                };
+                assert_eq!(
+                    written, default,
+                    "{key}: the template and the default differ"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 30, "only {compared} keys compared");
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Notices {
         }
         senders.sort();
         senders.dedup();
-        let enabled = n.enabled.unwrap_or(false);
+        let enabled = n.enabled.unwrap_or(d.enabled);
         if enabled && senders.is_empty() {
             return Err(ConfigError::Invalid {
                 path: cx.path.to_path_buf(),

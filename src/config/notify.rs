@@ -63,7 +63,7 @@ impl Notify {
                     ));
                 }
                 Some(v) => *v.get_ref() as u64,
-                None => 0,
+                None => Notify::default().failure_threshold,
             },
             report_to: Vec::new(),
         };

@@ -135,7 +135,8 @@ impl Default for Run {
             prestage_window: None,
             stop_grace: std::time::Duration::from_secs(60),
             unreachable_timeout: jiff::SignedDuration::from_mins(15),
-            call_timeout: std::time::Duration::from_secs(120),
+            // The HTTP policy's own default: one value whether or not a config was read.
+            call_timeout: crate::http::Policy::default().call,
             action_poll: jiff::SignedDuration::from_secs(30),
             collect_statistics: Collect::All,
         }
@@ -253,28 +254,24 @@ impl Run {
                 (secs(1), hours(12)),
             )?,
             prestage_window,
-            stop_grace: cx
-                .duration(
-                    &r.stop_grace,
-                    "run.stop_grace",
-                    jiff::SignedDuration::from_secs(60),
-                    (secs(1), hours(1)),
-                )?
-                .unsigned_abs(),
+            stop_grace: cx.real_duration(
+                &r.stop_grace,
+                "run.stop_grace",
+                d.stop_grace,
+                (secs(1), hours(1)),
+            )?,
             unreachable_timeout: cx.duration(
                 &r.unreachable_timeout,
                 "run.unreachable_timeout",
                 d.unreachable_timeout,
                 (secs(5), days(7)),
             )?,
-            call_timeout: cx
-                .duration(
-                    &r.call_timeout,
-                    "run.call_timeout",
-                    jiff::SignedDuration::try_from(d.call_timeout).unwrap_or_default(),
-                    (secs(1), jiff::SignedDuration::from_mins(15)),
-                )?
-                .unsigned_abs(),
+            call_timeout: cx.real_duration(
+                &r.call_timeout,
+                "run.call_timeout",
+                d.call_timeout,
+                (secs(1), jiff::SignedDuration::from_mins(15)),
+            )?,
             action_poll: cx.duration(
                 &r.action_poll,
                 "run.action_poll",

@@ -10,6 +10,9 @@ use toml::Spanned;
 
 use super::{ConfigError, Ctx, Window};
 
+/// `schedule.timezone` when absent.
+const TIMEZONE: &str = "Europe/London";
+
 /// Cut-overs in one window, at most (NHSmail's busiest day was 83,000).
 const MAX_CAPACITY: u64 = 10_000_000;
 /// A window's byte budget, at most (10 PB).
@@ -34,9 +37,8 @@ pub struct Schedule {
 impl Default for Schedule {
     fn default() -> Self {
         Schedule {
-            timezone_name: "Europe/London".into(),
-            timezone: TimeZone::get("Europe/London")
-                .expect("bundled tz database has Europe/London"),
+            timezone_name: TIMEZONE.into(),
+            timezone: TimeZone::get(TIMEZONE).expect("the bundled tz database has Europe/London"),
             weekday_capacity: 22_000,
             weekend_capacity: 83_000,
             weekday_bytes: None,

@@ -23,7 +23,7 @@ pub(super) fn state_path(cx: &Ctx, raw: &RawState, base: &Path) -> Result<PathBu
         Some(p) if p.get_ref().trim().is_empty() => Err(cx.invalid(
             p.span(),
             "state.path",
-            "is empty: name the state database file (default \"state/mailwave.db\")",
+            format!("is empty: name the state database file (default {DEFAULT_STATE:?})"),
         )),
         Some(p) => Ok(base.join(p.get_ref())),
     }

@@ -58,7 +58,7 @@ impl Tenant {
             ));
         }
         let assertion_algorithm = match &raw.assertion_algorithm {
-            None => crate::secrets::Algorithm::Ps256,
+            None => Tenant::default().assertion_algorithm,
             Some(a) => match a.get_ref().as_str() {
                 "PS256" => crate::secrets::Algorithm::Ps256,
                 "RS256" => crate::secrets::Algorithm::Rs256,
