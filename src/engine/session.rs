@@ -206,8 +206,10 @@ async fn drive<S: MoveService>(
                         report: mailing.report.clone(),
                         mailer: mailing.mailer.clone(),
                         clock: s.clock,
+                        // On the run's clock, as the notifier waits. The config bounds it to an
+                        // hour, so this never saturates; it is no second default.
                         stop_grace: jiff::SignedDuration::try_from(s.config.run.stop_grace)
-                            .unwrap_or(jiff::SignedDuration::from_secs(10)),
+                            .unwrap_or(jiff::SignedDuration::MAX),
                         alerts: alerts_tx.clone(),
                         actions_applied: actions_applied.clone(),
                         writer: writer.clone(),
