@@ -385,11 +385,37 @@ pub fn main() -> i32 {
     let ready = cli.follow_clock().and_then(|()| project::locate(&mut cli));
     match ready.and_then(|()| dispatch(&cli)) {
         Ok(code) => code,
+        // A reader that went away (`| head`) ends the output, not the command in error: whatever
+        // path the broken pipe took out, it is the same quiet end as `out!` gives.
+        Err(e) if closed_pipe(&e) => exit::OK,
         Err(e) => {
             errln!("mailwave: {e:#}");
             exit_code(&e)
         }
     }
+}
+
+/// Whether an error is standard output's reader going away, however it was wrapped.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
+            cause
+                .downcast_ref::<csv::Error>()
+                .and_then(|c| match c.kind() {
+                    csv::ErrorKind::Io(io) => Some(io),
+                    _ => None,
+                })
+        });
+        io.is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::BrokenPipe
+                || io
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<csv::Error>())
+                    .is_some_and(|c| {
+                        matches!(c.kind(), csv::ErrorKind::Io(i) if i.kind() == std::io::ErrorKind::BrokenPipe)
+                    })
+        })
+    })
 }
 
 pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {

@@ -569,10 +569,15 @@ fn a_closed_pipe_ends_every_command_quietly() {
         vec!["status", "--json"],
         vec!["mailbox", "show", "alice@contoso.com"],
         vec!["report"],
+        vec!["report", "--format", "csv"],
+        vec!["report", "--format", "json"],
+        vec!["report", "--format", "html"],
         vec!["watch", "--once"],
         vec!["inventory", "import", estate],
         vec!["init", "--dir", "fresh"],
     ];
+    // These only read: a closed pipe is their normal end, said nowhere.
+    let reading = ["--help", "status", "mailbox", "report", "watch"];
     for args in commands {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
             .args(&args)
@@ -589,6 +594,28 @@ fn a_closed_pipe_ends_every_command_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
         assert!(out.status.code().is_some(), "{args:?}: killed by a signal");
+        if reading.contains(&args[0]) {
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+            assert!(!err.contains("pipe"), "{args:?}: {err}");
+        }
+    }
+    // Rows enough to pass the csv writer's own buffer, whose errors wrap the broken pipe (the
+    // walk of issue 19 saw `report --format csv | head -1` end "Broken pipe", exit 1).
+    let big = Project::new(SMALL_CONFIG);
+    planned_estate(&big, 300, jiff::civil::date(2027, 3, 1));
+    for format in ["csv", "json"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+            .args(["report", "--format", format])
+            .current_dir(big.dir.path())
+            .env("MAILWAVE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{format}: {}", stderr(&out));
     }
 }
 
