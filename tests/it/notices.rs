@@ -632,16 +632,8 @@ async fn a_notice_not_answered_with_a_clean_202_is_uncertain_never_sent() {
 /// `mailwave <args>` in the project with its clock at `now` (the paused clock's simulated time),
 /// so that what the command records and predicts agrees with the run's time.
 fn at_time(p: &Project, now: Timestamp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
-        .args(args)
-        .current_dir(p.dir.path())
-        .env_remove("MAILWAVE_CONFIG")
-        .env_remove("MAILWAVE_STATE")
+    crate::live::binary(p, Some(&crate::live::clock_at(now)), args)
         .env("MAILWAVE_LOG", "warn")
-        .env(
-            "MAILWAVE_CLOCK",
-            format!("scaled:1:{}:{now}", Timestamp::now()),
-        )
         .output()
         .unwrap()
 }
@@ -938,7 +930,7 @@ fn served_mail(base: &str) -> Vec<(String, String, String, Timestamp)> {
 /// one held past it is corrected once, and its release sends one re-confirmation.
 #[test]
 fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
-    use crate::realtime::{
+    use crate::live::{
         config, mailwave, plan_with_binary, quiet_profile, sigterm, sim_serve, stdout_of,
         wait_within,
     };
