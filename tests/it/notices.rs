@@ -927,7 +927,9 @@ fn served_mail(base: &str) -> Vec<(String, String, String, Timestamp)> {
 
 /// Point 3 as an operator lives it, in real time: `mailwave run` against `sim serve` with notices
 /// on, and action commands beside it. A hold released within the correction lead sends nothing;
-/// one held past it is corrected once, and its release sends one re-confirmation.
+/// one held past it is corrected once, and its release sends one re-confirmation. The clock runs
+/// at 4x: waiting for the lead is not the subject, and the 45 simulated seconds between the notices
+/// and the lead still leave the two action commands more than 10 real seconds.
 #[test]
 fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
     use crate::live::{
@@ -936,10 +938,12 @@ fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
     };
     use std::time::{Duration, Instant};
     let window: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
+    // The notices go at 90 s before the window: 30 simulated seconds (7.5 real) after the start,
+    // time for the setup below.
     let clock = format!(
-        "scaled:1:{}:{}",
+        "scaled:4:{}:{}",
         Timestamp::now(),
-        window - SignedDuration::from_secs(100)
+        window - SignedDuration::from_secs(120)
     );
     let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
     let run = "requests_per_second = 50\nburst = 50\ncutover_margin = \"30s\"\ncutover_poll = \"3s\"\n\

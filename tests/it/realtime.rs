@@ -3,9 +3,10 @@
 //! Every wait here is bounded; nothing sleeps in place of an event that can be awaited, except the
 //! random moments at which a run is killed (time is the subject).
 //!
-//! Clocks run at real speed. The crash test shifts the calendar so that the cut-over window opens a
-//! minute after the test starts (`MAILWAVE_CLOCK=scaled:1:...` for both processes): the waiting, the
-//! kills and the grace are all real seconds.
+//! Clocks run at real speed where time is the subject: the crash test shifts the calendar so that
+//! the cut-over window opens a minute after the test starts (`MAILWAVE_CLOCK=scaled:1:...` for both
+//! processes): the waiting, the kills and the grace are all real seconds. Where only the order of
+//! events matters (a hostile network, replication lag), the clock runs faster, at 2x.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -571,7 +572,9 @@ fn a_run_through_a_hostile_network_loses_nothing_and_duplicates_nothing() {
     const N: usize = 200;
     let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
     let origin = window_start - SignedDuration::from_secs(60);
-    let clock = format!("scaled:1:{}:{origin}", Timestamp::now());
+    // At 2x: the sabotage is the subject, not the minute before the window or the window itself;
+    // the hangs and drops still meet the same call timeout and retries.
+    let clock = format!("scaled:2:{}:{origin}", Timestamp::now());
     let schedule = "weekday_capacity = 5000\nweekend_capacity = 5000\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
     let run = "requests_per_second = 20\nburst = 20\nmax_parallel_calls = 8\ncutover_margin = \"30s\"\n\
                cutover_poll = \"5s\"\nprestage_poll = \"10s\"\nresume_backoff = \"5s\"\nstop_grace = \"5s\"\n\
@@ -1325,7 +1328,13 @@ fn actions_after_a_window_closed_cut_over_in_a_later_window() {
 #[test]
 fn an_action_on_a_fresh_request_waits_out_replication() {
     let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
-    let clock = clock_at(window_start - SignedDuration::from_hours(2));
+    // At 2x: the replication lag and the retries after it are simulated seconds, and waiting them
+    // out is what is tested, not how long they take in real time.
+    let clock = format!(
+        "scaled:2:{}:{}",
+        Timestamp::now(),
+        window_start - SignedDuration::from_hours(2)
+    );
     let schedule = "weekday_capacity = 30\nweekend_capacity = 30\ncutover_window = \"20:00-20:02\"\nprestage_days = 1";
     // Creates go slowly, so that some requests are seconds old when the operator acts; the run
     // looks for actions every two seconds whatever else it waits for.
