@@ -342,6 +342,20 @@ mod tests {
         );
     }
 
+    /// The lines an operator reads while a run goes, as they read them: a run going well, and one
+    /// whose service stopped answering.
+    #[test]
+    fn the_progress_lines_read_as_they_did() {
+        let mut s = snapshot();
+        s.uncertain = 2;
+        let going = format!("{}\n{}", line(&s), api_line(&s, 2.5));
+        s.health.failures_in_a_row = 7;
+        s.health.last_failure = Some("transient service error (503): busy".into());
+        s.health.unreachable_since = s.now;
+        let failing = format!("{}\n{}", line(&s), api_line(&s, 0.0));
+        insta::assert_snapshot!(format!("{going}\n\n{failing}"));
+    }
+
     #[test]
     fn the_api_line_has_rate_throttling_and_the_last_good_answer() {
         let mut s = snapshot();

@@ -168,3 +168,90 @@ fn more(out: &mut String, total: u64, listed: usize) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::State;
+    use std::collections::BTreeMap;
+
+    /// A morning's summary of a run that stopped with work left: every part an operator may read.
+    fn summary() -> RunSummary {
+        let mut s = RunSummary::failed_early(
+            "2027-01-04T19:00:00Z".parse().unwrap(),
+            "2027-01-05T06:30:00Z".parse().unwrap(),
+            String::new(),
+        );
+        s.outcome = "stopped".into();
+        s.fatal = None;
+        s.simulated_hours = 11.5;
+        s.mailboxes = 120;
+        s.states = BTreeMap::from([
+            ("completed", 96),
+            ("completed_with_warning", 2),
+            ("failed", 3),
+            ("held", 1),
+            ("planned", 18),
+            ("skipped", 0),
+        ]);
+        s.completed_this_run = 98;
+        s.completed_per_hour = 8.5;
+        s.rescheduled = 4;
+        s.api_calls = BTreeMap::from([
+            (
+                "Get-MoveRequest".to_string(),
+                BTreeMap::from([("ok".to_string(), 310)]),
+            ),
+            (
+                "New-MoveRequest".to_string(),
+                BTreeMap::from([("ok".to_string(), 101), ("throttled".to_string(), 2)]),
+            ),
+        ]);
+        s.api_calls_total = 413;
+        s.calls_per_completed_mailbox = Some(4.21);
+        s.throttled = 2;
+        s.throttled_seconds = 31.0;
+        s.attention = 2;
+        s.uncertain_at_start = 3;
+        s.uncertain_settled = 3;
+        s.calls_cut_off = 1;
+        s.figures_collected = 98;
+        s.figures_missed = 1;
+        s.groups_split = 1;
+        s.split_groups = vec!["finance-board (3 of 5 cut over)".into()];
+        s.last_good_answer = Some("2027-01-05T06:29:40Z".into());
+        s
+    }
+
+    fn row(address: &str, state: State, class: Option<&str>, reason: &str) -> AttentionRow {
+        AttentionRow {
+            address: address.into(),
+            wave: "mw-2027-01-04".into(),
+            state,
+            class: class.map(Into::into),
+            reason: Some(reason.into()),
+        }
+    }
+
+    #[test]
+    fn the_summary_reads_as_it_did() {
+        let attention = [
+            row(
+                "ceo@contoso.com",
+                State::Failed,
+                Some("needs_approval"),
+                "data consistency Investigate",
+            ),
+            row(
+                "pa@contoso.com",
+                State::Failed,
+                Some("permanent"),
+                "the target mailbox already exists",
+            ),
+        ];
+        let holds = [row("cfo@contoso.com", State::Held, None, "year-end close")];
+        let tz = jiff::tz::TimeZone::get("Europe/London").unwrap();
+        let text = render(&summary(), (5, &attention), (1, &holds), 42.0, &tz);
+        insta::assert_snapshot!(text);
+    }
+}

@@ -8,8 +8,8 @@ use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::helpers::*;
+use crate::live::{CRASH_PROFILE, binary, config, mailwave, plan_with_binary, sim_serve};
 use crate::misbehave::{Reply, Server};
-use crate::realtime::{CRASH_PROFILE, config, mailwave, plan_with_binary, sim_serve};
 
 /// The name the system gives the account the tests run as: what `--by` falls back to.
 fn account() -> String {
@@ -19,11 +19,7 @@ fn account() -> String {
 
 /// `mailwave <args>` as cron runs it: no `$USER`, no `$LOGNAME`.
 fn as_cron(p: &Project, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mailwave"))
-        .args(args)
-        .current_dir(p.dir.path())
-        .env_remove("MAILWAVE_CONFIG")
-        .env_remove("MAILWAVE_STATE")
+    binary(p, None, args)
         .env_remove("USER")
         .env_remove("LOGNAME")
         .env("MAILWAVE_LOG", "warn")

@@ -149,22 +149,6 @@ pub fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The base URL a `mailwave sim serve` child prints on its first line (its stdout must be piped).
-pub fn sim_base(sim: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(sim.stdout.take().expect("sim serve's stdout is piped"))
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim_end()
-        .strip_prefix("mailwave simulator listening on ")
-        .unwrap_or_else(|| panic!("sim serve said {line:?}"))
-        .to_string();
-    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-    base
-}
-
 /// The html report parsed as the XML it must be; a report that is not well-formed fails the test.
 pub fn html_report(html: &str) -> roxmltree::Document<'_> {
     roxmltree::Document::parse_with_options(

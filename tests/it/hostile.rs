@@ -660,7 +660,7 @@ const PLANTED: &str = "=cmd|' /C calc'!A0\u{1b}[2J\u{1b}[31m<b onmouseover='x'>|
 /// the md tables. Here a run at 600x against `sim serve` planting such text, then every output.
 #[test]
 fn text_from_the_service_reaches_every_output_clean() {
-    use crate::realtime::{CRASH_PROFILE, mailwave, served_project};
+    use crate::live::{CRASH_PROFILE, mailwave, served_project};
     use jiff::{SignedDuration, Timestamp};
     let window_start: Timestamp = "2027-02-01T20:00:00Z".parse().unwrap();
     let origin = window_start - SignedDuration::from_mins(30);

@@ -12,6 +12,7 @@ mod fuzz;
 mod helpers;
 mod hostile;
 mod layout;
+mod live;
 mod misbehave;
 mod notices;
 mod preflight;

@@ -2,35 +2,14 @@
 //! directory sync has not reached, too few licence seats, a cmdlet outside the app's role, a wrong
 //! secret. Not a real-time test: the clock only places "now" before or inside pre-staging.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 use crate::helpers::*;
+use crate::live::{Sim, binary};
 
-/// A `sim serve` child, killed when dropped (a failing test leaves none behind).
-pub(crate) struct Sim {
-    pub(crate) child: Child,
-    pub(crate) base: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `sim serve` on the real clock, for a project still to be written.
 fn sim(p: &Project, profile: &str) -> Sim {
-    std::fs::write(p.path("profile.toml"), profile).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwave"))
-        .args(["sim", "serve", "--profile", "profile.toml"])
-        .current_dir(p.dir.path())
-        .env_remove("MAILWAVE_CLOCK")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = sim_base(&mut child);
-    Sim { child, base }
+    Sim::start(p, None, profile, &[])
 }
 
 fn project(base: &str) -> Project {
@@ -56,18 +35,11 @@ bank_holidays = "schedules/uk-bank-holidays.json"
 }
 
 fn mailwave(p: &Project, secret: &str, clock: Option<&str>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mailwave"));
-    c.args(args)
-        .current_dir(p.dir.path())
+    binary(p, clock, args)
         .env("MW_PF_SECRET", secret)
         .env("MAILWAVE_LOG", "warn")
-        .env_remove("MAILWAVE_CONFIG")
-        .env_remove("MAILWAVE_STATE");
-    match clock {
-        Some(spec) => c.env("MAILWAVE_CLOCK", spec),
-        None => c.env_remove("MAILWAVE_CLOCK"),
-    };
-    c.output().unwrap()
+        .output()
+        .unwrap()
 }
 
 /// The verdict of each check, keyed by its name.
@@ -237,22 +209,13 @@ fn preflight_keeps_to_the_rate_and_waits_out_429s() {
     let start: jiff::Timestamp = "2027-02-20T12:00:00Z".parse().unwrap();
     let clock = format!("scaled:20:{}:{start}", jiff::Timestamp::now());
     let setup = Project::new(SMALL_CONFIG);
-    std::fs::write(
-        setup.path("profile.toml"),
+    let sim = Sim::start(
+        &setup,
+        Some(&clock),
         "directory_users = 3000\ngraph_requests_per_second = 1.0\ngraph_burst = 2\n\
          exchange_requests_per_second = 1.0\nexchange_burst = 2\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwave"))
-        .args(["sim", "serve", "--profile", "profile.toml"])
-        .current_dir(setup.dir.path())
-        .env("MAILWAVE_CLOCK", &clock)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = sim_base(&mut child);
-    let sim = Sim { child, base };
+        &[],
+    );
     let p = project(&sim.base);
     planned(&p, "s", "2027-03-01");
     let out = mailwave(
@@ -350,21 +313,16 @@ fn preflight_says_why_mailboxes_have_no_request_yet() {
 
     // A run going, at its in-flight cap of five.
     let run = |log: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
-            .arg("run")
-            .current_dir(p.dir.path())
+        binary(&p, Some(&clock), &["run"])
             .env("MW_PF_SECRET", "s")
             .env("MAILWAVE_LOG", "warn")
-            .env("MAILWAVE_CLOCK", &clock)
-            .env_remove("MAILWAVE_CONFIG")
-            .env_remove("MAILWAVE_STATE")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(p.path(log)).unwrap())
             .spawn()
             .unwrap()
     };
     let stop = |mut child: Child| {
-        crate::realtime::sigterm(&child);
+        crate::live::sigterm(&child);
         let _ = child.wait();
     };
     let child = run("run-1.log");

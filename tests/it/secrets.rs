@@ -132,7 +132,7 @@ fn no_secret_reaches_a_file_a_log_an_error_or_a_post() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = sim_base(&mut sim);
+    let base = crate::live::sim_base(&mut sim);
 
     // A run with the secret: killed mid-create, resumed to the end, text and JSON logs.
     let secret_cred = "client_secret_env = \"MW_SEC\"";

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::helpers::*;
-use crate::realtime::{mailwave, moves, quiet_project, sigterm, stdout_of, wait_within};
+use crate::live::{binary, mailwave, moves, quiet_project, sigterm, stdout_of, wait_within};
 
 /// A run that pre-stages its wave and then waits for the window, ten minutes away.
 const RUN: &str = "requests_per_second = 50\nburst = 50\nmax_parallel_calls = 8\n\
@@ -449,14 +449,13 @@ fn the_state_folder_is_the_operators_alone() {
     std::fs::create_dir(p.path("state")).unwrap();
     chmod(&p.path("state"), 0o755);
     let import = |state: &str| {
-        Command::new(env!("CARGO_BIN_EXE_mailwave"))
-            .args(["--state", state, "inventory", "import", "estate.csv"])
-            .current_dir(p.dir.path())
-            .env("MAILWAVE_LOG", "info")
-            .env_remove("MAILWAVE_CONFIG")
-            .env_remove("MAILWAVE_STATE")
-            .output()
-            .unwrap()
+        binary(
+            &p,
+            None,
+            &["--state", state, "inventory", "import", "estate.csv"],
+        )
+        .output()
+        .unwrap()
     };
     let out = import("state/mailwave.db");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
