@@ -477,7 +477,32 @@ pub fn act(
         Err(e) => return Err(e.into()),
     }
     let code = report(cli, kind, &ids, lines, common.json)?;
-    tell(&told);
+    // Users hear of what was done or is still to be done, never of what was refused.
+    let outcomes = Store::open_read_only(&cli.state)?.actions_by_id(&ids)?;
+    let refused: std::collections::HashSet<i64> = outcomes
+        .iter()
+        .filter(|r| {
+            r.outcome
+                .as_deref()
+                .is_some_and(|o| o.starts_with("refused"))
+        })
+        .map(|r| r.id)
+        .collect();
+    if refused.is_empty() {
+        tell(&told);
+    } else {
+        let standing: Vec<MailboxFacts> = mailboxes
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| !refused.contains(id))
+            .map(|(f, _)| f.clone())
+            .collect();
+        if !standing.is_empty() {
+            let told =
+                super::notices::what_users_hear(cli, kind, &standing, target, common.no_notice)?;
+            tell(&told);
+        }
+    }
     Ok(code)
 }
 
@@ -779,9 +804,13 @@ pub fn check_target(
     force: bool,
 ) -> anyhow::Result<()> {
     if cli.clock().now() >= wave.window_start {
+        let tz = crate::config::Config::load(&cli.config)
+            .map(|c| c.schedule.timezone)
+            .unwrap_or(jiff::tz::TimeZone::UTC);
         return Err(BadInput(format!(
             "--to: the window of {} has already opened ({})",
-            wave.name, wave.window_start
+            wave.name,
+            crate::format::local(wave.window_start, &tz)
         ))
         .into());
     }
