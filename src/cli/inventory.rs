@@ -188,6 +188,7 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
     groups::assign(&mut inv, opts.service_account_threshold);
     let rejected = (rejected_mailboxes.len() + delegates.rejected.len()) as u64;
     let summary = ImportSummary::of(&inv, rejected);
+    let mut guarded: Option<String> = None;
     if let Some(stored) = &stored {
         let diff = Diff::of(stored, &inv);
         diff.print(args.delegates.is_none() && !args.drop_delegates);
@@ -206,19 +207,23 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
         };
         let dropped = share(diff.removed.len(), stored.mailboxes.len());
         let dropped_edges = share(diff.delegations_dropped, stored.delegations.len());
-        if !args.replace
-            && !args.dry_run
-            && (dropped > args.max_drop || dropped_edges > args.max_drop)
-        {
-            return Err(BadInput(format!(
+        if !args.replace && (dropped > args.max_drop || dropped_edges > args.max_drop) {
+            let why = format!(
                 "{}: this import drops {:.1}% of the stored mailboxes and {:.1}% of the delegations \
-                 (more than --max-drop {}%); nothing was changed. Check the file, or add --replace",
+                 (more than --max-drop {}%)",
                 mailboxes.display(),
                 dropped,
                 dropped_edges,
                 args.max_drop
-            ))
-            .into());
+            );
+            if !args.dry_run {
+                return Err(BadInput(format!(
+                    "{why}; nothing was changed. Check the file, or add --replace"
+                ))
+                .into());
+            }
+            // A dry run shows what the real one would meet.
+            guarded = Some(why);
         }
     }
     if let Some((path, merged)) = &sizes {
@@ -266,6 +271,9 @@ fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<i32> {
                 "{rejected} rejected row(s) written to {}",
                 rejected_path.display()
             );
+        }
+        if let Some(why) = &guarded {
+            outln!("the import itself would be refused: {why}; check the file, or add --replace");
         }
         outln!("dry run: nothing was stored");
         return Ok(exit::OK);

@@ -55,6 +55,14 @@ fn preview(cli: &Cli, address: &str) -> anyhow::Result<i32> {
             cli.config.display()
         );
     }
+    let unset = notices::unset_placeholders(n, &templates);
+    if !unset.is_empty() {
+        outln!(
+            "warning: the templates use {}, not set in {}: users read them empty\n",
+            unset.join(" and "),
+            cli.config.display()
+        );
+    }
     let history = store.notices_of(due.mailbox_id)?;
     // A sent notice is shown with the date it told, whatever the plan says now.
     let windows: HashMap<Timestamp, (String, Timestamp)> = store

@@ -38,6 +38,19 @@ fn need(command: &Command) -> Need {
     }
 }
 
+/// The commands that only read the estate and the config's zone (and so do not load it whole).
+fn reads_only(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Status(_)
+            | Command::Watch(_)
+            | Command::Report(_)
+            | Command::Analyze(_)
+            | Command::Inventory(super::inventory::Command::Show { .. })
+            | Command::Mailbox(super::mailbox::Command::Show { .. })
+    )
+}
+
 /// A path as the operator should read it: absolute and without `..`, whether or not it exists yet.
 pub(crate) fn absolute(path: &Path) -> PathBuf {
     let Ok(full) = std::path::absolute(path) else {
@@ -69,6 +82,17 @@ pub(crate) fn locate(cli: &mut Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let config_exists = cli.config.is_file();
+    // The commands that only look read on with a config that has a mistake in it (an operator
+    // looks at the estate while fixing it), but never in silence: the commands that act refuse
+    // the same file.
+    if config_exists
+        && reads_only(&cli.command)
+        && let Err(e) = Config::load(&cli.config)
+    {
+        errln!(
+            "mailwave: warning: {e} (this command reads on; plan, run, preflight and the actions refuse the file until it is fixed)"
+        );
+    }
     let (path, source) = match &cli.state_option {
         Some(p) => (p.clone(), Source::Option),
         None if config_exists => {

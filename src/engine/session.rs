@@ -121,9 +121,16 @@ pub fn notice_templates(config: &Config) -> Result<Option<Templates>, SessionErr
     if n.after {
         needed.push("after");
     }
-    Templates::load(&n.templates, &needed)
-        .map(Some)
-        .map_err(|e| SessionError::Notices(format!("notice template {e}")))
+    let templates = Templates::load(&n.templates, &needed)
+        .map_err(|e| SessionError::Notices(format!("notice template {e}")))?;
+    let unset = super::notices::unset_placeholders(n, &templates);
+    if !unset.is_empty() {
+        tracing::warn!(
+            placeholders = %unset.join(", "),
+            "the notice templates use values the config does not set: users will read them empty"
+        );
+    }
+    Ok(Some(templates))
 }
 
 /// Checks the scope and the notice templates, and records the run; nothing is written when
@@ -363,7 +370,9 @@ async fn drive<S: MoveService>(
         }
     });
     let (attention_total, attention) = ended.attention;
-    if let Some(url) = &webhook {
+    // An action command that applied its own actions is no run to report: its outcome is in
+    // the command's output and the audit, and the webhook hears only of runs.
+    if let Some(url) = webhook.as_ref().filter(|_| !s.options.actions_only) {
         post_webhook(url, webhook_text(&summary, attention_total), &summary).await;
     }
     let exit = match summary.outcome.as_str() {

@@ -96,13 +96,33 @@ impl Store {
     /// The latest runs (at most `limit`, newest first); with `since`, those that started or ended
     /// since then, or have not ended.
     pub fn runs(&self, since: Option<jiff::Timestamp>, limit: usize) -> Result<Vec<RunRecord>> {
+        self.runs_where(since, limit, false)
+    }
+
+    /// [`Store::runs`] without the short sessions in which an action command applied its own
+    /// actions (outcome `actions`): the runs that worked the waves, as the reports list them.
+    pub fn work_runs(
+        &self,
+        since: Option<jiff::Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
+        self.runs_where(since, limit, true)
+    }
+
+    fn runs_where(
+        &self,
+        since: Option<jiff::Timestamp>,
+        limit: usize,
+        work_only: bool,
+    ) -> Result<Vec<RunRecord>> {
         let mut q = self.conn().prepare(
             "SELECT id, command, started_at, ended_at, outcome, summary FROM runs
-             WHERE ?1 IS NULL OR COALESCE(ended_at, started_at) >= ?1 OR ended_at IS NULL
+             WHERE (?1 IS NULL OR COALESCE(ended_at, started_at) >= ?1 OR ended_at IS NULL)
+               AND NOT (?3 AND outcome IS 'actions')
              ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = q
-            .query_map(params![since.map(millis), limit as i64], |r| {
+            .query_map(params![since.map(millis), limit as i64, work_only], |r| {
                 Ok(RunRecord {
                     id: r.get(0)?,
                     command: r.get(1)?,

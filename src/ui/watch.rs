@@ -335,7 +335,8 @@ pub(crate) fn draw(frame: &mut Frame, view: &View) {
         Cell::from(Line::from("copying").right_aligned()),
         Cell::from(Line::from("synced").right_aligned()),
         Cell::from(Line::from("cutover").right_aligned()),
-        Cell::from(Line::from("failed").right_aligned()),
+        // Both need the operator: a failed move and a held mailbox.
+        Cell::from(Line::from("f/held").right_aligned()),
     ];
     if !with_bar {
         widths.remove(BAR_COLUMN);

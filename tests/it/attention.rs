@@ -352,4 +352,14 @@ fn only_what_needs_a_person_is_alerted_once_and_every_run_end_says_so() {
         )),
         "{report}"
     );
+    // The action commands applied their actions themselves (no run was going): the webhook heard
+    // of no "run" of theirs, and the report's runs are the ones that worked the waves.
+    let outcomes: Vec<String> = hook
+        .requests()
+        .iter()
+        .filter_map(|r| r.json()["summary"]["outcome"].as_str().map(str::to_string))
+        .collect();
+    assert!(!outcomes.is_empty(), "the runs posted their summaries");
+    assert!(outcomes.iter().all(|o| o != "actions"), "{outcomes:?}");
+    assert!(!report.contains("(actions)"), "{report}");
 }

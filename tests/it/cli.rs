@@ -275,6 +275,19 @@ fn bad_config_is_refused_with_line_and_key() {
         "{}",
         stderr(&out)
     );
+    // The commands that only look read on, but say what is wrong, with its line (the walk of
+    // issue 19 found status, report and inventory show silent about a misspelt key).
+    for args in [vec!["status"], vec!["report"], vec!["inventory", "show"]] {
+        let out = p.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("warning: ")
+                && stderr(&out).contains("line 11")
+                && stderr(&out).contains("refuse the file until it is fixed"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
@@ -682,6 +695,17 @@ fn a_reimport_shows_the_difference_and_refuses_to_drop_much_without_replace() {
         stderr(&out).contains("c.csv: this import drops 10.0% of the stored mailboxes"),
         "{}",
         stderr(&out)
+    );
+    assert_eq!(folder_bytes(&p.path("state")), before);
+    // A dry run of it says the real import would be refused, and why (exit 0: it is a look).
+    let out = p.run(&["inventory", "import", "c.csv", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "the import itself would be refused: c.csv: this import drops 10.0% of the stored mailboxes"
+        ),
+        "{}",
+        stdout(&out)
     );
     assert_eq!(folder_bytes(&p.path("state")), before);
     assert!(

@@ -1075,3 +1075,33 @@ fn a_hold_in_real_time_tells_users_only_what_still_holds_at_the_lead() {
         assert_eq!(subjects(&format!("user{i:04}@contoso.com")).len(), 1);
     }
 }
+
+/// The starter templates ask for `{help_link}` and `{reply_to}`; a project that sets neither would
+/// mail "Questions:  or reply to ." (the walk of issue 19). `notices preview` says so, naming the
+/// keys; a project that sets them hears nothing of it.
+#[test]
+fn a_template_value_the_config_leaves_unset_is_named_before_anyone_is_mailed() {
+    let unset = NOTICES
+        .replace("reply_to = \"servicedesk@contoso.com\"\n", "")
+        .replace("help_link = \"https://intranet.contoso.com/move\"\n", "");
+    for (notices, warned) in [(unset.as_str(), true), (NOTICES, false)] {
+        let p = Project::new(&engine_config(40, 80, notices));
+        write_templates(&p);
+        let plan = planned_estate(&p, 20, date(2027, 1, 4));
+        let someone = Store::open_read_only(&p.db())
+            .unwrap()
+            .wave_addresses(&plan.waves[0].id)
+            .unwrap()[0]
+            .clone();
+        let out = p.run(&["notices", "preview", &someone]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert_eq!(
+            text.contains(
+                "warning: the templates use {help_link} (notices.help_link) and {reply_to} (notices.reply_to)"
+            ),
+            warned,
+            "{text}"
+        );
+    }
+}

@@ -285,6 +285,19 @@ impl Cursor {
 /// it, a retry that fell due).
 const RECHECK: SignedDuration = SignedDuration::from_mins(15);
 
+/// The placeholders the templates use whose `[notices]` key is not set: users would read an
+/// empty link or address there ("Questions:  or reply to ."). Each with its key.
+pub fn unset_placeholders(config: &Notices, templates: &Templates) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if config.help_link.is_none() && templates.uses("help_link") {
+        out.push("{help_link} (notices.help_link)");
+    }
+    if config.reply_to.is_none() && templates.uses("reply_to") {
+        out.push("{reply_to} (notices.reply_to)");
+    }
+    out
+}
+
 /// How many rows a record touched.
 fn count(w: Written) -> u64 {
     match w {

@@ -204,6 +204,19 @@ impl Templates {
         Ok(Templates { sets })
     }
 
+    /// Whether any template (of any organisation) uses placeholder `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        let Some(i) = PLACEHOLDERS.iter().position(|p| *p == name) else {
+            return false;
+        };
+        self.sets.values().flat_map(HashMap::values).any(|t| {
+            t.subject
+                .iter()
+                .chain(&t.body)
+                .any(|p| matches!(p, Piece::Field(f) if *f == i))
+        })
+    }
+
     /// Subject, body and whether it is html, for `kind` to a user of `organisation`.
     pub fn render(
         &self,

@@ -173,7 +173,7 @@ impl Report {
             forecast,
             forecast_age,
             forecast_passed,
-            runs: store.runs(since, RUNS)?,
+            runs: store.work_runs(since, RUNS)?,
             notices: notices_by_kind(store)?,
             licences: store.licence_view(LISTED)?,
         })
