@@ -395,27 +395,23 @@ pub fn main() -> i32 {
     }
 }
 
-/// Whether an error is standard output's reader going away, however it was wrapped.
+/// Whether an error is standard output's reader going away, however it was wrapped (an io error,
+/// or the csv or json writer's error around one, itself perhaps inside an io error).
 fn closed_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
-            cause
-                .downcast_ref::<csv::Error>()
-                .and_then(|c| match c.kind() {
-                    csv::ErrorKind::Io(io) => Some(io),
-                    _ => None,
-                })
-        });
-        io.is_some_and(|io| {
-            io.kind() == std::io::ErrorKind::BrokenPipe
-                || io
-                    .get_ref()
-                    .and_then(|inner| inner.downcast_ref::<csv::Error>())
-                    .is_some_and(|c| {
-                        matches!(c.kind(), csv::ErrorKind::Io(i) if i.kind() == std::io::ErrorKind::BrokenPipe)
-                    })
-        })
-    })
+    fn broken(cause: &(dyn std::error::Error + 'static)) -> bool {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::BrokenPipe
+                || io.get_ref().is_some_and(|inner| broken(inner));
+        }
+        if let Some(c) = cause.downcast_ref::<csv::Error>() {
+            return matches!(c.kind(), csv::ErrorKind::Io(io) if broken(io));
+        }
+        if let Some(j) = cause.downcast_ref::<serde_json::Error>() {
+            return j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe);
+        }
+        false
+    }
+    e.chain().any(broken)
 }
 
 pub(crate) fn dispatch(cli: &Cli) -> anyhow::Result<i32> {

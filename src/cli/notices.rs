@@ -117,19 +117,47 @@ fn preview(cli: &Cli, address: &str) -> anyhow::Result<i32> {
             .iter()
             .any(|r| r.kind == kind && r.told_start == Some(wave.window_start))
     };
+    // The "before" notices go only to a mailbox still moving (not held, skipped, failed for
+    // good or moved), and of those already due only the latest goes: it supersedes the others.
+    let facts = store.mailbox_facts(&due.address)?;
+    let stopped = facts.as_ref().and_then(|f| {
+        let moving = matches!(
+            f.state,
+            State::Planned | State::Submitted | State::Syncing | State::Synced
+        ) || (f.state == State::Failed
+            && matches!(
+                f.failure_class.as_deref(),
+                Some("transient" | "needs_approval")
+            ));
+        (!moving).then(|| f.state.name())
+    });
+    let latest_due = n
+        .before
+        .iter()
+        .filter(|off| wave.window_start - **off <= now)
+        .min()
+        .copied();
     for off in &n.before {
         let kind = notices::before_kind(*off);
         if sent_before(&kind) {
             continue;
         }
         let at = wave.window_start - *off;
-        cases.push((
-            format!(
-                "{}{} {}",
-                label(&kind),
-                if at <= now { "due since" } else { "goes" },
+        let when = match (stopped, latest_due) {
+            (Some(state), _) => format!(
+                "not sent while the mailbox is {state} (due {})",
                 local(at, tz)
             ),
+            (None, Some(latest)) if at <= now && *off != latest => format!(
+                "not sent: superseded by the {} notice (due {})",
+                notices::offset_label(latest),
+                local(at, tz)
+            ),
+            (None, _) if at <= now => format!("due since {}", local(at, tz)),
+            (None, _) => format!("goes {}", local(at, tz)),
+        };
+        cases.push((
+            format!("{}{when}", label(&kind)),
             "before",
             None,
             fill(Some(wave.window_start), None),

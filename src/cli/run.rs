@@ -279,6 +279,20 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<i32> {
         .map(|u| parse_until(u, clock.now(), &config.schedule.timezone))
         .transpose()
         .map_err(BadInput)?;
+    // A time already gone (a cron line with last year's date) would end every run at once and
+    // report it a success.
+    if let Some(t) = until
+        && t <= clock.now()
+    {
+        let tz = &config.schedule.timezone;
+        return Err(BadInput(format!(
+            "--until {}: {} has already passed (it is {}); nothing was done",
+            args.until.as_deref().unwrap_or_default(),
+            crate::format::local(t, tz),
+            crate::format::local(clock.now(), tz)
+        ))
+        .into());
+    }
     // Bound before anything starts, so a taken port is bad input that changes nothing.
     let metrics = args
         .metrics

@@ -524,6 +524,35 @@ fn run_without_a_credential_is_bad_input() {
     );
 }
 
+/// `run --until` a time already gone (a cron line with last year's date) is refused before
+/// anything starts, not a run that ends at once and reports success.
+#[test]
+fn a_run_until_a_time_already_gone_is_refused() {
+    let p = imported(Project::new(SMALL_CONFIG));
+    let before = std::fs::read(p.db()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailwave"))
+        .args(["run", "--until", "2020-01-01T00:00:00Z"])
+        .current_dir(p.dir.path())
+        .env("MAILWAVE_TEST_SECRET", "not-a-real-secret")
+        .env("MAILWAVE_ENDPOINTS_BASE", "http://127.0.0.1:9")
+        .env_remove("MAILWAVE_CONFIG")
+        .env_remove("MAILWAVE_STATE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(BAD_INPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("--until 2020-01-01T00:00:00Z: Wed 1 Jan 2020 00:00 GMT has already passed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(p.db()).unwrap(),
+        before,
+        "nothing was recorded"
+    );
+}
+
 /// The small estate imported and planned from 2027-01-04 as "jan".
 fn planned_project() -> Project {
     let p = Project::new(SMALL_CONFIG);

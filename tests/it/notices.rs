@@ -1105,3 +1105,53 @@ fn a_template_value_the_config_leaves_unset_is_named_before_anyone_is_mailed() {
         );
     }
 }
+
+/// `notices preview` says what will really happen to the "before" notices: of those already due
+/// only the latest goes (it supersedes the others), and none goes while the mailbox is held (the
+/// walk of issue 19 saw a held mailbox's notice shown as going, and two notices shown as due).
+#[test]
+fn the_preview_shows_only_the_before_notice_that_will_go() {
+    let p = Project::new(&engine_config(40, 80, NOTICES));
+    write_templates(&p);
+    let plan = planned_estate(&p, 20, date(2027, 1, 4));
+    let wave = &plan.waves[0];
+    let someone = Store::open_read_only(&p.db())
+        .unwrap()
+        .wave_addresses(&wave.id)
+        .unwrap()[0]
+        .clone();
+    // Half a day before the window: the 7-day and the 1-day notices are both due.
+    let at = (wave.window_start_utc - SignedDuration::from_hours(12)).to_string();
+    let preview = || {
+        let out = p.run_at(&at, &["notices", "preview", &someone]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let text = preview();
+    assert!(
+        text.contains("not sent: superseded by the 1d notice"),
+        "{text}"
+    );
+    assert_eq!(text.matches("due since").count(), 1, "{text}");
+    // Held (as a run records it): nothing before the window goes.
+    let held = (0..16)
+        .filter_map(mailwave::store::State::from_code)
+        .find(|s| s.name() == "held")
+        .unwrap()
+        .code();
+    rusqlite::Connection::open(p.db())
+        .unwrap()
+        .execute(
+            "UPDATE mailbox_state SET state = ?1 WHERE mailbox_id =
+                 (SELECT id FROM mailboxes WHERE address = ?2)",
+            rusqlite::params![held, someone],
+        )
+        .unwrap();
+    let text = preview();
+    assert_eq!(
+        text.matches("not sent while the mailbox is held").count(),
+        2,
+        "{text}"
+    );
+    assert!(!text.contains("due since"), "{text}");
+}
