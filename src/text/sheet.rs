@@ -297,6 +297,13 @@ struct Guard<R> {
     record_line: u64,
     record_bytes: usize,
     failed: Option<(u64, String)>,
+    /// Bytes followed so far.
+    offset: u64,
+    /// Where each line end not yet asked about is (as byte offsets), and how many were before
+    /// them: a row's line from its byte position, blank lines counted (the parser skips them
+    /// without counting).
+    ends: std::collections::VecDeque<(u64, bool)>,
+    ends_before: u64,
 }
 
 impl<R> Guard<R> {
@@ -310,7 +317,26 @@ impl<R> Guard<R> {
             record_line: 1,
             record_bytes: 0,
             failed: None,
+            offset: 0,
+            ends: std::collections::VecDeque::new(),
+            ends_before: 0,
         }
+    }
+
+    /// The line of the byte at `offset` (positions are asked in order, so what is behind is let go).
+    /// A row's position is where the parser began on it, before the blank lines it skipped:
+    /// those count, and the row is on the line after them.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.ends.front().is_some_and(|&(end, _)| end < offset) {
+            self.ends.pop_front();
+            self.ends_before += 1;
+        }
+        // The lines the parser skipped (blank, or a comment in a list) end with a mark.
+        while self.ends.front().is_some_and(|&(_, skipped)| skipped) {
+            self.ends.pop_front();
+            self.ends_before += 1;
+        }
+        self.ends_before + 1
     }
 }
 
@@ -336,7 +362,10 @@ impl<R> Guard<R> {
                 match self.at {
                     At::Quoted => {
                         let taken = rest.get(..run).unwrap_or_default();
-                        self.line += taken.iter().filter(|&&c| c == b'\n').count() as u64;
+                        for (k, _) in taken.iter().enumerate().filter(|(_, c)| **c == b'\n') {
+                            self.ends.push_back((self.offset + (i + k) as u64, false));
+                            self.line += 1;
+                        }
                     }
                     At::FieldStart | At::Unquoted if last == self.delimiter => {
                         self.at = At::FieldStart
@@ -353,6 +382,9 @@ impl<R> Guard<R> {
             let ends_line = b == b'\n';
             if ends_line {
                 self.line += 1;
+                // A line the parser skips: nothing in it, or a comment.
+                let skipped = record_start || self.at == At::Comment;
+                self.ends.push_back((self.offset + i as u64, skipped));
             }
             self.at = match (self.at, b) {
                 (_, c) if record_start && Some(c) == self.comment => At::Comment,
@@ -410,6 +442,7 @@ impl<R: Read> Read for Guard<R> {
             return Err(stop(self.record_line, message));
         }
         let result = self.follow(buf.get(..n).unwrap_or_default());
+        self.offset += n as u64;
         if let Err((line, message)) = result {
             self.failed = Some((line, message.clone()));
             return Err(stop(line, message));
@@ -628,7 +661,10 @@ impl<'a> Sheet<'a> {
                 Ok(true) => {}
                 Err(e) => return Some(Err(problem(e))),
             }
-            let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+            let line = match self.record.position() {
+                Some(p) => self.reader.get_mut().line_at(p.byte()),
+                None => 0,
+            };
             if self.record.len() > MAX_FIELDS {
                 return Some(Err(Problem::File {
                     line,
@@ -796,6 +832,24 @@ mod tests {
         let mut broken = utf16("EmailAddress\na@contoso.com\n", false);
         broken.extend_from_slice(&[0x00, 0xD8, b'x', 0]);
         assert!(rows(&broken).unwrap_err().to_string().contains("UTF-16"));
+    }
+
+    #[test]
+    fn rows_are_named_by_their_line_in_the_file_blank_lines_counted() {
+        // The parser skips blank lines without counting them: an error after them named the
+        // wrong line (the walk of issue 19). Quoted line breaks count too.
+        let text = "EmailAddress,Display Name,SizeBytes\r\nx1@contoso.com,A,1\r\n\r\n\r\n\r\nx2@contoso.com,B,bad\r\n\nx3@contoso.com,\"two\nlines\",3\nx4@contoso.com,D,4\n";
+        let (_, r) = rows(text.as_bytes()).unwrap();
+        let lines: Vec<u64> = r.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [2, 6, 8, 10]);
+        // In a list, comment lines count as well.
+        let list = b"# leavers\na@contoso.com\n# more\n\nb@contoso.com\n";
+        let mut sheet = Sheet::new(Box::new(&list[..]), false).unwrap();
+        let mut lines = Vec::new();
+        while let Some(row) = sheet.next_row() {
+            lines.push(row.unwrap().line);
+        }
+        assert_eq!(lines, [2, 5]);
     }
 
     #[test]
