@@ -122,6 +122,21 @@ pub(crate) fn sigterm(child: &Child) {
     assert!(ok);
 }
 
+/// Stops a run as an operator does (SIGTERM) and waits for it, at most 15 s; its exit status.
+pub(crate) fn stop_politely(child: &mut Child, log: &std::path::Path) -> std::process::ExitStatus {
+    sigterm(child);
+    wait_within(child, Duration::from_secs(15), "SIGTERM", log).0
+}
+
+/// Waits until `check` holds, looking every 100 ms, at most `limit`.
+pub(crate) fn poll_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Writes an inventory of `n` mailboxes, imports it and plans it from `day` with the binary.
 pub(crate) fn plan_with_binary(p: &Project, clock: &str, n: usize, day: &str) {
     let mut csv = String::from("EmailAddress,SizeBytes,ItemCount,SourceDatabase\n");

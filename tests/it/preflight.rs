@@ -5,7 +5,7 @@
 use std::process::{Child, Output, Stdio};
 
 use crate::helpers::*;
-use crate::live::{Sim, binary};
+use crate::live::{Sim, binary, poll_until};
 
 /// `sim serve` on the real clock, for a project still to be written.
 fn sim(p: &Project, profile: &str) -> Sim {
@@ -263,15 +263,6 @@ fn preflight_keeps_to_the_rate_and_waits_out_429s() {
     assert_ne!(out.status.code(), Some(1), "{}", stdout(&out));
 }
 
-/// Waits until `check` holds, at most `limit`.
-fn until(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "{what} within {limit:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn preflight_says_why_mailboxes_have_no_request_yet() {
     let sim = sim(&Project::new(SMALL_CONFIG), "directory_users = 40\n");
@@ -336,7 +327,7 @@ fn preflight_says_why_mailboxes_have_no_request_yet() {
             )
             .unwrap()
     };
-    until(std::time::Duration::from_secs(30), "five requests", || {
+    poll_until(std::time::Duration::from_secs(30), "five requests", || {
         in_flight() == 5
     });
     let out = mailwave(&p, "s", Some(&clock), &["preflight", "--json"]);
@@ -356,7 +347,7 @@ fn preflight_says_why_mailboxes_have_no_request_yet() {
     // A run going that creates requests only in the morning: not yet due.
     with_run("max_in_flight = 5\nstop_grace = \"2s\"\nprestage_window = \"08:00-09:00\"");
     let child = run("run-2.log");
-    until(
+    poll_until(
         std::time::Duration::from_secs(30),
         "the run to start",
         || mailwave::store::lock::holder(&db).is_some_and(|h| h.starts_with("mailwave run")),

@@ -826,13 +826,7 @@ fn hold_skip_and_reschedule_reach_the_service_while_a_run_goes() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    sigterm(&child);
-    let (status, _) = wait_within(
-        &mut child,
-        Duration::from_secs(15),
-        "SIGTERM",
-        &p.path("run.log"),
-    );
+    let status = stop_politely(&mut child, &p.path("run.log"));
     assert_eq!(status.code(), Some(0));
     let end = live(&base);
     sim.kill().unwrap();
@@ -950,13 +944,7 @@ fn a_pending_action_outlives_a_stalled_service_and_a_killed_run() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    sigterm(&child);
-    let (status, _) = wait_within(
-        &mut child,
-        Duration::from_secs(15),
-        "SIGTERM",
-        &p.path("run-2.log"),
-    );
+    let status = stop_politely(&mut child, &p.path("run-2.log"));
     assert_eq!(status.code(), Some(0));
     sim.kill().unwrap();
     sim.wait().unwrap();
@@ -1394,21 +1382,10 @@ fn an_action_on_a_fresh_request_waits_out_replication() {
         "{out}"
     );
     // Every request made before the run stops, so that the next ones below are the only fresh ones.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while live(&sim.base).len() < 15 {
-        assert!(
-            Instant::now() < deadline,
-            "the requests were not all made in 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    sigterm(&child);
-    let (status, _) = wait_within(
-        &mut child,
-        Duration::from_secs(15),
-        "SIGTERM",
-        &p.path("run.log"),
-    );
+    poll_until(Duration::from_secs(30), "all 15 requests made", || {
+        live(&sim.base).len() >= 15
+    });
+    let status = stop_politely(&mut child, &p.path("run.log"));
     assert_eq!(status.code(), Some(0));
     let run_log = std::fs::read_to_string(p.path("run.log")).unwrap();
     assert!(

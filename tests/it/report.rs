@@ -618,9 +618,9 @@ async fn a_forecast_shows_its_age_and_is_left_out_once_it_says_nothing() {
     );
 }
 
-/// A forecast made once nothing is left to move forecasts nothing: the reports leave it out.
-#[tokio::test(start_paused = true)]
-async fn a_forecast_of_a_finished_estate_is_left_out() {
+/// 60 mailboxes run to the end without failures on the paused clock, and a clock spec an hour
+/// after the last window closed.
+async fn finished_estate() -> (Project, String) {
     let p = Project::new(&engine_config(40, 80, ""));
     let outcome = crate::engine::run_to_end(
         &p,
@@ -639,6 +639,13 @@ async fn a_forecast_of_a_finished_estate_is_left_out() {
     assert_eq!(outcome.summary.outcome, "finished");
     let end = outcome.plan.waves.last().unwrap().window_end_utc + SignedDuration::from_hours(1);
     let spec = format!("scaled:1:{}:{end}", Timestamp::now());
+    (p, spec)
+}
+
+/// A forecast made once nothing is left to move forecasts nothing: the reports leave it out.
+#[tokio::test(start_paused = true)]
+async fn a_forecast_of_a_finished_estate_is_left_out() {
+    let (p, spec) = finished_estate().await;
     let out = p.run(&with_clock(&spec, &["forecast"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let out = p.run(&with_clock(&spec, &["report", "--format", "html"]));
@@ -667,24 +674,7 @@ async fn a_forecast_of_a_finished_estate_is_left_out() {
 /// database's temporary path is the one thing that differs between runs, and is masked.
 #[tokio::test(start_paused = true)]
 async fn the_md_report_reads_as_it_did() {
-    let p = Project::new(&engine_config(40, 80, ""));
-    let outcome = crate::engine::run_to_end(
-        &p,
-        60,
-        date(2027, 1, 4),
-        Profile {
-            transient_failure_share: 0.0,
-            permanent_failure_share: 0.0,
-            dcs_investigate_share: 0.0,
-            dcs_poor_share: 0.0,
-            ..Profile::default()
-        },
-        RunOptions::default(),
-    )
-    .await;
-    assert_eq!(outcome.summary.outcome, "finished");
-    let end = outcome.plan.waves.last().unwrap().window_end_utc + SignedDuration::from_hours(1);
-    let spec = format!("scaled:1:{}:{end}", Timestamp::now());
+    let (p, spec) = finished_estate().await;
     let out = p.run(&with_clock(&spec, &["report"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let db = p.db().display().to_string();
